@@ -1,0 +1,14 @@
+# The C kernels are optional: if no compiler is available the build still succeeds and
+# retrievekit falls back to its numpy implementation (same results, slower).
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "retrievekit._kernels",
+            ["src/retrievekit/_kernels.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        )
+    ]
+)

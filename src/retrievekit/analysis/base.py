@@ -1,0 +1,81 @@
+"""The analyzer interface: text -> list of index terms, plus a JSON config stored in each index."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import RetrievekitError
+
+
+class Analyzer(ABC):
+    """Turns text into index terms. Index and query text must go through the same analyzer, so every index
+    stores ``config()`` and rebuilds its analyzer with ``analyzer_from_config``."""
+
+    name: str = ""
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[str]:
+        """Raw tokens, before ``normalize``."""
+
+    @abstractmethod
+    def normalize(self, token: str) -> str:
+        """One raw token -> its index term, or ``""`` to drop it (stop word)."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable settings; ``analyzer_from_config(a.config())`` rebuilds an equal analyzer."""
+
+    def analyze(self, text: str) -> list[str]:
+        normalize = self.normalize
+        return [term for term in map(normalize, self.tokenize(text)) if term]
+
+    def term_spans(self, text: str) -> list[tuple[int, int, list[str]]]:
+        """(start, end, index terms) per word of ``text``. The default cannot locate words and returns none."""
+        return []
+
+    def analyze_batch(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self.analyze(text) for text in texts]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Analyzer) and self.config() == other.config()
+
+    def __hash__(self) -> int:
+        return hash(repr(sorted(self.config().items())))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config()})"
+
+
+class UnknownAnalyzerError(RetrievekitError, ValueError):
+    pass
+
+
+_PRESETS: dict[str, Callable[[], Analyzer]] = {}
+
+
+def register_analyzer(name: str, factory: Callable[[], Analyzer]) -> None:
+    """Make ``get_analyzer(name)`` return ``factory()``."""
+    _PRESETS[name] = factory
+
+
+def available_analyzers() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def get_analyzer(spec: "str | dict[str, Any] | Analyzer | None" = None) -> Analyzer:
+    """An analyzer from a preset name (see ``available_analyzers()``), a config dict, or an instance.
+    ``None`` gives the default, ``"lucene-english"``."""
+    if isinstance(spec, Analyzer):
+        return spec
+    if spec is None:
+        spec = "lucene-english"
+    if isinstance(spec, dict):
+        from .standard import analyzer_from_config
+
+        return analyzer_from_config(spec)
+    factory = _PRESETS.get(spec)
+    if factory is None:
+        raise UnknownAnalyzerError(f"unknown analyzer {spec!r}; choose one of: {', '.join(available_analyzers())}")
+    return factory()

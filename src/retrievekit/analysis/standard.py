@@ -1,0 +1,156 @@
+"""Configurable token-filter analyzers, including the Lucene/Anserini English default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import Stemmer
+
+from ..errors import RetrievekitError
+from .base import Analyzer, UnknownAnalyzerError, register_analyzer
+from .porter import lucene_porter_stem
+from .stopwords import STOPWORD_LISTS
+from .tokenizers import (
+    identifier_token_spans,
+    identifier_tokenize,
+    standard_token_spans,
+    standard_tokenize,
+    whitespace_token_spans,
+    whitespace_tokenize,
+)
+
+TOKENIZERS = {"standard": standard_tokenize, "whitespace": whitespace_tokenize, "identifier": identifier_tokenize}
+_SPANS = {"standard": standard_token_spans, "whitespace": whitespace_token_spans, "identifier": identifier_token_spans}
+# U+0027 apostrophe, U+2019 right single quotation mark, U+FF07 fullwidth apostrophe (Lucene's
+# EnglishPossessiveFilter).
+_POSSESSIVES = ("'s", "\u2019s", "\uff07s")
+
+
+class TokenFilterAnalyzer(Analyzer):
+    """tokenizer -> [possessive removal] -> [lowercase] -> [stop words] -> [stemmer].
+
+    ``stemmer`` is ``None``, ``"porter"`` (Lucene's PorterStemFilter) or any PyStemmer/Snowball algorithm name
+    (``"english"``, ``"german"``, ...). Normalisation is cached per distinct token, so stemming costs once per
+    vocabulary entry, not per occurrence.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str = "standard",
+        lowercase: bool = True,
+        possessive: bool = False,
+        stopwords: str | list[str] | None = None,
+        stemmer: str | None = None,
+        name: str = "",
+    ) -> None:
+        if tokenizer not in TOKENIZERS:
+            raise UnknownAnalyzerError(f"unknown tokenizer {tokenizer!r}; choose one of: {', '.join(TOKENIZERS)}")
+        self.tokenizer = tokenizer
+        self.lowercase = lowercase
+        self.possessive = possessive
+        if isinstance(stopwords, str):
+            if stopwords not in STOPWORD_LISTS:
+                raise UnknownAnalyzerError(
+                    f"unknown stop word list {stopwords!r}; choose one of: {', '.join(STOPWORD_LISTS)} or a list"
+                )
+            self._stopwords = STOPWORD_LISTS[stopwords]
+        else:
+            self._stopwords = frozenset(stopwords or ())
+        self.stopwords = stopwords
+        self.stemmer = stemmer
+        self.name = name
+        self._stem = _make_stemmer(stemmer)
+        self._tokenize = TOKENIZERS[tokenizer]
+        self._cache: dict[str, str] = {}
+
+    def tokenize(self, text: str) -> list[str]:
+        # Lowercasing the whole text first is one C call instead of one per token; word boundaries do not change.
+        return self._tokenize(text.lower() if self.lowercase else text)
+
+    def normalize(self, token: str) -> str:
+        term = self._cache.get(token)
+        if term is None:
+            term = self._normalize_uncached(token)
+            if len(self._cache) < 2_000_000:
+                self._cache[token] = term
+        return term
+
+    def _normalize_uncached(self, token: str) -> str:
+        if self.possessive and token.endswith(_POSSESSIVES) or self.possessive and token.endswith(("'S", "\u2019S")):
+            token = token[:-2]
+        if self.lowercase:
+            token = token.lower()
+        if not token or token in self._stopwords:
+            return ""
+        return self._stem(token) if self._stem is not None else token
+
+    def analyze(self, text: str) -> list[str]:
+        cache = self._cache
+        tokens = self.tokenize(text)
+        out = []
+        for token in tokens:
+            term = cache.get(token)
+            if term is None:
+                term = self.normalize(token)
+            if term:
+                out.append(term)
+        return out
+
+    def term_spans(self, text: str) -> list[tuple[int, int, list[str]]]:
+        """(start, end, index terms) for each word of ``text``; used to highlight matches in the original text."""
+        out = []
+        for start, end in _SPANS[self.tokenizer](text):
+            word = text[start:end]
+            terms = self.analyze(word)
+            if terms:
+                out.append((start, end, terms))
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "token-filter",
+            "name": self.name,
+            "tokenizer": self.tokenizer,
+            "lowercase": self.lowercase,
+            "possessive": self.possessive,
+            "stopwords": self.stopwords,
+            "stemmer": self.stemmer,
+        }
+
+
+def _make_stemmer(name: str | None):  # type: ignore[no-untyped-def]
+    if name is None:
+        return None
+    if name == "porter":
+        return lucene_porter_stem
+    try:
+        return Stemmer.Stemmer(name).stemWord
+    except KeyError:
+        raise UnknownAnalyzerError(
+            f"unknown stemmer {name!r}; choose 'porter' or one of PyStemmer's: {', '.join(Stemmer.algorithms())}"
+        ) from None
+
+
+def analyzer_from_config(config: dict[str, Any]) -> Analyzer:
+    kind = config.get("type")
+    if kind != "token-filter":
+        raise RetrievekitError(f"cannot rebuild analyzer from config {config!r}: unknown type {kind!r}")
+    params = {k: v for k, v in config.items() if k != "type"}
+    return TokenFilterAnalyzer(**params)
+
+
+def _preset(name: str, **params: Any) -> None:
+    register_analyzer(name, lambda: TokenFilterAnalyzer(name=name, **params))
+
+
+# Anserini's DefaultEnglishAnalyzer: StandardTokenizer, EnglishPossessiveFilter, LowerCaseFilter,
+# StopFilter(Lucene English stop words), PorterStemFilter.
+_preset("lucene-english", possessive=True, stopwords="lucene-english", stemmer="porter")
+_preset("lucene-english-nostem", possessive=True, stopwords="lucene-english", stemmer=None)
+_preset("snowball-english", possessive=True, stopwords="lucene-english", stemmer="english")
+_preset("standard", stopwords=None, stemmer=None)
+_preset("whitespace", tokenizer="whitespace", lowercase=False)
+_preset("identifier", tokenizer="identifier")
+for _language in Stemmer.algorithms():
+    if _language not in ("english", "porter"):
+        _preset(_language, stemmer=_language)

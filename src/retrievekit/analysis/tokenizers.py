@@ -1,0 +1,135 @@
+"""Tokenizers: text -> list of raw tokens.
+
+``standard_tokenize`` follows Lucene's ``StandardTokenizer``: Unicode UAX#29 word boundaries (letters and digits
+joined through mid-word punctuation such as ``can't``, ``U.S.A``, ``3.14``, ``1,000``, ``a_b``), single-character
+tokens for ideographs and Hiragana, runs for Katakana and South-East-Asian scripts, punctuation dropped, tokens
+longer than 255 characters split into 255-character pieces.
+"""
+
+from __future__ import annotations
+
+import re
+
+import regex
+
+MAX_TOKEN_LENGTH = 255
+
+# Word_Break classes of UAX#29, each followed by the Extend/Format/ZWJ characters that WB4 lets it absorb.
+_EXT = r"[\p{WB=Extend}\p{WB=Format}\p{WB=ZWJ}]*"
+_LETTER = r"[\p{WB=ALetter}\p{WB=Hebrew_Letter}]" + _EXT
+_NUMBER = r"\p{WB=Numeric}" + _EXT
+_KATAKANA = r"\p{WB=Katakana}" + _EXT
+_CONNECT = r"\p{WB=ExtendNumLet}" + _EXT
+# Lucene's MidLetterEx / MidNumericEx: the single quote and MidNumLet ('.', U+2019 ...) count for both.
+_MID_LETTER = r"[\p{WB=MidLetter}\p{WB=MidNumLet}\p{WB=Single_Quote}]" + _EXT
+_MID_NUMBER = r"[\p{WB=MidNum}\p{WB=MidNumLet}\p{WB=Single_Quote}]" + _EXT
+
+_LETTERS = f"{_LETTER}(?:(?:(?:{_CONNECT})*|{_MID_LETTER}){_LETTER})*"
+_NUMBERS = f"{_NUMBER}(?:(?:(?:{_CONNECT})*|{_MID_NUMBER}){_NUMBER})*"
+_KATAKANAS = f"{_KATAKANA}(?:(?:{_CONNECT})*{_KATAKANA})*"
+_BLOCK = f"(?:{_KATAKANAS}|(?:{_LETTERS}|{_NUMBERS})+)"
+_WORD = f"(?:{_CONNECT})*{_BLOCK}(?:(?:{_CONNECT})+{_BLOCK})*(?:{_CONNECT})*"
+_SOUTH_EAST_ASIAN = r"(?:\p{LB=SA}" + _EXT + ")+"
+_IDEOGRAPH = r"[\p{Han}\p{Hiragana}]" + _EXT
+
+# The full grammar, needed only when the text holds combining marks or format characters (WB4).
+STANDARD_PATTERN = regex.compile(f"{_WORD}|{_SOUTH_EAST_ASIAN}|{_IDEOGRAPH}", regex.V1)
+_HAS_EXTEND = regex.compile(r"[\p{WB=Extend}\p{WB=Format}\p{WB=ZWJ}]")
+
+
+def _flat_pattern(letter: str, number: str, connect: str, mid_letter: str, mid_number: str) -> str:
+    """The same grammar without WB4, written per character: a run of letters, digits and connectors
+    (``_``) that starts with a letter or digit, where a mid-word character joins two letters or two digits."""
+    word_char = f"[{letter}{number}{connect}]"
+    return (
+        f"[{connect}]*[{letter}{number}]{word_char}*"
+        f"(?:(?:(?<=[{letter}])[{mid_letter}](?=[{letter}])|(?<=[{number}])[{mid_number}](?=[{number}])){word_char}+)*"
+    )
+
+
+# Fast paths: most text is ASCII (stdlib ``re``), and most non-ASCII text has no combining marks.
+_ASCII_PATTERN = re.compile(_flat_pattern("A-Za-z", "0-9", "_", ":.'", ",;.'"))
+_UNICODE_PATTERN = regex.compile(
+    _flat_pattern(
+        r"\p{WB=ALetter}\p{WB=Hebrew_Letter}",
+        r"\p{WB=Numeric}",
+        r"\p{WB=ExtendNumLet}",
+        r"\p{WB=MidLetter}\p{WB=MidNumLet}\p{WB=Single_Quote}",
+        r"\p{WB=MidNum}\p{WB=MidNumLet}\p{WB=Single_Quote}",
+    )
+    + r"|\p{WB=ExtendNumLet}*\p{WB=Katakana}(?:\p{WB=ExtendNumLet}*\p{WB=Katakana})*\p{WB=ExtendNumLet}*"
+    + r"|\p{LB=SA}+|[\p{Han}\p{Hiragana}]",
+    regex.V1,
+)
+
+
+def _split_long(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    for token in tokens:
+        if len(token) <= MAX_TOKEN_LENGTH:
+            out.append(token)
+        else:
+            out.extend(token[i : i + MAX_TOKEN_LENGTH] for i in range(0, len(token), MAX_TOKEN_LENGTH))
+    return out
+
+
+def standard_tokenize(text: str) -> list[str]:
+    """Split ``text`` into words the way Lucene's StandardTokenizer does (case is preserved)."""
+    if text.isascii():
+        tokens: list[str] = _ASCII_PATTERN.findall(text)
+    elif _HAS_EXTEND.search(text) is None:
+        tokens = _UNICODE_PATTERN.findall(text)
+    else:
+        tokens = STANDARD_PATTERN.findall(text)
+    if tokens and max(map(len, tokens)) > MAX_TOKEN_LENGTH:
+        tokens = _split_long(tokens)
+    return tokens
+
+
+_WHITESPACE = regex.compile(r"\S+")
+
+
+def whitespace_tokenize(text: str) -> list[str]:
+    """Split on whitespace only; punctuation stays part of the token."""
+    return _WHITESPACE.findall(text)
+
+
+_IDENTIFIER = regex.compile(r"[\p{L}\p{N}_]+")
+# camelCase / PascalCase / ACRONYMWord / digits boundaries inside an identifier.
+_IDENTIFIER_PART = regex.compile(r"\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?\p{Ll}+|\p{Lu}+|\p{N}+|[\p{L}\p{N}]+")
+
+
+def identifier_tokenize(text: str) -> list[str]:
+    """Tokenizer for source code: identifiers plus their snake_case / camelCase parts.
+
+    ``parseHTTPResponse_v2`` gives ``parseHTTPResponse_v2, parse, HTTP, Response, v, 2`` so that both the whole
+    identifier and its words can match.
+    """
+    out: list[str] = []
+    for ident in _IDENTIFIER.findall(text):
+        parts = [p for chunk in ident.split("_") if chunk for p in _IDENTIFIER_PART.findall(chunk)]
+        if not parts:
+            continue
+        if len(parts) != 1 or parts[0] != ident:
+            out.append(ident)
+        out.extend(parts)
+    return out
+
+
+def standard_token_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of ``standard_tokenize``'s tokens in ``text`` (before long-token splitting)."""
+    if text.isascii():
+        pattern = _ASCII_PATTERN
+    elif _HAS_EXTEND.search(text) is None:
+        pattern = _UNICODE_PATTERN  # type: ignore[assignment]
+    else:
+        pattern = STANDARD_PATTERN  # type: ignore[assignment]
+    return [m.span() for m in pattern.finditer(text)]
+
+
+def whitespace_token_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _WHITESPACE.finditer(text)]
+
+
+def identifier_token_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _IDENTIFIER.finditer(text)]

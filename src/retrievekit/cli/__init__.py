@@ -1,0 +1,1 @@
+"""The ``retrievekit`` command line."""

@@ -1,0 +1,152 @@
+"""``index``, ``search``, ``info``, ``delete`` and ``optimize``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from ..analysis import available_analyzers
+from ..errors import RetrievekitError
+from ..storage.collection import Collection
+from .render import print_hits, print_json, table
+
+
+def add_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index",
+        help="create a collection (or add to one) from documents",
+        description="Stream documents into a collection and commit them atomically (all or nothing). Adding a "
+        "document whose id exists replaces it.",
+    )
+    p.add_argument("source", help="a JSONL file, a BEIR folder (with corpus.jsonl), a CSV/TSV file, or a folder of "
+                   ".txt/.md/.rst/.html files (ids = relative paths)")
+    p.add_argument("collection", help="collection folder (created if missing)")
+    p.add_argument("--format", choices=["jsonl", "beir", "csv", "tsv", "files"],
+                   help="input format (default: detected from the source)")
+    p.add_argument("--analyzer", default="lucene-english", metavar="NAME",
+                   help="text analyzer for a new collection (default: lucene-english = Lucene/Anserini's English "
+                   f"analyzer). One of: {', '.join(available_analyzers())}")
+    p.add_argument("--fields", default="title,text",
+                   help="document parts indexed for BM25, joined by a space (default: title,text)")
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
+                   help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
+                   "or replace the bad bytes")
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run_index)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    col = Collection.create(args.collection, analyzer=args.analyzer, fields=args.fields.split(","), exist_ok=True)
+    report = col.ingest(args.source, args.format, progress=not args.no_progress,
+                        encoding_errors=args.encoding_errors)
+    info = col.info()
+    summary = {
+        "collection": str(col.path),
+        "added": report["documents"],
+        "seconds": round(report["seconds"], 3),
+        "docs_per_second": round(report["documents"] / report["seconds"], 1) if report["seconds"] else None,
+        "documents": info["documents"],
+        "segments": info["segments"],
+        "disk_bytes": info["disk_bytes"],
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"indexed {summary['added']:,} documents in {summary['seconds']:.2f} s "
+              f"({summary['docs_per_second'] or 0:,.0f} docs/s); collection {col.path} now holds "
+              f"{summary['documents']:,} documents in {summary['segments']} segment(s), "
+              f"{summary['disk_bytes'] / 1e6:.1f} MB on disk")
+    return 0
+
+
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scorer", default="lucene",
+                   choices=["lucene", "robertson", "atire", "bm25l", "bm25+", "dirichlet"],
+                   help="ranking function (default: lucene = Lucene's BM25)")
+    p.add_argument("--k1", type=float, help="BM25 k1 (default 0.9 for lucene, 1.5 for the others)")
+    p.add_argument("--b", type=float, help="BM25 b (default 0.4 for lucene, 0.75 for the others)")
+    p.add_argument("--mu", type=float, help="Dirichlet prior mu for --scorer dirichlet (default 1000)")
+    p.add_argument("--rm3", action="store_true", help="expand queries with RM3 pseudo-relevance feedback "
+                   "(10 feedback docs, 10 terms, original query weight 0.5, as Anserini)")
+
+
+def scoring_params(args: argparse.Namespace) -> dict[str, float]:
+    return {name: getattr(args, name) for name in ("k1", "b", "mu") if getattr(args, name) is not None}
+
+
+def add_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search a collection",
+                       description="Rank the collection's documents for one or more queries.")
+    p.add_argument("collection", help="collection folder")
+    p.add_argument("queries", nargs="+", help="query text(s)")
+    p.add_argument("-k", type=int, default=10, help="number of results per query (default 10)")
+    p.add_argument("--filter", metavar="JSON",
+                   help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\'')
+    add_scoring_options(p)
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.set_defaults(func=run_search)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    col = Collection(args.collection)
+    filt = None
+    if args.filter:
+        try:
+            filt = json.loads(args.filter)
+        except json.JSONDecodeError as exc:
+            raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+    started = time.perf_counter()
+    results = col.search(args.queries, args.k, scorer=args.scorer, filter=filt, rm3=args.rm3,
+                         **scoring_params(args))
+    elapsed = time.perf_counter() - started
+    if args.json:
+        print_json({
+            "results": [
+                {"query": q, "hits": [{"id": d, "score": s} for d, s in results.hits(i)]}
+                for i, q in enumerate(args.queries)
+            ],
+            "seconds": elapsed,
+        })
+        return 0
+    for i, q in enumerate(args.queries):
+        hits = results.hits(i)
+        docs = col.get_many([d for d, _ in hits])
+        print_hits(q, [(doc, s) for doc, (_, s) in zip(docs, hits) if doc is not None], col.analyzer)
+    print(f"\n{len(args.queries)} quer{'y' if len(args.queries) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
+    return 0
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show collection statistics",
+                       description="Documents, segments, vocabulary, disk use and settings of a collection.")
+    p.add_argument("collection", help="collection folder")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = Collection(args.collection).info()
+    if args.json:
+        print_json(info)
+    else:
+        rows = [(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in info.items()]
+        print(table(["property", "value"], rows))
+    return 0
+
+
+def add_delete(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("delete", help="delete documents by id", description="Delete documents by id and commit.")
+    p.add_argument("collection", help="collection folder")
+    p.add_argument("ids", nargs="+", help="document ids")
+    p.set_defaults(func=lambda a: print(f"deleted {Collection(a.collection).delete(a.ids)} document(s)") or 0)
+
+
+def add_optimize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optimize", help="merge segments and drop deleted documents",
+                       description="Merge all segments into one and purge deleted documents.")
+    p.add_argument("collection", help="collection folder")
+    p.set_defaults(func=lambda a: print(f"optimized: generation {Collection(a.collection).optimize()}") or 0)
+
+

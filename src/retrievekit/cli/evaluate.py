@@ -1,0 +1,196 @@
+"""``retrievekit eval``: index a BEIR-format dataset, run one or more configurations, report metrics.
+
+Stable JSON contract (scripts rely on it): with ``--json`` one object is printed with at least ``ndcg@10``,
+``recall@100``, ``queries``, ``index_seconds`` and ``queries_per_second`` (single-threaded search including query
+analysis) of the first system; with several systems, each one's object is under ``systems`` and paired
+significance tests against the first are under ``significance``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import RetrievekitError
+from ..evaluation import compare, evaluate, load_beir, write_run
+from ..retrieval.bm25.retriever import BM25Retriever
+from ..storage.collection import Collection
+from .commands import add_scoring_options, scoring_params
+from .render import print_json, table
+
+DEFAULT_METRICS = ("ndcg@10", "recall@100", "map", "mrr@10", "p@10", "recall@1000")
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate retrieval configurations on a BEIR-format dataset",
+        description="Index DATA (a BEIR folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv, or a BEIR "
+        "dataset name, downloaded once), search the split's judged queries with each system and print metrics "
+        "with trec_eval semantics. Defaults: BM25 with Lucene's English analyzer on title + ' ' + text, k1=0.9, "
+        "b=0.4, test split.",
+    )
+    p.add_argument("data", help="BEIR dataset folder or name (e.g. scifact)")
+    p.add_argument("--split", default="test", help="qrels split (default: test)")
+    p.add_argument("--system", action="append", metavar="SPEC",
+                   help="a configuration to evaluate; repeat to compare several. SPEC is NAME[+rm3][:key=value,...] "
+                   "with NAME one of lucene, robertson, atire, bm25l, bm25+, dirichlet, e.g. 'lucene', "
+                   "'lucene:k1=1.2,b=0.75', 'lucene+rm3', 'dirichlet:mu=2000'. Default: one system from --scorer "
+                   "and its options")
+    add_scoring_options(p)
+    p.add_argument("--analyzer", default="lucene-english", help="analyzer preset (default: lucene-english)")
+    p.add_argument("--fields", default="title,text", help="document parts indexed (default: title,text)")
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated metrics (default: {','.join(DEFAULT_METRICS)})")
+    p.add_argument("--depth", type=int, default=1000, help="documents retrieved per query (default 1000)")
+    p.add_argument("--ignore-identical-ids", action="store_true",
+                   help="drop retrieved documents whose id equals the query id (BEIR's ArguAna/Quora setting)")
+    p.add_argument("--collection", metavar="PATH",
+                   help="keep the index in this folder and reuse it on later runs (default: a temporary folder)")
+    p.add_argument("--significance", choices=["t", "permutation"], default="t",
+                   help="paired test used to compare systems with the first one (Holm-corrected; default t)")
+    p.add_argument("--run-dir", metavar="DIR", help="write each system's TREC run file here")
+    p.add_argument("--output", metavar="FILE", help="also write the JSON report to FILE")
+    p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run_eval)
+
+
+def parse_system(spec: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """'lucene+rm3:k1=1.2,fb_terms=20' -> ('lucene', {'k1': 1.2}, {'fb_terms': 20})."""
+    head, _, params = spec.partition(":")
+    name, _, extra = head.partition("+")
+    if extra not in ("", "rm3"):
+        raise RetrievekitError(f"bad system {spec!r}: only '+rm3' may follow the scorer name")
+    scorer: dict[str, Any] = {}
+    rm3: dict[str, Any] | None = {} if extra == "rm3" else None
+    for item in filter(None, params.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise RetrievekitError(f"bad system {spec!r}: expected key=value, got {item!r}")
+        number: Any = float(value) if any(c in value for c in ".e") else int(value)
+        if key in ("fb_docs", "fb_terms", "original_weight"):
+            if rm3 is None:
+                raise RetrievekitError(f"bad system {spec!r}: {key} needs '+rm3'")
+            rm3[key] = number
+        else:
+            scorer[key] = float(number)
+    return name, scorer, rm3
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    dataset = load_beir(args.data, split=args.split)
+    specs = args.system or [args.scorer + ("+rm3" if args.rm3 else "")]
+    systems = []
+    for spec in specs:
+        name, params, rm3 = parse_system(spec)
+        if not args.system:
+            params.update(scoring_params(args))
+        systems.append((spec, name, params, rm3))
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    for required in ("ndcg@10", "recall@100"):
+        if required not in metrics:
+            metrics.append(required)
+
+    temp = None
+    fields = args.fields.split(",")
+    if args.collection and Path(args.collection, "manifest.json").is_file():
+        col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True)
+        index_seconds, reused = 0.0, True
+    else:
+        folder = args.collection or tempfile.mkdtemp(prefix="retrievekit-eval-")
+        temp = None if args.collection else folder
+        if temp:
+            shutil.rmtree(temp)
+        started = time.perf_counter()
+        col = Collection.create(folder, analyzer=args.analyzer, fields=fields)
+        col.ingest(dataset.corpus_path, "jsonl", progress=not args.no_progress)
+        index_seconds, reused = time.perf_counter() - started, False
+    try:
+        qids = list(dataset.queries)
+        texts = [dataset.queries[q] for q in qids]
+        reports, per_query = [], {}
+        for spec, name, params, rm3 in systems:
+            retriever = BM25Retriever(col, scorer=name, rm3=rm3 if rm3 is not None else False, **params)
+            retriever.search(texts[:5], args.depth)  # warm-up: term dictionaries, norms, page cache
+            started = time.perf_counter()
+            results = retriever.search(texts, args.depth, threads=1)
+            search_seconds = time.perf_counter() - started
+            run = results.to_run(qids)
+            scores = evaluate(run, dataset.qrels, metrics, ignore_identical_ids=args.ignore_identical_ids,
+                              per_query=True)
+            per_query[spec] = scores.per_query
+            if args.run_dir:
+                Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+                write_run(run, Path(args.run_dir) / f"{Path(dataset.path).name}.{_safe(spec)}.run", tag=spec)
+            reports.append({
+                "system": spec,
+                **{m: round(float(v), 6) for m, v in scores.mean.items()},
+                "queries": len(qids),
+                "queries_per_second": round(len(qids) / search_seconds, 2) if search_seconds else None,
+                "search_seconds": round(search_seconds, 4),
+                "scorer": retriever.scorer.config(),
+                "rm3": rm3,
+            })
+        info = col.info()
+    finally:
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+    common = {
+        "dataset": str(dataset.path),
+        "split": args.split,
+        "documents": info["documents"],
+        "index_seconds": round(index_seconds, 3),
+        "index_reused": reused,
+        "docs_per_second": round(info["documents"] / index_seconds, 1) if index_seconds else None,
+        "analyzer": args.analyzer,
+        "fields": fields,
+        "depth": args.depth,
+        "ignore_identical_ids": args.ignore_identical_ids,
+    }
+    out: dict[str, Any] = {**reports[0], **common}
+    if len(reports) > 1:
+        out["systems"] = [{**r, **common} for r in reports]
+        out["significance"] = {}
+        base = reports[0]["system"]
+        for metric in ("ndcg@10", "recall@100"):
+            key = next(k for k in per_query[base] if k.lower() == metric)
+            rows = compare({s: per_query[s][key] for s in per_query}, base, test=args.significance)
+            out["significance"][metric] = {
+                s: {"delta": r.delta, "p_value": r.p_value, "p_holm": r.p_corrected, "significant": r.significant}
+                for s, r in rows.items() if s != base
+            }
+    if args.output:
+        import json
+
+        Path(args.output).write_text(json.dumps(out, indent=2))
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{dataset.path} ({args.split}): {common['documents']:,} documents, {len(qids)} queries, indexed in "
+          f"{index_seconds:.2f} s" + (" (reused)" if reused else ""))
+    headers = ["system", *metrics, "q/s"]
+    rows = []
+    for r in reports:
+        mark = ""
+        sig = out.get("significance", {}).get("ndcg@10", {}).get(r["system"])
+        if sig and sig["significant"]:
+            mark = " *"
+        rows.append([r["system"] + mark, *(r[_key(r, m)] for m in metrics), r["queries_per_second"]])
+    print(table(headers, rows))
+    if len(reports) > 1:
+        print(f"* nDCG@10 differs from {reports[0]['system']} (paired {args.significance}-test, Holm-corrected, "
+              "p < 0.05)")
+    return 0
+
+
+def _key(report: dict[str, Any], metric: str) -> str:
+    return next((k for k in report if k.lower() == metric.lower()), metric)
+
+
+def _safe(spec: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)

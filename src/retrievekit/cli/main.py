@@ -1,0 +1,44 @@
+"""Entry point of the ``retrievekit`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from ..errors import RetrievekitError
+from .commands import add_delete, add_index, add_info, add_optimize, add_search
+from .demo import add_demo
+from .evaluate import add_eval
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retrievekit",
+        description="retrievekit: index documents into collections, search them with Lucene-exact BM25, and "
+        "evaluate retrieval with trec_eval-exact metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"retrievekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except RetrievekitError as exc:
+        print(f"retrievekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing uncommitted was saved", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,232 @@
+"""Folder-of-files reader: every text/Markdown/reST/HTML file under a folder becomes one document."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+from retrievekit.document import Document
+from retrievekit.errors import InputFormatError
+from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
+HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
+MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
+
+
+def normalize_extensions(extensions: Iterable[str] | str) -> frozenset[str]:
+    """``["md", ".TXT"]`` -> ``{".md", ".txt"}`` (matching is case-insensitive)."""
+    if isinstance(extensions, str):
+        extensions = [extensions]
+    result = set()
+    for ext in extensions:
+        ext = ext.strip().lower()
+        if not ext or ext == ".":
+            raise InputFormatError(f"invalid file extension {ext!r} in extensions")
+        result.add(ext if ext.startswith(".") else "." + ext)
+    return frozenset(result)
+
+
+def iter_files(root: Path, extensions: frozenset[str]) -> Iterator[tuple[Path, str]]:
+    """Yield ``(path, relative_posix_path)`` of matching files under ``root`` in sorted order.
+
+    Hidden files and folders (name starting with ".") are skipped, and so are symlinks whose target
+    lies outside ``root`` (they could leak unrelated files). Each real folder is visited once, so a
+    symlink loop cannot recurse forever.
+    """
+    real_root = os.path.realpath(root)
+    visited: set[str] = set()
+
+    def inside(real: str) -> bool:
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    def walk(folder: str, rel: str) -> Iterator[tuple[Path, str]]:
+        real_folder = os.path.realpath(folder)
+        if real_folder in visited:
+            return
+        visited.add(real_folder)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as exc:
+            logger.warning("skipping unreadable folder %s: %s", folder, exc)
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_symlink() and not inside(os.path.realpath(entry.path)):
+                logger.info("skipping symlink pointing outside %s: %s", root, child_rel)
+                continue
+            try:
+                if entry.is_dir():
+                    yield from walk(entry.path, child_rel)
+                elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions:
+                    yield Path(entry.path), child_rel
+            except OSError as exc:  # e.g. a dangling symlink or a permission problem
+                logger.warning("skipping %s: %s", entry.path, exc)
+
+    yield from walk(os.fspath(root), "")
+
+
+def read_files(
+    root: str | Path,
+    *,
+    extensions: Iterable[str] | str = DEFAULT_EXTENSIONS,
+    encoding_errors: str = "strict",
+    on_bytes: OnBytes | None = None,
+) -> Iterator[Document]:
+    """Stream one document per matching file under ``root`` (recursively, in sorted order).
+
+    id = the path relative to ``root`` in POSIX form; title = the first Markdown ``# `` heading, the
+    first reST section title, the HTML ``<title>`` or else the file name without extension; text = the
+    file content, with HTML turned into plain text (scripts and styles dropped). Files must be UTF-8:
+    invalid bytes raise ``InputFormatError`` unless ``encoding_errors="replace"``. Metadata holds
+    ``path``, ``extension`` (lower-case, with the dot) and ``bytes`` (size on disk).
+    """
+    root = Path(root)
+    check_exists(root)
+    if not root.is_dir():
+        raise InputFormatError("the 'files' format reads a folder, but this is a file", path=root)
+    errors = check_encoding_errors(encoding_errors)
+    wanted = normalize_extensions(extensions)
+    return _iter_files(root, wanted, errors, on_bytes)
+
+
+def _iter_files(root: Path, wanted: frozenset[str], errors: str,
+                on_bytes: OnBytes | None) -> Iterator[Document]:
+    for path, rel in iter_files(root, wanted):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
+        if on_bytes is not None:
+            on_bytes(len(data))
+        yield file_to_document(data, path, rel, errors)
+
+
+def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict") -> Document:
+    """Build the document of one file from its bytes."""
+    try:
+        content = data.decode("utf-8", errors)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputFormatError(
+            f"invalid UTF-8 at byte {exc.start} ({exc.reason}); fix the file or read it with "
+            "encoding_errors='replace'",
+            path=path,
+            line=line,
+        ) from exc
+    content = content.removeprefix("\ufeff")
+    extension = os.path.splitext(path.name)[1].lower()
+    title = ""
+    if extension in HTML_EXTENSIONS:
+        title, text = html_to_text(content)
+    else:
+        text = content
+        if extension in MARKDOWN_EXTENSIONS:
+            title = markdown_title(content)
+        elif extension == ".rst":
+            title = rst_title(content)
+    if not title:
+        title = Path(rel).stem
+    return Document(id=rel, text=text, title=title,
+                    metadata={"path": rel, "extension": extension, "bytes": len(data)})
+
+
+_ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def markdown_title(content: str) -> str:
+    """The first level-1 ``# Heading`` outside fenced code blocks ("" if there is none)."""
+    in_fence = False
+    for line in content.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if not in_fence:
+            match = _ATX_H1.match(line)
+            if match:
+                return match.group(1).strip()
+    return ""
+
+
+_RST_ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
+
+
+def rst_title(content: str) -> str:
+    """The first reST section title (a line underlined, optionally overlined, by punctuation)."""
+    lines = content.splitlines()[:200]  # titles live near the top; don't scan huge files
+    for i in range(len(lines) - 1):
+        text, under = lines[i].strip(), lines[i + 1]
+        if text and not _RST_ADORNMENT.match(lines[i]) and _RST_ADORNMENT.match(under) \
+                and len(under.rstrip()) >= len(text):
+            return text
+    return ""
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the visible text of an HTML page, one block element per line, and its ``<title>``."""
+
+    SKIP = frozenset({"script", "style", "template", "noscript"})
+    BLOCK = frozenset({
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+        "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
+        "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul", "body", "html", "title",
+    })
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title_parts: list[str] = []
+        self._skip_depth = 0
+        self._in_title = False
+        self._pre_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._in_title = True
+        elif tag in self.SKIP:
+            self._skip_depth += 1
+        elif tag == "pre":
+            self._pre_depth += 1
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BLOCK:  # <br/>, <hr/>
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag in self.SKIP:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag == "pre":
+            self._pre_depth = max(0, self._pre_depth - 1)
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title_parts.append(data)
+        elif self._skip_depth == 0:
+            # Outside <pre>, source line breaks and indentation are not part of the rendered text.
+            self.parts.append(data if self._pre_depth else re.sub(r"\s+", " ", data))
+
+
+def html_to_text(content: str) -> tuple[str, str]:
+    """``(title, text)`` of an HTML page using the standard library parser; never raises on bad HTML."""
+    parser = _TextExtractor()
+    parser.feed(content)
+    parser.close()
+    title = " ".join("".join(parser.title_parts).split())
+    lines = (line.strip() if line.strip() else "" for line in "".join(parser.parts).split("\n"))
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return title, text

@@ -1,0 +1,50 @@
+"""What every retriever returns, and the retriever interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..filters import Filter
+
+
+@dataclass
+class SearchResults:
+    """Ranked results for a batch of queries: ``ids[i, j]`` is the j-th document of query i (``None`` past the
+    last hit) and ``scores[i, j]`` its score (``-inf`` past the last hit). Always this type, one query or many."""
+
+    ids: np.ndarray  # object, (n_queries, k)
+    scores: np.ndarray  # float32, (n_queries, k)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def hits(self, i: int) -> list[tuple[str, float]]:
+        """(id, score) pairs of query ``i``, best first."""
+        return [(d, float(s)) for d, s in zip(self.ids[i], self.scores[i]) if d is not None]
+
+    def to_run(self, query_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """As a TREC-style run {query id: {doc id: score}}."""
+        if len(query_ids) != len(self):
+            raise ValueError(f"{len(query_ids)} query ids for {len(self)} result rows")
+        return {qid: dict(self.hits(i)) for i, qid in enumerate(query_ids)}
+
+    @classmethod
+    def empty(cls, n_queries: int, k: int) -> "SearchResults":
+        return cls(np.full((n_queries, k), None, dtype=object), np.full((n_queries, k), -np.inf, dtype=np.float32))
+
+
+class Retriever(ABC):
+    """Ranks the documents of a collection for a batch of queries."""
+
+    @abstractmethod
+    def search(
+        self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None, threads: int = 1
+    ) -> SearchResults: ...
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__}

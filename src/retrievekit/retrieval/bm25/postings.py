@@ -1,0 +1,168 @@
+"""Per-segment inverted index: build in memory while documents arrive, write as mmap-able ``.npy`` arrays.
+
+Files in ``<segment>/bm25/``:
+  terms.txt          one term per line, line number = term id
+  df.npy, cf.npy     document frequency (uint32) and collection frequency (int64) per term
+  offsets.npy        int64, postings of term t are [offsets[t], offsets[t+1])
+  docs.npy           uint32 document numbers (ascending within a term)
+  tfs.npy            uint16 (uint32 if some tf > 65535) term frequencies
+  lengths.npy        uint32 number of indexed terms per document
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...analysis import Analyzer
+from ...storage.files import fsync_write_array, fsync_write_text, load_array
+
+_CHUNK_TOKENS = 2_000_000
+
+
+class _TokenIds(dict):  # type: ignore[type-arg]
+    """raw token -> term id (-1 for a dropped token); misses go through the analyzer once."""
+
+    def __init__(self, builder: "PostingsBuilder") -> None:
+        super().__init__()
+        self.builder = builder
+
+    def __missing__(self, token: str) -> int:
+        term = self.builder.analyzer.normalize(token)
+        tid = self.builder.term_id(term) if term else -1
+        if len(self) < 5_000_000:
+            self[token] = tid
+        return tid
+
+
+class PostingsBuilder:
+    """Accumulates (document, term, tf) triples for one segment in compact numpy chunks."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self.terms: list[str] = []
+        self._term_ids: dict[str, int] = {}
+        self._token_ids = _TokenIds(self)
+        self._ids: list[int] = []
+        self._token_counts: list[int] = []
+        self._chunk_first_doc = 0
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._lengths: list[np.ndarray] = []
+        self.n_docs = 0
+        self.n_postings = 0
+
+    def term_id(self, term: str) -> int:
+        tid = self._term_ids.get(term)
+        if tid is None:
+            tid = self._term_ids[term] = len(self.terms)
+            self.terms.append(term)
+        return tid
+
+    def add(self, text: str) -> None:
+        """Index ``text`` as the next document number."""
+        token_ids = self._token_ids
+        ids = [token_ids[t] for t in self.analyzer.tokenize(text)]
+        self._ids.extend(ids)
+        self._token_counts.append(len(ids))
+        self.n_docs += 1
+        if len(self._ids) >= _CHUNK_TOKENS:
+            self._flush_chunk()
+
+    def _flush_chunk(self) -> None:
+        n = self.n_docs - self._chunk_first_doc
+        if n == 0:
+            return
+        ids = np.array(self._ids, dtype=np.int64)
+        docs = np.repeat(np.arange(n, dtype=np.int64), np.array(self._token_counts, dtype=np.int64))
+        keep = ids >= 0
+        ids, docs = ids[keep], docs[keep]
+        self._lengths.append(np.bincount(docs, minlength=n).astype(np.uint32))
+        keys, tfs = np.unique((docs << 32) | ids, return_counts=True)
+        self._chunks.append(((keys >> 32) + self._chunk_first_doc, keys & 0xFFFFFFFF, tfs))
+        self.n_postings += len(keys)
+        self._chunk_first_doc = self.n_docs
+        self._ids = []
+        self._token_counts = []
+
+    def write(self, folder: Path) -> dict[str, Any]:
+        """Write the index files (fsynced) and return the segment's field statistics."""
+        self._flush_chunk()
+        folder.mkdir(parents=True, exist_ok=True)
+        n_terms = len(self.terms)
+        if self._chunks:
+            docs = np.concatenate([c[0] for c in self._chunks])
+            terms = np.concatenate([c[1] for c in self._chunks])
+            tfs = np.concatenate([c[2] for c in self._chunks])
+        else:
+            docs = terms = tfs = np.zeros(0, dtype=np.int64)
+        order = np.argsort(terms, kind="stable")  # chunks are in document order, so docs stay ascending per term
+        df = np.bincount(terms, minlength=n_terms)
+        cf = np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
+        offsets = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(df, out=offsets[1:])
+        tf_dtype = np.uint16 if (len(tfs) == 0 or tfs.max() <= np.iinfo(np.uint16).max) else np.uint32
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.uint32)
+        fsync_write_text(folder / "terms.txt", "".join(t + "\n" for t in self.terms))
+        fsync_write_array(folder / "df.npy", df.astype(np.uint32))
+        fsync_write_array(folder / "cf.npy", cf)
+        fsync_write_array(folder / "offsets.npy", offsets)
+        fsync_write_array(folder / "docs.npy", docs[order].astype(np.uint32))
+        fsync_write_array(folder / "tfs.npy", tfs[order].astype(tf_dtype))
+        fsync_write_array(folder / "lengths.npy", lengths)
+        return {
+            "docs": self.n_docs,
+            "docs_with_terms": int(np.count_nonzero(lengths)),
+            "total_terms": int(lengths.sum(dtype=np.int64)),
+            "terms": n_terms,
+            "postings": int(len(docs)),
+        }
+
+
+class PostingsReader:
+    """Memory-mapped view of one segment's inverted index."""
+
+    def __init__(self, folder: Path, stats: dict[str, Any]) -> None:
+        self.folder = folder
+        self.stats = stats
+        self.df = load_array(folder / "df.npy")
+        self.cf = load_array(folder / "cf.npy")
+        self.offsets = load_array(folder / "offsets.npy")
+        self.docs = load_array(folder / "docs.npy")
+        self.tfs = load_array(folder / "tfs.npy")
+        self.lengths = load_array(folder / "lengths.npy")
+        # Opened now so that a later merge deleting the folder cannot pull it from under this reader.
+        self._terms_file = open(folder / "terms.txt", "rb")  # noqa: SIM115
+        self._term_ids: dict[str, int] | None = None
+        self._lock = threading.Lock()
+        self._norms: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    @property
+    def term_ids(self) -> dict[str, int]:
+        if self._term_ids is None:
+            with self._lock:
+                if self._term_ids is None:
+                    self._terms_file.seek(0)
+                    terms = self._terms_file.read().decode("utf-8").split("\n")[:-1]
+                    self._term_ids = {t: i for i, t in enumerate(terms)}
+        return self._term_ids
+
+    def norms(self, key: Any, compute: Any) -> np.ndarray:
+        """Per-document normalisation array for a scorer + corpus statistics, cached (LRU of 4)."""
+        with self._lock:
+            cached = self._norms.get(key)
+            if cached is not None:
+                self._norms.move_to_end(key)
+                return cached
+        value = compute(self.lengths)
+        with self._lock:
+            self._norms[key] = value
+            while len(self._norms) > 4:
+                self._norms.popitem(last=False)
+        return value
+
+    def close(self) -> None:
+        self._terms_file.close()

@@ -1,0 +1,148 @@
+"""BM25 (and query-likelihood) retrieval over a collection's segments."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...filters import Filter
+from ...storage.segment import index_text
+from ..base import Retriever, SearchResults
+from .kernel import search_segment
+from .rm3 import RM3
+from .scoring import Scorer, get_scorer
+
+if TYPE_CHECKING:
+    from ...storage.collection import Collection
+    from ...storage.snapshot import Snapshot
+
+
+class BM25Retriever(Retriever):
+    """Term-weighted retrieval over the collection's inverted index.
+
+    Statistics (N, df, avgdl) are collection-wide, summed over segments, so scores do not depend on how the
+    collection happens to be segmented.
+    """
+
+    def __init__(
+        self,
+        collection: "Collection",
+        scorer: str | Mapping[str, Any] | Scorer | None = None,
+        rm3: bool | Mapping[str, Any] | RM3 = False,
+        use_kernel: bool = True,
+        **scorer_params: Any,
+    ) -> None:
+        self.collection = collection
+        self.scorer = get_scorer(scorer, **scorer_params)  # type: ignore[arg-type]
+        if isinstance(rm3, RM3):
+            self.rm3: RM3 | None = rm3
+        elif rm3:
+            self.rm3 = RM3(**(dict(rm3) if isinstance(rm3, Mapping) else {}))
+        else:
+            self.rm3 = None
+        self.use_kernel = use_kernel
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "bm25", "scorer": self.scorer.config(), "rm3": self.rm3.__dict__ if self.rm3 else None}
+
+    def search(
+        self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None, threads: int = 1
+    ) -> SearchResults:
+        if isinstance(queries, str):
+            queries = [queries]
+        snap = self.collection.snapshot()
+        allowed = snap.allowed(filter)
+        analyzer = self.collection.analyzer
+
+        def one(query: str) -> tuple[np.ndarray, np.ndarray]:
+            weights = dict(Counter(analyzer.analyze(query)))
+            if self.rm3 is not None and weights:
+                weights = self._expand(snap, weights, allowed)
+            return self.search_terms(snap, weights, k, allowed)
+
+        if threads > 1 and len(queries) > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                rows = list(pool.map(one, queries))
+        else:
+            rows = [one(q) for q in queries]
+        results = SearchResults.empty(len(queries), k)
+        bases = snap.bases
+        for i, (numbers, scores) in enumerate(rows):
+            if len(numbers) == 0:
+                continue
+            seg_index = np.searchsorted(bases, numbers, side="right") - 1
+            ids = [snap.segments[s].ids[int(n - bases[s])] for s, n in zip(seg_index, numbers)]
+            results.ids[i, : len(ids)] = ids
+            results.scores[i, : len(ids)] = scores
+        return results
+
+    def search_terms(
+        self, snap: "Snapshot", weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top k (global document numbers, scores) for a weighted bag of analysed terms."""
+        if not weights or not snap.segments:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        terms = list(weights)
+        segments = snap.segments
+        tids = [np.array([seg.bm25.term_ids.get(t, -1) for t in terms], dtype=np.int64) for seg in segments]
+        df = np.zeros(len(terms), np.int64)
+        cf = np.zeros(len(terms), np.int64)
+        for seg, ids in zip(segments, tids):
+            present = ids >= 0
+            if present.any():
+                df[present] += seg.bm25.df[ids[present]]
+                cf[present] += seg.bm25.cf[ids[present]]
+        if not df.any():
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        stats = snap.bm25_stats
+        scorer = self.scorer
+        qw = np.array([weights[t] for t in terms], dtype=np.float64)
+        w, c = scorer.term_weights(df, cf, qw, stats)
+        key = scorer.cache_key(stats)
+        all_numbers, all_scores = [], []
+        for seg, ids, live, base in zip(segments, tids, allowed, snap.bases):
+            present = ids >= 0
+            if not present.any():
+                continue
+            sel = ids[present]
+            bm = seg.bm25
+            norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
+            local, scores = search_segment(
+                bm.docs, bm.tfs, bm.offsets[sel], bm.offsets[sel + 1], w[present], c[present], norms, live,
+                scorer.mode, scorer.k1, scorer.delta, k, self.use_kernel,
+            )
+            all_numbers.append(local.astype(np.int64) + int(base))
+            all_scores.append(scores)
+        if not all_numbers:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if len(all_numbers) == 1:
+            return all_numbers[0], all_scores[0]
+        numbers = np.concatenate(all_numbers)
+        scores = np.concatenate(all_scores)
+        order = np.lexsort((numbers, -scores))[:k]
+        return numbers[order], scores[order]
+
+    def _expand(self, snap: "Snapshot", weights: dict[str, float], allowed: list[np.ndarray | None]) -> dict[str, float]:
+        assert self.rm3 is not None
+        numbers, scores = self.search_terms(snap, weights, self.rm3.fb_docs, allowed)
+        analyzer = self.collection.analyzer
+        fields = self.collection.config["fields"]
+        feedback = []
+        for n, s in zip(numbers, scores):
+            si = int(np.searchsorted(snap.bases, n, side="right") - 1)
+            doc = snap.segments[si].document(int(n - snap.bases[si]))
+            feedback.append((analyzer.analyze(index_text(doc, fields)), float(s)))
+
+        def df(terms: list[str]) -> list[int]:
+            total = np.zeros(len(terms), np.int64)
+            for seg in snap.segments:
+                ids = np.array([seg.bm25.term_ids.get(t, -1) for t in terms], dtype=np.int64)
+                present = ids >= 0
+                total[present] += seg.bm25.df[ids[present]]
+            return total.tolist()
+
+        return self.rm3.expand(weights, feedback, df, snap.bm25_stats.docs)

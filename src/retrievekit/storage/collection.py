@@ -1,0 +1,252 @@
+"""``Collection``: a folder on disk holding documents and the indexes built on them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..analysis import Analyzer, get_analyzer
+from ..document import Document
+from ..errors import CollectionError
+from ..filters import Filter
+from ..retrieval.base import SearchResults
+from .lock import WriterLock
+from .manifest import MANIFEST, Manifest
+from .segment import SegmentReader
+from .snapshot import Snapshot
+from .writer import CollectionWriter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FIELDS = ("title", "text")
+
+
+class Collection:
+    """Documents (id, title, text, metadata) and their indexes in one folder.
+
+    Reading never blocks on a writer: every search runs on the latest committed snapshot, picked up
+    automatically when another process (or this one) commits.
+
+        col = Collection.create("my-collection")
+        col.ingest("corpus.jsonl")                 # streaming, atomic
+        results = col.search(["what is bm25"], k=10)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / MANIFEST).is_file():
+            if not self.path.exists():
+                raise CollectionError(f"no collection at {self.path} (folder does not exist); create one with "
+                                      "Collection.create(path) or `retrievekit index`")
+            raise CollectionError(f"{self.path} is not a retrievekit collection (no {MANIFEST})")
+        self._readers: dict[str, SegmentReader] = {}
+        self._snapshot: Snapshot | None = None
+        self._manifest_stamp: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+        self.config: dict[str, Any] = self.snapshot().manifest.config
+        self.analyzer: Analyzer = get_analyzer(self.config["bm25"]["analyzer"])
+
+    # -- creation ----------------------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        analyzer: str | dict[str, Any] | Analyzer | None = "lucene-english",
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        exist_ok: bool = False,
+    ) -> "Collection":
+        """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
+        instance; ``fields`` are the document parts indexed for BM25, joined by a space (title + " " + text).
+        With ``exist_ok``, an existing collection is opened instead (its settings must match)."""
+        path = Path(path)
+        resolved = get_analyzer(analyzer)
+        config = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
+        if (path / MANIFEST).is_file():
+            if not exist_ok:
+                raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
+            existing = cls(path)
+            if existing.config != config:
+                raise CollectionError(
+                    f"the collection at {path} was created with different settings: {existing.config} "
+                    f"(asked for {config})"
+                )
+            return existing
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise CollectionError(f"cannot create a collection at {path}: it exists and is not an empty folder")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(path)
+        try:
+            if not (path / MANIFEST).exists():
+                Manifest(config).write(path)
+        finally:
+            lock.release()
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Collection":
+        return cls(path)
+
+    # -- snapshots ---------------------------------------------------------------------------------------------
+    def _stamp(self) -> tuple[int, int, int]:
+        st = os.stat(self.path / MANIFEST)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def snapshot(self) -> Snapshot:
+        """The latest committed state (reloaded only when the manifest changed)."""
+        stamp = self._stamp()
+        snap = self._snapshot
+        if snap is not None and stamp == self._manifest_stamp:
+            return snap
+        with self._lock:
+            for attempt in range(20):
+                try:
+                    stamp = self._stamp()
+                    if self._snapshot is not None and stamp == self._manifest_stamp:
+                        return self._snapshot
+                    manifest = Manifest.read(self.path)
+                    snap = Snapshot(self.path, manifest, self._readers)
+                    break
+                except (CollectionError, FileNotFoundError):
+                    # A commit replaced the manifest and removed files between our reads: read it again.
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
+            live = {e.name for e in manifest.segments}
+            for name in [n for n in self._readers if n not in live]:
+                # Older snapshots may still be searching in other threads; their open files stay valid.
+                self._readers.pop(name)
+            self._snapshot, self._manifest_stamp = snap, stamp
+            return snap
+
+    # -- writing -----------------------------------------------------------------------------------------------
+    def writer(self, *, lock_timeout: float = 0.0, **options: Any) -> CollectionWriter:
+        """The collection's single writer (raises CollectionLockedError if another process holds it)."""
+        return CollectionWriter(self, lock_timeout=lock_timeout, **options)
+
+    def add(self, documents: Iterable[Document | Mapping[str, Any]], *, lock_timeout: float = 0.0) -> int:
+        """Add or replace documents and commit."""
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.add(documents)
+
+    def delete(self, ids: Iterable[str], *, lock_timeout: float = 0.0) -> int:
+        """Delete documents by id and commit; returns how many existed."""
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.delete(ids)
+
+    def ingest(
+        self,
+        source: str | Path,
+        format: str | None = None,
+        *,
+        progress: bool = True,
+        batch_size: int = 1000,
+        lock_timeout: float = 0.0,
+        **reader_options: Any,
+    ) -> dict[str, Any]:
+        """Stream documents from a file or folder (JSONL, BEIR, CSV/TSV, text/Markdown/HTML files) into the
+        collection in one atomic commit: on any error nothing of this ingest is committed."""
+        from ..ingest import read_documents
+
+        started = time.perf_counter()
+        with self.writer(lock_timeout=lock_timeout) as w:
+            docs = read_documents(source, format, **reader_options)
+            bar = _progress(progress, f"indexing {Path(source).name}")
+            batch: list[Document] = []
+            for doc in docs:
+                batch.append(doc)
+                if len(batch) >= batch_size:
+                    w.add(batch)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                w.add(batch)
+                bar.update(len(batch))
+            bar.close()
+            added = w.added
+        seconds = time.perf_counter() - started
+        return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
+
+    def optimize(self) -> int:
+        """Merge all segments into one and drop deleted documents."""
+        w = self.writer()
+        try:
+            return w.optimize()
+        finally:
+            w.close()
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.snapshot().live_docs
+
+    def get(self, doc_id: str) -> Document | None:
+        return self.snapshot().get(doc_id)
+
+    def get_many(self, ids: Sequence[str]) -> list[Document | None]:
+        snap = self.snapshot()
+        return [snap.get(i) for i in ids]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and doc_id in self.snapshot().id_map()
+
+    def iter_documents(self):  # type: ignore[no-untyped-def]
+        return self.snapshot().iter_documents()
+
+    def info(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return {
+            "path": str(self.path),
+            "analyzer": self.config["bm25"]["analyzer"],
+            "fields": self.config["fields"],
+            **snap.info(),
+            "disk_bytes": size,
+        }
+
+    def search(
+        self,
+        queries: str | Sequence[str],
+        k: int = 10,
+        *,
+        scorer: str | Mapping[str, Any] | None = None,
+        filter: Filter | None = None,
+        threads: int = 1,
+        rm3: bool | Mapping[str, Any] = False,
+        **scorer_params: Any,
+    ) -> SearchResults:
+        """BM25 search (Lucene BM25, k1=0.9, b=0.4 unless ``scorer``/params say otherwise) for a batch of queries.
+
+        ``scorer``: ``lucene`` | ``robertson`` | ``atire`` | ``bm25l`` | ``bm25+`` | ``dirichlet``, parameters as
+        keywords (``k1=1.2, b=0.75``). ``filter``: metadata filter (see ``retrievekit.filters``). ``rm3``: True or
+        ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 pseudo-relevance feedback.
+        ``threads`` > 1 searches the batch in parallel. A single string gives a one-row result.
+        """
+        from ..retrieval.bm25.retriever import BM25Retriever
+
+        retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)
+        return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
+                                filter=filter, threads=threads)
+
+    def __repr__(self) -> str:
+        return f"Collection({str(self.path)!r})"
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool, desc: str):  # type: ignore[no-untyped-def]
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=desc, unit=" docs", smoothing=0.1)

@@ -1,0 +1,81 @@
+"""The collection manifest: the one file that says which segments and deletions make up the committed state.
+
+A commit writes every new file first (fsynced), then atomically replaces ``manifest.json``. Whatever the manifest
+names is complete; anything else in the folder is garbage from an interrupted writer and is removed by the next
+writer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import CollectionError
+from .files import atomic_write_text
+
+MANIFEST = "manifest.json"
+FORMAT = "retrievekit-collection"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SegmentEntry:
+    name: str
+    docs: int
+    deleted: int = 0
+    deletes_file: str | None = None  # relative to the segment folder
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "docs": self.docs, "deleted": self.deleted, "deletes_file": self.deletes_file}
+
+
+@dataclass
+class Manifest:
+    config: dict[str, Any]
+    generation: int = 0
+    next_segment: int = 1
+    segments: list[SegmentEntry] = field(default_factory=list)
+
+    @property
+    def live_docs(self) -> int:
+        return sum(s.docs - s.deleted for s in self.segments)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "retrievekit_version": __version__,
+            "generation": self.generation,
+            "next_segment": self.next_segment,
+            "config": self.config,
+            "segments": [s.to_json() for s in self.segments],
+        }
+
+    def write(self, folder: Path) -> None:
+        atomic_write_text(folder / MANIFEST, json.dumps(self.to_json(), indent=1, ensure_ascii=False))
+
+    @classmethod
+    def read(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise CollectionError(f"{folder} is not a retrievekit collection (no {MANIFEST})") from None
+        except (OSError, ValueError) as exc:
+            raise CollectionError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CollectionError(f"{path} is not a retrievekit collection manifest")
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise CollectionError(
+                f"{path} has format version {data['format_version']}, newer than this retrievekit understands "
+                f"({FORMAT_VERSION}); upgrade retrievekit"
+            )
+        return cls(
+            config=data["config"],
+            generation=data["generation"],
+            next_segment=data["next_segment"],
+            segments=[SegmentEntry(**s) for s in data["segments"]],
+        )

@@ -1,0 +1,142 @@
+"""A segment: an immutable batch of documents and the indexes built on them, in its own folder.
+
+  ids.txt            document ids, one per line (ids never contain line breaks)
+  docs.jsonl         {"id", "title", "text", "metadata"} per line; doc_offsets.npy (uint64, n+1) gives byte ranges
+  metadata.jsonl     the metadata dict alone per line, read when a filter needs a column
+  bm25/              the inverted index (see retrieval/bm25/postings.py)
+  segment.json       counts and index statistics, written last
+Deletions are not stored here at write time: the manifest points at a ``deletes-<generation>.npy`` mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..analysis import Analyzer
+from ..document import Document
+from ..errors import CollectionError
+from ..retrieval.bm25.postings import PostingsBuilder, PostingsReader
+from .files import fsync_dir, fsync_write_array, fsync_write_text, load_array
+
+
+def index_text(doc: Document, fields: list[str]) -> str:
+    """The text the inverted index sees: the chosen fields joined by a space (Pyserini's title + " " + text)."""
+    if fields == ["title", "text"]:
+        return doc.title + " " + doc.text if doc.title else doc.text
+    parts = []
+    for f in fields:
+        value = getattr(doc, f, None) if f in ("title", "text") else doc.metadata.get(f)
+        if value:
+            parts.append(str(value))
+    return " ".join(parts)
+
+
+class SegmentWriter:
+    """Streams documents to disk and into an in-memory inverted index; ``finish`` makes the folder complete."""
+
+    def __init__(self, folder: Path, analyzer: Analyzer, fields: list[str]) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True)
+        self.fields = fields
+        self._docs = open(folder / "docs.jsonl", "wb")  # noqa: SIM115
+        self._meta = open(folder / "metadata.jsonl", "wb")  # noqa: SIM115
+        self._offsets = [0]
+        self.ids: list[str] = []
+        self.postings = PostingsBuilder(analyzer)
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.ids)
+
+    def add(self, doc: Document) -> int:
+        line = json.dumps(doc.to_json(), ensure_ascii=False).encode("utf-8") + b"\n"
+        self._docs.write(line)
+        self._offsets.append(self._offsets[-1] + len(line))
+        self._meta.write(json.dumps(doc.metadata, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.postings.add(index_text(doc, self.fields))
+        self.ids.append(doc.id)
+        return len(self.ids) - 1
+
+    def finish(self) -> dict[str, Any]:
+        for f in (self._docs, self._meta):
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        fsync_write_text(self.folder / "ids.txt", "".join(i + "\n" for i in self.ids))
+        fsync_write_array(self.folder / "doc_offsets.npy", np.array(self._offsets, dtype=np.uint64))
+        stats = self.postings.write(self.folder / "bm25")
+        fsync_dir(self.folder / "bm25")
+        info = {"docs": self.n_docs, "bm25": stats}
+        fsync_write_text(self.folder / "segment.json", json.dumps(info))
+        fsync_dir(self.folder)
+        return info
+
+    def abort(self) -> None:
+        for f in (self._docs, self._meta):
+            if not f.closed:
+                f.close()
+
+
+class SegmentReader:
+    """Read access to a finished segment. Files are opened (or memory-mapped) up front, so a concurrent merge that
+    deletes the folder does not disturb a reader holding an older snapshot."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.name = folder.name
+        try:
+            self.info = json.loads((folder / "segment.json").read_text("utf-8"))
+            self.n_docs: int = self.info["docs"]
+            self._docs_file = open(folder / "docs.jsonl", "rb")  # noqa: SIM115
+            self._ids_file = open(folder / "ids.txt", "rb")  # noqa: SIM115
+            self._meta_file = open(folder / "metadata.jsonl", "rb")  # noqa: SIM115
+            self.doc_offsets = load_array(folder / "doc_offsets.npy")
+            self.bm25 = PostingsReader(folder / "bm25", self.info["bm25"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise CollectionError(f"segment {folder} is missing or damaged: {exc}") from exc
+        self._ids: list[str] | None = None
+        self._columns: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            with self._lock:
+                if self._ids is None:
+                    self._ids_file.seek(0)
+                    self._ids = self._ids_file.read().decode("utf-8").split("\n")[:-1]
+        return self._ids
+
+    def document(self, local: int) -> Document:
+        start, end = int(self.doc_offsets[local]), int(self.doc_offsets[local + 1])
+        data = os.pread(self._docs_file.fileno(), end - start, start)
+        return Document.from_json(json.loads(data))
+
+    def iter_documents(self):  # type: ignore[no-untyped-def]
+        with open(self._docs_file.fileno(), "rb", closefd=False) as f:
+            f.seek(0)
+            for line in f:
+                yield Document.from_json(json.loads(line))
+
+    def metadata_column(self, field: str) -> list[Any]:
+        """Values of one metadata field for every document (None where absent), cached."""
+        column = self._columns.get(field)
+        if column is None:
+            with self._lock:
+                self._meta_file.seek(0)
+                values = []
+                for line in self._meta_file:
+                    values.append(json.loads(line).get(field))
+                self._columns[field] = column = values
+        return column
+
+    def close(self) -> None:
+        for f in (self._docs_file, self._ids_file, self._meta_file):
+            f.close()
+        self.bm25.close()

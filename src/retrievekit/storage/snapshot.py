@@ -1,0 +1,107 @@
+"""A committed, immutable state of a collection as seen by readers."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..document import Document
+from ..filters import Filter, evaluate_filter, filter_key
+from ..retrieval.bm25.scoring import CorpusStats
+from .files import load_array
+from .manifest import Manifest
+from .segment import SegmentReader
+
+
+class Snapshot:
+    """Segments and deletion masks of one manifest generation. Global document number = segment base + local."""
+
+    def __init__(self, folder: Path, manifest: Manifest, readers: dict[str, SegmentReader]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.generation = manifest.generation
+        self.segments: list[SegmentReader] = []
+        self.live: list[np.ndarray | None] = []  # uint8 1 = live, None = no deletions
+        for entry in manifest.segments:
+            reader = readers.get(entry.name)
+            if reader is None:
+                reader = readers[entry.name] = SegmentReader(folder / entry.name)
+            self.segments.append(reader)
+            if entry.deletes_file:
+                deleted = load_array(folder / entry.name / entry.deletes_file)
+                self.live.append((~np.asarray(deleted, dtype=bool)).astype(np.uint8))
+            else:
+                self.live.append(None)
+        self.bases = np.cumsum([0] + [s.n_docs for s in self.segments])
+        stats = [s.bm25.stats for s in self.segments]
+        # Like Lucene, statistics include deleted documents until their segment is merged away.
+        self.bm25_stats = CorpusStats(
+            docs=sum(s["docs"] for s in stats),
+            docs_with_terms=sum(s["docs_with_terms"] for s in stats),
+            total_terms=sum(s["total_terms"] for s in stats),
+        )
+        self._masks: OrderedDict[str, list[np.ndarray | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._id_map: dict[str, tuple[int, int]] | None = None
+
+    @property
+    def live_docs(self) -> int:
+        return self.manifest.live_docs
+
+    def allowed(self, filter: Filter | None) -> list[np.ndarray | None]:
+        """Per segment: uint8 mask of documents a search may return (live and matching ``filter``)."""
+        if not filter:
+            return self.live
+        key = filter_key(filter)
+        with self._lock:
+            cached = self._masks.get(key)
+        if cached is not None:
+            return cached
+        masks: list[np.ndarray | None] = []
+        for seg, live in zip(self.segments, self.live):
+            mask = evaluate_filter(filter, seg.metadata_column, seg.n_docs)
+            masks.append(mask if live is None else mask & live)
+        with self._lock:
+            self._masks[key] = masks
+            while len(self._masks) > 32:
+                self._masks.popitem(last=False)
+        return masks
+
+    def id_map(self) -> dict[str, tuple[int, int]]:
+        """Live document id -> (segment index, local number); built on first use."""
+        if self._id_map is None:
+            with self._lock:
+                if self._id_map is None:
+                    m: dict[str, tuple[int, int]] = {}
+                    for si, (seg, live) in enumerate(zip(self.segments, self.live)):
+                        for local, doc_id in enumerate(seg.ids):
+                            if live is None or live[local]:
+                                m[doc_id] = (si, local)
+                    self._id_map = m
+        return self._id_map
+
+    def get(self, doc_id: str) -> Document | None:
+        loc = self.id_map().get(doc_id)
+        return None if loc is None else self.segments[loc[0]].document(loc[1])
+
+    def iter_documents(self):  # type: ignore[no-untyped-def]
+        for seg, live in zip(self.segments, self.live):
+            for local, doc in enumerate(seg.iter_documents()):
+                if live is None or live[local]:
+                    yield doc
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "documents": self.live_docs,
+            "deleted_documents": sum(e.deleted for e in self.manifest.segments),
+            "segments": len(self.segments),
+            "terms_per_segment": [s.bm25.stats["terms"] for s in self.segments],
+            "postings": sum(s.bm25.stats["postings"] for s in self.segments),
+            "total_terms": self.bm25_stats.total_terms,
+            "avg_doc_length": round(self.bm25_stats.avgdl, 3),
+        }
