@@ -49,6 +49,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int, default=1000, help="documents retrieved per query (default 1000)")
     p.add_argument("--ignore-identical-ids", action="store_true",
                    help="drop retrieved documents whose id equals the query id (BEIR's ArguAna/Quora setting)")
+    p.add_argument("--ties", choices=["anserini", "raw"], default="anserini",
+                   help="how tied scores are ordered for evaluation: anserini (default; round to 4 decimals, ties by "
+                   "document id ascending, as every Pyserini/Anserini run, so numbers compare with theirs) or raw "
+                   "(raw float32 scores, trec_eval's own tie order: document id descending)")
     p.add_argument("--collection", metavar="PATH",
                    help="keep the index in this folder and reuse it on later runs (default: a temporary folder)")
     p.add_argument("--significance", choices=["t", "permutation"], default="t",
@@ -63,11 +67,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 def parse_system(spec: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     """'lucene+rm3:k1=1.2,fb_terms=20' -> ('lucene', {'k1': 1.2}, {'fb_terms': 20})."""
     head, _, params = spec.partition(":")
-    name, _, extra = head.partition("+")
-    if extra not in ("", "rm3"):
-        raise RetrievekitError(f"bad system {spec!r}: only '+rm3' may follow the scorer name")
+    with_rm3 = head.endswith("+rm3")
+    name = head.removesuffix("+rm3")
     scorer: dict[str, Any] = {}
-    rm3: dict[str, Any] | None = {} if extra == "rm3" else None
+    rm3: dict[str, Any] | None = {} if with_rm3 else None
     for item in filter(None, params.split(",")):
         key, eq, value = item.partition("=")
         if not eq:
@@ -120,7 +123,7 @@ def run_eval(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             results = retriever.search(texts, args.depth, threads=1)
             search_seconds = time.perf_counter() - started
-            run = results.to_run(qids)
+            run = results.to_run(qids, ties=args.ties)
             scores = evaluate(run, dataset.qrels, metrics, ignore_identical_ids=args.ignore_identical_ids,
                               per_query=True)
             per_query[spec] = scores.per_query
@@ -151,6 +154,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "fields": fields,
         "depth": args.depth,
         "ignore_identical_ids": args.ignore_identical_ids,
+        "ties": args.ties,
     }
     out: dict[str, Any] = {**reports[0], **common}
     if len(reports) > 1:

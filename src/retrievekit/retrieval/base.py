@@ -27,11 +27,22 @@ class SearchResults:
         """(id, score) pairs of query ``i``, best first."""
         return [(d, float(s)) for d, s in zip(self.ids[i], self.scores[i]) if d is not None]
 
-    def to_run(self, query_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """As a TREC-style run {query id: {doc id: score}}."""
+    def to_run(self, query_ids: Sequence[str], ties: str = "raw") -> dict[str, dict[str, float]]:
+        """As a TREC-style run {query id: {doc id: score}}.
+
+        trec_eval ignores ranks and re-sorts by score, breaking ties by document id *descending*. ``ties="raw"``
+        keeps the raw scores (so trec_eval's tie order applies). ``ties="anserini"`` does what Anserini's
+        ScoreTiesAdjusterReranker does to every Pyserini run: round scores to 4 decimals, order ties by document
+        id ascending and make the scores strictly decreasing so evaluation keeps that order — use it to compare
+        numbers with Pyserini's.
+        """
         if len(query_ids) != len(self):
             raise ValueError(f"{len(query_ids)} query ids for {len(self)} result rows")
-        return {qid: dict(self.hits(i)) for i, qid in enumerate(query_ids)}
+        if ties == "raw":
+            return {qid: dict(self.hits(i)) for i, qid in enumerate(query_ids)}
+        if ties != "anserini":
+            raise ValueError(f"ties must be 'raw' or 'anserini', got {ties!r}")
+        return {qid: _anserini_ties(self.hits(i)) for i, qid in enumerate(query_ids)}
 
     @classmethod
     def empty(cls, n_queries: int, k: int) -> "SearchResults":
@@ -48,3 +59,18 @@ class Retriever(ABC):
 
     def config(self) -> dict[str, Any]:
         return {"type": type(self).__name__}
+
+
+def _anserini_ties(hits: list[tuple[str, float]]) -> dict[str, float]:
+    rounded = sorted(((round(s, 4), d) for d, s in hits), key=lambda x: (-x[0], x[1]))
+    out: dict[str, float] = {}
+    i = 0
+    while i < len(rounded):
+        j = i
+        while j < len(rounded) and rounded[j][0] == rounded[i][0]:
+            j += 1
+        step = 1e-4 / (j - i + 1)  # stays above the next distinct rounded score
+        for n in range(i, j):
+            out[rounded[n][1]] = rounded[n][0] - (n - i) * step
+        i = j
+    return out

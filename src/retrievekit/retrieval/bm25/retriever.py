@@ -40,8 +40,10 @@ class BM25Retriever(Retriever):
         self.scorer = get_scorer(scorer, **scorer_params)  # type: ignore[arg-type]
         if isinstance(rm3, RM3):
             self.rm3: RM3 | None = rm3
+        elif isinstance(rm3, Mapping):
+            self.rm3 = RM3(**rm3)
         elif rm3:
-            self.rm3 = RM3(**(dict(rm3) if isinstance(rm3, Mapping) else {}))
+            self.rm3 = RM3()
         else:
             self.rm3 = None
         self.use_kernel = use_kernel
@@ -96,8 +98,13 @@ class BM25Retriever(Retriever):
             if present.any():
                 df[present] += seg.bm25.df[ids[present]]
                 cf[present] += seg.bm25.cf[ids[present]]
-        if not df.any():
+        found = df > 0
+        if not found.any():
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if not found.all():  # terms absent from the whole collection contribute nothing
+            terms = [t for t, f in zip(terms, found) if f]
+            tids = [ids[found] for ids in tids]
+            df, cf = df[found], cf[found]
         stats = snap.bm25_stats
         scorer = self.scorer
         qw = np.array([weights[t] for t in terms], dtype=np.float64)
