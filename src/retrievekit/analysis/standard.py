@@ -65,7 +65,8 @@ class TokenFilterAnalyzer(Analyzer):
 
     def tokenize(self, text: str) -> list[str]:
         # Lowercasing the whole text first is one C call instead of one per token; word boundaries do not change.
-        return self._tokenize(text.lower() if self.lowercase else text)
+        # (Not for identifiers: their camelCase boundaries need the original case; normalize() lowercases.)
+        return self._tokenize(lucene_lower(text) if self.lowercase and self.tokenizer != "identifier" else text)
 
     def normalize(self, token: str) -> str:
         term = self._cache.get(token)
@@ -79,7 +80,7 @@ class TokenFilterAnalyzer(Analyzer):
         if self.possessive and token.endswith(_POSSESSIVES) or self.possessive and token.endswith(("'S", "\u2019S")):
             token = token[:-2]
         if self.lowercase:
-            token = token.lower()
+            token = lucene_lower(token)
         if not token or token in self._stopwords:
             return ""
         return self._stem(token) if self._stem is not None else token
@@ -118,6 +119,17 @@ class TokenFilterAnalyzer(Analyzer):
         }
 
 
+def lucene_lower(text: str) -> str:
+    """Lowercase like Lucene's LowerCaseFilter (Java's per-code-point ``Character.toLowerCase``): Python's
+    ``str.lower`` also applies context rules that Lucene does not — final sigma and dotted capital I."""
+    if not text.isascii():
+        if "\u03a3" in text:
+            text = text.replace("\u03a3", "\u03c3")
+        if "\u0130" in text:
+            text = text.replace("\u0130", "i")
+    return text.lower()
+
+
 def _make_stemmer(name: str | None):  # type: ignore[no-untyped-def]
     if name is None:
         return None
@@ -147,6 +159,7 @@ def _preset(name: str, **params: Any) -> None:
 # StopFilter(Lucene English stop words), PorterStemFilter.
 _preset("lucene-english", possessive=True, stopwords="lucene-english", stemmer="porter")
 _preset("lucene-english-nostem", possessive=True, stopwords="lucene-english", stemmer=None)
+_preset("lucene-english-nostem-nostop", possessive=True, stopwords=None, stemmer=None)
 _preset("snowball-english", possessive=True, stopwords="lucene-english", stemmer="english")
 _preset("standard", stopwords=None, stemmer=None)
 _preset("whitespace", tokenizer="whitespace", lowercase=False)

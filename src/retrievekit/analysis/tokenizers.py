@@ -32,8 +32,17 @@ _WORD = f"(?:{_CONNECT})*{_BLOCK}(?:(?:{_CONNECT})+{_BLOCK})*(?:{_CONNECT})*"
 _SOUTH_EAST_ASIAN = r"(?:\p{LB=SA}" + _EXT + ")+"
 _IDEOGRAPH = r"[\p{Han}\p{Hiragana}]" + _EXT
 
+# Emoji (Lucene >= 8 emits them as tokens): flags, keycaps, and pictographs with modifiers, presentation
+# selectors and zero-width-joiner sequences.
+# U+2605 (black star) was Extended_Pictographic in the Unicode version Lucene's grammar was generated from.
+_EMOJI_PART = r"[\p{Extended_Pictographic}\u2605][\p{Emoji_Modifier}\uFE0F\p{WB=Extend}]*"
+_EMOJI = (
+    r"\p{Regional_Indicator}{2}|[0-9#*]\uFE0F?\u20E3"
+    + f"|{_EMOJI_PART}(?:\u200D{_EMOJI_PART})*"
+)
+
 # The full grammar, needed only when the text holds combining marks or format characters (WB4).
-STANDARD_PATTERN = regex.compile(f"{_WORD}|{_SOUTH_EAST_ASIAN}|{_IDEOGRAPH}", regex.V1)
+STANDARD_PATTERN = regex.compile(f"{_EMOJI}|{_WORD}|{_SOUTH_EAST_ASIAN}|{_IDEOGRAPH}", regex.V1)
 _HAS_EXTEND = regex.compile(r"[\p{WB=Extend}\p{WB=Format}\p{WB=ZWJ}]")
 
 
@@ -50,7 +59,9 @@ def _flat_pattern(letter: str, number: str, connect: str, mid_letter: str, mid_n
 # Fast paths: most text is ASCII (stdlib ``re``), and most non-ASCII text has no combining marks.
 _ASCII_PATTERN = re.compile(_flat_pattern("A-Za-z", "0-9", "_", ":.'", ",;.'"))
 _UNICODE_PATTERN = regex.compile(
-    _flat_pattern(
+    _EMOJI
+    + "|"
+    + _flat_pattern(
         r"\p{WB=ALetter}\p{WB=Hebrew_Letter}",
         r"\p{WB=Numeric}",
         r"\p{WB=ExtendNumLet}",
