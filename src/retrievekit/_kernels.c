@@ -37,7 +37,7 @@ static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const ch
     return 0;
 }
 
-/* search_segment(docs u32, tfs u16|u32, starts i64, ends i64, weights f64, consts f64, norm f32, live u8|None,
+/* search_segment(docs u32, tfs u16|u32, offsets i64[V+1], term_ids i64, weights f64, consts f64, norm f32, live u8|None,
  *                mode, k1, delta, k, acc f32[n], mark u8[n], touched u32[n], out_docs u32[k], out_scores f32[k])
  *  -> number of hits written */
 static PyObject *search_segment(PyObject *self, PyObject *args) {
@@ -56,8 +56,8 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     if (get_buf(o_docs, &docs, 4, "docs", 0) < 0) return NULL;
     if (PyObject_GetBuffer(o_tfs, &tfs, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto fail0;
     if (tfs.itemsize != 2 && tfs.itemsize != 4) { PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32"); goto fail1; }
-    if (get_buf(o_starts, &starts, 8, "starts", 0) < 0) goto fail1;
-    if (get_buf(o_ends, &ends, 8, "ends", 0) < 0) goto fail2;
+    if (get_buf(o_starts, &starts, 8, "offsets", 0) < 0) goto fail1;
+    if (get_buf(o_ends, &ends, 8, "term_ids", 0) < 0) goto fail2;
     if (get_buf(o_w, &w, 8, "weights", 0) < 0) goto fail3;
     if (get_buf(o_c, &c, 8, "consts", 0) < 0) goto fail4;
     if (get_buf(o_norm, &norm, 4, "norm", 0) < 0) goto fail5;
@@ -68,17 +68,18 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     if (get_buf(o_out_docs, &out_docs, 4, "out_docs", 1) < 0) goto fail10;
     if (get_buf(o_out_scores, &out_scores, 4, "out_scores", 1) < 0) goto fail11;
 
-    Py_ssize_t n_docs = norm.len / 4, n_terms = starts.len / 8, n_post = docs.len / 4;
+    Py_ssize_t n_docs = norm.len / 4, n_terms = ends.len / 8, n_post = docs.len / 4, n_vocab = starts.len / 8 - 1;
     if (acc.len / 4 < n_docs || mark.len < n_docs || touched.len / 4 < n_docs || out_docs.len / 4 < k ||
-        out_scores.len / 4 < k || ends.len / 8 != n_terms || w.len / 8 != n_terms || c.len / 8 != n_terms ||
+        out_scores.len / 4 < k || w.len / 8 != n_terms || c.len / 8 != n_terms ||
         (have_live && live.len < n_docs) || tfs.len / tfs.itemsize != n_post) {
         PyErr_SetString(PyExc_ValueError, "search_segment: inconsistent array sizes");
         goto fail12;
     }
-    const int64_t *st = starts.buf, *en = ends.buf;
+    const int64_t *off = starts.buf, *tid = ends.buf;
     for (Py_ssize_t t = 0; t < n_terms; t++) {
-        if (st[t] < 0 || en[t] < st[t] || en[t] > n_post) {
-            PyErr_SetString(PyExc_ValueError, "search_segment: posting range out of bounds");
+        if (tid[t] < 0 || tid[t] >= n_vocab || off[tid[t]] < 0 || off[tid[t] + 1] < off[tid[t]] ||
+            off[tid[t] + 1] > n_post) {
+            PyErr_SetString(PyExc_ValueError, "search_segment: term id or posting range out of bounds");
             goto fail12;
         }
     }
@@ -96,7 +97,8 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     Py_ssize_t n_touched = 0;
     for (Py_ssize_t t = 0; t < n_terms; t++) {
         const float wf = (float)wt[t], cf = (float)ct[t];
-        for (int64_t p = st[t]; p < en[t]; p++) {
+        const int64_t first = off[tid[t]], last = off[tid[t] + 1];
+        for (int64_t p = first; p < last; p++) {
             uint32_t d = pd[p];
             if (d >= (uint64_t)n_docs) { corrupt = 1; break; }
             float tf = tf16 ? (float)tf16[p] : (float)tf32[p];

@@ -4,8 +4,12 @@ Conventions, all as in trec_eval 9.x:
 
 * A query's ranking is its run sorted by score descending; equal scores are ordered by document id
   *descending* (trec_eval compares ids with ``strcmp``; Python's ``str`` order is the same order).
+  trec_eval holds scores as C ``float``, so scores are compared after rounding to float32: two
+  scores that differ only beyond ~7 significant digits tie and are ordered by docid.
 * Binary measures (P, recall, MAP, MRR, success, R-precision) count a document as relevant when its
   judgment is ``>= relevance_level``; unjudged documents are never relevant.
+* Negative judgments (trec_eval reads them as "in the pool but unjudged") are never relevant and
+  count as not judged; pytrec_eval itself can crash on a query whose judgments are all negative.
 * nDCG uses the judgment itself as a linear gain with a ``log2(rank + 1)`` discount (trec_eval's
   ``ndcg_cut``). It ignores ``relevance_level``; zero and negative judgments give no gain. The ideal
   ranking is made from all positive judgments of the query, retrieved or not.
@@ -136,7 +140,8 @@ class _Judged:
 
 def _scores(qid: str, run_q: Mapping[str, float]) -> np.ndarray:
     try:
-        scores = np.fromiter(run_q.values(), dtype=np.float64, count=len(run_q))
+        with np.errstate(over="ignore"):  # beyond float32's range becomes +-inf, as in C
+            scores = np.fromiter(run_q.values(), dtype=np.float32, count=len(run_q))
     except (TypeError, ValueError) as exc:
         raise InputFormatError(f"run query {qid!r} has a non-numeric score: {exc}") from exc
     if np.isnan(scores).any():
@@ -147,7 +152,8 @@ def _scores(qid: str, run_q: Mapping[str, float]) -> np.ndarray:
 
 def _trec_ranks(run_q: Mapping[str, float], scores: np.ndarray, docs: list[str]) -> np.ndarray:
     """0-based trec_eval rank of each of ``docs`` (all retrieved): how many documents precede it."""
-    target = np.array([run_q[d] for d in docs], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        target = np.array([run_q[d] for d in docs], dtype=np.float32)
     ordered = np.sort(scores)
     above = np.searchsorted(ordered, target, side="right")
     ranks = len(scores) - above

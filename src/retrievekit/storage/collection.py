@@ -44,10 +44,12 @@ class Collection:
                 raise CollectionError(f"no collection at {self.path} (folder does not exist); create one with "
                                       "Collection.create(path) or `retrievekit index`")
             raise CollectionError(f"{self.path} is not a retrievekit collection (no {MANIFEST})")
+        self._manifest_path = str(self.path / MANIFEST)
         self._readers: dict[str, SegmentReader] = {}
         self._snapshot: Snapshot | None = None
         self._manifest_stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
+        self._retrievers: dict[str, Any] = {}
         self.config: dict[str, Any] = self.snapshot().manifest.config
         self.analyzer: Analyzer = get_analyzer(self.config["bm25"]["analyzer"])
 
@@ -94,7 +96,7 @@ class Collection:
 
     # -- snapshots ---------------------------------------------------------------------------------------------
     def _stamp(self) -> tuple[int, int, int]:
-        st = os.stat(self.path / MANIFEST)
+        st = os.stat(self._manifest_path)
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def snapshot(self) -> Snapshot:
@@ -228,7 +230,12 @@ class Collection:
         """
         from ..retrieval.bm25.retriever import BM25Retriever
 
-        retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)
+        key = repr((scorer, sorted(scorer_params.items()), rm3))
+        retriever = self._retrievers.get(key)
+        if retriever is None:
+            retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)  # validates the arguments
+            if len(self._retrievers) < 64:
+                self._retrievers[key] = retriever
         return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
                                 filter=filter, threads=threads)
 

@@ -46,4 +46,5 @@ def load_array(path: Path) -> np.ndarray:
     """Memory-map a ``.npy`` file (a small or empty one is read into memory)."""
     if path.stat().st_size < 1 << 16:
         return np.load(path, allow_pickle=False)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    # A plain ndarray view of the map: numpy.memmap's subclass hooks cost microseconds per indexing call.
+    return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)

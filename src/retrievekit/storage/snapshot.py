@@ -47,6 +47,19 @@ class Snapshot:
         self._masks: OrderedDict[str, list[np.ndarray | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._id_map: dict[str, tuple[int, int]] | None = None
+        self._id_array: np.ndarray | None = None
+
+    @property
+    def id_array(self) -> np.ndarray:
+        """All document ids (deleted ones included) as an object array indexed by global document number."""
+        if self._id_array is None:
+            with self._lock:
+                if self._id_array is None:
+                    arr = np.empty(int(self.bases[-1]), dtype=object)
+                    for seg, base in zip(self.segments, self.bases):
+                        arr[base : base + seg.n_docs] = seg.ids
+                    self._id_array = arr
+        return self._id_array
 
     @property
     def live_docs(self) -> int:

@@ -27,8 +27,8 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def search_segment(
     docs: np.ndarray,
     tfs: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
+    offsets: np.ndarray,
+    term_ids: np.ndarray,
     weights: np.ndarray,
     consts: np.ndarray,
     norms: np.ndarray,
@@ -45,11 +45,12 @@ def search_segment(
         out_docs = np.empty(k, np.uint32)
         out_scores = np.empty(k, np.float32)
         n = _kernels.search_segment(
-            docs, tfs, starts, ends, weights, consts, norms, live, mode, k1, delta, k, acc, mark, touched,
+            docs, tfs, offsets, term_ids, weights, consts, norms, live, mode, k1, delta, k, acc, mark, touched,
             out_docs, out_scores,
         )
         return out_docs[:n], out_scores[:n]
-    return _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k1, delta, k)
+    return _search_numpy(docs, tfs, offsets[term_ids], offsets[term_ids + 1], weights, consts, norms, live, mode,
+                         k1, delta, k)
 
 
 def _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k1, delta, k):  # type: ignore[no-untyped-def]

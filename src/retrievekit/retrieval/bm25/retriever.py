@@ -47,6 +47,7 @@ class BM25Retriever(Retriever):
         else:
             self.rm3 = None
         self.use_kernel = use_kernel
+        self._scorer_key = repr(sorted(self.scorer.config().items()))
 
     def config(self) -> dict[str, Any]:
         return {"type": "bm25", "scorer": self.scorer.config(), "rm3": self.rm3.__dict__ if self.rm3 else None}
@@ -72,60 +73,66 @@ class BM25Retriever(Retriever):
         else:
             rows = [one(q) for q in queries]
         results = SearchResults.empty(len(queries), k)
-        bases = snap.bases
+        id_array = snap.id_array
         for i, (numbers, scores) in enumerate(rows):
-            if len(numbers) == 0:
-                continue
-            seg_index = np.searchsorted(bases, numbers, side="right") - 1
-            ids = [snap.segments[s].ids[int(n - bases[s])] for s, n in zip(seg_index, numbers)]
-            results.ids[i, : len(ids)] = ids
-            results.scores[i, : len(ids)] = scores
+            n = len(numbers)
+            if n:
+                results.ids[i, :n] = id_array[numbers]
+                results.scores[i, :n] = scores
         return results
 
     def search_terms(
         self, snap: "Snapshot", weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top k (global document numbers, scores) for a weighted bag of analysed terms."""
-        if not weights or not snap.segments:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        terms = list(weights)
         segments = snap.segments
-        tids = [np.array([seg.bm25.term_ids.get(t, -1) for t in terms], dtype=np.int64) for seg in segments]
-        df = np.zeros(len(terms), np.int64)
-        cf = np.zeros(len(terms), np.int64)
-        for seg, ids in zip(segments, tids):
-            present = ids >= 0
-            if present.any():
-                df[present] += seg.bm25.df[ids[present]]
-                cf[present] += seg.bm25.cf[ids[present]]
-        found = df > 0
-        if not found.any():
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if not found.all():  # terms absent from the whole collection contribute nothing
-            terms = [t for t, f in zip(terms, found) if f]
-            tids = [ids[found] for ids in tids]
-            df, cf = df[found], cf[found]
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        if not weights or not segments:
+            return empty
+        # Per term: its id in each segment (-1 if absent) and collection-wide df / cf. Plain Python: queries have
+        # a handful of terms, and numpy's per-call overhead would dominate.
+        maps = [seg.bm25.term_ids for seg in segments]
+        terms, qweights, ids_per_term, dfs, cfs = [], [], [], [], []
+        for term, qw in weights.items():
+            ids = [m.get(term, -1) for m in maps]
+            df = cf = 0
+            for seg, i in zip(segments, ids):
+                if i >= 0:
+                    df += int(seg.bm25.df[i])
+                    cf += int(seg.bm25.cf[i])
+            if df:  # terms absent from the whole collection contribute nothing
+                terms.append(term)
+                qweights.append(qw)
+                ids_per_term.append(ids)
+                dfs.append(df)
+                cfs.append(cf)
+        if not terms:
+            return empty
         stats = snap.bm25_stats
         scorer = self.scorer
-        qw = np.array([weights[t] for t in terms], dtype=np.float64)
-        w, c = scorer.term_weights(df, cf, qw, stats)
-        key = scorer.cache_key(stats)
+        w, c = scorer.term_weights(np.array(dfs, np.float64), np.array(cfs, np.float64),
+                                   np.array(qweights, np.float64), stats)
+        key = (self._scorer_key, stats)
         all_numbers, all_scores = [], []
-        for seg, ids, live, base in zip(segments, tids, allowed, snap.bases):
-            present = ids >= 0
-            if not present.any():
+        for si, seg in enumerate(segments):
+            present = [j for j, ids in enumerate(ids_per_term) if ids[si] >= 0]
+            if not present:
                 continue
-            sel = ids[present]
             bm = seg.bm25
             norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
+            if len(present) == len(terms):
+                seg_w, seg_c = w, c
+            else:
+                seg_w, seg_c = w[present], c[present]
             local, scores = search_segment(
-                bm.docs, bm.tfs, bm.offsets[sel], bm.offsets[sel + 1], w[present], c[present], norms, live,
-                scorer.mode, scorer.k1, scorer.delta, k, self.use_kernel,
+                bm.docs, bm.tfs, bm.offsets, np.array([ids_per_term[j][si] for j in present], np.int64),
+                seg_w, seg_c, norms, allowed[si], scorer.mode, scorer.k1, scorer.delta, k, self.use_kernel,
             )
-            all_numbers.append(local.astype(np.int64) + int(base))
+            base = int(snap.bases[si])
+            all_numbers.append(local.astype(np.int64) + base if base else local.astype(np.int64))
             all_scores.append(scores)
         if not all_numbers:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            return empty
         if len(all_numbers) == 1:
             return all_numbers[0], all_scores[0]
         numbers = np.concatenate(all_numbers)

@@ -57,9 +57,6 @@ class Scorer(ABC):
     @abstractmethod
     def config(self) -> dict[str, Any]: ...
 
-    def cache_key(self, stats: CorpusStats) -> tuple[Any, ...]:
-        return (repr(sorted(self.config().items())), stats)
-
 
 @dataclass
 class LuceneBM25(Scorer):
