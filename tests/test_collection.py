@@ -224,3 +224,29 @@ def test_reader_follows_other_process_commits(col: Collection) -> None:
     subprocess.run([sys.executable, "-c", f"from retrievekit import Collection; Collection({str(col.path)!r})"
                     ".add([{'id': 'ext', 'text': 'added elsewhere'}])"], check=True)
     assert ids(reader.search("elsewhere")) == ["ext"]
+
+
+def test_readers_see_only_whole_commits_while_a_writer_commits(tmp_path: Path) -> None:
+    """A writer process commits batches of 50 documents (with merges); meanwhile this process searches
+    continuously. Every search must see a whole number of batches: never part of a commit, never an error."""
+    path = tmp_path / "live"
+    col = Collection.create(path)
+    script = textwrap.dedent(f"""
+        from retrievekit import Collection
+        col = Collection({str(path)!r})
+        for b in range(40):
+            with col.writer(max_segments=3) as w:
+                w.add([{{"id": f"{{b}}-{{i}}", "text": f"common word batch{{b}}"}} for i in range(50)])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    seen = set()
+    try:
+        while proc.poll() is None:
+            n = len(col.search("common", k=5000).hits(0))
+            assert n % 50 == 0, f"search saw {n} documents: part of a commit"
+            seen.add(n)
+    finally:
+        proc.wait()
+    assert proc.returncode == 0
+    assert len(col.search("common", k=5000).hits(0)) == 2000
+    assert len(seen) > 3  # the reader really ran while commits happened

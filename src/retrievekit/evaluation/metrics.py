@@ -27,6 +27,7 @@ of documents that beat it, found with a binary search in the sorted score array.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import re
@@ -159,11 +160,16 @@ def _trec_ranks(run_q: Mapping[str, float], scores: np.ndarray, docs: list[str])
     ranks = len(scores) - above
     ties = above - np.searchsorted(ordered, target, side="left") > 1
     if ties.any():
-        # Equal scores: a larger docid comes first. Only tied groups are examined, one by one.
+        # Equal scores: a larger docid comes first. Each tied group's ids are sorted once, then every
+        # judged document in it is placed by binary search.
         ids = list(run_q)
+        groups: dict[float, list[str]] = {}
         for i in np.flatnonzero(ties):
-            same = np.flatnonzero(scores == target[i])
-            ranks[i] += sum(1 for j in same if ids[j] > docs[i])
+            value = float(target[i])
+            if value not in groups:
+                groups[value] = sorted(ids[j] for j in np.flatnonzero(scores == target[i]))
+            group = groups[value]
+            ranks[i] += len(group) - bisect.bisect_right(group, docs[i])
     return ranks
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +58,10 @@ def paired_t_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarr
     sd = float(d.std(ddof=1))
     if sd == 0.0:
         return TestResult(0.0, 1.0) if mean == 0.0 else TestResult(float(np.copysign(np.inf, mean)), 0.0)
+    from scipy.special import stdtr  # Student's t CDF; imported here to keep package import light
+
     t = mean / (sd / np.sqrt(d.size))
-    return TestResult(float(t), float(2.0 * stats.t.sf(abs(t), d.size - 1)))
+    return TestResult(float(t), float(2.0 * stdtr(d.size - 1, -abs(t))))
 
 
 def permutation_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *,

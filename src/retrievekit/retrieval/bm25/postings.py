@@ -47,6 +47,7 @@ class PostingsBuilder:
         self.terms: list[str] = []
         self._term_ids: dict[str, int] = {}
         self._token_ids = _TokenIds(self)
+        self._lookup = self._token_ids.__getitem__  # bound once: map() over it is the fastest per-token path
         self._ids: list[int] = []
         self._token_counts: list[int] = []
         self._chunk_first_doc = 0
@@ -64,8 +65,7 @@ class PostingsBuilder:
 
     def add(self, text: str) -> None:
         """Index ``text`` as the next document number."""
-        token_ids = self._token_ids
-        ids = [token_ids[t] for t in self.analyzer.tokenize(text)]
+        ids = list(map(self._lookup, self.analyzer.tokenize(text)))
         self._ids.extend(ids)
         self._token_counts.append(len(ids))
         self.n_docs += 1
