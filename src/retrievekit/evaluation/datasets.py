@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..document import Document
 from ..errors import CollectionError, InputFormatError, RetrievekitError
@@ -73,10 +74,10 @@ class BeirDataset:
     def iter_corpus(self) -> Iterator[Document]:
         """Stream the corpus as ``Document`` objects (``_id`` becomes ``id``)."""
         try:
-            from ..ingest import read_documents  # type: ignore[attr-defined]
+            from ..ingest import read_documents
         except ImportError:
             return _read_beir_jsonl(self.corpus_path)
-        return read_documents(self.corpus_path)  # type: ignore[no-any-return]
+        return read_documents(self.corpus_path)
 
 
 def _read_beir_jsonl(path: Path) -> Iterator[Document]:
@@ -86,7 +87,7 @@ def _read_beir_jsonl(path: Path) -> Iterator[Document]:
                        metadata=obj.get("metadata") or {})
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:  # type: ignore[type-arg]
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

@@ -143,7 +143,8 @@ def compare(per_query: Mapping[str, Mapping[str, float]], baseline: str,
     if len(qids) < 2:
         raise ValueError(f"need at least 2 queries shared by all systems, found {len(qids)}")
 
-    matrix = {name: np.array([values[q] for q in qids], dtype=np.float64) for name, values in per_query.items()}
+    matrix = {name: np.array([values[q] for q in qids], dtype=np.float64)
+              for name, values in per_query.items()}
     base = matrix[baseline]
     others = [name for name in matrix if name != baseline]
     p_values = []
