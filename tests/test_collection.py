@@ -77,10 +77,9 @@ def test_uncommitted_changes_invisible_and_rollback(col: Collection) -> None:
     w.rollback()
     w.close()
     assert ids(col.search("rolled")) == []
-    with pytest.raises(RuntimeError):
-        with col.writer() as w2:
-            w2.add([{"id": "x", "text": "exception inside the block"}])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), col.writer() as w2:
+        w2.add([{"id": "x", "text": "exception inside the block"}])
+        raise RuntimeError("boom")
     assert "x" not in col
 
 

@@ -150,7 +150,7 @@ def real(request):
 
 
 def test_real_runs_match_pytrec_eval(real):
-    name, run, qrels = real
+    _name, run, qrels = real
     result = assert_matches(run, qrels)
     assert result.num_queries == len(run)
     assert 0.05 < result["ndcg@10"] < 0.9  # a sane BM25 run, so the comparison is not vacuous

@@ -2,16 +2,16 @@
 
 __version__ = "0.1.0"
 
-from .document import Document  # noqa: E402
-from .errors import (  # noqa: E402
+from .document import Document
+from .errors import (
     CollectionError,
     CollectionLockedError,
     InputFormatError,
     MissingExtraError,
     RetrievekitError,
 )
-from .retrieval.base import Retriever, SearchResults  # noqa: E402
-from .storage.collection import Collection  # noqa: E402
+from .retrieval.base import Retriever, SearchResults
+from .storage.collection import Collection
 
 __all__ = [
     "Collection",
@@ -20,8 +20,8 @@ __all__ = [
     "Document",
     "InputFormatError",
     "MissingExtraError",
-    "Retriever",
     "RetrievekitError",
+    "Retriever",
     "SearchResults",
     "__version__",
 ]

@@ -19,6 +19,6 @@ class Document:
         return {"id": self.id, "title": self.title, "text": self.text, "metadata": self.metadata}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Document":
+    def from_json(cls, obj: dict[str, Any]) -> Document:
         return cls(id=obj["id"], text=obj.get("text", ""), title=obj.get("title", ""),
                    metadata=obj.get("metadata") or {})

@@ -64,7 +64,7 @@ def available_analyzers() -> list[str]:
     return sorted(_PRESETS)
 
 
-def get_analyzer(spec: "str | dict[str, Any] | Analyzer | None" = None) -> Analyzer:
+def get_analyzer(spec: str | dict[str, Any] | Analyzer | None = None) -> Analyzer:
     """An analyzer from a preset name (see ``available_analyzers()``), a config dict, or an instance.
     ``None`` gives the default, ``"lucene-english"``."""
     if isinstance(spec, Analyzer):

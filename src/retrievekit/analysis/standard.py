@@ -23,7 +23,7 @@ TOKENIZERS = {"standard": standard_tokenize, "whitespace": whitespace_tokenize, 
 _SPANS = {"standard": standard_token_spans, "whitespace": whitespace_token_spans, "identifier": identifier_token_spans}
 # U+0027 apostrophe, U+2019 right single quotation mark, U+FF07 fullwidth apostrophe (Lucene's
 # EnglishPossessiveFilter).
-_POSSESSIVES = ("'s", "\u2019s", "\uff07s")
+_POSSESSIVES = ("'s", "\u2019s", "\uff07s", "'S", "\u2019S", "\uff07S")
 
 
 class TokenFilterAnalyzer(Analyzer):
@@ -77,7 +77,7 @@ class TokenFilterAnalyzer(Analyzer):
         return term
 
     def _normalize_uncached(self, token: str) -> str:
-        if self.possessive and token.endswith(_POSSESSIVES) or self.possessive and token.endswith(("'S", "\u2019S")):
+        if self.possessive and token.endswith(_POSSESSIVES):
             token = token[:-2]
         if self.lowercase:
             token = lucene_lower(token)

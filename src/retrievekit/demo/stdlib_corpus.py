@@ -262,7 +262,7 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> 
         text = f"({ast.unparse(args)})"
         if node.returns is not None:
             text += f" -> {ast.unparse(node.returns)}"
-    except Exception:  # noqa: BLE001 - unparse of exotic nodes must not break the corpus
+    except Exception:
         return "(...)"
     return text
 

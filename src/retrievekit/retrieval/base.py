@@ -45,7 +45,7 @@ class SearchResults:
         return {qid: _anserini_ties(self.hits(i)) for i, qid in enumerate(query_ids)}
 
     @classmethod
-    def empty(cls, n_queries: int, k: int) -> "SearchResults":
+    def empty(cls, n_queries: int, k: int) -> SearchResults:
         return cls(np.full((n_queries, k), None, dtype=object), np.full((n_queries, k), -np.inf, dtype=np.float32))
 
 

@@ -62,7 +62,7 @@ class Collection:
         analyzer: str | dict[str, Any] | Analyzer | None = "lucene-english",
         fields: Sequence[str] = DEFAULT_FIELDS,
         exist_ok: bool = False,
-    ) -> "Collection":
+    ) -> Collection:
         """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
         instance; ``fields`` are the document parts indexed for BM25, joined by a space (title + " " + text).
         With ``exist_ok``, an existing collection is opened instead (its settings must match)."""
@@ -91,7 +91,7 @@ class Collection:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | Path) -> "Collection":
+    def open(cls, path: str | Path) -> Collection:
         return cls(path)
 
     # -- snapshots ---------------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class Manifest:
         atomic_write_text(folder / MANIFEST, json.dumps(self.to_json(), indent=1, ensure_ascii=False))
 
     @classmethod
-    def read(cls, folder: Path) -> "Manifest":
+    def read(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST
         try:
             data = json.loads(path.read_text("utf-8"))

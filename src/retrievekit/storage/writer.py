@@ -71,7 +71,7 @@ class CollectionWriter:
 
     def __init__(
         self,
-        collection: "Collection",
+        collection: Collection,
         *,
         lock_timeout: float = 0.0,
         max_segments: int = DEFAULT_MAX_SEGMENTS,
@@ -293,7 +293,7 @@ class CollectionWriter:
             self.closed = True
             self._lock.release()
 
-    def __enter__(self) -> "CollectionWriter":
+    def __enter__(self) -> CollectionWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]

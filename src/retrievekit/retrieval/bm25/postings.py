@@ -27,7 +27,7 @@ _CHUNK_TOKENS = 2_000_000
 class _TokenIds(dict):  # type: ignore[type-arg]
     """raw token -> term id (-1 for a dropped token); misses go through the analyzer once."""
 
-    def __init__(self, builder: "PostingsBuilder") -> None:
+    def __init__(self, builder: PostingsBuilder) -> None:
         super().__init__()
         self.builder = builder
 
@@ -118,7 +118,7 @@ class PostingsBuilder:
             "docs_with_terms": int(np.count_nonzero(lengths)),
             "total_terms": int(lengths.sum(dtype=np.int64)),
             "terms": n_terms,
-            "postings": int(len(docs)),
+            "postings": len(docs),
         }
 
 

@@ -30,7 +30,7 @@ class BM25Retriever(Retriever):
 
     def __init__(
         self,
-        collection: "Collection",
+        collection: Collection,
         scorer: str | Mapping[str, Any] | Scorer | None = None,
         rm3: bool | Mapping[str, Any] | RM3 = False,
         use_kernel: bool = True,
@@ -82,7 +82,7 @@ class BM25Retriever(Retriever):
         return results
 
     def search_terms(
-        self, snap: "Snapshot", weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]
+        self, snap: Snapshot, weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top k (global document numbers, scores) for a weighted bag of analysed terms."""
         segments = snap.segments
@@ -140,7 +140,7 @@ class BM25Retriever(Retriever):
         order = np.lexsort((numbers, -scores))[:k]
         return numbers[order], scores[order]
 
-    def _expand(self, snap: "Snapshot", weights: dict[str, float], allowed: list[np.ndarray | None]) -> dict[str, float]:
+    def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None]) -> dict[str, float]:
         assert self.rm3 is not None
         numbers, scores = self.search_terms(snap, weights, self.rm3.fb_docs, allowed)
         analyzer = self.collection.analyzer

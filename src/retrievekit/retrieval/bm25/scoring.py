@@ -74,11 +74,10 @@ class LuceneBM25(Scorer):
         return query_weights * idf, np.zeros_like(idf)
 
     def doc_norms(self, lengths, stats):  # type: ignore[no-untyped-def]
-        avgdl = np.float32(stats.avgdl)
+        # float32 throughout, as Lucene computes its norm cache
+        avgdl, k1, b = np.float32(stats.avgdl), np.float32(self.k1), np.float32(self.b)
         qlen = quantized_lengths(lengths).astype(np.float32)
-        return (np.float32(self.k1) * ((np.float32(1) - np.float32(self.b)) + np.float32(self.b) * qlen / avgdl)).astype(
-            np.float32
-        )
+        return (k1 * ((np.float32(1) - b) + b * qlen / avgdl)).astype(np.float32)
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k1": self.k1, "b": self.b}
@@ -189,7 +188,7 @@ SCORERS: dict[str, type[Scorer]] = {
 }
 
 
-def get_scorer(spec: "str | dict[str, Any] | Scorer | None" = None, **params: Any) -> Scorer:
+def get_scorer(spec: str | dict[str, Any] | Scorer | None = None, **params: Any) -> Scorer:
     """A scorer by name (``lucene``, ``robertson``, ``atire``, ``bm25l``, ``bm25+``, ``dirichlet``) with
     parameters, from a config dict, or an instance as is."""
     if isinstance(spec, Scorer):
