@@ -140,6 +140,8 @@ def test_metadata_filters(col: Collection) -> None:
     assert set(ids(col.search(q, filter={"tags": {"exists": False}}))) == {"d4"}
     assert set(ids(col.search(q, filter={"lang": {"ne": "en"}}))) == {"d4"}
     assert set(ids(col.search(q, filter={"year": {"$lte": 1980}}))) == {"d3"}
+    assert set(ids(col.search(q, filter={"tags": {"nin": ["ir"]}}))) == {"d3", "d4"}  # no tag is "ir"
+    assert set(ids(col.search(q, filter={"tags": "ir", "year": {"gt": 2000}}))) == {"d2"}
     with pytest.raises(ValueError, match="unknown operator"):
         col.search(q, filter={"year": {"between": [1, 2]}})
 

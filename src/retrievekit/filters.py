@@ -34,39 +34,54 @@ class FilterError(RetrievekitError, ValueError):
     pass
 
 
+def _compare(op: str, arg: Any) -> Callable[[Any], bool]:
+    fn = _COMPARE[op]
+
+    def check(v: Any) -> bool:
+        if v is None:
+            return op == "ne"
+        try:
+            return bool(fn(v, arg))
+        except TypeError:  # e.g. a string against a number: no match, not an error
+            return op == "ne"
+
+    return check
+
+
+def _membership(members: set[str], positive: bool) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return (v is not None and json.dumps(v, sort_keys=True) in members) == positive
+
+    return check
+
+
+def _exists(want: bool) -> Callable[[Any], bool]:
+    return lambda v: (v is not None) == want
+
+
 def _predicate(field: str, condition: Any) -> Callable[[Any], bool]:
     if not isinstance(condition, Mapping):
         return _predicate(field, {"eq": condition})
-    checks: list[Callable[[Any], bool]] = []
+    # (check, negative): on a list value a positive condition needs one matching element, a negative one
+    # (ne, nin) needs every element to pass — "tags nin [x]" means no tag is x.
+    checks: list[tuple[Callable[[Any], bool], bool]] = []
     for raw_op, arg in condition.items():
         op = raw_op.lstrip("$")
         if op in _COMPARE:
-            fn = _COMPARE[op]
-
-            def check(v: Any, fn=fn, arg=arg, op=op) -> bool:  # type: ignore[no-untyped-def]
-                if v is None:
-                    return op == "ne"
-                try:
-                    return bool(fn(v, arg))
-                except TypeError:  # e.g. comparing a string to a number: no match, not an error
-                    return op == "ne"
-
-            checks.append(check)
+            checks.append((_compare(op, arg), op == "ne"))
         elif op in ("in", "nin"):
             if not isinstance(arg, (list, tuple, set, frozenset)):
                 raise FilterError(f"filter on {field!r}: {raw_op!r} needs a list, got {arg!r}")
-            members = {json.dumps(a, sort_keys=True) for a in arg}
-            positive = op == "in"
-            checks.append(lambda v, m=members, p=positive: (v is not None and json.dumps(v, sort_keys=True) in m) == p)
+            checks.append((_membership({json.dumps(a, sort_keys=True) for a in arg}, op == "in"), op == "nin"))
         elif op == "exists":
-            checks.append(lambda v, want=bool(arg): (v is not None) == want)
+            checks.append((_exists(bool(arg)), False))
         else:
             raise FilterError(f"filter on {field!r}: unknown operator {raw_op!r}; valid: {', '.join(OPERATORS)}")
 
     def match(value: Any) -> bool:
-        if isinstance(value, list):
-            return any(all(c(v) for c in checks) for v in value) if value else all(c(None) for c in checks)
-        return all(c(value) for c in checks)
+        if isinstance(value, list) and value:
+            return all((all if negative else any)(c(v) for v in value) for c, negative in checks)
+        return all(c(None if isinstance(value, list) else value) for c, _ in checks)
 
     return match
 

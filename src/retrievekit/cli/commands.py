@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 from ..analysis import available_analyzers
 from ..errors import RetrievekitError
@@ -72,7 +73,7 @@ def add_scoring_options(p: argparse.ArgumentParser) -> None:
                    "(10 feedback docs, 10 terms, original query weight 0.5, as Anserini)")
 
 
-def scoring_params(args: argparse.Namespace) -> dict[str, float]:
+def scoring_params(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in ("k1", "b", "mu") if getattr(args, name) is not None}
 
 

@@ -116,7 +116,8 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         qids = list(dataset.queries)
         texts = [dataset.queries[q] for q in qids]
-        reports, per_query = [], {}
+        reports: list[dict[str, Any]] = []
+        per_query: dict[str, dict[str, dict[str, float]]] = {}
         for spec, name, params, rm3 in systems:
             retriever = BM25Retriever(col, scorer=name, rm3=rm3 if rm3 is not None else False, **params)
             retriever.search(texts[:5], args.depth)  # warm-up: term dictionaries, norms, page cache
@@ -126,7 +127,7 @@ def run_eval(args: argparse.Namespace) -> int:
             run = results.to_run(qids, ties=args.ties)
             scores = evaluate(run, dataset.qrels, metrics, ignore_identical_ids=args.ignore_identical_ids,
                               per_query=True)
-            per_query[spec] = scores.per_query
+            per_query[spec] = scores.per_query or {}
             if args.run_dir:
                 Path(args.run_dir).mkdir(parents=True, exist_ok=True)
                 write_run(run, Path(args.run_dir) / f"{Path(dataset.path).name}.{_safe(spec)}.run", tag=spec)
@@ -163,10 +164,10 @@ def run_eval(args: argparse.Namespace) -> int:
         base = reports[0]["system"]
         for metric in ("ndcg@10", "recall@100"):
             key = next(k for k in per_query[base] if k.lower() == metric)
-            rows = compare({s: per_query[s][key] for s in per_query}, base, test=args.significance)
+            tests = compare({s: per_query[s][key] for s in per_query}, base, test=args.significance)
             out["significance"][metric] = {
                 s: {"delta": r.delta, "p_value": r.p_value, "p_holm": r.p_corrected, "significant": r.significant}
-                for s, r in rows.items() if s != base
+                for s, r in tests.items() if s != base
             }
     if args.output:
         import json

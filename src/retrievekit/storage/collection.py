@@ -102,15 +102,16 @@ class Collection:
     def snapshot(self) -> Snapshot:
         """The latest committed state (reloaded only when the manifest changed)."""
         stamp = self._stamp()
-        snap = self._snapshot
-        if snap is not None and stamp == self._manifest_stamp:
-            return snap
+        cached = self._snapshot
+        if cached is not None and stamp == self._manifest_stamp:
+            return cached
         with self._lock:
             for attempt in range(20):
                 try:
                     stamp = self._stamp()
-                    if self._snapshot is not None and stamp == self._manifest_stamp:
-                        return self._snapshot
+                    current = self._snapshot
+                    if current is not None and stamp == self._manifest_stamp:
+                        return current
                     manifest = Manifest.read(self.path)
                     snap = Snapshot(self.path, manifest, self._readers)
                     break

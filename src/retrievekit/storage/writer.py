@@ -207,8 +207,9 @@ class CollectionWriter:
                 mask = self._deleted[entry.name]
                 deleted = int(mask.sum())
                 if deleted != entry.deleted:
-                    entry = SegmentEntry(entry.name, entry.docs, deleted, f"deletes-{generation:06d}.npy")
-                    fsync_write_array(self.folder / entry.name / entry.deletes_file, mask)
+                    deletes_file = f"deletes-{generation:06d}.npy"
+                    fsync_write_array(self.folder / entry.name / deletes_file, mask)
+                    entry = SegmentEntry(entry.name, entry.docs, deleted, deletes_file)
             entries.append(entry)
         for entry, deleted_locals in self._finished:
             if deleted_locals:

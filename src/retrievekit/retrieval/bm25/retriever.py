@@ -62,7 +62,7 @@ class BM25Retriever(Retriever):
         analyzer = self.collection.analyzer
 
         def one(query: str) -> tuple[np.ndarray, np.ndarray]:
-            weights = dict(Counter(analyzer.analyze(query)))
+            weights: dict[str, float] = {t: float(n) for t, n in Counter(analyzer.analyze(query)).items()}
             if self.rm3 is not None and weights:
                 weights = self._expand(snap, weights, allowed)
             return self.search_terms(snap, weights, k, allowed)

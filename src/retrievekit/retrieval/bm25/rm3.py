@@ -4,7 +4,7 @@ Anserini's defaults and term selection so results are comparable with Pyserini's
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,10 +36,10 @@ class RM3:
             return query
         words = sorted(vocab)
         ratios = dict(zip(words, (f / max(n_docs, 1) for f in df(words))))
-        model: Counter[str] = Counter()
+        model: dict[str, float] = defaultdict(float)
         for counts, score in vectors:
             kept = {t: c for t, c in counts.items() if ratios[t] <= self.max_df_ratio}
-            norm = sum(kept.values())
+            norm = float(sum(kept.values()))
             if norm <= 0:
                 continue
             for t, c in kept.items():
