@@ -154,24 +154,25 @@ class Collection:
     ) -> dict[str, Any]:
         """Stream documents from a file or folder (JSONL, BEIR, CSV/TSV, text/Markdown/HTML files) into the
         collection in one atomic commit: on any error nothing of this ingest is committed."""
-        from ..ingest import read_documents
+        from ..ingest import estimate_size, read_documents
 
         started = time.perf_counter()
-        with self.writer(lock_timeout=lock_timeout) as w:
-            docs = read_documents(source, format, **reader_options)
-            bar = _progress(progress, f"indexing {Path(source).name}")
-            batch: list[Document] = []
-            for doc in docs:
-                batch.append(doc)
-                if len(batch) >= batch_size:
+        bar = _progress(progress, f"indexing {Path(source).name}", estimate_size(source, format) if progress else None)
+        try:
+            with self.writer(lock_timeout=lock_timeout) as w:
+                if progress:
+                    reader_options["on_bytes"] = bar.update
+                batch: list[Document] = []
+                for doc in read_documents(source, format, **reader_options):
+                    batch.append(doc)
+                    if len(batch) >= batch_size:
+                        w.add(batch)
+                        batch = []
+                if batch:
                     w.add(batch)
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                w.add(batch)
-                bar.update(len(batch))
+                added = w.added
+        finally:
             bar.close()
-            added = w.added
         seconds = time.perf_counter() - started
         return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
 
@@ -252,9 +253,10 @@ class _NoBar:
         pass
 
 
-def _progress(enabled: bool, desc: str):  # type: ignore[no-untyped-def]
+def _progress(enabled: bool, desc: str, total_bytes: int | None = None):  # type: ignore[no-untyped-def]
+    """A progress bar over the input's bytes (the reader reports them as it goes)."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(desc=desc, unit=" docs", smoothing=0.1)
+    return tqdm(desc=desc, total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, smoothing=0.1)
