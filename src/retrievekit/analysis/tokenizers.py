@@ -74,6 +74,67 @@ _UNICODE_PATTERN = regex.compile(
 )
 
 
+# Non-ASCII mid-word characters of UAX#29 (Unicode 14): MidLetter, MidNum, MidNumLet.
+_MID_LETTER_CHARS = ":\u00b7\u0387\u055f\u05f4\u2027\ufe13\ufe55\uff1a"
+_MID_NUMBER_CHARS = ",;\u037e\u0589\u060c\u060d\u066c\u07f8\u2044\ufe10\ufe14\ufe50\ufe54\uff0c\uff1b"
+_MID_BOTH_CHARS = ".'\u2018\u2019\u2024\ufe52\uff07\uff0e"
+# The flat grammar over Python's own Unicode classes (letters [^\W\d_], digits \d): stdlib ``re`` speed.
+_PYTHON_PATTERN = re.compile(
+    r"_*[^\W_]\w*"
+    rf"(?:(?:(?<=[^\W\d_])[{_MID_LETTER_CHARS}{_MID_BOTH_CHARS}](?=[^\W\d_])"
+    rf"|(?<=\d)[{_MID_NUMBER_CHARS}{_MID_BOTH_CHARS}](?=\d))\w+)*"
+)
+_PY_LETTER = re.compile(r"[^\W\d_]")
+_PY_DIGIT = re.compile(r"\d")
+
+
+class _SafeCharacters(dict):  # type: ignore[type-arg]
+    """character -> True when Python's classes give it the same word-break role as UAX#29 and it needs nothing
+    beyond the flat grammar (no ideograph, kana, South-East-Asian letter, emoji or combining mark). Filled
+    lazily, one entry per distinct character seen."""
+
+    _FULL_GRAMMAR = regex.compile(
+        r"[\p{Han}\p{Hiragana}\p{WB=Katakana}\p{LB=SA}\p{WB=Extend}\p{WB=Format}\p{WB=ZWJ}"
+        r"\p{Extended_Pictographic}\p{Regional_Indicator}\u2605\p{WB=Hebrew_Letter}]"
+    )
+    _ROLES = (
+        ("a", regex.compile(r"\p{WB=ALetter}")),
+        ("0", regex.compile(r"\p{WB=Numeric}")),
+        ("_", regex.compile(r"\p{WB=ExtendNumLet}")),
+        (":", regex.compile(r"\p{WB=MidLetter}")),
+        (",", regex.compile(r"\p{WB=MidNum}")),
+        (".", regex.compile(r"[\p{WB=MidNumLet}\p{WB=Single_Quote}]")),
+    )
+
+    def __missing__(self, ch: str) -> bool:
+        if self._FULL_GRAMMAR.match(ch):
+            safe = False
+        else:
+            unicode_role = next((role for role, p in self._ROLES if p.match(ch)), " ")
+            safe = unicode_role == _python_role(ch)
+        self[ch] = safe
+        return safe
+
+
+def _python_role(ch: str) -> str:
+    if ch == "_":
+        return "_"
+    if _PY_LETTER.match(ch):
+        return "a"
+    if _PY_DIGIT.match(ch):
+        return "0"
+    if ch in _MID_LETTER_CHARS:
+        return ":"
+    if ch in _MID_NUMBER_CHARS:
+        return ","
+    if ch in _MID_BOTH_CHARS:
+        return "."
+    return " "
+
+
+_SAFE = _SafeCharacters()
+
+
 def _split_long(tokens: list[str]) -> list[str]:
     out: list[str] = []
     for token in tokens:
@@ -88,6 +149,8 @@ def standard_tokenize(text: str) -> list[str]:
     """Split ``text`` into words the way Lucene's StandardTokenizer does (case is preserved)."""
     if text.isascii():
         tokens: list[str] = _ASCII_PATTERN.findall(text)
+    elif all(map(_SAFE.__getitem__, set(text))):
+        tokens = _PYTHON_PATTERN.findall(text)
     elif _HAS_EXTEND.search(text) is None:
         tokens = _UNICODE_PATTERN.findall(text)
     else:
@@ -131,6 +194,8 @@ def standard_token_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of ``standard_tokenize``'s tokens in ``text`` (before long-token splitting)."""
     if text.isascii():
         pattern = _ASCII_PATTERN
+    elif all(map(_SAFE.__getitem__, set(text))):
+        pattern = _PYTHON_PATTERN
     elif _HAS_EXTEND.search(text) is None:
         pattern = _UNICODE_PATTERN  # type: ignore[assignment]
     else:
