@@ -76,3 +76,23 @@ def test_identifier_tokenizer() -> None:
     assert identifier_tokenize("parseHTTPResponse_v2(x)") == [
         "parseHTTPResponse_v2", "parse", "HTTP", "Response", "v", "2", "x"]
     assert get_analyzer("identifier").analyze("getUserName") == ["getusername", "get", "user", "name"]
+
+
+def test_fast_paths_agree_with_the_full_grammar(data_dir: Path) -> None:
+    """ASCII and Python-class fast paths must give exactly the full UAX#29 grammar's tokens, on real text in
+    twelve languages."""
+    from retrievekit.analysis.tokenizers import STANDARD_PATTERN, _split_long
+
+    sources = [data_dir / "scifact", data_dir / "cosqa", *sorted((data_dir / "xquad-r").iterdir())]
+    checked = 0
+    for folder in sources:
+        if not (folder / "corpus.jsonl").is_file():
+            continue
+        for i, line in enumerate((folder / "corpus.jsonl").open(encoding="utf-8")):
+            if i >= 400:
+                break
+            doc = json.loads(line)
+            text = (doc.get("title", "") + " " + doc["text"]).lower()
+            assert standard_tokenize(text) == _split_long(STANDARD_PATTERN.findall(text)), (folder.name, doc["_id"])
+            checked += 1
+    assert checked > 4000
