@@ -7,23 +7,42 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MODE_SATURATING = 0, MODE_BM25L = 1, MODE_DIRICHLET = 2 };
 
 typedef struct { float score; uint32_t doc; } Hit;
 
-/* a is worse than b: lower score, or equal score and later document (earlier documents win ties). */
-static inline int worse(Hit a, Hit b) { return a.score < b.score || (a.score == b.score && a.doc > b.doc); }
+/* a ranks before b: higher score, or equal score and earlier document (earlier documents win ties). */
+static inline int better(Hit a, Hit b) { return a.score > b.score || (a.score == b.score && a.doc < b.doc); }
 
-static void sift_down(Hit *h, Py_ssize_t n, Py_ssize_t i) {
-    for (;;) {
-        Py_ssize_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(h[l], h[m])) m = l;
-        if (r < n && worse(h[r], h[m])) m = r;
-        if (m == i) return;
-        Hit t = h[i]; h[i] = h[m]; h[m] = t; i = m;
+static int compare_hits(const void *x, const void *y) {
+    const Hit a = *(const Hit *)x, b = *(const Hit *)y;
+    return better(a, b) ? -1 : (better(b, a) ? 1 : 0);
+}
+
+/* Quickselect: afterwards h[0..k-1] hold the k best of h[0..n-1], in no particular order. */
+static void select_best(Hit *h, Py_ssize_t n, Py_ssize_t k) {
+    Py_ssize_t lo = 0, hi = n - 1, target = k - 1;
+    while (hi > lo) {
+        const Hit pivot = h[lo + (hi - lo) / 2];
+        Py_ssize_t i = lo, j = hi;
+        while (i <= j) {
+            while (better(h[i], pivot)) i++;
+            while (better(pivot, h[j])) j--;
+            if (i <= j) { Hit t = h[i]; h[i] = h[j]; h[j] = t; i++; j--; }
+        }
+        if (target <= j) hi = j;
+        else if (target >= i) lo = i;
+        else return;
     }
+}
+
+static Hit worst_of(const Hit *h, Py_ssize_t n) {
+    Hit w = h[0];
+    for (Py_ssize_t i = 1; i < n; i++) if (better(w, h[i])) w = h[i];
+    return w;
 }
 
 static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name, int writable) {
@@ -36,6 +55,40 @@ static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const ch
     }
     return 0;
 }
+
+/* One posting list into the accumulator, specialised per scoring mode and tf width so the inner loop has no
+ * branches but the touched-document check. Returns the new touched count, or -1 on a corrupt document number. */
+typedef Py_ssize_t (*Accumulate)(const uint32_t *, const void *, int64_t, int64_t, float, float, float, float,
+                                 const float *, float *, uint8_t *, uint32_t *, Py_ssize_t, uint32_t);
+
+#define DEFINE_ACCUMULATE(NAME, TF_T, SCORE)                                                                    \
+    static Py_ssize_t NAME(const uint32_t *pd, const void *tfv, int64_t first, int64_t last, float wf, float cf,  \
+                           float k1, float delta, const float *nm, float *a, uint8_t *mk, uint32_t *tc,          \
+                           Py_ssize_t n_touched, uint32_t n_docs) {                                             \
+        const TF_T *tfs = (const TF_T *)tfv;                                                                    \
+        (void)k1; (void)delta; (void)cf;                                                                        \
+        for (int64_t p = first; p < last; p++) {                                                                \
+            const uint32_t d = pd[p];                                                                           \
+            if (d >= n_docs) return -1;                                                                         \
+            const float tf = (float)tfs[p];                                                                     \
+            const float nd = nm[d];                                                                             \
+            float s;                                                                                            \
+            SCORE;                                                                                              \
+            if (!mk[d]) { mk[d] = 1; tc[n_touched++] = d; }                                                     \
+            a[d] += s;                                                                                          \
+        }                                                                                                       \
+        return n_touched;                                                                                       \
+    }
+
+#define SCORE_SAT s = wf * (tf / (tf + nd)) + cf
+#define SCORE_BM25L { const float x = tf / nd + delta; s = wf * x / (k1 + x); }
+#define SCORE_DIR { const float l = logf(1.0f + tf * cf) + nd; s = l > 0.0f ? wf * l : 0.0f; }
+DEFINE_ACCUMULATE(acc_sat_16, uint16_t, SCORE_SAT)
+DEFINE_ACCUMULATE(acc_sat_32, uint32_t, SCORE_SAT)
+DEFINE_ACCUMULATE(acc_bm25l_16, uint16_t, SCORE_BM25L)
+DEFINE_ACCUMULATE(acc_bm25l_32, uint32_t, SCORE_BM25L)
+DEFINE_ACCUMULATE(acc_dir_16, uint16_t, SCORE_DIR)
+DEFINE_ACCUMULATE(acc_dir_32, uint32_t, SCORE_DIR)
 
 /* search_segment(docs u32, tfs u16|u32, offsets i64[V+1], term_ids i64, weights f64, consts f64, norm f32, live u8|None,
  *                mode, k1, delta, k, acc f32[n], mark u8[n], touched u32[n], out_docs u32[k], out_scores f32[k])
@@ -95,60 +148,50 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     const uint16_t *tf16 = tfs.itemsize == 2 ? tfs.buf : NULL;
     const uint32_t *tf32 = tfs.itemsize == 4 ? tfs.buf : NULL;
     Py_ssize_t n_touched = 0;
-    for (Py_ssize_t t = 0; t < n_terms; t++) {
-        const float wf = (float)wt[t], cf = (float)ct[t];
-        const int64_t first = off[tid[t]], last = off[tid[t] + 1];
-        for (int64_t p = first; p < last; p++) {
-            uint32_t d = pd[p];
-            if (d >= (uint64_t)n_docs) { corrupt = 1; break; }
-            float tf = tf16 ? (float)tf16[p] : (float)tf32[p];
-            float s;
-            if (mode == MODE_SATURATING) {
-                s = wf * (tf / (tf + nm[d])) + cf;
-            } else if (mode == MODE_BM25L) {
-                float x = tf / nm[d] + (float)delta;
-                s = wf * x / ((float)k1 + x);
-            } else {
-                s = logf(1.0f + tf * cf) + nm[d];
-                s = s > 0.0f ? wf * s : 0.0f;
-            }
-            if (!mk[d]) { mk[d] = 1; tc[n_touched++] = d; }
-            a[d] += s;
-        }
-        if (corrupt) break;
+    Accumulate fn = NULL;
+    if (mode == MODE_SATURATING) fn = tf16 ? acc_sat_16 : acc_sat_32;
+    else if (mode == MODE_BM25L) fn = tf16 ? acc_bm25l_16 : acc_bm25l_32;
+    else fn = tf16 ? acc_dir_16 : acc_dir_32;
+    const void *tfp = tf16 ? (const void *)tf16 : (const void *)tf32;
+    for (Py_ssize_t t = 0; t < n_terms && !corrupt; t++) {
+        n_touched = fn(pd, tfp, off[tid[t]], off[tid[t] + 1], (float)wt[t], (float)ct[t], (float)k1, (float)delta,
+                       nm, a, mk, tc, n_touched, (uint32_t)n_docs);
+        if (n_touched < 0) corrupt = 1;
     }
-    /* top-k by a bounded min-heap over the touched documents */
-    Hit *heap = corrupt ? NULL : (Hit *)PyMem_RawMalloc(sizeof(Hit) * (size_t)(k > 0 ? k : 1));
+    /* Top k over the touched documents: candidates better than the current k-th best go to a buffer of 2k;
+     * when it fills, a quickselect keeps the k best and raises the threshold. Most documents are rejected by
+     * one well-predicted comparison. */
     const uint8_t *lv = have_live ? live.buf : NULL;
-    if (heap) {
+    Py_ssize_t cap = k < 32 ? 64 : 2 * k;
+    Hit *buf = corrupt || k <= 0 ? NULL : (Hit *)PyMem_RawMalloc(sizeof(Hit) * (size_t)cap);
+    if (buf) {
+        Py_ssize_t n = 0;
+        int have_threshold = 0;
+        Hit threshold = {0.0f, 0};
         for (Py_ssize_t i = 0; i < n_touched; i++) {
-            uint32_t d = tc[i];
+            const uint32_t d = tc[i];
             if (lv && !lv[d]) continue;
-            Hit h = {a[d], d};
-            if (n_hits < k) {
-                heap[n_hits++] = h;
-                if (n_hits == k)
-                    for (Py_ssize_t j = k / 2; j-- > 0;) sift_down(heap, k, j);
-            } else if (k > 0 && worse(heap[0], h)) {
-                heap[0] = h;
-                sift_down(heap, k, 0);
+            const Hit h = {a[d], d};
+            if (have_threshold && !better(h, threshold)) continue;
+            buf[n++] = h;
+            if (n == cap) {
+                select_best(buf, n, k);
+                n = k;
+                threshold = worst_of(buf, k);
+                have_threshold = 1;
             }
         }
-        if (n_hits < k)
-            for (Py_ssize_t j = n_hits / 2; j-- > 0;) sift_down(heap, n_hits, j);
-        /* pop worst-first into the output from the back */
+        if (n > k) { select_best(buf, n, k); n = k; }
+        qsort(buf, (size_t)n, sizeof(Hit), compare_hits);
         uint32_t *od = out_docs.buf;
         float *os = out_scores.buf;
-        for (Py_ssize_t m = n_hits; m > 0; m--) {
-            od[m - 1] = heap[0].doc;
-            os[m - 1] = heap[0].score;
-            heap[0] = heap[m - 1];
-            sift_down(heap, m - 1, 0);
-        }
-        PyMem_RawFree(heap);
+        for (Py_ssize_t m = 0; m < n; m++) { od[m] = buf[m].doc; os[m] = buf[m].score; }
+        n_hits = n;
+        PyMem_RawFree(buf);
+    } else if (!corrupt && k > 0) {
+        n_hits = -1;
     }
     for (Py_ssize_t i = 0; i < n_touched; i++) { a[tc[i]] = 0.0f; mk[tc[i]] = 0; }
-    if (!heap) n_hits = -1;
     Py_END_ALLOW_THREADS
     if (corrupt) { PyErr_SetString(PyExc_ValueError, "search_segment: document number out of range (corrupt index?)"); goto fail12; }
     if (n_hits < 0) { PyErr_NoMemory(); goto fail12; }

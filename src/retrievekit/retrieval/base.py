@@ -46,7 +46,7 @@ class SearchResults:
 
     @classmethod
     def empty(cls, n_queries: int, k: int) -> SearchResults:
-        return cls(np.full((n_queries, k), None, dtype=object), np.full((n_queries, k), -np.inf, dtype=np.float32))
+        return cls(np.empty((n_queries, k), dtype=object), np.full((n_queries, k), -np.inf, dtype=np.float32))
 
 
 class Retriever(ABC):

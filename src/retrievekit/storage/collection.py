@@ -15,6 +15,7 @@ from ..document import Document
 from ..errors import CollectionError
 from ..filters import Filter
 from ..retrieval.base import SearchResults
+from ..retrieval.bm25.retriever import BM25Retriever
 from .lock import WriterLock
 from .manifest import MANIFEST, Manifest
 from .segment import SegmentReader
@@ -230,8 +231,6 @@ class Collection:
         ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 pseudo-relevance feedback.
         ``threads`` > 1 searches the batch in parallel. A single string gives a one-row result.
         """
-        from ..retrieval.bm25.retriever import BM25Retriever
-
         key = repr((scorer, sorted(scorer_params.items()), rm3))
         retriever = self._retrievers.get(key)
         if retriever is None:

@@ -89,44 +89,43 @@ class BM25Retriever(Retriever):
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if not weights or not segments:
             return empty
-        # Per term: its id in each segment (-1 if absent) and collection-wide df / cf. Plain Python: queries have
-        # a handful of terms, and numpy's per-call overhead would dominate.
-        maps = [seg.bm25.term_ids for seg in segments]
-        terms, qweights, ids_per_term, dfs, cfs = [], [], [], [], []
-        for term, qw in weights.items():
-            ids = [m.get(term, -1) for m in maps]
-            df = cf = 0
-            for seg, i in zip(segments, ids):
-                if i >= 0:
-                    df += int(seg.bm25.df[i])
-                    cf += int(seg.bm25.cf[i])
-            if df:  # terms absent from the whole collection contribute nothing
-                terms.append(term)
-                qweights.append(qw)
-                ids_per_term.append(ids)
-                dfs.append(df)
-                cfs.append(cf)
-        if not terms:
-            return empty
+        terms = list(weights)
+        # term ids per segment (-1 where absent) and collection-wide df / cf, with one numpy call per segment
+        tids = np.array([[get(t, -1) for t in terms] for get in (seg.bm25.term_ids.get for seg in segments)],
+                        dtype=np.int64)
+        present = tids >= 0
+        df = np.zeros(len(terms), np.float64)
+        cf = np.zeros(len(terms), np.float64)
+        for seg, ids, mask in zip(segments, tids, present):
+            if not mask.any():
+                continue
+            safe = np.where(mask, ids, 0)
+            df += np.where(mask, seg.bm25.df[safe], 0)
+            cf += np.where(mask, seg.bm25.cf[safe], 0)
+        found = df > 0  # terms absent from the whole collection contribute nothing
+        if not found.all():
+            if not found.any():
+                return empty
+            terms = [t for t, f in zip(terms, found) if f]
+            tids, present, df, cf = tids[:, found], present[:, found], df[found], cf[found]
         stats = snap.bm25_stats
         scorer = self.scorer
-        w, c = scorer.term_weights(np.array(dfs, np.float64), np.array(cfs, np.float64),
-                                   np.array(qweights, np.float64), stats)
+        w, c = scorer.term_weights(df, cf, np.array([weights[t] for t in terms], np.float64), stats)
         key = (self._scorer_key, stats)
         all_numbers, all_scores = [], []
         for si, seg in enumerate(segments):
-            present = [j for j, ids in enumerate(ids_per_term) if ids[si] >= 0]
-            if not present:
+            mask = present[si]
+            if not mask.any():
                 continue
             bm = seg.bm25
             norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
-            if len(present) == len(terms):
-                seg_w, seg_c = w, c
+            if mask.all():
+                seg_ids, seg_w, seg_c = tids[si], w, c
             else:
-                seg_w, seg_c = w[present], c[present]
+                seg_ids, seg_w, seg_c = tids[si][mask], w[mask], c[mask]
             local, scores = search_segment(
-                bm.docs, bm.tfs, bm.offsets, np.array([ids_per_term[j][si] for j in present], np.int64),
-                seg_w, seg_c, norms, allowed[si], scorer.mode, scorer.k1, scorer.delta, k, self.use_kernel,
+                bm.docs, bm.tfs, bm.offsets, seg_ids, seg_w, seg_c, norms, allowed[si], scorer.mode, scorer.k1,
+                scorer.delta, k, self.use_kernel,
             )
             base = int(snap.bases[si])
             all_numbers.append(local.astype(np.int64) + base if base else local.astype(np.int64))

@@ -70,8 +70,8 @@ class LuceneBM25(Scorer):
 
     def term_weights(self, df, cf, query_weights, stats):  # type: ignore[no-untyped-def]
         n = stats.docs_with_terms
-        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32).astype(np.float64)
-        return query_weights * idf, np.zeros_like(idf)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene keeps idf as a float
+        return query_weights * idf, np.zeros(len(idf))
 
     def doc_norms(self, lengths, stats):  # type: ignore[no-untyped-def]
         # float32 throughout, as Lucene computes its norm cache
