@@ -98,7 +98,8 @@ def test_duplicate_id_in_batch_rejected(col: Collection) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"text": "no id"}, {"id": "", "text": "empty"}, {"id": "a\nb", "text": "newline"},
-                                 {"id": "ok", "text": 5}])
+                                 {"id": "ok", "text": 5}, {"id": "m", "metadata": {"when": object()}},
+                                 {"id": "nan", "metadata": {"x": float("nan")}}])
 def test_bad_documents_rejected(col: Collection, bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(InputFormatError):
         col.add([{"id": "fine", "text": "fine"}, bad])

@@ -7,6 +7,7 @@ previous manifest and everything it references intact; its half-written files ar
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,11 @@ def as_document(item: Document | Mapping[str, Any], position: int | None = None)
         raise InputFormatError(f"{where} ({doc.id!r}): title and text must be strings")
     if not isinstance(doc.metadata, dict) or not all(isinstance(k, str) for k in doc.metadata):
         raise InputFormatError(f"{where} ({doc.id!r}): metadata must be a dict with string keys")
+    if doc.metadata:
+        try:
+            json.dumps(doc.metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputFormatError(f"{where} ({doc.id!r}): metadata is not JSON-serialisable: {exc}") from None
     return doc
 
 
