@@ -27,6 +27,10 @@ class Analyzer(ABC):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable settings; ``analyzer_from_config(a.config())`` rebuilds an equal analyzer."""
 
+    def normalize_many(self, tokens: list[str]) -> list[str]:
+        """``normalize`` over a batch (analyzers may batch their stemmer calls)."""
+        return [self.normalize(t) for t in tokens]
+
     def analyze(self, text: str) -> list[str]:
         normalize = self.normalize
         return [term for term in map(normalize, self.tokenize(text)) if term]

@@ -8,7 +8,7 @@ import Stemmer
 
 from ..errors import RetrievekitError
 from .base import Analyzer, UnknownAnalyzerError, register_analyzer
-from .porter import lucene_porter_stem
+from .porter import lucene_porter_stem, lucene_porter_stem_many
 from .stopwords import STOPWORD_LISTS
 from .tokenizers import (
     identifier_token_spans,
@@ -60,6 +60,7 @@ class TokenFilterAnalyzer(Analyzer):
         self.stemmer = stemmer
         self.name = name
         self._stem = _make_stemmer(stemmer)
+        self._stem_many = _make_batch_stemmer(stemmer)
         self._tokenize = TOKENIZERS[tokenizer]
         self._cache: dict[str, str] = {}
 
@@ -76,14 +77,36 @@ class TokenFilterAnalyzer(Analyzer):
                 self._cache[token] = term
         return term
 
-    def _normalize_uncached(self, token: str) -> str:
+    def normalize_many(self, tokens: list[str]) -> list[str]:
+        cache = self._cache
+        out = [cache.get(t) for t in tokens]
+        todo = [i for i, term in enumerate(out) if term is None]
+        if not todo:
+            return out  # type: ignore[return-value]
+        words = [self._before_stem(tokens[i]) for i in todo]
+        if self._stem_many is not None:
+            keep = [j for j, w in enumerate(words) if w]
+            for j, stem in zip(keep, self._stem_many([words[j] for j in keep])):
+                words[j] = stem
+        for i, term in zip(todo, words):
+            out[i] = term
+            if len(cache) < 2_000_000:
+                cache[tokens[i]] = term
+        return out  # type: ignore[return-value]
+
+    def _before_stem(self, token: str) -> str:
+        """Possessive removal, lowercasing and stop words: the token before stemming, "" if dropped."""
         if self.possessive and token.endswith(_POSSESSIVES):
             token = token[:-2]
         if self.lowercase:
             token = lucene_lower(token)
         if not token or token in self._stopwords:
             return ""
-        return self._stem(token) if self._stem is not None else token
+        return token
+
+    def _normalize_uncached(self, token: str) -> str:
+        token = self._before_stem(token)
+        return self._stem(token) if token and self._stem is not None else token
 
     def analyze(self, text: str) -> list[str]:
         cache = self._cache
@@ -128,6 +151,14 @@ def lucene_lower(text: str) -> str:
         if "\u0130" in text:
             text = text.replace("\u0130", "i")
     return text.lower()
+
+
+def _make_batch_stemmer(name: str | None):  # type: ignore[no-untyped-def]
+    if name is None:
+        return None
+    if name == "porter":
+        return lucene_porter_stem_many
+    return Stemmer.Stemmer(name).stemWords
 
 
 def _make_stemmer(name: str | None):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ Files in ``<segment>/bm25/``:
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +24,6 @@ from ...storage.files import fsync_write_array, fsync_write_text, load_array
 _CHUNK_TOKENS = 2_000_000
 
 
-class _TokenIds(dict):  # type: ignore[type-arg]
-    """raw token -> term id (-1 for a dropped token); misses go through the analyzer once."""
-
-    def __init__(self, builder: PostingsBuilder) -> None:
-        super().__init__()
-        self.builder = builder
-
-    def __missing__(self, token: str) -> int:
-        term = self.builder.analyzer.normalize(token)
-        tid = self.builder.term_id(term) if term else -1
-        if len(self) < 5_000_000:
-            self[token] = tid
-        return tid
-
-
 class PostingsBuilder:
     """Accumulates (document, term, tf) triples for one segment in compact numpy chunks."""
 
@@ -46,9 +31,9 @@ class PostingsBuilder:
         self.analyzer = analyzer
         self.terms: list[str] = []
         self._term_ids: dict[str, int] = {}
-        self._token_ids = _TokenIds(self)
-        self._lookup = self._token_ids.__getitem__  # bound once: map() over it is the fastest per-token path
-        self._ids: list[int] = []
+        self._token_ids: dict[str, int] = {}  # raw token -> term id, -1 for a dropped token (stop word)
+        self._tokens: list[str] = []
+        self._tfs: list[int] = []
         self._token_counts: list[int] = []
         self._chunk_first_doc = 0
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -65,27 +50,46 @@ class PostingsBuilder:
 
     def add(self, text: str) -> None:
         """Index ``text`` as the next document number."""
-        ids = list(map(self._lookup, self.analyzer.tokenize(text)))
-        self._ids.extend(ids)
-        self._token_counts.append(len(ids))
+        # Counting raw tokens first (in C) means the analyzer mapping runs once per distinct token of the document.
+        counts = Counter(self.analyzer.tokenize(text))
+        self._tokens.extend(counts)
+        self._tfs.extend(counts.values())
+        self._token_counts.append(len(counts))
         self.n_docs += 1
-        if len(self._ids) >= _CHUNK_TOKENS:
+        if len(self._tokens) >= _CHUNK_TOKENS:
             self._flush_chunk()
 
     def _flush_chunk(self) -> None:
         n = self.n_docs - self._chunk_first_doc
         if n == 0:
             return
-        ids = np.array(self._ids, dtype=np.int64)
+        token_ids = self._token_ids
+        new = [t for t in set(self._tokens) if t not in token_ids]
+        if new:  # one batched analyzer call for the tokens this chunk introduces
+            for token, term in zip(new, self.analyzer.normalize_many(new)):
+                token_ids[token] = self.term_id(term) if term else -1
+        ids = np.array(list(map(token_ids.__getitem__, self._tokens)), dtype=np.int64)
+        tfs = np.array(self._tfs, dtype=np.int64)
         docs = np.repeat(np.arange(n, dtype=np.int64), np.array(self._token_counts, dtype=np.int64))
         keep = ids >= 0
-        ids, docs = ids[keep], docs[keep]
-        self._lengths.append(np.bincount(docs, minlength=n).astype(np.uint32))
-        keys, tfs = np.unique((docs << 32) | ids, return_counts=True)
-        self._chunks.append(((keys >> 32) + self._chunk_first_doc, keys & 0xFFFFFFFF, tfs))
+        ids, docs, tfs = ids[keep], docs[keep], tfs[keep]
+        self._lengths.append(np.bincount(docs, weights=tfs, minlength=n).astype(np.uint32))
+        # Several raw tokens can share a term ("cell", "cells"): merge them. Keys are term-major, so the chunk's
+        # postings come out grouped by term with documents ascending.
+        keys = (ids << 32) | docs
+        order = np.argsort(keys)
+        keys = keys[order]
+        if len(keys):
+            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+            merged = np.add.reduceat(tfs[order], starts)
+            keys = keys[starts]
+        else:
+            merged = tfs
+        self._chunks.append(((keys & 0xFFFFFFFF) + self._chunk_first_doc, keys >> 32, merged))
         self.n_postings += len(keys)
         self._chunk_first_doc = self.n_docs
-        self._ids = []
+        self._tokens = []
+        self._tfs = []
         self._token_counts = []
 
     def write(self, folder: Path) -> dict[str, Any]:
@@ -99,7 +103,8 @@ class PostingsBuilder:
             tfs = np.concatenate([c[2] for c in self._chunks])
         else:
             docs = terms = tfs = np.zeros(0, dtype=np.int64)
-        order = np.argsort(terms, kind="stable")  # chunks are in document order, so docs stay ascending per term
+        # Each chunk is sorted by (term, doc) and chunks follow document order: a stable sort by term is enough.
+        order = np.argsort(terms, kind="stable") if len(self._chunks) > 1 else slice(None)
         df = np.bincount(terms, minlength=n_terms)
         cf = np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
         offsets = np.zeros(n_terms + 1, dtype=np.int64)

@@ -68,8 +68,11 @@ class BM25Retriever(Retriever):
             return self.search_terms(snap, weights, k, allowed)
 
         if threads > 1 and len(queries) > 1:
+            # One contiguous slice per thread: the kernel releases the GIL, per-query task overhead would not.
+            size = -(-len(queries) // threads)
             with ThreadPoolExecutor(threads) as pool:
-                rows = list(pool.map(one, queries))
+                parts = pool.map(lambda i: [one(q) for q in queries[i : i + size]], range(0, len(queries), size))
+                rows = [row for part in parts for row in part]
         else:
             rows = [one(q) for q in queries]
         results = SearchResults.empty(len(queries), k)
