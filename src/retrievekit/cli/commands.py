@@ -33,6 +33,8 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that analyse and index in parallel (default: CPU count, at most 4; 1 = none)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_index)
@@ -40,7 +42,7 @@ def add_index(sub: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     col = Collection.create(args.collection, analyzer=args.analyzer, fields=args.fields.split(","), exist_ok=True)
-    report = col.ingest(args.source, args.format, progress=not args.no_progress,
+    report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
                         encoding_errors=args.encoding_errors)
     info = col.info()
     summary = {

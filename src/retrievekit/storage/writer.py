@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -103,8 +104,8 @@ class CollectionWriter:
     def _reset(self) -> None:
         self._current: SegmentWriter | None = None
         self._current_name = ""
-        self._finished: list[tuple[SegmentEntry, set[int]]] = []  # new segments and their deleted locals
-        self._current_deleted: set[int] = set()
+        self._finished: list[SegmentEntry] = []  # new, complete segments not yet committed
+        self._new_deleted: dict[str, set[int]] = {}  # new segment name -> locals replaced or deleted since
         self._pending: dict[str, tuple[str, int]] = {}  # id -> (new segment name, local)
         self._deleted: dict[str, np.ndarray] = {}  # committed segment name -> deleted mask (bool), if changed
         self._committed_ids: dict[str, tuple[str, int]] | None = None
@@ -145,10 +146,7 @@ class CollectionWriter:
         pending = self._pending.pop(doc_id, None)
         if pending is not None:
             name, local = pending
-            if name == self._current_name:
-                self._current_deleted.add(local)
-            else:
-                next(d for e, d in self._finished if e.name == name).add(local)
+            self._new_deleted.setdefault(name, set()).add(local)
             return True
         if not self._manifest.segments:
             return False
@@ -165,25 +163,46 @@ class CollectionWriter:
         """Add (or replace, by id) a batch of documents. A duplicate id inside one batch is an error and the
         batch is rejected before anything is written."""
         self._check_open()
-        batch = [as_document(d, i) for i, d in enumerate(documents)]
-        seen: dict[str, int] = {}
-        for i, doc in enumerate(batch):
-            first = seen.setdefault(doc.id, i)
-            if first != i:
-                raise InputFormatError(f"duplicate document id {doc.id!r} in one batch (items {first} and {i})")
+        batch = self._prepare(documents)
         for doc in batch:
             self._remove(doc.id)
             if self._current is None:
-                self._current_name = f"seg-{self._manifest.next_segment:06d}"
-                self._manifest.next_segment += 1
+                self._current_name = self._new_segment_name()
                 self._current = SegmentWriter(self.folder / self._current_name, self._analyzer, self._fields)
-                self._current_deleted = set()
             local = self._current.add(doc)
             self._pending[doc.id] = (self._current_name, local)
             if self._current.postings.n_postings > self.max_buffered_postings:
                 self._finish_current()
         self.added += len(batch)
         return len(batch)
+
+    def add_parallel(self, documents: Iterable[Document | Mapping[str, Any]], workers: int,
+                     batch_size: int = 1000) -> int:
+        """``add`` for a large stream: ``workers`` processes each analyse and index a share of the batches into a
+        segment of their own (published together at commit). Returns the number of documents added."""
+        from .parallel import index_in_parallel
+
+        self._check_open()
+        n = index_in_parallel(self, documents, workers, batch_size)
+        self.added += n
+        return n
+
+    def _prepare(self, documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
+        """Validated documents of one batch; a duplicate id inside the batch rejects it before anything changes."""
+        batch = [as_document(d, i) for i, d in enumerate(documents)]
+        seen: dict[str, int] = {}
+        for i, doc in enumerate(batch):
+            first = seen.setdefault(doc.id, i)
+            if first != i:
+                raise InputFormatError(f"duplicate document id {doc.id!r} in one batch (items {first} and {i})")
+        return batch
+
+    def _new_segment_name(self) -> str:
+        # The random suffix keeps a name from ever being reused, even by a writer that starts while an orphaned
+        # worker of a killed one is still writing its (never to be committed) folder.
+        name = f"seg-{self._manifest.next_segment:06d}-{secrets.token_hex(3)}"
+        self._manifest.next_segment += 1
+        return name
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed. Unknown ids are ignored."""
@@ -196,10 +215,9 @@ class CollectionWriter:
         if self._current is None:
             return
         info = self._current.finish()
-        self._finished.append((SegmentEntry(name=self._current_name, docs=info["docs"]), self._current_deleted))
+        self._finished.append(SegmentEntry(name=self._current_name, docs=info["docs"]))
         self._current = None
         self._current_name = ""
-        self._current_deleted = set()
 
     def commit(self) -> int:
         """Publish everything added/deleted so far atomically; returns the new generation."""
@@ -217,7 +235,8 @@ class CollectionWriter:
                     fsync_write_array(self.folder / entry.name / deletes_file, mask)
                     entry = SegmentEntry(entry.name, entry.docs, deleted, deletes_file)
             entries.append(entry)
-        for entry, deleted_locals in self._finished:
+        for entry in self._finished:
+            deleted_locals = self._new_deleted.get(entry.name)
             if deleted_locals:
                 mask = np.zeros(entry.docs, dtype=bool)
                 mask[list(deleted_locals)] = True
@@ -255,8 +274,7 @@ class CollectionWriter:
         count = max(count, 2) if len(entries) > 1 else 1
         by_size = sorted(range(len(entries)), key=lambda i: entries[i].docs - entries[i].deleted)
         chosen = set(by_size[:count])
-        name = f"seg-{self._manifest.next_segment:06d}"
-        self._manifest.next_segment += 1
+        name = self._new_segment_name()
         writer = SegmentWriter(self.folder / name, self._analyzer, self._fields)
         try:
             for i in sorted(chosen):

@@ -110,7 +110,8 @@ class BM25Retriever(Retriever):
             if not found.any():
                 return empty
             terms = [t for t, f in zip(terms, found) if f]
-            tids, present, df, cf = tids[:, found], present[:, found], df[found], cf[found]
+            tids = np.ascontiguousarray(tids[:, found])  # column selection is not C-contiguous
+            present, df, cf = present[:, found], df[found], cf[found]
         stats = snap.bm25_stats
         scorer = self.scorer
         w, c = scorer.term_weights(df, cf, np.array([weights[t] for t in terms], np.float64), stats)
