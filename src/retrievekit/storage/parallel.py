@@ -12,16 +12,19 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..analysis import get_analyzer
 from ..document import Document
 from ..errors import RetrievekitError
 from .manifest import SegmentEntry
-from .segment import SegmentWriter
+from .segment import SegmentReader, SegmentWriter, merge_segments
 
 if TYPE_CHECKING:
     from .writer import CollectionWriter
@@ -29,18 +32,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _worker(folder: str, analyzer_config: dict[str, Any], fields: list[str], inbox: Any, outbox: Any) -> None:
+def _worker(folder: str, analyzer_config: dict[str, Any], fields: list[str], inbox: Any, senders: list[Any],
+            outbox: Any) -> None:
+    # Close every inherited sending end, ours included: if the main process dies, even halfway through a
+    # message, our receive then fails with EOF instead of waiting forever.
+    for conn in senders:
+        conn.close()
     parent = os.getppid()
     try:
         writer = SegmentWriter(Path(folder), get_analyzer(analyzer_config), fields)
         while True:
-            try:
-                batch = inbox.get(timeout=1.0)
-            except queue.Empty:
+            if not inbox.poll(1.0):
                 if os.getppid() != parent:  # the main process died: nothing of this will ever be committed
                     writer.abort()
                     return
                 continue
+            try:
+                batch = inbox.recv()
+            except EOFError:
+                writer.abort()
+                return
             if batch is None:
                 break
             for doc in batch:
@@ -61,14 +72,11 @@ def _batches(documents: Iterable[Document | Mapping[str, Any]], size: int) -> It
         yield batch
 
 
-def _put(inbox: Any, item: Any, process: Any) -> None:
-    while True:
-        try:
-            inbox.put(item, timeout=1.0)
-            return
-        except queue.Full:
-            if not process.is_alive():
-                raise RetrievekitError(f"indexing worker {process.pid} died (exit code {process.exitcode})") from None
+def _send(conn: Any, item: Any, process: Any) -> None:
+    try:
+        conn.send(item)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        raise RetrievekitError(f"indexing worker {process.pid} died (exit code {process.exitcode})") from None
 
 
 def index_in_parallel(
@@ -81,15 +89,18 @@ def index_in_parallel(
     ctx: Any = mp.get_context("fork" if "fork" in methods else "spawn")
     names = [writer._new_segment_name() for _ in range(workers)]
     folders = [str(writer.folder / name) for name in names]
-    inboxes = [ctx.Queue(maxsize=4) for _ in names]
+    pipes = [ctx.Pipe(duplex=False) for _ in names]  # (receiving end, sending end)
+    senders = [send for _, send in pipes]
     outbox = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(folder, writer._analyzer.config(), writer._fields, inbox, outbox),
+        ctx.Process(target=_worker, args=(folder, writer._analyzer.config(), writer._fields, recv, senders, outbox),
                     daemon=True)
-        for folder, inbox in zip(folders, inboxes)
+        for folder, (recv, _) in zip(folders, pipes)
     ]
     for p in procs:
         p.start()
+    for recv, _ in pipes:
+        recv.close()
     counts = [0] * workers
     total = 0
     try:
@@ -100,10 +111,10 @@ def index_in_parallel(
                 writer._remove(doc.id)
                 writer._pending[doc.id] = (names[w], counts[w])
                 counts[w] += 1
-            _put(inboxes[w], docs, procs[w])
+            _send(senders[w], docs, procs[w])
             total += len(docs)
-        for inbox, p in zip(inboxes, procs):
-            _put(inbox, None, p)
+        for send, p in zip(senders, procs):
+            _send(send, None, p)
         results: dict[str, dict[str, Any]] = {}
         while len(results) < workers:
             try:
@@ -125,7 +136,38 @@ def index_in_parallel(
                 p.kill()
             p.join()
         raise
-    for name, folder in zip(names, folders):
-        writer._finished.append(SegmentEntry(name=name, docs=results[folder]["docs"]))
+    finally:
+        for send in senders:
+            send.close()
+    _merge_worker_segments(writer, names, batch_size)
     logger.info("indexed %d documents with %d worker processes", total, workers)
     return total
+
+
+def _merge_worker_segments(writer: CollectionWriter, names: list[str], batch_size: int) -> None:
+    """One segment in input order from the workers' round-robin batches, so a parallel ingest leaves the same
+    collection as a serial one (and searches one segment, not one per worker)."""
+    workers = len(names)
+    sources: list[tuple[SegmentReader, np.ndarray | None]] = []
+    positions = []
+    try:
+        for w, name in enumerate(names):
+            reader = SegmentReader(writer.folder / name)
+            deleted = np.zeros(reader.n_docs, bool)
+            deleted[list(writer._new_deleted.pop(name, ()))] = True
+            sources.append((reader, deleted))
+            j = np.arange(reader.n_docs)
+            positions.append(((j // batch_size) * workers + w) * batch_size + j % batch_size)
+        merged = writer._new_segment_name()
+        info, new_docs = merge_segments(writer.folder / merged, sources, positions)
+    finally:
+        for reader, _ in sources:
+            reader.close()
+    index = {name: w for w, name in enumerate(names)}
+    for doc_id, (name, local) in writer._pending.items():
+        source = index.get(name)
+        if source is not None:
+            writer._pending[doc_id] = (merged, int(new_docs[source][local]))
+    writer._finished.append(SegmentEntry(name=merged, docs=info["docs"]))
+    for name in names:
+        shutil.rmtree(writer.folder / name, ignore_errors=True)

@@ -21,7 +21,7 @@ import numpy as np
 from ..analysis import Analyzer
 from ..document import Document
 from ..errors import CollectionError
-from ..retrieval.bm25.postings import PostingsBuilder, PostingsReader
+from ..retrieval.bm25.postings import PostingsBuilder, PostingsReader, merge_postings
 from .files import fsync_dir, fsync_write_array, fsync_write_text, load_array
 
 
@@ -124,6 +124,12 @@ class SegmentReader:
             for line in f:
                 yield Document.from_json(json.loads(line))
 
+    def metadata_lines(self) -> list[bytes]:
+        """The raw metadata line of every document."""
+        with self._lock:
+            self._meta_file.seek(0)
+            return self._meta_file.readlines()
+
     def metadata_column(self, field: str) -> list[Any]:
         """Values of one metadata field for every document (None where absent), cached."""
         column = self._columns.get(field)
@@ -140,3 +146,49 @@ class SegmentReader:
         for f in (self._docs_file, self._ids_file, self._meta_file):
             f.close()
         self.bm25.close()
+
+
+def merge_segments(
+    folder: Path, sources: list[tuple[SegmentReader, np.ndarray | None]], positions: list[np.ndarray] | None = None
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Write one segment holding the live documents of ``sources`` ((reader, deleted mask or None)): stored
+    documents are copied as bytes and the inverted indexes merged directly — no re-analysis.
+
+    Documents keep the sources' order unless ``positions`` (one sort key per document of each source) gives
+    another. Returns the segment info and, per source, each document's new number (-1 if dropped)."""
+    keys: list[np.ndarray] = []
+    owners: list[tuple[int, int]] = []
+    for si, (reader, deleted) in enumerate(sources):
+        live = np.ones(reader.n_docs, bool) if deleted is None else ~np.asarray(deleted, bool)
+        locals_ = np.flatnonzero(live)
+        keys.append(positions[si][locals_] if positions is not None else np.arange(len(locals_)) + len(owners))
+        owners.extend((si, int(x)) for x in locals_)
+    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    order = np.argsort(all_keys, kind="stable")
+    new_docs = [np.full(reader.n_docs, -1, np.int64) for reader, _ in sources]
+    folder.mkdir(parents=True)
+    offsets = [0]
+    ids: list[str] = []
+    metadata = [reader.metadata_lines() for reader, _ in sources]
+    with open(folder / "docs.jsonl", "wb") as docs_out, open(folder / "metadata.jsonl", "wb") as meta_out:
+        for new, idx in enumerate(order):
+            si, local = owners[idx]
+            reader = sources[si][0]
+            new_docs[si][local] = new
+            start, end = int(reader.doc_offsets[local]), int(reader.doc_offsets[local + 1])
+            line = os.pread(reader._docs_file.fileno(), end - start, start)
+            docs_out.write(line)
+            offsets.append(offsets[-1] + len(line))
+            meta_out.write(metadata[si][local])
+            ids.append(reader.ids[local])
+        for f in (docs_out, meta_out):
+            f.flush()
+            os.fsync(f.fileno())
+    fsync_write_text(folder / "ids.txt", "".join(i + "\n" for i in ids))
+    fsync_write_array(folder / "doc_offsets.npy", np.array(offsets, dtype=np.uint64))
+    stats = merge_postings(folder / "bm25", [(reader.bm25, nd) for (reader, _), nd in zip(sources, new_docs)])
+    fsync_dir(folder / "bm25")
+    info = {"docs": len(ids), "bm25": stats}
+    fsync_write_text(folder / "segment.json", json.dumps(info))
+    fsync_dir(folder)
+    return info, new_docs

@@ -23,7 +23,7 @@ from ..errors import CollectionError, InputFormatError
 from .files import fsync_write_array
 from .lock import LOCK_FILE, WriterLock
 from .manifest import MANIFEST, Manifest, SegmentEntry
-from .segment import SegmentReader, SegmentWriter
+from .segment import SegmentReader, SegmentWriter, merge_segments
 
 if TYPE_CHECKING:
     from .collection import Collection
@@ -275,24 +275,18 @@ class CollectionWriter:
         by_size = sorted(range(len(entries)), key=lambda i: entries[i].docs - entries[i].deleted)
         chosen = set(by_size[:count])
         name = self._new_segment_name()
-        writer = SegmentWriter(self.folder / name, self._analyzer, self._fields)
+        sources = []
         try:
             for i in sorted(chosen):
                 entry = entries[i]
                 deleted = None
                 if entry.deletes_file:
                     deleted = np.load(self.folder / entry.name / entry.deletes_file).astype(bool)
-                reader = SegmentReader(self.folder / entry.name)
-                try:
-                    for local, doc in enumerate(reader.iter_documents()):
-                        if deleted is None or not deleted[local]:
-                            writer.add(doc)
-                finally:
-                    reader.close()
-            info = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+                sources.append((SegmentReader(self.folder / entry.name), deleted))
+            info, _ = merge_segments(self.folder / name, sources)
+        finally:
+            for reader, _ in sources:
+                reader.close()
         logger.info("merged %d segments into %s (%d documents)", len(chosen), name, info["docs"])
         kept = [e for i, e in enumerate(entries) if i not in chosen]
         return kept + [SegmentEntry(name=name, docs=info["docs"])]

@@ -95,8 +95,6 @@ class PostingsBuilder:
     def write(self, folder: Path) -> dict[str, Any]:
         """Write the index files (fsynced) and return the segment's field statistics."""
         self._flush_chunk()
-        folder.mkdir(parents=True, exist_ok=True)
-        n_terms = len(self.terms)
         if self._chunks:
             docs = np.concatenate([c[0] for c in self._chunks])
             terms = np.concatenate([c[1] for c in self._chunks])
@@ -104,27 +102,69 @@ class PostingsBuilder:
         else:
             docs = terms = tfs = np.zeros(0, dtype=np.int64)
         # Each chunk is sorted by (term, doc) and chunks follow document order: a stable sort by term is enough.
-        order = np.argsort(terms, kind="stable") if len(self._chunks) > 1 else slice(None)
-        df = np.bincount(terms, minlength=n_terms)
-        cf = np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
-        offsets = np.zeros(n_terms + 1, dtype=np.int64)
-        np.cumsum(df, out=offsets[1:])
-        tf_dtype = np.uint16 if (len(tfs) == 0 or tfs.max() <= np.iinfo(np.uint16).max) else np.uint32
+        if len(self._chunks) > 1:
+            order = np.argsort(terms, kind="stable")
+            docs, terms, tfs = docs[order], terms[order], tfs[order]
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.uint32)
-        fsync_write_text(folder / "terms.txt", "".join(t + "\n" for t in self.terms))
-        fsync_write_array(folder / "df.npy", df.astype(np.uint32))
-        fsync_write_array(folder / "cf.npy", cf)
-        fsync_write_array(folder / "offsets.npy", offsets)
-        fsync_write_array(folder / "docs.npy", docs[order].astype(np.uint32))
-        fsync_write_array(folder / "tfs.npy", tfs[order].astype(tf_dtype))
-        fsync_write_array(folder / "lengths.npy", lengths)
-        return {
-            "docs": self.n_docs,
-            "docs_with_terms": int(np.count_nonzero(lengths)),
-            "total_terms": int(lengths.sum(dtype=np.int64)),
-            "terms": n_terms,
-            "postings": len(docs),
-        }
+        return write_postings(folder, self.terms, terms, docs, tfs, lengths)
+
+
+def write_postings(
+    folder: Path, vocabulary: list[str], terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray, lengths: np.ndarray
+) -> dict[str, Any]:
+    """Write an inverted index from postings sorted by (term, doc); returns the field statistics."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n_terms = len(vocabulary)
+    df = np.bincount(terms, minlength=n_terms)
+    cf = np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
+    offsets = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(df, out=offsets[1:])
+    tf_dtype = np.uint16 if (len(tfs) == 0 or tfs.max() <= np.iinfo(np.uint16).max) else np.uint32
+    fsync_write_text(folder / "terms.txt", "".join(t + "\n" for t in vocabulary))
+    fsync_write_array(folder / "df.npy", df.astype(np.uint32))
+    fsync_write_array(folder / "cf.npy", cf)
+    fsync_write_array(folder / "offsets.npy", offsets)
+    fsync_write_array(folder / "docs.npy", docs.astype(np.uint32))
+    fsync_write_array(folder / "tfs.npy", tfs.astype(tf_dtype))
+    fsync_write_array(folder / "lengths.npy", lengths.astype(np.uint32))
+    return {
+        "docs": len(lengths),
+        "docs_with_terms": int(np.count_nonzero(lengths)),
+        "total_terms": int(lengths.sum(dtype=np.int64)),
+        "terms": n_terms,
+        "postings": len(docs),
+    }
+
+
+def merge_postings(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]]) -> dict[str, Any]:
+    """Merge segments' indexes without re-analysing. ``sources`` are (reader, new_doc) where ``new_doc[local]`` is
+    the document's number in the merged segment, or -1 to drop it."""
+    new_ids: dict[str, int] = {}
+    parts_terms, parts_docs, parts_tfs = [], [], []
+    n_merged = int(sum(int((new_doc >= 0).sum()) for _, new_doc in sources))
+    lengths = np.zeros(n_merged, np.uint32)
+    monotonic = True  # new numbers increase with (source, local): a stable sort by term then suffices
+    last = -1
+    for reader, new_doc in sources:
+        old_terms = reader.vocabulary()
+        remap = np.fromiter((new_ids.setdefault(t, len(new_ids)) for t in old_terms), dtype=np.int64,
+                            count=len(old_terms))
+        live = new_doc >= 0
+        lengths[new_doc[live]] = np.asarray(reader.lengths)[live]
+        kept = new_doc[live]
+        if len(kept):
+            monotonic &= bool(kept[0] > last and np.all(np.diff(kept) > 0))
+            last = int(kept[-1])
+        docs = new_doc[np.asarray(reader.docs, dtype=np.int64)]
+        keep = docs >= 0
+        parts_terms.append(np.repeat(remap, np.diff(np.asarray(reader.offsets)))[keep])
+        parts_docs.append(docs[keep])
+        parts_tfs.append(np.asarray(reader.tfs)[keep].astype(np.int64))
+    terms = np.concatenate(parts_terms) if parts_terms else np.zeros(0, np.int64)
+    docs = np.concatenate(parts_docs) if parts_docs else np.zeros(0, np.int64)
+    tfs = np.concatenate(parts_tfs) if parts_tfs else np.zeros(0, np.int64)
+    order = np.argsort(terms, kind="stable") if monotonic else np.argsort((terms << 32) | docs)
+    return write_postings(folder, list(new_ids), terms[order], docs[order], tfs[order], lengths)
 
 
 class PostingsReader:
@@ -144,6 +184,12 @@ class PostingsReader:
         self._term_ids: dict[str, int] | None = None
         self._lock = threading.Lock()
         self._norms: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    def vocabulary(self) -> list[str]:
+        """Terms in id order."""
+        with self._lock:
+            self._terms_file.seek(0)
+            return self._terms_file.read().decode("utf-8").split("\n")[:-1]
 
     @property
     def term_ids(self) -> dict[str, int]:
