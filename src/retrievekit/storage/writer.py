@@ -270,7 +270,7 @@ class CollectionWriter:
         return self._manifest.generation
 
     def _merge(self, entries: list[SegmentEntry], generation: int, count: int) -> list[SegmentEntry]:
-        """Replace the ``count`` smallest segments by one holding their live documents (re-indexed)."""
+        """Replace the ``count`` smallest segments by one holding their live documents."""
         count = max(count, 2) if len(entries) > 1 else 1
         by_size = sorted(range(len(entries)), key=lambda i: entries[i].docs - entries[i].deleted)
         chosen = set(by_size[:count])
