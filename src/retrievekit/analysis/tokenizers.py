@@ -9,6 +9,7 @@ longer than 255 characters split into 255-character pieces.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import regex
 
@@ -145,16 +146,20 @@ def _split_long(tokens: list[str]) -> list[str]:
     return out
 
 
+def _standard_pattern(text: str) -> Any:
+    """The cheapest pattern that tokenizes ``text`` exactly like the full grammar."""
+    if text.isascii():
+        return _ASCII_PATTERN
+    if all(map(_SAFE.__getitem__, set(text))):
+        return _PYTHON_PATTERN
+    if _HAS_EXTEND.search(text) is None:
+        return _UNICODE_PATTERN
+    return STANDARD_PATTERN
+
+
 def standard_tokenize(text: str) -> list[str]:
     """Split ``text`` into words the way Lucene's StandardTokenizer does (case is preserved)."""
-    if text.isascii():
-        tokens: list[str] = _ASCII_PATTERN.findall(text)
-    elif all(map(_SAFE.__getitem__, set(text))):
-        tokens = _PYTHON_PATTERN.findall(text)
-    elif _HAS_EXTEND.search(text) is None:
-        tokens = _UNICODE_PATTERN.findall(text)
-    else:
-        tokens = STANDARD_PATTERN.findall(text)
+    tokens: list[str] = _standard_pattern(text).findall(text)
     if tokens and max(map(len, tokens)) > MAX_TOKEN_LENGTH:
         tokens = _split_long(tokens)
     return tokens
@@ -192,15 +197,7 @@ def identifier_tokenize(text: str) -> list[str]:
 
 def standard_token_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of ``standard_tokenize``'s tokens in ``text`` (before long-token splitting)."""
-    if text.isascii():
-        pattern = _ASCII_PATTERN
-    elif all(map(_SAFE.__getitem__, set(text))):
-        pattern = _PYTHON_PATTERN
-    elif _HAS_EXTEND.search(text) is None:
-        pattern = _UNICODE_PATTERN  # type: ignore[assignment]
-    else:
-        pattern = STANDARD_PATTERN  # type: ignore[assignment]
-    return [m.span() for m in pattern.finditer(text)]
+    return [m.span() for m in _standard_pattern(text).finditer(text)]
 
 
 def whitespace_token_spans(text: str) -> list[tuple[int, int]]:

@@ -193,12 +193,8 @@ class PostingsReader:
 
     @property
     def term_ids(self) -> dict[str, int]:
-        if self._term_ids is None:
-            with self._lock:
-                if self._term_ids is None:
-                    self._terms_file.seek(0)
-                    terms = self._terms_file.read().decode("utf-8").split("\n")[:-1]
-                    self._term_ids = {t: i for i, t in enumerate(terms)}
+        if self._term_ids is None:  # built once; a concurrent first use builds the same dict twice, harmlessly
+            self._term_ids = {t: i for i, t in enumerate(self.vocabulary())}
         return self._term_ids
 
     def norms(self, key: Any, compute: Any) -> np.ndarray:

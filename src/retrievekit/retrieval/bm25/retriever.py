@@ -93,18 +93,7 @@ class BM25Retriever(Retriever):
         if not weights or not segments:
             return empty
         terms = list(weights)
-        # term ids per segment (-1 where absent) and collection-wide df / cf, with one numpy call per segment
-        tids = np.array([[get(t, -1) for t in terms] for get in (seg.bm25.term_ids.get for seg in segments)],
-                        dtype=np.int64)
-        present = tids >= 0
-        df = np.zeros(len(terms), np.float64)
-        cf = np.zeros(len(terms), np.float64)
-        for seg, ids, mask in zip(segments, tids, present):
-            if not mask.any():
-                continue
-            safe = np.where(mask, ids, 0)
-            df += np.where(mask, seg.bm25.df[safe], 0)
-            cf += np.where(mask, seg.bm25.cf[safe], 0)
+        tids, present, df, cf = term_statistics(snap, terms)
         found = df > 0  # terms absent from the whole collection contribute nothing
         if not found.all():
             if not found.any():
@@ -155,11 +144,24 @@ class BM25Retriever(Retriever):
             feedback.append((analyzer.analyze(index_text(doc, fields)), float(s)))
 
         def df(terms: list[str]) -> list[int]:
-            total = np.zeros(len(terms), np.int64)
-            for seg in snap.segments:
-                ids = np.array([seg.bm25.term_ids.get(t, -1) for t in terms], dtype=np.int64)
-                present = ids >= 0
-                total[present] += seg.bm25.df[ids[present]]
-            return total.tolist()
+            return term_statistics(snap, terms)[2].astype(np.int64).tolist()
 
         return self.rm3.expand(weights, feedback, df, snap.bm25_stats.docs)
+
+
+def term_statistics(snap: Snapshot, terms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per segment × term: term id (-1 where absent) and presence mask; per term: collection-wide df and cf.
+    One numpy call per segment."""
+    segments = snap.segments
+    tids = np.array([[get(t, -1) for t in terms] for get in (seg.bm25.term_ids.get for seg in segments)],
+                    dtype=np.int64).reshape(len(segments), len(terms))
+    present = tids >= 0
+    df = np.zeros(len(terms), np.float64)
+    cf = np.zeros(len(terms), np.float64)
+    for seg, ids, mask in zip(segments, tids, present):
+        if not mask.any():
+            continue
+        safe = np.where(mask, ids, 0)
+        df += np.where(mask, seg.bm25.df[safe], 0)
+        cf += np.where(mask, seg.bm25.cf[safe], 0)
+    return tids, present, df, cf
