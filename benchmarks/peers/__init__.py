@@ -365,6 +365,20 @@ def cap_queries(ds: Dataset, max_queries: int | None) -> None:
     )
 
 
+def load_peer_corpus(
+    args: argparse.Namespace, mem: Memory
+) -> tuple[Dataset, list[str], int, int, int, float, int | None]:
+    """What the in-Python peers load before indexing: (dataset, contents, judged queries before capping,
+    documents, k, load seconds, RSS after loading)."""
+    with Stopwatch() as sw_load:
+        ds = load_dataset(args.data, args.name, args.split)
+        contents = ds.take_contents()
+    queries_total = len(ds.query_ids)
+    cap_queries(ds, args.max_queries)
+    n_docs = len(ds.doc_ids)
+    return ds, contents, queries_total, n_docs, min(args.k, n_docs), sw_load.seconds, mem.current()
+
+
 def base_result(system: str, ds: Dataset, n_docs: int, queries_total: int) -> dict[str, Any]:
     """The fields every peer result carries; peers fill the rest (see run_bm25.py for the schema)."""
     return {

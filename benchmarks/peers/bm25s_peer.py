@@ -36,11 +36,10 @@ from benchmarks.peers import (
     base_parser,
     base_result,
     block_numba,
-    cap_queries,
     dir_breakdown,
     dir_bytes,
     evaluate_run,
-    load_dataset,
+    load_peer_corpus,
     run_from_arrays,
     setup_logging,
     time_queries,
@@ -67,15 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     import Stemmer
 
     baseline_rss = mem.current()
-    with Stopwatch() as sw_load:
-        ds = load_dataset(args.data, args.name, args.split)
-        contents = ds.take_contents()
-    queries_total = len(ds.query_ids)
-    cap_queries(ds, args.max_queries)
-    n_docs = len(ds.doc_ids)
-    k = min(args.k, n_docs)
-    rss_after_load = mem.current()
-    logger.info("%s: %d docs, %d queries loaded in %.1f s", ds.name, n_docs, len(ds.query_ids), sw_load.seconds)
+    ds, contents, queries_total, n_docs, k, load_seconds, rss_after_load = load_peer_corpus(args, mem)
+    logger.info("%s: %d docs, %d queries loaded in %.1f s", ds.name, n_docs, len(ds.query_ids), load_seconds)
 
     stemmer = Stemmer.Stemmer("english")
     mem.reset_peak()
@@ -144,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     system = "bm25s" if args.backend == "numpy" else "bm25s-numba"
     result = base_result(system, ds, n_docs, queries_total)
-    end_to_end = sw_load.seconds + sw_tok.seconds + sw_index.seconds + sw_save.seconds
+    end_to_end = load_seconds + sw_tok.seconds + sw_index.seconds + sw_save.seconds
     result.update({
         "label": f"bm25s {bm25s.__version__} ({args.backend} backend)",
         "k": k,
@@ -160,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "index_docs_per_second": round(n_docs / end_to_end, 1),
         "index": {
             "definition": "index_seconds = read corpus.jsonl + tokenize + BM25.index + BM25.save",
-            "load_seconds": round(sw_load.seconds, 3),
+            "load_seconds": round(load_seconds, 3),
             "tokenize_seconds": round(sw_tok.seconds, 3),
             "build_seconds": round(sw_index.seconds, 3),
             "save_seconds": round(sw_save.seconds, 3),

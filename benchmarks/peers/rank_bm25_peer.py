@@ -30,9 +30,8 @@ from benchmarks.peers import (
     base_parser,
     base_result,
     block_numba,
-    cap_queries,
     evaluate_run,
-    load_dataset,
+    load_peer_corpus,
     run_from_arrays,
     setup_logging,
     time_queries,
@@ -62,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import Stemmer
 
     baseline_rss = mem.current()
-    with Stopwatch() as sw_load:
-        ds = load_dataset(args.data, args.name, args.split)
-        contents = ds.take_contents()
-    queries_total = len(ds.query_ids)
-    cap_queries(ds, args.max_queries)
-    n_docs = len(ds.doc_ids)
-    k = min(args.k, n_docs)
-    rss_after_load = mem.current()
+    ds, contents, queries_total, n_docs, k, load_seconds, rss_after_load = load_peer_corpus(args, mem)
 
     stemmer = Stemmer.Stemmer("english")
     mem.reset_peak()
@@ -106,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_run(run_from_arrays(ds.query_ids, ids, scores), ds.qrels)
 
     in_memory = sw_tok.seconds + sw_index.seconds
-    end_to_end = sw_load.seconds + in_memory
+    end_to_end = load_seconds + in_memory
     result = base_result("rank_bm25", ds, n_docs, queries_total)
     result.update({
         "label": f"rank_bm25 {versions(['rank_bm25'])['rank_bm25']} (BM25Okapi)",
@@ -123,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "index_docs_per_second": round(n_docs / end_to_end, 1),
         "index": {
             "definition": "index_seconds = read corpus.jsonl + tokenize + BM25Okapi(...) (no persistence)",
-            "load_seconds": round(sw_load.seconds, 3),
+            "load_seconds": round(load_seconds, 3),
             "tokenize_seconds": round(sw_tok.seconds, 3),
             "build_seconds": round(sw_index.seconds, 3),
             "save_seconds": None,
