@@ -64,14 +64,25 @@ def test_eval_compares_systems_with_significance(data_dir: Path, tmp_path: Path)
 
 def test_demo_builds_then_reuses(tmp_path: Path) -> None:
     col = tmp_path / "demo"
-    first = json.loads(cli("demo", "--collection", str(col), "--json").stdout)
+    first = json.loads(cli("demo", "--collection", str(col), "--json", "--mode", "bm25").stdout)
     assert first["reused"] is False and first["documents"] > 2000
     assert all(r["hits"] for r in first["results"])
-    second = json.loads(cli("demo", "--collection", str(col), "--json", "--query", "json").stdout)
+    second = json.loads(cli("demo", "--collection", str(col), "--json", "--query", "json", "--mode", "bm25").stdout)
     assert second["reused"] is True and second["documents"] == first["documents"]
     assert any(h["id"].startswith("json") for h in second["results"][0]["hits"])
-    text = cli("demo", "--collection", str(col)).stdout
+    text = cli("demo", "--collection", str(col), "--mode", "bm25").stdout
     assert "Reusing the collection" in text and "»" in text
+
+
+def test_demo_defaults_to_hybrid_search(tmp_path: Path) -> None:
+    col = tmp_path / "demo"
+    report = json.loads(cli("demo", "--collection", str(col), "--json", "--limit", "60", "--query",
+                            "encode and decode JSON").stdout)
+    assert report["mode"] == "hybrid" and report["documents"] == 60
+    info = json.loads(cli("info", str(col), "--json").stdout)
+    assert info["dense"]["default"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert info["dense"]["default"]["vector_bytes"] >= 60 * 384 * 4
+    assert report["results"][0]["hits"]
 
 
 def test_errors_are_clear(tmp_path: Path) -> None:

@@ -33,6 +33,13 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")
+    p.add_argument("--dense", metavar="ENCODER", nargs="?", const="minilm",
+                   help="also build a dense index with this encoder (default when given without a value: minilm = "
+                   "all-MiniLM-L6-v2, offline). Also: onnx-int8:minilm, bge-small-en-v1.5, wordllama, any "
+                   "sentence-transformers folder or hub name. Added to an existing collection, it encodes every "
+                   "document (resumable)")
+    p.add_argument("--chunking", metavar="TOKENS[:OVERLAP[:POOL]]",
+                   help="with --dense: encode long documents as pooled windows, e.g. 256:32:mean")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that analyse and index in parallel (default: CPU count, at most 4; 1 = none)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -41,7 +48,14 @@ def add_index(sub: argparse._SubParsersAction) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    col = Collection.create(args.collection, analyzer=args.analyzer, fields=args.fields.split(","), exist_ok=True)
+    from pathlib import Path
+
+    fields = args.fields.split(",")
+    exists = Path(args.collection, "manifest.json").is_file()
+    col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
+                            dense=None if exists else args.dense, chunking=args.chunking)
+    if args.dense and "default" not in (col.config.get("dense") or {}):
+        col.add_dense_index(args.dense, chunking=args.chunking, progress=not args.no_progress)
     report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
                         encoding_errors=args.encoding_errors)
     info = col.info()
@@ -75,6 +89,20 @@ def add_scoring_options(p: argparse.ArgumentParser) -> None:
                    "(10 feedback docs, 10 terms, original query weight 0.5, as Anserini)")
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="minilm", metavar="ENCODER",
+                   help="dense encoder for a new dense index: a known model (minilm = all-MiniLM-L6-v2, offline "
+                   "default; bge-small-en-v1.5, e5-small-v2, ...), any sentence-transformers folder or hub name, or "
+                   "BACKEND:MODEL (onnx:minilm, onnx-int8:minilm, wordllama, model2vec:PATH)")
+    p.add_argument("--chunking", metavar="TOKENS[:OVERLAP[:POOL]]",
+                   help="encode documents longer than the model window as pooled windows, e.g. 256:32:mean "
+                   "(pool: mean, max, first); default: truncate at the model window")
+    p.add_argument("--rerank", metavar="RERANKER",
+                   help="rerank the first --rerank-depth results: cross-encoder:MODEL (a local folder or hub name) "
+                   "or maxsim (late interaction over the dense model's token embeddings)")
+    p.add_argument("--rerank-depth", type=int, default=100, help="candidates reranked (default 100)")
+
+
 def scoring_params(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in ("k1", "b", "mu") if getattr(args, name) is not None}
 
@@ -87,6 +115,12 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10, help="number of results per query (default 10)")
     p.add_argument("--filter", metavar="JSON",
                    help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\'')
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"],
+                   help="bm25, dense or hybrid (default: hybrid if the collection has a dense index, else bm25)")
+    p.add_argument("--fusion", choices=["rrf", "convex"], help="how hybrid mode fuses (default rrf)")
+    p.add_argument("--rerank", metavar="RERANKER",
+                   help="rerank the first --rerank-depth results: cross-encoder:MODEL or maxsim")
+    p.add_argument("--rerank-depth", type=int, default=100, help="candidates reranked (default 100)")
     add_scoring_options(p)
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=run_search)
@@ -100,9 +134,15 @@ def run_search(args: argparse.Namespace) -> int:
             filt = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+    mode = args.mode or ("hybrid" if col.config.get("dense") else "bm25")
+    options: dict[str, Any] = {}
+    if mode == "hybrid" and args.fusion:
+        options["fusion"] = args.fusion
+    if args.rerank:
+        options.update(rerank=args.rerank, depth=args.rerank_depth)
+    retriever = col.retriever(mode, scorer=args.scorer, rm3=args.rm3, **options, **scoring_params(args))
     started = time.perf_counter()
-    results = col.search(args.queries, args.k, scorer=args.scorer, filter=filt, rm3=args.rm3,
-                         **scoring_params(args))
+    results = retriever.search(args.queries, args.k, filter=filt)
     elapsed = time.perf_counter() - started
     if args.json:
         print_json({
@@ -110,6 +150,7 @@ def run_search(args: argparse.Namespace) -> int:
                 {"query": q, "hits": [{"id": d, "score": s} for d, s in results.hits(i)]}
                 for i, q in enumerate(args.queries)
             ],
+            "mode": mode,
             "seconds": elapsed,
         })
         return 0

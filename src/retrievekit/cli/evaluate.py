@@ -17,9 +17,12 @@ from typing import Any
 
 from ..errors import RetrievekitError
 from ..evaluation import compare, evaluate, load_beir, write_run
+from ..retrieval.base import Retriever
 from ..retrieval.bm25.retriever import BM25Retriever
+from ..retrieval.dense.retriever import DenseRetriever
+from ..retrieval.pipeline import Fusion, Rerank
 from ..storage.collection import Collection
-from .commands import add_scoring_options, scoring_params
+from .commands import add_model_options, add_scoring_options, scoring_params
 from .render import print_json, table
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "map", "mrr@10", "p@10", "recall@1000")
@@ -39,8 +42,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", action="append", metavar="SPEC",
                    help="a configuration to evaluate; repeat to compare several. SPEC is NAME[+rm3][:key=value,...] "
                    "with NAME one of lucene, robertson, atire, bm25l, bm25+, dirichlet, e.g. 'lucene', "
-                   "'lucene:k1=1.2,b=0.75', 'lucene+rm3', 'dirichlet:mu=2000'. Default: one system from --scorer "
-                   "and its options")
+                   "'lucene:k1=1.2,b=0.75', 'lucene+rm3', 'dirichlet:mu=2000'; or dense[+prf][:fb_docs=3,alpha=1,"
+                   "beta=0.5], or hybrid[:method=rrf|convex,k=60,w=0.5,norm=minmax|zscore|dbsf,depth=1000] (w = "
+                   "BM25's weight). Default: one system from --mode, --scorer and its options")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="bm25",
+                   help="the system evaluated when no --system is given: bm25 (default), dense (needs --model's "
+                   "encoder; embeddings cached, so a second run skips encoding) or hybrid (BM25 and dense fused)")
+    add_model_options(p)
     add_scoring_options(p)
     p.add_argument("--analyzer", default="lucene-english", help="analyzer preset (default: lucene-english)")
     p.add_argument("--fields", default="title,text", help="document parts indexed (default: title,text)")
@@ -62,6 +70,42 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run_eval)
+
+
+DENSE_SYSTEMS = ("dense", "hybrid")
+
+
+def parse_dense_system(spec: str) -> tuple[str, dict[str, Any]]:
+    """'dense', 'dense+prf:fb_docs=5', 'hybrid', 'hybrid:method=convex,w=0.3,norm=zscore' -> (kind, options)."""
+    head, _, params = spec.partition(":")
+    kind = head.removesuffix("+prf")
+    values: dict[str, Any] = {}
+    for item in filter(None, params.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise RetrievekitError(f"bad system {spec!r}: expected key=value, got {item!r}")
+        values[key] = value
+    if kind == "dense":
+        prf: dict[str, Any] | bool = False
+        if head.endswith("+prf"):
+            prf = {k: (int(v) if k == "fb_docs" else float(v)) for k, v in values.items()}
+        elif values:
+            raise RetrievekitError(f"bad system {spec!r}: dense options need '+prf' (fb_docs, alpha, beta)")
+        return kind, {"prf": prf}
+    fusion: dict[str, Any] = {"method": values.pop("method", "rrf")}
+    if "k" in values:
+        fusion["k"] = int(values.pop("k"))
+    if "w" in values:
+        w = float(values.pop("w"))
+        fusion["weights"] = [w, 1.0 - w]
+    if "norm" in values:
+        fusion["normalization"] = values.pop("norm")
+    if "depth" in values:
+        fusion["depth"] = int(values.pop("depth"))
+    if values:
+        raise RetrievekitError(f"bad system {spec!r}: unknown hybrid options {sorted(values)} "
+                               "(use method, k, w, norm, depth)")
+    return kind, {"fusion": fusion}
 
 
 def parse_system(spec: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
@@ -87,13 +131,18 @@ def parse_system(spec: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]
 
 def run_eval(args: argparse.Namespace) -> int:
     dataset = load_beir(args.data, split=args.split)
-    specs = args.system or [args.scorer + ("+rm3" if args.rm3 else "")]
+    default = args.scorer + ("+rm3" if args.rm3 else "") if args.mode == "bm25" else args.mode
+    specs = args.system or [default]
     systems = []
     for spec in specs:
+        if spec.partition(":")[0].removesuffix("+prf") in DENSE_SYSTEMS:
+            systems.append((spec, *parse_dense_system(spec), None))
+            continue
         name, params, rm3 = parse_system(spec)
         if not args.system:
             params.update(scoring_params(args))
         systems.append((spec, name, params, rm3))
+    needs_dense = any(name in DENSE_SYSTEMS for _, name, _, _ in systems)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     for required in ("ndcg@10", "recall@100"):
         if required not in metrics:
@@ -101,16 +150,21 @@ def run_eval(args: argparse.Namespace) -> int:
 
     temp = None
     fields = args.fields.split(",")
+    dense = args.model if needs_dense else None
     if args.collection and Path(args.collection, "manifest.json").is_file():
         col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True)
         index_seconds, reused = 0.0, True
+        if needs_dense and "default" not in (col.config.get("dense") or {}):
+            started = time.perf_counter()
+            col.add_dense_index(dense, chunking=args.chunking, progress=not args.no_progress)
+            index_seconds, reused = time.perf_counter() - started, False
     else:
         folder = args.collection or tempfile.mkdtemp(prefix="retrievekit-eval-")
         temp = None if args.collection else folder
         if temp:
             shutil.rmtree(temp)
         started = time.perf_counter()
-        col = Collection.create(folder, analyzer=args.analyzer, fields=fields)
+        col = Collection.create(folder, analyzer=args.analyzer, fields=fields, dense=dense, chunking=args.chunking)
         col.ingest(dataset.corpus_path, "jsonl", progress=not args.no_progress)
         index_seconds, reused = time.perf_counter() - started, False
     try:
@@ -119,8 +173,8 @@ def run_eval(args: argparse.Namespace) -> int:
         reports: list[dict[str, Any]] = []
         per_query: dict[str, dict[str, dict[str, float]]] = {}
         for spec, name, params, rm3 in systems:
-            retriever = BM25Retriever(col, scorer=name, rm3=rm3 if rm3 is not None else False, **params)
-            retriever.search(texts[:5], args.depth)  # warm-up: term dictionaries, norms, page cache
+            retriever = build_system(col, name, params, rm3, args)
+            retriever.search(texts[:5], args.depth)  # warm-up: term dictionaries, norms, page cache, model
             started = time.perf_counter()
             results = retriever.search(texts, args.depth, threads=1)
             search_seconds = time.perf_counter() - started
@@ -137,8 +191,8 @@ def run_eval(args: argparse.Namespace) -> int:
                 "queries": len(qids),
                 "queries_per_second": round(len(qids) / search_seconds, 2) if search_seconds else None,
                 "search_seconds": round(search_seconds, 4),
-                "scorer": retriever.scorer.config(),
-                "rm3": rm3,
+                "config": retriever.config(),
+                **({"scorer": retriever.scorer.config(), "rm3": rm3} if isinstance(retriever, BM25Retriever) else {}),
             })
         info = col.info()
     finally:
@@ -156,6 +210,9 @@ def run_eval(args: argparse.Namespace) -> int:
         "depth": args.depth,
         "ignore_identical_ids": args.ignore_identical_ids,
         "ties": args.ties,
+        "mode": args.mode,
+        "model": col.config["dense"]["default"]["encoder"]["model"] if needs_dense else None,
+        "rerank": args.rerank,
     }
     out: dict[str, Any] = {**reports[0], **common}
     if len(reports) > 1:
@@ -191,6 +248,26 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"* nDCG@10 differs from {reports[0]['system']} (paired {args.significance}-test, Holm-corrected, "
               "p < 0.05)")
     return 0
+
+
+def build_system(col: Collection, name: str, params: dict[str, Any], rm3: dict[str, Any] | None,
+                 args: argparse.Namespace) -> Retriever:
+    """One evaluated configuration as a retriever (pipeline), reranked if ``--rerank`` is given."""
+    retriever: Retriever
+    if name == "dense":
+        retriever = DenseRetriever(col, prf=params["prf"], cache_queries=True)
+    elif name == "hybrid":
+        fusion = dict(params["fusion"])
+        depth = fusion.pop("depth", max(args.depth, 100))
+        bm25 = BM25Retriever(col, **scoring_params(args))
+        retriever = Fusion([bm25, DenseRetriever(col, cache_queries=True)], depth=depth, **fusion)
+    else:
+        retriever = BM25Retriever(col, scorer=name, rm3=rm3 if rm3 is not None else False, **params)
+    if args.rerank:
+        from ..rerank import get_reranker
+
+        retriever = Rerank(retriever, get_reranker(args.rerank), depth=args.rerank_depth)
+    return retriever
 
 
 def _key(report: dict[str, Any], metric: str) -> str:

@@ -105,11 +105,13 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def load_beir(name_or_path: str | os.PathLike[str], split: str = "test",
-              cache_dir: str | Path | None = None, *, base_url: str | None = None) -> BeirDataset:
+              cache_dir: str | Path | None = None, *, base_url: str | None = None,
+              corpus: str = "corpus.jsonl") -> BeirDataset:
     """Load a BEIR dataset from a folder, or by name (downloaded once, then read from the cache).
 
     An existing folder wins over a dataset name. ``cache_dir`` is the folder that holds the unpacked
-    datasets (default ``$RETRIEVEKIT_CACHE/beir`` or ``~/.cache/retrievekit/beir``).
+    datasets (default ``$RETRIEVEKIT_CACHE/beir`` or ``~/.cache/retrievekit/beir``). ``corpus`` names another
+    corpus file of the folder (e.g. xquad-r's ``paragraphs.jsonl`` with split ``test_paragraphs``).
     """
     given = Path(name_or_path)
     if given.is_dir():
@@ -120,7 +122,7 @@ def load_beir(name_or_path: str | os.PathLike[str], split: str = "test",
         if looks_like_path and name.split("/")[0] not in BEIR_MD5:
             raise DatasetError(f"no such dataset folder: {given}")
         folder = _fetch(name, Path(cache_dir) if cache_dir else _default_cache(), base_url)
-    return _load_folder(folder, split)
+    return _load_folder(folder, split, corpus)
 
 
 def _default_cache() -> Path:
@@ -128,8 +130,10 @@ def _default_cache() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "retrievekit") / "beir"
 
 
-def _load_folder(folder: Path, split: str) -> BeirDataset:
-    corpus = folder / "corpus.jsonl"
+def _load_folder(folder: Path, split: str, corpus_name: str = "corpus.jsonl") -> BeirDataset:
+    if Path(corpus_name).name != corpus_name:
+        raise DatasetError(f"corpus must be a file name inside the dataset folder, got {corpus_name!r}")
+    corpus = folder / corpus_name
     queries_path = folder / "queries.jsonl"
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not corpus.is_file() and any(p.is_dir() and (p / "corpus.jsonl").is_file() for p in folder.iterdir()):

@@ -60,6 +60,27 @@ class Retriever(ABC):
     def config(self) -> dict[str, Any]:
         return {"type": type(self).__name__}
 
+    # Pipeline operators (see retrievekit.retrieval.pipeline).
+    def __or__(self, other: Retriever) -> Retriever:
+        from .pipeline import Fusion
+
+        return Fusion([self, other], "rrf")
+
+    def __add__(self, other: Retriever) -> Retriever:
+        from .pipeline import Fusion
+
+        return Fusion([self, other], "convex", weights=[0.5, 0.5], normalization="minmax")
+
+    def __rshift__(self, reranker: Any) -> Retriever:
+        from .pipeline import Rerank
+
+        return Rerank(self, reranker)
+
+    def __mod__(self, n: int) -> Retriever:
+        from .pipeline import Cutoff
+
+        return Cutoff(self, n)
+
 
 def _anserini_ties(hits: list[tuple[str, float]]) -> dict[str, float]:
     rounded = sorted(((round(s, 4), d) for d, s in hits), key=lambda x: (-x[0], x[1]))

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..analysis import Analyzer, get_analyzer
 from ..document import Document
-from ..errors import CollectionError
+from ..errors import CollectionError, RetrievekitError
 from ..filters import Filter
-from ..retrieval.base import SearchResults
+from ..retrieval.base import Retriever, SearchResults
 from ..retrieval.bm25.retriever import BM25Retriever
 from .lock import WriterLock
 from .manifest import MANIFEST, Manifest
@@ -25,6 +25,9 @@ from .writer import CollectionWriter
 logger = logging.getLogger(__name__)
 
 DEFAULT_FIELDS = ("title", "text")
+MODES = ("bm25", "dense", "hybrid")
+# How hybrid mode fuses BM25 and dense results unless told otherwise (see BENCHMARKS.md for how it was chosen).
+HYBRID_FUSION: dict[str, Any] = {"method": "rrf", "k": 60}
 
 
 class Collection:
@@ -51,8 +54,13 @@ class Collection:
         self._manifest_stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._retrievers: dict[str, Any] = {}
-        self.config: dict[str, Any] = self.snapshot().manifest.config
+        self._encoders: dict[str, Any] = {}
         self.analyzer: Analyzer = get_analyzer(self.config["bm25"]["analyzer"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Settings of the latest commit: fields, BM25 analyzer, dense indexes (with their encoder specs)."""
+        return self.snapshot().manifest.config
 
     # -- creation ----------------------------------------------------------------------------------------------
     @classmethod
@@ -62,19 +70,30 @@ class Collection:
         *,
         analyzer: str | dict[str, Any] | Analyzer | None = "lucene-english",
         fields: Sequence[str] = DEFAULT_FIELDS,
+        dense: str | Mapping[str, Any] | Any | None = None,
+        chunking: str | Mapping[str, Any] | None = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
         instance; ``fields`` are the document parts indexed for BM25, joined by a space (title + " " + text).
-        With ``exist_ok``, an existing collection is opened instead (its settings must match)."""
+        ``dense``: an encoder (name such as ``"minilm"``, ``"onnx-int8:minilm"``, spec or instance) for a dense
+        index named "default", encoded at every commit; ``chunking`` ('256:32:mean') represents documents longer
+        than the model window by pooled windows. With ``exist_ok``, an existing collection is opened instead (its
+        settings must match)."""
         path = Path(path)
         resolved = get_analyzer(analyzer)
-        config = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
+        config: dict[str, Any] = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
+        if dense is not None:
+            from ..encoders import get_encoder
+            from ..retrieval.dense.index import DEFAULT_INDEX, make_index_config
+
+            encoder = get_encoder(dense)  # type: ignore[arg-type]
+            config["dense"] = {DEFAULT_INDEX: make_index_config(encoder, chunking=chunking, fields=fields)}
         if (path / MANIFEST).is_file():
             if not exist_ok:
                 raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
             existing = cls(path)
-            if existing.config != config:
+            if _comparable(existing.config, dense is not None) != _comparable(config, dense is not None):
                 raise CollectionError(
                     f"the collection at {path} was created with different settings: {existing.config} "
                     f"(asked for {config})"
@@ -164,7 +183,7 @@ class Collection:
         started = time.perf_counter()
         bar = _progress(progress, f"indexing {Path(source).name}", estimate_size(source, format) if progress else None)
         try:
-            with self.writer(lock_timeout=lock_timeout) as w:
+            with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
                 if progress:
                     reader_options["on_bytes"] = bar.update
                 if workers is None:
@@ -175,6 +194,46 @@ class Collection:
             bar.close()
         seconds = time.perf_counter() - started
         return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
+
+    # -- dense indexes -----------------------------------------------------------------------------------------
+    def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+        """The encoder of dense index ``index``, rebuilt from its stored spec (loaded once per collection)."""
+        if config is None:
+            dense = self.config.get("dense") or {}
+            if index not in dense:
+                raise CollectionError(f"{self.path} has no dense index {index!r} (has: {', '.join(dense) or 'none'})")
+            config = dense[index]
+        from ..encoders import get_encoder
+        from ..retrieval.dense.embedding import index_key
+
+        key = index_key(dict(config))
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            spec = dict(config["encoder"])
+            stored_dim = spec.get("dim")
+            encoder = self._encoders[key] = get_encoder(spec)
+            if stored_dim is not None and encoder.dim != stored_dim:
+                raise CollectionError(f"the encoder {spec.get('model')!r} now gives {encoder.dim}-d vectors but the "
+                                      f"index holds {stored_dim}-d ones")
+        return encoder
+
+    def add_dense_index(self, encoder: Any = None, *, name: str = "default",
+                        chunking: str | Mapping[str, Any] | None = None, fields: Sequence[str] | None = None, progress: bool = True, lock_timeout: float = 0.0) -> int:
+        """Encode every document with ``encoder`` (name, spec or instance; default all-MiniLM-L6-v2) into a new
+        dense index and commit it. Resumable: an interrupted run's vectors come back from the embedding cache."""
+        from ..encoders import get_encoder
+        from ..retrieval.dense.embedding import index_key
+        from ..retrieval.dense.index import make_index_config
+
+        resolved = get_encoder(encoder)
+        config = make_index_config(resolved, chunking=chunking, fields=fields or self.config["fields"])
+        self._encoders[index_key(config)] = resolved
+        with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
+            return w.add_dense_index(name, config)
+
+    def drop_dense_index(self, name: str = "default", *, lock_timeout: float = 0.0) -> int:
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.drop_dense_index(name)
 
     def optimize(self) -> int:
         """Merge all segments into one and drop deleted documents."""
@@ -202,6 +261,8 @@ class Collection:
         return self.snapshot().iter_documents()
 
     def info(self) -> dict[str, Any]:
+        from ..retrieval.dense.index import vectors_file
+
         snap = self.snapshot()
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return {
@@ -209,38 +270,110 @@ class Collection:
             "analyzer": self.config["bm25"]["analyzer"],
             "fields": self.config["fields"],
             **snap.info(),
+            "dense": {name: {"model": c["encoder"].get("model"), "backend": c["encoder"].get("backend"),
+                             "dim": c["encoder"].get("dim"), "chunking": c.get("chunking"),
+                             "vector_bytes": sum((seg.folder / vectors_file(c)).stat().st_size
+                                                 for seg in snap.segments if (seg.folder / vectors_file(c)).exists())}
+                      for name, c in (self.config.get("dense") or {}).items()},
             "disk_bytes": size,
         }
+
+    def retriever(
+        self,
+        mode: str = "bm25",
+        *,
+        scorer: str | Mapping[str, Any] | None = None,
+        rm3: bool | Mapping[str, Any] = False,
+        index: str = "default",
+        encoder: Any = None,
+        prf: bool | Mapping[str, Any] = False,
+        fusion: str | Mapping[str, Any] | None = None,
+        rerank: Any = None,
+        depth: int = 100,
+        **scorer_params: Any,
+    ) -> Retriever:
+        """A retriever (or pipeline) over this collection, cached: see ``search`` for the arguments."""
+        key = repr((mode, scorer, rm3, index, encoder if isinstance(encoder, str | None) else id(encoder), prf,
+                    fusion, rerank if isinstance(rerank, str | None) else id(rerank), depth,
+                    sorted(scorer_params.items())))
+        retriever = self._retrievers.get(key)
+        if retriever is not None:
+            return retriever  # type: ignore[no-any-return]
+        if mode not in MODES:
+            raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode in ("bm25", "hybrid"):
+            bm25: Retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)  # validates arguments
+        if mode in ("dense", "hybrid"):
+            from ..retrieval.dense.retriever import DenseRetriever
+
+            dense: Retriever = DenseRetriever(self, index, encoder=encoder, prf=prf)
+        if mode == "bm25":
+            retriever = bm25
+        elif mode == "dense":
+            retriever = dense
+        else:
+            from ..retrieval.pipeline import Fusion
+
+            options = dict(HYBRID_FUSION)
+            if isinstance(fusion, str):
+                options = {"method": fusion}
+            elif fusion:
+                options.update(fusion)
+            retriever = Fusion([bm25, dense], **options)
+        if rerank is not None:
+            from ..rerank import get_reranker
+            from ..retrieval.pipeline import Rerank
+
+            retriever = Rerank(retriever, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
+        if len(self._retrievers) < 64:
+            self._retrievers[key] = retriever
+        return retriever
 
     def search(
         self,
         queries: str | Sequence[str],
         k: int = 10,
         *,
-        scorer: str | Mapping[str, Any] | None = None,
+        mode: str = "bm25",
         filter: Filter | None = None,
         threads: int = 1,
+        scorer: str | Mapping[str, Any] | None = None,
         rm3: bool | Mapping[str, Any] = False,
-        **scorer_params: Any,
+        rerank: Any = None,
+        **options: Any,
     ) -> SearchResults:
-        """BM25 search (Lucene BM25, k1=0.9, b=0.4 unless ``scorer``/params say otherwise) for a batch of queries.
+        """Search a batch of queries (a single string gives a one-row result).
 
-        ``scorer``: ``lucene`` | ``robertson`` | ``atire`` | ``bm25l`` | ``bm25+`` | ``dirichlet``, parameters as
-        keywords (``k1=1.2, b=0.75``). ``filter``: metadata filter (see ``retrievekit.filters``). ``rm3``: True or
-        ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 pseudo-relevance feedback.
-        ``threads`` > 1 searches the batch in parallel. A single string gives a one-row result.
+        ``mode``: ``bm25`` (default), ``dense`` (needs a dense index) or ``hybrid`` (both, fused).
+        BM25: Lucene BM25, k1=0.9, b=0.4 unless ``scorer`` (``lucene`` | ``robertson`` | ``atire`` | ``bm25l`` |
+        ``bm25+`` | ``dirichlet``) and its parameters as keywords (``k1=1.2, b=0.75``) say otherwise; ``rm3``: True
+        or ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 feedback.
+        Dense: ``index`` (default "default"), ``encoder`` (query encoder; must match the index), ``prf`` (True or
+        ``{"fb_docs": 3, "alpha": 1.0, "beta": 0.5}``: Rocchio feedback).
+        Hybrid: ``fusion`` — "rrf", "convex" or a dict such as ``{"method": "convex", "weights": [0.3, 0.7],
+        "normalization": "zscore"}``.
+        ``rerank``: a reranker or its name (``"cross-encoder:MODEL"``, ``"maxsim"``) applied to the first ``depth``
+        (default 100) results. ``filter``: metadata filter (see ``retrievekit.filters``); ``threads`` > 1 searches
+        the batch in parallel.
         """
-        key = repr((scorer, sorted(scorer_params.items()), rm3))
-        retriever = self._retrievers.get(key)
-        if retriever is None:
-            retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)  # validates the arguments
-            if len(self._retrievers) < 64:
-                self._retrievers[key] = retriever
+        retriever = self.retriever(mode, scorer=scorer, rm3=rm3, rerank=rerank, **options)
         return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
                                 filter=filter, threads=threads)
 
     def __repr__(self) -> str:
         return f"Collection({str(self.path)!r})"
+
+
+def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
+    """The settings ``create(exist_ok=True)`` must find unchanged (for dense indexes: what the vectors mean)."""
+    from ..encoders.base import SEMANTIC_FIELDS
+
+    out = {k: v for k, v in config.items() if k != "dense"}
+    if with_dense:
+        out["dense"] = {name: {"encoder": {f: c["encoder"].get(f) for f in SEMANTIC_FIELDS},
+                               "chunking": c.get("chunking"), "fields": c.get("fields")}
+                        for name, c in (config.get("dense") or {}).items()}
+    return out
 
 
 class _NoBar:

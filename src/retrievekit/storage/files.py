@@ -34,6 +34,14 @@ def fsync_write_array(path: Path, array: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
+def atomic_write_array(path: Path, array: np.ndarray) -> None:
+    """Write a ``.npy`` file that appears complete or not at all."""
+    tmp = path.with_name(path.name + ".tmp")
+    fsync_write_array(tmp, array)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` atomically: readers see the old or the new content, never a mix, even after SIGKILL."""
     tmp = path.with_name(path.name + ".tmp")

@@ -101,6 +101,7 @@ class SegmentReader:
         except (OSError, KeyError, ValueError) as exc:
             raise CollectionError(f"segment {folder} is missing or damaged: {exc}") from exc
         self._ids: list[str] | None = None
+        self.extras: dict[str, Any] = {}  # other indexes' arrays of this segment (e.g. dense vectors), opened once
         self._columns: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 

@@ -37,6 +37,7 @@ class Snapshot:
             else:
                 self.live.append(None)
         self.bases = np.cumsum([0] + [s.n_docs for s in self.segments])
+        self._open_vectors()
         stats = [s.bm25.stats for s in self.segments]
         # Like Lucene, statistics include deleted documents until their segment is merged away.
         self.bm25_stats = CorpusStats(
@@ -48,6 +49,22 @@ class Snapshot:
         self._lock = threading.Lock()
         self._id_map: dict[str, tuple[int, int]] | None = None
         self._id_array: np.ndarray | None = None
+
+    def _open_vectors(self) -> None:
+        """Map every dense index's vector files now: a merge may delete an old segment's folder while this snapshot
+        is still searched, and an open map stays valid."""
+        dense = self.manifest.config.get("dense") or {}
+        if not dense:
+            return
+        from ..errors import CollectionError
+        from ..retrieval.dense.index import segment_vectors
+
+        for name, config in dense.items():
+            for seg in self.segments:
+                try:
+                    segment_vectors(seg, config, name)
+                except CollectionError:
+                    pass  # reported by the search that needs it
 
     @property
     def id_array(self) -> np.ndarray:

@@ -83,6 +83,7 @@ class CollectionWriter:
         lock_timeout: float = 0.0,
         max_segments: int = DEFAULT_MAX_SEGMENTS,
         max_buffered_postings: int = DEFAULT_MAX_BUFFERED_POSTINGS,
+        progress: bool = False,
     ) -> None:
         self.collection = collection
         self.folder: Path = collection.path
@@ -98,6 +99,7 @@ class CollectionWriter:
         self._fields: list[str] = config["fields"]
         self.max_segments = max_segments
         self.max_buffered_postings = max_buffered_postings
+        self.progress = progress
         self._reset()
         self.closed = False
 
@@ -223,6 +225,7 @@ class CollectionWriter:
         """Publish everything added/deleted so far atomically; returns the new generation."""
         self._check_open()
         self._finish_current()
+        self._encode_new_segments()
         manifest = self._manifest
         generation = manifest.generation + 1
         entries: list[SegmentEntry] = []
@@ -255,6 +258,47 @@ class CollectionWriter:
         self._reset()
         return generation
 
+    # -- dense indexes -----------------------------------------------------------------------------------------
+    def _dense_configs(self) -> dict[str, dict[str, Any]]:
+        return dict(self._manifest.config.get("dense") or {})
+
+    def _encode_new_segments(self) -> None:
+        """Vectors for every new segment and dense index, written before the manifest that publishes them."""
+        from ..retrieval.dense.index import encode_segment
+
+        for name, config in self._dense_configs().items():
+            for entry in self._finished:
+                encoder = self.collection.encoder(name, config)
+                encode_segment(self.folder / entry.name, config, encoder, skip=self._new_deleted.get(entry.name),
+                               progress=self.progress)
+
+    def add_dense_index(self, name: str, config: dict[str, Any]) -> int:
+        """Encode every committed document for a new dense index and commit the index (resumable: vectors already
+        encoded by an interrupted run are read back from the embedding cache)."""
+        from ..retrieval.dense.index import encode_segment
+
+        self._check_open()
+        existing = self._dense_configs()
+        if name in existing:
+            if existing[name] == config:
+                return self._manifest.generation
+            raise CollectionError(f"dense index {name!r} already exists with another configuration; drop it first")
+        encoder = self.collection.encoder(name, config)
+        for entry in self._manifest.segments:
+            deleted = self._deleted_mask(entry)
+            encode_segment(self.folder / entry.name, config, encoder, skip=set(np.flatnonzero(deleted).tolist()),
+                           progress=self.progress)
+        self._manifest.config = {**self._manifest.config, "dense": {**existing, name: config}}
+        return self.commit()
+
+    def drop_dense_index(self, name: str) -> int:
+        existing = self._dense_configs()
+        if name not in existing:
+            raise CollectionError(f"no dense index {name!r}; the collection has: {', '.join(existing) or 'none'}")
+        del existing[name]
+        self._manifest.config = {**self._manifest.config, "dense": existing}
+        return self.commit()
+
     def optimize(self) -> int:
         """Commit, then merge all segments into one (dropping deleted documents) and commit again."""
         self.commit()
@@ -283,13 +327,22 @@ class CollectionWriter:
                 if entry.deletes_file:
                     deleted = np.load(self.folder / entry.name / entry.deletes_file).astype(bool)
                 sources.append((SegmentReader(self.folder / entry.name), deleted))
-            info, _ = merge_segments(self.folder / name, sources)
+            info, new_docs = merge_segments(self.folder / name, sources)
+            self._merge_dense(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs, info["docs"])
         finally:
             for reader, _ in sources:
                 reader.close()
         logger.info("merged %d segments into %s (%d documents)", len(chosen), name, info["docs"])
         kept = [e for i, e in enumerate(entries) if i not in chosen]
         return kept + [SegmentEntry(name=name, docs=info["docs"])]
+
+    def _merge_dense(self, name: str, sources: list[Path], new_docs: list[np.ndarray], n_docs: int) -> None:
+        from ..retrieval.dense.index import encode_segment, merge_vectors
+
+        for index, config in self._dense_configs().items():
+            if not merge_vectors(self.folder / name, list(zip(sources, new_docs)), n_docs, config):
+                encode_segment(self.folder / name, config, self.collection.encoder(index, config),
+                               progress=self.progress)
 
     def rollback(self) -> None:
         """Drop everything not yet committed."""
@@ -336,7 +389,10 @@ class CollectionWriter:
 
     def _remove_garbage(self) -> None:
         """Delete files no committed manifest references (left by an interrupted writer or replaced by a commit)."""
+        from ..retrieval.dense.index import vectors_file
+
         keep = {e.name: e.deletes_file for e in self._manifest.segments}
+        vectors = {vectors_file(c) for c in self._dense_configs().values()}
         for path in self.folder.iterdir():
             if path.name in (MANIFEST, LOCK_FILE) or path.name.startswith("."):
                 continue
@@ -348,4 +404,7 @@ class CollectionWriter:
                 else:
                     for f in path.glob("deletes-*.npy"):
                         if f.name != keep[path.name]:
+                            f.unlink(missing_ok=True)
+                    for f in path.glob("vectors-*"):
+                        if f.name not in vectors:
                             f.unlink(missing_ok=True)

@@ -1,0 +1,18 @@
+"""The English evaluation sets in ../shared/data used by the dense and hybrid benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# name -> (folder, split, corpus file)
+ENGLISH_SETS: dict[str, tuple[Path, str, str]] = {
+    "scifact": (DATA / "scifact", "test", "corpus.jsonl"),
+    "cosqa": (DATA / "cosqa", "test", "corpus.jsonl"),
+    "xquad-r-en-paragraphs": (DATA / "xquad-r" / "en", "test_paragraphs", "paragraphs.jsonl"),
+    "cranfield": (DATA / "cranfield", "test", "corpus.jsonl"),
+    "cacm": (DATA / "cacm", "test", "corpus.jsonl"),
+    "squad-v1.1-dev": (DATA / "squad-v1.1-dev", "test", "corpus.jsonl"),
+    "nfcorpus-orig-test": (DATA / "nfcorpus-orig-test", "test", "corpus.jsonl"),
+}

@@ -1,0 +1,112 @@
+"""Dense indexes of a collection: configuration in the manifest, one vector file per segment.
+
+``manifest.config["dense"][name]`` = {"encoder": spec, "chunking": {...} | None, "fields": [...]}. Each segment
+holds ``vectors-<key>.npy`` (float32, one row per document of the segment, deleted ones included) where ``key``
+hashes that configuration. A commit writes the vectors of its new segments before the manifest that publishes them,
+so every committed segment has vectors for every configured index; merges copy vectors (no re-encoding).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...encoders.base import Encoder
+from ...encoders.cache import EmbeddingCache, default_cache_root
+from ...errors import CollectionError
+from ...storage.files import atomic_write_array
+from ...storage.segment import SegmentReader, index_text
+from .embedding import Chunking, embed_documents, index_key
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INDEX = "default"
+
+
+def make_index_config(encoder: Encoder, *, chunking: Chunking | str | dict[str, Any] | None = None,
+                      fields: Sequence[str] = ("title", "text")) -> dict[str, Any]:
+    parsed = Chunking.parse(chunking)
+    return {"encoder": encoder.spec(), "chunking": parsed.to_json() if parsed else None, "fields": list(fields)}
+
+
+def vectors_file(config: dict[str, Any]) -> str:
+    return f"vectors-{index_key(config)}.npy"
+
+
+def embedding_cache(config: dict[str, Any]) -> EmbeddingCache | None:
+    """The shared on-disk embedding cache ($RETRIEVEKIT_CACHE/embeddings or ~/.cache/retrievekit/embeddings);
+    RETRIEVEKIT_EMBEDDING_CACHE=off disables it."""
+    import os
+
+    if os.environ.get("RETRIEVEKIT_EMBEDDING_CACHE", "").lower() in ("off", "0", "no", "false"):
+        return None
+    spec = dict(config["encoder"])
+    if config.get("chunking"):
+        spec["chunking"] = config["chunking"]  # window texts differ from whole-document texts
+    return EmbeddingCache(default_cache_root(), spec)
+
+
+def encode_segment(
+    folder: Path,
+    config: dict[str, Any],
+    encoder: Encoder,
+    *,
+    skip: set[int] | None = None,
+    progress: bool = False,
+    batch_size: int = 32,
+) -> None:
+    """Write the vectors of one segment (rows in ``skip`` — documents already replaced — stay zero)."""
+    target = folder / vectors_file(config)
+    if target.exists():
+        return
+    reader = SegmentReader(folder)
+    try:
+        fields = config["fields"]
+        rows, texts = [], []
+        for local, doc in enumerate(reader.iter_documents()):
+            if skip is None or local not in skip:
+                rows.append(local)
+                texts.append(index_text(doc, fields))
+        n = reader.n_docs
+    finally:
+        reader.close()
+    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
+    if texts:
+        vectors[rows] = embed_documents(encoder, texts, chunking=Chunking.parse(config.get("chunking")),
+                                        cache=embedding_cache(config), batch_size=batch_size, progress=progress)
+    atomic_write_array(target, vectors)
+
+
+def merge_vectors(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], n_docs: int,
+                  config: dict[str, Any]) -> bool:
+    """Vectors of a merged segment from its sources' ((folder, new number of each old row, -1 = dropped)).
+    Returns False (and writes nothing) if a source has no vectors — the commit then encodes the merged segment."""
+    name = vectors_file(config)
+    if not all((src / name).exists() for src, _ in sources):
+        return False
+    dim = int(config["encoder"]["dim"])
+    out = np.zeros((n_docs, dim), dtype=np.float32)
+    for src, new_docs in sources:
+        vectors = np.load(src / name, mmap_mode="r")
+        keep = new_docs >= 0
+        out[new_docs[keep]] = vectors[keep]
+    atomic_write_array(folder / name, out)
+    return True
+
+
+def segment_vectors(reader: SegmentReader, config: dict[str, Any], index: str) -> np.ndarray:
+    from ...storage.files import load_array
+
+    name = vectors_file(config)
+    cached = reader.extras.get(name)
+    if cached is None:
+        try:
+            cached = reader.extras[name] = load_array(reader.folder / name)
+        except FileNotFoundError:
+            raise CollectionError(f"segment {reader.name} has no vectors for dense index {index!r} "
+                                  f"({name} is missing); the collection is damaged") from None
+    return cached  # type: ignore[no-any-return]

@@ -1,0 +1,100 @@
+"""Exact dense retrieval over a collection's stored vectors, with metadata filters and optional Rocchio feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...encoders.base import Encoder, check_compatible
+from ...errors import CollectionError
+from ...filters import Filter
+from ..base import Retriever, SearchResults
+from .embedding import embed_queries
+from .exact import exact_search
+from .index import DEFAULT_INDEX, segment_vectors
+
+if TYPE_CHECKING:
+    from ...storage.collection import Collection
+
+
+class DenseRetriever(Retriever):
+    """Inner-product search over the vectors of dense index ``index`` (cosine for normalised encoders).
+
+    Queries are encoded by the index's own encoder (rebuilt from the spec the manifest stores) unless ``encoder``
+    is given, which must then encode the same way (same model, prompts, pooling, normalisation, dimension — the
+    backend may differ, e.g. ONNX queries against a sentence-transformers index).
+    ``prf``: Rocchio pseudo-relevance feedback, True or {"fb_docs": 3, "alpha": 1.0, "beta": 0.5}.
+    ``cache_queries``: keep query vectors in the embedding cache (for repeated evaluations).
+    """
+
+    def __init__(self, collection: Collection, index: str = DEFAULT_INDEX, *, encoder: Encoder | str | None = None,
+                 prf: bool | Mapping[str, Any] = False, cache_queries: bool = False) -> None:
+        self.collection = collection
+        self.index = index
+        self.cache_queries = cache_queries  # keep query vectors in the embedding cache (repeated evaluations)
+        config = self._config()
+        if encoder is not None:
+            from ...encoders import get_encoder
+
+            encoder = get_encoder(encoder)
+            check_compatible(config["encoder"], encoder.spec(), f"dense index {index!r} of {collection.path}")
+            self.encoder = encoder
+        else:
+            self.encoder = collection.encoder(index, config)
+        self.prf = None if not prf else {"fb_docs": 3, "alpha": 1.0, "beta": 0.5, **(prf if isinstance(prf, Mapping)
+                                                                                      else {})}
+
+    def _config(self) -> dict[str, Any]:
+        dense = self.collection.config.get("dense") or {}
+        if self.index not in dense:
+            raise CollectionError(
+                f"{self.collection.path} has no dense index {self.index!r} (has: {', '.join(dense) or 'none'}); "
+                "add one with Collection.add_dense_index(...) or `retrievekit index --dense MODEL`")
+        return dense[self.index]  # type: ignore[no-any-return]
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "dense", "index": self.index, "encoder": self.encoder.spec(), "prf": self.prf}
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        if self.cache_queries:
+            from .index import embedding_cache
+
+            return embed_queries(self.encoder, queries, cache=embedding_cache(self._config()))
+        return embed_queries(self.encoder, queries)
+
+    def search(self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None,
+               threads: int = 1) -> SearchResults:
+        return self.search_vectors(self.encode_queries(queries), k, filter=filter, threads=threads)
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, filter: Filter | None = None,
+                       threads: int = 1) -> SearchResults:
+        """Search with already-encoded query vectors (float32, (n, dim))."""
+        snap = self.collection.snapshot()
+        config = self._config()
+        blocks = [segment_vectors(seg, config, self.index) for seg in snap.segments]
+        allowed = snap.allowed(filter)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.prf is not None and len(vectors):
+            from ..dense_prf import rocchio
+
+            fb = int(self.prf["fb_docs"])
+            first, _ = exact_search(vectors, blocks, fb, allowed=allowed, threads=threads)
+            feedback = [self._rows(snap, blocks, row[row >= 0]) for row in first]
+            vectors = rocchio(vectors, feedback, alpha=float(self.prf["alpha"]), beta=float(self.prf["beta"]),
+                              normalize=bool(self._config()["encoder"].get("normalize", True)))
+        numbers, scores = exact_search(vectors, blocks, k, allowed=allowed, threads=threads)
+        ids = np.empty(numbers.shape, dtype=object)
+        valid = numbers >= 0
+        ids[valid] = snap.id_array[numbers[valid]]
+        return SearchResults(ids, scores.astype(np.float32, copy=False))
+
+    @staticmethod
+    def _rows(snap: Any, blocks: list[np.ndarray], numbers: np.ndarray) -> np.ndarray:
+        seg = np.searchsorted(snap.bases, numbers, side="right") - 1
+        dim = blocks[0].shape[1] if blocks else 0
+        out = np.empty((len(numbers), dim), dtype=np.float32)
+        for i, (s, n) in enumerate(zip(seg, numbers)):
+            out[i] = blocks[s][n - snap.bases[s]]
+        return out
