@@ -39,6 +39,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="BEIR dataset folder or name (e.g. scifact)")
     p.add_argument("--split", default="test", help="qrels split (default: test)")
+    p.add_argument("--corpus", default="corpus.jsonl", metavar="FILE",
+                   help="corpus file of the dataset folder (default corpus.jsonl; e.g. xquad-r's paragraphs.jsonl "
+                   "with --split test_paragraphs)")
     p.add_argument("--system", action="append", metavar="SPEC",
                    help="a configuration to evaluate; repeat to compare several. SPEC is NAME[+rm3][:key=value,...] "
                    "with NAME one of lucene, robertson, atire, bm25l, bm25+, dirichlet, e.g. 'lucene', "
@@ -130,7 +133,7 @@ def parse_system(spec: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    dataset = load_beir(args.data, split=args.split)
+    dataset = load_beir(args.data, split=args.split, corpus=args.corpus)
     default = args.scorer + ("+rm3" if args.rm3 else "") if args.mode == "bm25" else args.mode
     specs = args.system or [default]
     systems = []
@@ -200,6 +203,7 @@ def run_eval(args: argparse.Namespace) -> int:
             shutil.rmtree(temp, ignore_errors=True)
     common = {
         "dataset": str(dataset.path),
+        "corpus": args.corpus,
         "split": args.split,
         "documents": info["documents"],
         "index_seconds": round(index_seconds, 3),
@@ -255,12 +259,12 @@ def build_system(col: Collection, name: str, params: dict[str, Any], rm3: dict[s
     """One evaluated configuration as a retriever (pipeline), reranked if ``--rerank`` is given."""
     retriever: Retriever
     if name == "dense":
-        retriever = DenseRetriever(col, prf=params["prf"], cache_queries=True)
+        retriever = DenseRetriever(col, prf=params["prf"])
     elif name == "hybrid":
         fusion = dict(params["fusion"])
         depth = fusion.pop("depth", max(args.depth, 100))
         bm25 = BM25Retriever(col, **scoring_params(args))
-        retriever = Fusion([bm25, DenseRetriever(col, cache_queries=True)], depth=depth, **fusion)
+        retriever = Fusion([bm25, DenseRetriever(col)], depth=depth, **fusion)
     else:
         retriever = BM25Retriever(col, scorer=name, rm3=rm3 if rm3 is not None else False, **params)
     if args.rerank:

@@ -9,6 +9,7 @@ import sys
 from .. import __version__
 from ..errors import RetrievekitError
 from .commands import add_delete, add_index, add_info, add_optimize, add_search
+from ..encoders.distill import add_distill
 from .demo import add_demo
 from .evaluate import add_eval
 
@@ -16,14 +17,14 @@ from .evaluate import add_eval
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrievekit",
-        description="retrievekit: index documents into collections, search them with Lucene-exact BM25, and "
-        "evaluate retrieval with trec_eval-exact metrics.",
+        description="retrievekit: index documents into collections, search them with Lucene-exact BM25, dense "
+        "embeddings or both fused (with reranking), and evaluate retrieval with trec_eval-exact metrics.",
     )
     parser.add_argument("--version", action="version", version=f"retrievekit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize):
+    for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize, add_distill):
         add(sub)
     return parser
 

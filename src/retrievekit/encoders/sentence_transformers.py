@@ -71,7 +71,10 @@ class SentenceTransformerEncoder(Encoder):
             card.query_prompt if card else prompts.get("query", ""))
         self.document_prompt = document_prompt if document_prompt is not None else (
             card.document_prompt if card else prompts.get("document", prompts.get("passage", "")))
-        self.pooling = pooling or (card.pooling if card else _pooling_of(self.model))
+        self.pooling = card.pooling if card else _pooling_of(self.model)
+        if pooling is not None and pooling != _pooling_of(self.model):
+            raise RetrievekitError(f"{model!r} pools with {_pooling_of(self.model)!r} (its own Pooling module); the "
+                                   f"sentence-transformers backend cannot change that to {pooling!r}")
         self.normalize = normalize if normalize is not None else (
             card.normalize if card else any(type(m).__name__ == "Normalize" for m in self.model))
         window = max_length or (card.max_length if card else None) or self.model.max_seq_length or 512
