@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from report_dense import dense_sections
+
 REPO = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("report")
 
@@ -279,6 +281,7 @@ def render(docs: list[dict[str, Any]]) -> str:
     lines += quality_section(docs, systems)
     lines += speed_section(docs, systems)
     lines += notes_section(docs, systems)
+    lines += dense_sections(REPO / "benchmarks" / "results")
     lines += [
         "## Re-running",
         "",

@@ -30,7 +30,6 @@ SYSTEMS = [
     "hybrid:method=rrf,k=60",
     "hybrid:method=convex,w=0.5,norm=minmax",
     "hybrid:method=convex,w=0.5,norm=zscore",
-    "hybrid:method=convex,w=0.5,norm=dbsf",
 ]
 DEV_SPLITS = {"scifact": "train", "cosqa": "dev"}
 
@@ -78,14 +77,47 @@ def tune_on_dev(name: str, model: str) -> dict:
     return out
 
 
+def select_default(model: str) -> dict:
+    """One fusion setting for every collection: the candidate with the best mean dev nDCG@10 over the sets that
+    have a dev split (scifact train, cosqa dev). No test qrels are read."""
+    from retrievekit import Collection
+    from retrievekit.evaluation import evaluate, load_beir
+    from retrievekit.retrieval.fusion import fuse
+
+    candidates = [{"method": "convex", "weights": [w / 10, 1 - w / 10], "normalization": norm}
+                  for norm in ("minmax", "zscore", "dbsf") for w in range(1, 10)]
+    candidates += [{"method": "rrf", "k": k, "weights": [w / 10, 1 - w / 10]} for k in (20, 60) for w in range(1, 10)]
+    scores = [[] for _ in candidates]
+    for name, split in DEV_SPLITS.items():
+        folder, _, corpus = ENGLISH_SETS[name]
+        col = Collection(WORK / f"hybrid-{name}-{model.replace(':', '_')}")
+        dev = load_beir(folder, split=split, corpus=corpus)
+        lists = [col.retriever(m).search(list(dev.queries.values()), 1000) for m in ("bm25", "dense")]
+        for i, cand in enumerate(candidates):
+            params = {k: v for k, v in cand.items() if k != "method"}
+            run = fuse(lists, cand["method"], **params).to_run(list(dev.queries))
+            scores[i].append(float(evaluate(run, dev.qrels, ["ndcg@10"]).mean["ndcg@10"]))
+    table = [{**c, "dev_ndcg@10": dict(zip(DEV_SPLITS, s)), "mean": round(sum(s) / len(s), 4)}
+             for c, s in zip(candidates, scores)]
+    table.sort(key=lambda row: -row["mean"])
+    return {"selected": table[0], "candidates": table}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(ENGLISH_SETS))
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--no-tuning", action="store_true")
+    parser.add_argument("--select-default", action="store_true",
+                        help="only choose the library's default fusion on the dev splits (hybrid_default.json)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     WORK.mkdir(exist_ok=True)
+    if args.select_default:
+        choice = select_default(args.model)
+        (RESULTS / "hybrid_default.json").write_text(json.dumps(choice, indent=1))
+        print(json.dumps(choice["candidates"][:8], indent=1))
+        return
     for name in args.sets.split(","):
         report = run_eval(name, args.model, SYSTEMS)
         report["dataset_name"] = name

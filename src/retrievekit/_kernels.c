@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MODE_SATURATING = 0, MODE_BM25L = 1, MODE_DIRICHLET = 2 };
+enum { MODE_SATURATING = 0, MODE_BM25L = 1, MODE_DIRICHLET = 2, MODE_IMPACT = 3 };
 
 typedef struct { float score; uint32_t doc; } Hit;
 
@@ -89,6 +89,10 @@ DEFINE_ACCUMULATE(acc_bm25l_16, uint16_t, SCORE_BM25L)
 DEFINE_ACCUMULATE(acc_bm25l_32, uint32_t, SCORE_BM25L)
 DEFINE_ACCUMULATE(acc_dir_16, uint16_t, SCORE_DIR)
 DEFINE_ACCUMULATE(acc_dir_32, uint32_t, SCORE_DIR)
+/* Learned-sparse impacts: the stored "tf" is a quantized term weight, the score a plain weighted sum. */
+#define SCORE_IMPACT { (void)nd; s = wf * tf; }
+DEFINE_ACCUMULATE(acc_impact_16, uint16_t, SCORE_IMPACT)
+DEFINE_ACCUMULATE(acc_impact_32, uint32_t, SCORE_IMPACT)
 
 /* search_segment(docs u32, tfs u16|u32, offsets i64[V+1], term_ids i64, weights f64, consts f64, norm f32, live u8|None,
  *                mode, k1, delta, k, acc f32[n], mark u8[n], touched u32[n], out_docs u32[k], out_scores f32[k])
@@ -151,6 +155,7 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     Accumulate fn = NULL;
     if (mode == MODE_SATURATING) fn = tf16 ? acc_sat_16 : acc_sat_32;
     else if (mode == MODE_BM25L) fn = tf16 ? acc_bm25l_16 : acc_bm25l_32;
+    else if (mode == MODE_IMPACT) fn = tf16 ? acc_impact_16 : acc_impact_32;
     else fn = tf16 ? acc_dir_16 : acc_dir_32;
     const void *tfp = tf16 ? (const void *)tf16 : (const void *)tf32;
     for (Py_ssize_t t = 0; t < n_terms && !corrupt; t++) {

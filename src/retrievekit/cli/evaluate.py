@@ -95,6 +95,10 @@ def parse_dense_system(spec: str) -> tuple[str, dict[str, Any]]:
         elif values:
             raise RetrievekitError(f"bad system {spec!r}: dense options need '+prf' (fb_docs, alpha, beta)")
         return kind, {"prf": prf}
+    from ..storage.collection import HYBRID_FUSION
+
+    if not values:
+        return kind, {"fusion": dict(HYBRID_FUSION)}
     fusion: dict[str, Any] = {"method": values.pop("method", "rrf")}
     if "k" in values:
         fusion["k"] = int(values.pop("k"))

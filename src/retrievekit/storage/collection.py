@@ -25,9 +25,11 @@ from .writer import CollectionWriter
 logger = logging.getLogger(__name__)
 
 DEFAULT_FIELDS = ("title", "text")
-MODES = ("bm25", "dense", "hybrid")
-# How hybrid mode fuses BM25 and dense results unless told otherwise (see BENCHMARKS.md for how it was chosen).
-HYBRID_FUSION: dict[str, Any] = {"method": "rrf", "k": 60}
+MODES = ("bm25", "dense", "hybrid", "sparse")
+# How hybrid mode fuses BM25 and dense results unless told otherwise: z-scored scores, 0.2 BM25 + 0.8 dense — the
+# best mean dev-split nDCG@10 (scifact train, cosqa dev) of 45 RRF/convex settings in
+# `benchmarks/run_hybrid.py --select-default` (benchmarks/results/hybrid_default.json; no test qrels used).
+HYBRID_FUSION: dict[str, Any] = {"method": "convex", "weights": [0.2, 0.8], "normalization": "zscore"}
 
 
 class Collection:
@@ -235,6 +237,42 @@ class Collection:
         with self.writer(lock_timeout=lock_timeout) as w:
             return w.drop_dense_index(name)
 
+    # -- learned-sparse indexes --------------------------------------------------------------------------------
+    def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+        """The SPLADE encoder of sparse index ``index``, rebuilt from its stored spec (loaded once per collection)."""
+        if config is None:
+            sparse = self.config.get("sparse") or {}
+            if index not in sparse:
+                raise CollectionError(f"{self.path} has no sparse index {index!r} "
+                                      f"(has: {', '.join(sparse) or 'none'})")
+            config = sparse[index]
+        from ..encoders.splade import get_sparse_encoder
+        from ..retrieval.sparse.index import encoder_key
+
+        key = encoder_key(config)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encoder = self._encoders[key] = get_sparse_encoder(dict(config["encoder"]))
+        return encoder
+
+    def add_sparse_index(self, encoder: Any = "splade-tiny", *, name: str = "default",
+                         fields: Sequence[str] | None = None, quantization: int = 100, progress: bool = True,
+                         lock_timeout: float = 0.0) -> int:
+        """Encode every document with a SPLADE model (name, hub name, folder, spec or ``SpladeEncoder``) into a new
+        learned-sparse index and commit it; later commits encode new documents, merges reuse the postings."""
+        from ..encoders.splade import get_sparse_encoder
+        from ..retrieval.sparse.index import encoder_key, make_sparse_config
+
+        resolved = get_sparse_encoder(encoder)
+        config = make_sparse_config(resolved, fields=fields or self.config["fields"], quantization=quantization)
+        self._encoders[encoder_key(config)] = resolved
+        with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
+            return w.add_sparse_index(name, config)
+
+    def drop_sparse_index(self, name: str = "default", *, lock_timeout: float = 0.0) -> int:
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.drop_sparse_index(name)
+
     def optimize(self) -> int:
         """Merge all segments into one and drop deleted documents."""
         w = self.writer()
@@ -307,7 +345,11 @@ class Collection:
             from ..retrieval.dense.retriever import DenseRetriever
 
             dense: Retriever = DenseRetriever(self, index, encoder=encoder, prf=prf)
-        if mode == "bm25":
+        if mode == "sparse":
+            from ..retrieval.sparse.retriever import LearnedSparseRetriever
+
+            retriever = LearnedSparseRetriever(self, index, encoder=encoder)
+        elif mode == "bm25":
             retriever = bm25
         elif mode == "dense":
             retriever = dense
@@ -344,7 +386,8 @@ class Collection:
     ) -> SearchResults:
         """Search a batch of queries (a single string gives a one-row result).
 
-        ``mode``: ``bm25`` (default), ``dense`` (needs a dense index) or ``hybrid`` (both, fused).
+        ``mode``: ``bm25`` (default), ``dense`` (needs a dense index), ``hybrid`` (both, fused) or ``sparse``
+        (learned-sparse SPLADE index ``index``; see ``add_sparse_index``).
         BM25: Lucene BM25, k1=0.9, b=0.4 unless ``scorer`` (``lucene`` | ``robertson`` | ``atire`` | ``bm25l`` |
         ``bm25+`` | ``dirichlet``) and its parameters as keywords (``k1=1.2, b=0.75``) say otherwise; ``rm3``: True
         or ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 feedback.
@@ -368,7 +411,7 @@ def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
     """The settings ``create(exist_ok=True)`` must find unchanged (for dense indexes: what the vectors mean)."""
     from ..encoders.base import SEMANTIC_FIELDS
 
-    out = {k: v for k, v in config.items() if k != "dense"}
+    out = {k: v for k, v in config.items() if k not in ("dense", "sparse")}  # indexes added later may differ
     if with_dense:
         out["dense"] = {name: {"encoder": {f: c["encoder"].get(f) for f in SEMANTIC_FIELDS},
                                "chunking": c.get("chunking"), "fields": c.get("fields")}

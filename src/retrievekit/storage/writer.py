@@ -226,6 +226,7 @@ class CollectionWriter:
         self._check_open()
         self._finish_current()
         self._encode_new_segments()
+        self._encode_new_sparse()
         manifest = self._manifest
         generation = manifest.generation + 1
         entries: list[SegmentEntry] = []
@@ -299,6 +300,53 @@ class CollectionWriter:
         self._manifest.config = {**self._manifest.config, "dense": existing}
         return self.commit()
 
+    # -- learned-sparse indexes (see retrieval/sparse/index.py) ------------------------------------------------
+    def _sparse_configs(self) -> dict[str, dict[str, Any]]:
+        return dict(self._manifest.config.get("sparse") or {})
+
+    def _encode_new_sparse(self) -> None:
+        """Sparse postings for every new segment and sparse index, written before the manifest that publishes them."""
+        from ..retrieval.sparse.index import encode_segment_sparse
+
+        for name, config in self._sparse_configs().items():
+            for entry in self._finished:
+                encode_segment_sparse(self.folder / entry.name, config, self.collection.sparse_encoder(name, config),
+                                      skip=self._new_deleted.get(entry.name), progress=self.progress)
+
+    def add_sparse_index(self, name: str, config: dict[str, Any]) -> int:
+        """Encode every committed document for a new sparse index and commit the index."""
+        from ..retrieval.sparse.index import encode_segment_sparse
+
+        self._check_open()
+        existing = self._sparse_configs()
+        if name in existing:
+            if existing[name] == config:
+                return self._manifest.generation
+            raise CollectionError(f"sparse index {name!r} already exists with another configuration; drop it first")
+        encoder = self.collection.sparse_encoder(name, config)
+        for entry in self._manifest.segments:
+            deleted = self._deleted_mask(entry)
+            encode_segment_sparse(self.folder / entry.name, config, encoder,
+                                  skip=set(np.flatnonzero(deleted).tolist()), progress=self.progress)
+        self._manifest.config = {**self._manifest.config, "sparse": {**existing, name: config}}
+        return self.commit()
+
+    def drop_sparse_index(self, name: str) -> int:
+        existing = self._sparse_configs()
+        if name not in existing:
+            raise CollectionError(f"no sparse index {name!r}; the collection has: {', '.join(existing) or 'none'}")
+        del existing[name]
+        self._manifest.config = {**self._manifest.config, "sparse": existing}
+        return self.commit()
+
+    def _merge_sparse(self, name: str, sources: list[Path], new_docs: list[np.ndarray]) -> None:
+        from ..retrieval.sparse.index import encode_segment_sparse, merge_sparse
+
+        for index, config in self._sparse_configs().items():
+            if not merge_sparse(self.folder / name, list(zip(sources, new_docs)), config):
+                encode_segment_sparse(self.folder / name, config, self.collection.sparse_encoder(index, config),
+                                      progress=self.progress)
+
     def optimize(self) -> int:
         """Commit, then merge all segments into one (dropping deleted documents) and commit again."""
         self.commit()
@@ -329,6 +377,7 @@ class CollectionWriter:
                 sources.append((SegmentReader(self.folder / entry.name), deleted))
             info, new_docs = merge_segments(self.folder / name, sources)
             self._merge_dense(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs, info["docs"])
+            self._merge_sparse(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs)
         finally:
             for reader, _ in sources:
                 reader.close()
@@ -390,9 +439,11 @@ class CollectionWriter:
     def _remove_garbage(self) -> None:
         """Delete files no committed manifest references (left by an interrupted writer or replaced by a commit)."""
         from ..retrieval.dense.index import vectors_file
+        from ..retrieval.sparse.index import FOLDER_PREFIX, sparse_folder
 
         keep = {e.name: e.deletes_file for e in self._manifest.segments}
         vectors = {vectors_file(c) for c in self._dense_configs().values()}
+        sparse = {sparse_folder(c) for c in self._sparse_configs().values()}
         for path in self.folder.iterdir():
             if path.name in (MANIFEST, LOCK_FILE) or path.name.startswith("."):
                 continue
@@ -408,3 +459,6 @@ class CollectionWriter:
                     for f in path.glob("vectors-*"):
                         if f.name not in vectors:
                             f.unlink(missing_ok=True)
+                    for f in path.glob(FOLDER_PREFIX + "*"):
+                        if f.name not in sparse:
+                            shutil.rmtree(f, ignore_errors=True)

@@ -12,6 +12,9 @@ except ImportError:  # built without a C compiler: same results, slower
     _kernels = None
 
 HAVE_KERNEL = _kernels is not None
+# Kernel mode of learned-sparse (impact) scoring: score += weight * tf, where tf holds a quantized term weight and
+# norms/consts are ignored (modes 0-2 are the BM25-family scorers of scoring.py).
+MODE_IMPACT = 3
 _local = threading.local()
 
 
@@ -68,6 +71,8 @@ def _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k
     elif mode == 1:
         x = tf / nm + np.float32(delta)
         s = w * x / (np.float32(k1) + x)
+    elif mode == MODE_IMPACT:
+        s = w * tf
     else:
         s = np.log1p(tf * c) + nm
         s = np.where(s > 0, w * s, np.float32(0))

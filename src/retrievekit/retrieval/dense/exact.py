@@ -3,16 +3,19 @@
 Why it is fast without a C kernel:
 
 * Scores come from BLAS ``sgemm`` computed as ``chunk @ queries.T`` (documents × queries), which OpenBLAS runs
-  faster than the queries × documents shape for small batches. One query goes through ``np.einsum`` instead:
-  numpy's SIMD dot loop streams the matrix at memory speed, where OpenBLAS ``sgemv`` is about half as fast.
+  faster than the queries × documents shape for small batches. One query goes through ``np.vecdot`` (``np.einsum``
+  before numpy 2) instead: numpy's SIMD dot loop streams the matrix at memory speed, where OpenBLAS ``sgemv`` is
+  about half as fast.
 * Documents are scanned in chunks whose score block fits a fixed memory budget, so a million-row segment never
   materialises a queries × documents matrix; very large query batches are split too.
 * Top-k is kept per query with a running threshold (the current k-th best score): after the first chunks almost
   every score fails one vectorised ``>`` comparison, and only the few survivors are merged. Chunks grow
   geometrically from a small first one so the threshold is established cheaply; a query whose chunk still has
   many survivors is cut to its k best by ``np.partition`` before the merge. Nothing is ever fully sorted.
-* ``threads`` workers pull chunks from a shared queue (numpy releases the GIL in BLAS, einsum and comparisons),
+* ``threads`` workers pull chunks from a shared queue (numpy releases the GIL in BLAS, vecdot and comparisons),
   with BLAS itself held to one thread so that the two levels of parallelism do not oversubscribe the cores.
+  The limit applies to every BLAS library loaded in the process (threadpoolctl cannot tell whose it is) while a
+  batched search runs; it is reference-counted, so concurrent searches restore it only when the last one ends.
 
 Ties are broken by the lower global document number: each worker sees its chunks in increasing document order,
 so a later document only enters when its score is strictly above the threshold, and every merge sorts by
@@ -38,8 +41,9 @@ __all__ = ["DenseSearchError", "exact_search"]
 
 logger = logging.getLogger(__name__)
 
-# Working memory of all workers' score blocks together (their candidate flags add a quarter of it).
-SCORE_BUDGET_BYTES = 64 << 20
+# Score block of one worker: small enough to stay in cache between the sgemm that writes it and the comparison
+# that reads it (all workers together stay far below the ~64 MB a 1000 x 1M problem would otherwise need per step).
+WORKER_SCORE_BYTES = 4 << 20
 MAX_CHUNK_ROWS = 65536  # one query: 256 KB of scores, stays in L2 between scoring and comparing
 MIN_CHUNK_ROWS = 256
 MAX_QUERY_BLOCK = 1024
@@ -71,7 +75,8 @@ def exact_search(
     block i are numbered from ``n_0 + ... + n_{i-1}``. ``allowed``: per block None (every row may be returned) or a
     bool/uint8 mask of shape (n_i,), nonzero = may be returned (live and matching the filter). ``threads``: worker
     threads; BLAS is held to one thread during the call. ``chunk_rows``: rows scored per step (default: from
-    ``SCORE_BUDGET_BYTES``).
+    ``WORKER_SCORE_BYTES``; each thread holds about chunk_rows × min(m, MAX_QUERY_BLOCK) × 5 bytes of scores and
+    flags).
 
     Returns ``(docs, scores)``: int64 and float32 arrays of shape (m, k), best first, ties by lower document
     number; past the last hit (fewer than k allowed documents) ``docs`` is -1 and ``scores`` is -inf. Scores of
@@ -97,17 +102,18 @@ def exact_search(
         threads = 1
     qb = min(m, MAX_QUERY_BLOCK)
     if chunk_rows is None:
-        rows = SCORE_BUDGET_BYTES // (threads * qb * 4)
+        rows = WORKER_SCORE_BYTES // (qb * 4)
         rows = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, rows))
     else:
         rows = int(chunk_rows)
-    tasks = list(_plan(mats, masks, rows, k, qb, threads, d))
-    with _single_threaded_blas():
+    kk = min(k, total_rows)  # no working arrays wider than the collection, whatever k was asked for
+    tasks = list(_plan(mats, masks, rows, kk, qb, threads, d))
+    with _single_threaded_blas() if m > 1 else contextlib.nullcontext():  # one query never calls BLAS
         for lo in range(0, m, qb):
             block = q[lo:lo + qb]
-            s, dd = _search_block(block, tasks, k, rows, threads, d)
-            out_scores[lo:lo + len(block)] = s
-            out_docs[lo:lo + len(block)] = dd
+            s, dd = _search_block(block, tasks, kk, rows, threads, d)
+            out_scores[lo:lo + len(block), :kk] = s
+            out_docs[lo:lo + len(block), :kk] = dd
     return out_docs, out_scores
 
 
@@ -164,7 +170,7 @@ def _check_allowed(allowed: Sequence[np.ndarray | None] | None, mats: list[np.nd
 # ---------------------------------------------------------------------------------------------------- planning
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Task:
     """Rows ``start:stop`` of ``matrix`` (or, when ``rows`` is set, of the gathered rows ``rows[start:stop]``)."""
 
@@ -254,25 +260,27 @@ class _Scanner:
             x = np.take(task.matrix, task.rows[task.start:task.stop], axis=0, out=self._gathered[:c], mode="clip")
         scores = self._scores[:c * m].reshape(c, m)  # documents × queries
         if m == 1:
-            np.einsum("ij,j->i", x, self.queries[0], out=scores.reshape(c))
+            _matvec(x, self.queries[0], scores.reshape(c))
         else:
             np.matmul(x, self.queries_t, out=scores)
         if task.blocked is not None:
             np.copyto(scores, -np.inf, where=task.blocked[:, None])
         flags = self._flags[:c * m].reshape(c, m)
         np.greater(scores, self.top_scores[:, k - 1], out=flags)
-        total = int(np.count_nonzero(flags))
-        if total == 0:
+        # 1-D nonzero on the flat flags is ~15x faster than 2-D nonzero
+        hits = np.flatnonzero(flags)
+        if hits.size == 0:
             return
-        cut = total > 4 * m * k + 4096 and c > k
+        cut = hits.size > 4 * m * k + 4096 and c > k
         if cut:
             self._cut_to_k(scores, flags)
-        r, j = np.nonzero(flags)
-        if task.rows is None:
-            docs = r + (task.base + task.start)
+            hits = np.flatnonzero(flags)
+        if m == 1:
+            r, j = hits, np.zeros(hits.size, np.intp)
         else:
-            docs = task.rows[task.start + r] + task.base
-        self._pending.append((j, scores[r, j], docs))
+            r, j = np.divmod(hits, m)
+        docs = r + (task.base + task.start) if task.rows is None else task.rows[task.start + r] + task.base
+        self._pending.append((j, scores.reshape(-1)[hits], docs))
         self._pending_count += len(j)
         if cut or self._pending_count >= self._flush_at:
             self.flush()  # after a cut the thresholds lag far behind: raise them before the next chunk
@@ -289,26 +297,41 @@ class _Scanner:
         """Keep at most the k best (plus ties) of each query that has many survivors in this chunk."""
         c, m = scores.shape
         k = self.k
+        if m == 1:  # the caller only cuts when there are many survivors
+            lane = scores.reshape(c).copy()
+            lane.partition(c - k)
+            np.logical_and(flags, scores >= lane[c - k], out=flags)
+            return
         heavy = np.flatnonzero(flags.sum(axis=0) > 2 * k + 16)
         if heavy.size == 0:
             return
         if heavy.size == m:
-            lanes = np.ascontiguousarray(scores.T)
+            lanes = scores.T.copy()  # (queries, documents), C order: partition works along contiguous rows
             lanes.partition(c - k, axis=1)
             np.logical_and(flags, scores >= lanes[:, c - k], out=flags)
         else:
             sub = scores[:, heavy]
-            lanes = np.ascontiguousarray(sub.T)
+            lanes = sub.T.copy()  # a real copy: fancy indexing may already return sub.T in C order
             lanes.partition(c - k, axis=1)
             flags[:, heavy] &= sub >= lanes[:, c - k]
 
 
-def _descending_key(q: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """uint64 keys ordering by query row ascending, then score descending (one sort instead of a lexsort)."""
+def _matvec(x: np.ndarray, q: np.ndarray, out: np.ndarray) -> None:
+    """``out = x @ q`` at memory speed: numpy's SIMD dot loops, not BLAS sgemv (about half as fast here)."""
+    if _vecdot is not None:
+        _vecdot(x, q, out=out)
+    else:
+        np.einsum("ij,j->i", x, q, out=out)
+
+
+_vecdot = getattr(np, "vecdot", None)  # numpy >= 2.0
+
+
+def _descending_bits(s: np.ndarray) -> np.ndarray:
+    """uint32 whose ascending order is the scores' descending order (equal scores, equal values)."""
     bits = (s + np.float32(0)).view(np.uint32)  # + 0 turns -0.0 into 0.0: equal scores must get equal keys
     # Flip negatives entirely and set the sign bit of positives: unsigned order = float order; then invert.
-    ascending = bits ^ ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000))
-    return (q.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+    return ~(bits ^ ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000)))
 
 
 def _merge(top_scores: np.ndarray, top_docs: np.ndarray, q: np.ndarray, s: np.ndarray, d: np.ndarray,
@@ -316,7 +339,7 @@ def _merge(top_scores: np.ndarray, top_docs: np.ndarray, q: np.ndarray, s: np.nd
     """Merge candidates (query row ``q``, score ``s``, doc ``d``) into the sorted per-row top-k, in place.
 
     ``in_doc_order``: for each row, the top-k's documents and then the candidates' are in increasing order
-    wherever scores tie, so a stable sort on (row, score) already breaks ties by document.
+    wherever scores tie (true within one worker), so ordering by (score, position) breaks ties by document.
     """
     m, k = top_scores.shape
     counts = np.bincount(q, minlength=m)
@@ -331,24 +354,46 @@ def _merge(top_scores: np.ndarray, top_docs: np.ndarray, q: np.ndarray, s: np.nd
     else:
         old_s, old_d = top_scores, top_docs
     u = touched.size
-    all_q = np.concatenate([np.repeat(np.arange(u), k), q])
-    all_s = np.concatenate([old_s.ravel(), s])
-    all_d = np.concatenate([old_d.ravel(), d])
-    key = _descending_key(all_q, all_s)
-    if in_doc_order:
-        order = np.argsort(key, kind="stable")
-    else:
+    width = k + int(counts.max())
+    if in_doc_order and u <= 0xFFFF and u * width <= 4 * (u * k + len(q)):
+        pick, all_s, all_d = _merge_rows(old_s, old_d, q, counts, s, d)
+    else:  # rows of very unequal lengths, or documents in no particular order: one flat sort
+        all_q = np.concatenate([np.repeat(np.arange(u), k), q])
+        all_s = np.concatenate([old_s.ravel(), s])
+        all_d = np.concatenate([old_d.ravel(), d])
+        key = (all_q.astype(np.uint64) << np.uint64(32)) | _descending_bits(all_s).astype(np.uint64)
         by_doc = np.argsort(all_d, kind="stable")
         order = by_doc[np.argsort(key[by_doc], kind="stable")]
-    # Row i's entries start after the k + count entries of every earlier row.
-    starts = np.arange(u) * k + (np.cumsum(counts) - counts)
-    pick = order[starts[:, None] + np.arange(k)]
+        # Row i's entries start after the k + count entries of every earlier row.
+        starts = np.arange(u) * k + (np.cumsum(counts) - counts)
+        pick = order[starts[:, None] + np.arange(k)]
     if partial:
         top_scores[touched] = all_s[pick]
         top_docs[touched] = all_d[pick]
     else:
         top_scores[...] = all_s[pick]
         top_docs[...] = all_d[pick]
+
+
+def _merge_rows(old_s: np.ndarray, old_d: np.ndarray, q: np.ndarray, counts: np.ndarray, s: np.ndarray,
+                d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise merge: one padded (rows, k + most candidates) table of (score, position) keys sorted along its
+    rows — short-row sorts are ~20x faster than one long argsort. Returns indices into the returned flat
+    (scores, docs) of each row's k best."""
+    u, k = old_s.shape
+    order = np.argsort(q.astype(np.uint16), kind="stable")  # radix sort: candidates grouped by row, in doc order
+    rows = q[order]
+    starts = np.cumsum(counts) - counts
+    col = np.arange(len(order)) - starts[rows] + k
+    keys = np.full((u, k + int(counts.max())), np.iinfo(np.uint64).max, np.uint64)
+    keys[:, :k] = (_descending_bits(old_s).astype(np.uint64) << np.uint64(32)) | np.arange(k, dtype=np.uint64)
+    keys[rows, col] = (_descending_bits(s[order]).astype(np.uint64) << np.uint64(32)) | col.astype(np.uint64)
+    keys.sort(axis=1)
+    # Every row has k entries before its padding, so the k smallest keys are real entries.
+    best = (keys[:, :k] & np.uint64(0xFFFFFFFF)).astype(np.intp)
+    row = np.arange(u)[:, None]
+    pick = np.where(best < k, row * k + best, u * k + starts[row] + best - k)
+    return pick, np.concatenate([old_s.ravel(), s[order]]), np.concatenate([old_d.ravel(), d[order]])
 
 
 def _search_block(queries: np.ndarray, tasks: list[_Task], k: int, rows: int, threads: int,

@@ -1,0 +1,136 @@
+"""Learned-sparse retrieval: query term weights times stored document impacts, summed by the compiled kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...errors import CollectionError
+from ...filters import Filter
+from ..base import Retriever, SearchResults
+from ..bm25.kernel import MODE_IMPACT, search_segment
+from .index import DEFAULT_INDEX, segment_sparse
+
+if TYPE_CHECKING:
+    from ...encoders.splade import SpladeEncoder
+    from ...storage.collection import Collection
+    from ...storage.snapshot import Snapshot
+
+_RETRIES = 5  # snapshots to try when a concurrent merge removes a segment between snapshot and search
+
+
+class LearnedSparseRetriever(Retriever):
+    """Scores = Σ over shared terms of query weight × document weight (SPLADE's dot product), with document
+    weights as stored (quantized). Queries are encoded by the index's own encoder, rebuilt from the stored spec,
+    unless ``encoder`` is given (it must then be the same model and window)."""
+
+    def __init__(self, collection: Collection, index: str = DEFAULT_INDEX, *,
+                 encoder: SpladeEncoder | str | None = None, use_kernel: bool = True) -> None:
+        self.collection = collection
+        self.index = index
+        self.use_kernel = use_kernel
+        config = self._config()
+        if encoder is not None:
+            from ...encoders.base import EncoderMismatchError
+            from ...encoders.splade import get_sparse_encoder
+
+            resolved = get_sparse_encoder(encoder)
+            if resolved.spec() != config["encoder"]:
+                raise EncoderMismatchError(f"the query encoder {resolved.spec()} does not match the encoder of "
+                                           f"sparse index {index!r}: {config['encoder']}")
+            self.encoder = resolved
+        else:
+            self.encoder = collection.sparse_encoder(index, config)
+
+    def _config(self) -> dict[str, Any]:
+        sparse = self.collection.config.get("sparse") or {}
+        if self.index not in sparse:
+            raise CollectionError(
+                f"{self.collection.path} has no sparse index {self.index!r} (has: {', '.join(sparse) or 'none'}); "
+                "add one with Collection.add_sparse_index(...)")
+        return sparse[self.index]  # type: ignore[no-any-return]
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "sparse", "index": self.index, "encoder": self.encoder.spec()}
+
+    def encode_queries(self, queries: Sequence[str]) -> list[dict[str, float]]:
+        return self.encoder.encode_queries(list(queries))
+
+    def search(self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None,
+               threads: int = 1) -> SearchResults:
+        if isinstance(queries, str):
+            queries = [queries]
+        return self.search_weights(self.encode_queries(queries), k, filter=filter, threads=threads)
+
+    def search_weights(self, weights: Sequence[Mapping[str, float]], k: int = 10, *, filter: Filter | None = None,
+                       threads: int = 1) -> SearchResults:
+        """Search with already-encoded queries ({term: weight} each)."""
+        for attempt in range(_RETRIES):
+            snap = self.collection.snapshot()
+            try:
+                return self._search(snap, weights, k, filter, threads)
+            except CollectionError:
+                # A segment's folder vanished: fine if a newer commit merged it away, damage otherwise.
+                if attempt == _RETRIES - 1 or self.collection.snapshot().generation == snap.generation:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _search(self, snap: Snapshot, weights: Sequence[Mapping[str, float]], k: int, filter: Filter | None,
+                threads: int) -> SearchResults:
+        config = self._config_of(snap)
+        postings = [segment_sparse(seg, config, self.index) for seg in snap.segments]
+        allowed = snap.allowed(filter)
+        scale = 1.0 / float(config["quantization"])
+
+        def one(bag: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+            return self._search_one(snap, postings, allowed, bag, scale, k)
+
+        if threads > 1 and len(weights) > 1:
+            size = -(-len(weights) // threads)  # one contiguous slice per thread (the kernel releases the GIL)
+            with ThreadPoolExecutor(threads) as pool:
+                parts = pool.map(lambda i: [one(b) for b in weights[i : i + size]], range(0, len(weights), size))
+                rows = [row for part in parts for row in part]
+        else:
+            rows = [one(b) for b in weights]
+        results = SearchResults.empty(len(weights), k)
+        id_array = snap.id_array
+        for i, (numbers, scores) in enumerate(rows):
+            n = len(numbers)
+            if n:
+                results.ids[i, :n] = id_array[numbers]
+                results.scores[i, :n] = scores
+        return results
+
+    def _config_of(self, snap: Snapshot) -> dict[str, Any]:
+        sparse = snap.manifest.config.get("sparse") or {}
+        if self.index not in sparse:
+            raise CollectionError(f"sparse index {self.index!r} was dropped from {self.collection.path}")
+        return sparse[self.index]  # type: ignore[no-any-return]
+
+    def _search_one(self, snap: Snapshot, postings: list[Any], allowed: list[np.ndarray | None],
+                    bag: Mapping[str, float], scale: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top k (global document numbers, scores) of one query."""
+        terms = [t for t, w in bag.items() if w > 0]
+        query_weights = np.array([bag[t] for t in terms], np.float64) * scale
+        all_numbers, all_scores = [], []
+        for si, seg in enumerate(postings):
+            ids = np.array([seg.term_ids.get(t, -1) for t in terms], np.int64)
+            found = ids >= 0
+            if not found.any():
+                continue
+            seg_ids = np.ascontiguousarray(ids[found])
+            seg_w = np.ascontiguousarray(query_weights[found])
+            local, scores = search_segment(seg.docs, seg.tfs, seg.offsets, seg_ids, seg_w, np.zeros(len(seg_ids)),
+                                           seg.zeros, allowed[si], MODE_IMPACT, 0.0, 0.0, k, self.use_kernel)
+            base = int(snap.bases[si])
+            all_numbers.append(local.astype(np.int64) + base)
+            all_scores.append(scores)
+        if not all_numbers:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        numbers = np.concatenate(all_numbers)
+        scores = np.concatenate(all_scores)
+        order = np.lexsort((numbers, -scores))[:k]
+        return numbers[order], scores[order]
