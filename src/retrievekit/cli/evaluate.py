@@ -140,7 +140,7 @@ def run_eval(args: argparse.Namespace) -> int:
     dataset = load_beir(args.data, split=args.split, corpus=args.corpus)
     default = args.scorer + ("+rm3" if args.rm3 else "") if args.mode == "bm25" else args.mode
     specs = args.system or [default]
-    systems = []
+    systems: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
     for spec in specs:
         if spec.partition(":")[0].removesuffix("+prf") in DENSE_SYSTEMS:
             systems.append((spec, *parse_dense_system(spec), None))

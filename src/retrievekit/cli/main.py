@@ -7,9 +7,9 @@ import logging
 import sys
 
 from .. import __version__
+from ..encoders.distill import add_distill
 from ..errors import RetrievekitError
 from .commands import add_delete, add_index, add_info, add_optimize, add_search
-from ..encoders.distill import add_distill
 from .demo import add_demo
 from .evaluate import add_eval
 

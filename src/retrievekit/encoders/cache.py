@@ -144,8 +144,8 @@ def encode_with_cache(
         return out
     # One text appearing several times is encoded once.
     unique: dict[str, list[int]] = {}
-    for i in todo:
-        unique.setdefault(texts[i], []).append(int(i))
+    for i in todo.tolist():
+        unique.setdefault(texts[i], []).append(i)
     order = sorted(unique, key=len, reverse=True)
     from .base import _bar
 

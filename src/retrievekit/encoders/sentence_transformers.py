@@ -115,7 +115,7 @@ def _pooling_of(model: Any) -> str:
         mode = getattr(module, "pooling_mode", None)
         if isinstance(mode, str):
             return mode
-        config = getattr(module, "get_config_dict", lambda: {})()
+        config: dict[str, Any] = getattr(module, "get_config_dict", lambda: {})()
         if "pooling_mode" in config:
             return str(config["pooling_mode"])
     return "mean"

@@ -90,7 +90,7 @@ class Collection:
             from ..retrieval.dense.index import DEFAULT_INDEX, make_index_config
 
             encoder = get_encoder(dense)  # type: ignore[arg-type]
-            config["dense"] = {DEFAULT_INDEX: make_index_config(encoder, chunking=chunking, fields=fields)}
+            config["dense"] = {DEFAULT_INDEX: make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields)}
         if (path / MANIFEST).is_file():
             if not exist_ok:
                 raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
@@ -220,7 +220,8 @@ class Collection:
         return encoder
 
     def add_dense_index(self, encoder: Any = None, *, name: str = "default",
-                        chunking: str | Mapping[str, Any] | None = None, fields: Sequence[str] | None = None, progress: bool = True, lock_timeout: float = 0.0) -> int:
+                        chunking: str | Mapping[str, Any] | None = None, fields: Sequence[str] | None = None,
+                        progress: bool = True, lock_timeout: float = 0.0) -> int:
         """Encode every document with ``encoder`` (name, spec or instance; default all-MiniLM-L6-v2) into a new
         dense index and commit it. Resumable: an interrupted run's vectors come back from the embedding cache."""
         from ..encoders import get_encoder
@@ -228,7 +229,7 @@ class Collection:
         from ..retrieval.dense.index import make_index_config
 
         resolved = get_encoder(encoder)
-        config = make_index_config(resolved, chunking=chunking, fields=fields or self.config["fields"])
+        config = make_index_config(resolved, chunking=_as_chunking(chunking), fields=fields or self.config["fields"])
         self._encoders[index_key(config)] = resolved
         with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
             return w.add_dense_index(name, config)
@@ -405,6 +406,10 @@ class Collection:
 
     def __repr__(self) -> str:
         return f"Collection({str(self.path)!r})"
+
+
+def _as_chunking(value: str | Mapping[str, Any] | None) -> str | dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
