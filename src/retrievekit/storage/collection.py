@@ -90,7 +90,8 @@ class Collection:
             from ..retrieval.dense.index import DEFAULT_INDEX, make_index_config
 
             encoder = get_encoder(dense)  # type: ignore[arg-type]
-            config["dense"] = {DEFAULT_INDEX: make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields)}
+            dense_config = make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields)
+            config["dense"] = {DEFAULT_INDEX: dense_config}
         if (path / MANIFEST).is_file():
             if not exist_ok:
                 raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
