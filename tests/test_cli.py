@@ -92,3 +92,23 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     bad.write_text('{"_id": "1", "text": "ok"}\n{"_id": "1", "text": "dup"}\n')
     proc = cli("index", str(bad), str(tmp_path / "c"), "--no-progress", check=False)
     assert proc.returncode == 2 and "bad.jsonl" in proc.stderr and "duplicate" in proc.stderr.lower()
+
+
+def test_dense_index_search_and_eval_modes(tmp_path: Path, data_dir: Path) -> None:
+    col = tmp_path / "col"
+    cli("index", str(data_dir / "cranfield"), str(col), "--dense", "wordllama", "--no-progress", "--json")
+    info = json.loads(cli("info", str(col), "--json").stdout)
+    assert info["dense"]["default"]["backend"] == "wordllama" and info["dense"]["default"]["dim"] == 256
+    for mode in ("dense", "hybrid", "bm25"):
+        res = json.loads(cli("search", str(col), "boundary layer heat transfer", "--mode", mode, "-k", "5",
+                             "--json").stdout)
+        assert res["mode"] == mode and len(res["results"][0]["hits"]) == 5
+    default = json.loads(cli("search", str(col), "boundary layer", "--json").stdout)
+    assert default["mode"] == "hybrid"
+    report = json.loads(cli("eval", str(data_dir / "cranfield"), "--system", "lucene", "--system", "dense",
+                            "--system", "hybrid", "--model", "wordllama", "--no-progress", "--json").stdout)
+    by = {s["system"]: s for s in report["systems"]}
+    assert report["model"] == "l2_supercat" and by["dense"]["config"]["encoder"]["backend"] == "wordllama"
+    for name in ("dense", "hybrid"):
+        assert 0.1 < by[name]["ndcg@10"] < 1 and by[name]["queries_per_second"] > 0
+    assert "ndcg@10" in report["significance"]

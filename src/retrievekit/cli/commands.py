@@ -40,6 +40,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    "document (resumable)")
     p.add_argument("--chunking", metavar="TOKENS[:OVERLAP[:POOL]]",
                    help="with --dense: encode long documents as pooled windows, e.g. 256:32:mean")
+    p.add_argument("--sparse", metavar="ENCODER", nargs="?", const="splade-tiny",
+                   help="also build a learned sparse (SPLADE) index (default model: splade-tiny, offline; needs "
+                   "retrievekit[sparse])")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that analyse and index in parallel (default: CPU count, at most 4; 1 = none)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -58,6 +61,8 @@ def run_index(args: argparse.Namespace) -> int:
         col.add_dense_index(args.dense, chunking=args.chunking, progress=not args.no_progress)
     report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
                         encoding_errors=args.encoding_errors)
+    if args.sparse and "default" not in (col.config.get("sparse") or {}):
+        col.add_sparse_index(args.sparse, progress=not args.no_progress)
     info = col.info()
     summary = {
         "collection": str(col.path),
@@ -115,8 +120,9 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10, help="number of results per query (default 10)")
     p.add_argument("--filter", metavar="JSON",
                    help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\'')
-    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"],
-                   help="bm25, dense or hybrid (default: hybrid if the collection has a dense index, else bm25)")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "sparse"],
+                   help="bm25, dense, hybrid or sparse (default: hybrid if the collection has a dense index, else "
+                   "bm25)")
     p.add_argument("--fusion", choices=["rrf", "convex"], help="how hybrid mode fuses (default rrf)")
     p.add_argument("--rerank", metavar="RERANKER",
                    help="rerank the first --rerank-depth results: cross-encoder:MODEL or maxsim")

@@ -202,6 +202,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 **({"scorer": retriever.scorer.config(), "rm3": rm3} if isinstance(retriever, BM25Retriever) else {}),
             })
         info = col.info()
+        model = col.config["dense"]["default"]["encoder"]["model"] if needs_dense else None
     finally:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
@@ -219,7 +220,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "ignore_identical_ids": args.ignore_identical_ids,
         "ties": args.ties,
         "mode": args.mode,
-        "model": col.config["dense"]["default"]["encoder"]["model"] if needs_dense else None,
+        "model": model,
         "rerank": args.rerank,
     }
     out: dict[str, Any] = {**reports[0], **common}

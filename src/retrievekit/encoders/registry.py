@@ -120,8 +120,8 @@ def get_encoder(name: str | dict[str, Any] | Encoder | None = None, **options: A
         return _factory(backend)(**spec)
     name = name or DEFAULT_MODEL
     backend, sep, model = name.partition(":")
-    if not sep or backend not in available_encoders():
+    if backend not in available_encoders():
         backend, model = "sentence-transformers", name
-    if backend in ("wordllama",) and not model:
-        model = "l2_supercat"
+    elif not model:  # a backend alone: its default model
+        return _factory(backend)(**options)
     return _factory(backend)(model=model, **options)
