@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RetrievekitError
+from ..progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Encoder(ABC):
         if n == 0:
             return out
         order = sorted(range(n), key=lambda i: -len(texts[i]))
-        bar = _bar(progress, n, desc)
+        bar = progress_bar(progress, n, desc)
         try:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
@@ -115,18 +116,3 @@ def check_compatible(indexed: dict[str, Any], query: dict[str, Any], where: str 
         raise EncoderMismatchError(f"the query encoder does not match the encoder of {where}: " + "; ".join(diffs)
                                    + ". Search with the indexed encoder (the default) or re-embed the collection.")
 
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(enabled: bool, total: int, desc: str):  # type: ignore[no-untyped-def]
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="text", smoothing=0.05)

@@ -147,9 +147,9 @@ def encode_with_cache(
     for i in todo.tolist():
         unique.setdefault(texts[i], []).append(i)
     order = sorted(unique, key=len, reverse=True)
-    from .base import _bar
+    from ..progress import progress_bar
 
-    bar = _bar(progress, len(order), desc)
+    bar = progress_bar(progress, len(order), desc)
     try:
         for start in range(0, len(order), flush_every):
             group = order[start : start + flush_every]

@@ -119,7 +119,7 @@ def get_encoder(name: str | dict[str, Any] | Encoder | None = None, **options: A
         spec.update(options)
         return _factory(backend)(**spec)
     name = name or DEFAULT_MODEL
-    backend, sep, model = name.partition(":")
+    backend, _, model = name.partition(":")
     if backend not in available_encoders():
         backend, model = "sentence-transformers", name
     elif not model:  # a backend alone: its default model

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RetrievekitError, require
+from ..progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class SpladeEncoder:
         n = len(texts)
         out: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * n
         order = sorted(range(n), key=lambda i: -len(texts[i]))
-        bar = _bar(progress, n, desc)
+        bar = progress_bar(progress, n, desc)
         try:
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
@@ -163,18 +164,3 @@ def get_sparse_encoder(encoder: SpladeEncoder | str | Mapping[str, Any] | None =
         return SpladeEncoder(spec.pop("model"), max_length=int(spec.pop("max_length", 256)))
     raise RetrievekitError(f"expected a SpladeEncoder, model name or spec, got {type(encoder).__name__}")
 
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(enabled: bool, total: int, desc: str):  # type: ignore[no-untyped-def]
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="text", smoothing=0.05)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RetrievekitError
+from ..progress import progress_bar
 from ..retrieval.base import SearchResults
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Reranker(ABC):
         present = ids != None  # noqa: E711 — elementwise comparison on an object array
         rows, cols = np.nonzero(present)  # row-major: the pairs of one query are consecutive
         new_scores = np.full((n, width), -np.inf, dtype=np.float32)
-        bar = _bar(progress, len(rows))
+        bar = progress_bar(progress, len(rows), "reranking", unit="pair")
         try:
             for start in range(0, len(rows), self.pairs_per_chunk):
                 r, c = rows[start : start + self.pairs_per_chunk], cols[start : start + self.pairs_per_chunk]
@@ -88,7 +89,7 @@ class Reranker(ABC):
         out_ids = np.take_along_axis(ids, order, axis=1)
         out_scores = np.take_along_axis(new_scores, order, axis=1)
         out_ids[~np.take_along_axis(present, order, axis=1)] = None
-        return _fit_width(SearchResults(out_ids, out_scores), k)
+        return _top(SearchResults(out_ids, out_scores), k)
 
     def _score_chunk(self, queries: Sequence[str], doc_ids: np.ndarray, rows: np.ndarray, texts: TextsFn) -> np.ndarray:
         first: dict[Any, int] = {}  # each document once per chunk, even when several queries retrieved it
@@ -116,32 +117,6 @@ class Reranker(ABC):
         return scores
 
 
-def _fit_width(results: SearchResults, k: int | None) -> SearchResults:
-    if k is None:
-        return results
-    n, width = results.ids.shape
-    if width >= k:
-        return SearchResults(results.ids[:, :k], results.scores[:, :k])
-    out = SearchResults.empty(n, k)
-    out.ids[:, :width] = results.ids
-    out.scores[:, :width] = results.scores
-    return out
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(enabled: bool, total: int):  # type: ignore[no-untyped-def]
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="reranking", unit="pair", smoothing=0.05)
 
 
 # -- registry ----------------------------------------------------------------------------------------------------
@@ -216,3 +191,8 @@ def get_reranker(name: str | Reranker, **options: Any) -> Reranker:
     if "/" in name:  # a hub name (org/model) or a path that does not exist yet: the loader says which
         return _factory("cross-encoder")(model=name, **options)
     raise RerankerError(f"unknown reranker {name!r}; {_choices()}")
+
+
+def _top(results: SearchResults, k: int | None) -> SearchResults:
+    return results if k is None else results.top(k)
+

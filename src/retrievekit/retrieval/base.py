@@ -44,6 +44,16 @@ class SearchResults:
             raise ValueError(f"ties must be 'raw' or 'anserini', got {ties!r}")
         return {qid: _anserini_ties(self.hits(i)) for i, qid in enumerate(query_ids)}
 
+    def top(self, k: int) -> SearchResults:
+        """The first ``k`` columns (padded with None / -inf if the results are narrower)."""
+        n, width = self.ids.shape
+        if width >= k:
+            return SearchResults(self.ids[:, :k], self.scores[:, :k])
+        out = SearchResults.empty(n, k)
+        out.ids[:, :width] = self.ids
+        out.scores[:, :width] = self.scores
+        return out
+
     @classmethod
     def empty(cls, n_queries: int, k: int) -> SearchResults:
         return cls(np.empty((n_queries, k), dtype=object), np.full((n_queries, k), -np.inf, dtype=np.float32))

@@ -26,14 +26,7 @@ if TYPE_CHECKING:
 
 
 def top(results: SearchResults, k: int) -> SearchResults:
-    """The first ``k`` columns (padded if the results are narrower)."""
-    n, width = results.ids.shape
-    if width >= k:
-        return SearchResults(results.ids[:, :k], results.scores[:, :k])
-    out = SearchResults.empty(n, k)
-    out.ids[:, :width] = results.ids
-    out.scores[:, :width] = results.scores
-    return out
+    return results.top(k)
 
 
 def collection_of(retriever: Retriever) -> Collection | None:

@@ -14,6 +14,7 @@ from ..analysis import Analyzer, get_analyzer
 from ..document import Document
 from ..errors import CollectionError, RetrievekitError
 from ..filters import Filter
+from ..progress import progress_bar
 from ..retrieval.base import Retriever, SearchResults
 from ..retrieval.bm25.retriever import BM25Retriever
 from .lock import WriterLock
@@ -425,18 +426,6 @@ def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
     return out
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(enabled: bool, desc: str, total_bytes: int | None = None):  # type: ignore[no-untyped-def]
     """A progress bar over the input's bytes (the reader reports them as it goes)."""
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(desc=desc, total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, smoothing=0.1)
+    return progress_bar(enabled, total_bytes, desc, unit="B", unit_scale=True, unit_divisor=1024)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import CollectionError, RetrievekitError
+from ...progress import progress_bar
 from ...storage.files import fsync_dir, fsync_write_text, load_array
 from ...storage.segment import SegmentReader, index_text
 from ..bm25.postings import PostingsReader, merge_postings, write_postings
@@ -141,7 +142,7 @@ def encode_segment_sparse(folder: Path, config: dict[str, Any], encoder: SpladeE
     postings = ImpactPostings(int(config["quantization"]))
     fields = config["fields"]
     reader = SegmentReader(folder)
-    bar = _bar(progress, reader.n_docs - len(skip or ()), "encoding documents (sparse)")
+    bar = progress_bar(progress, reader.n_docs - len(skip or ()), "encoding documents (sparse)", unit="doc")
 
     def encode(rows: list[int], texts: list[str]) -> None:
         for row, bag in zip(rows, encoder.encode_documents(texts)):
@@ -220,18 +221,3 @@ def segment_sparse(reader: SegmentReader, config: dict[str, Any], index: str) ->
                                   f"the segment {reader.n_docs}; the collection is damaged")
     return cached  # type: ignore[no-any-return]
 
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(enabled: bool, total: int, desc: str):  # type: ignore[no-untyped-def]
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="doc", smoothing=0.05)
