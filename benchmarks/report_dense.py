@@ -98,10 +98,11 @@ def exact_section(results: Path) -> list[str]:
         return []
     data, settings = doc["data"], doc["settings"]
     lines = ["## Exact vector search vs FAISS IndexFlatIP", "",
-             f"`python benchmarks/run_dense_exact.py`: {data['n']:,} × {data['dim']} float32 vectors (Gaussian mixture, "
-             f"{data['clusters']} clusters, seed {data['seed']}), queries near the data; best of {settings['repeats']} "
-             f"interleaved runs; FAISS {doc['machine']['packages'].get('faiss-cpu')} with its faster BLAS setting "
-             f"for batches; 1-minute load average {doc['load_average_before'][0]:.1f} before the run (a busy 2-core machine, so "
+             f"`python benchmarks/run_dense_exact.py`: {data['n']:,} × {data['dim']} float32 vectors (Gaussian "
+             f"mixture, {data['clusters']} clusters, seed {data['seed']}), queries near the data; best of "
+             f"{settings['repeats']} interleaved runs; FAISS {doc['machine']['packages'].get('faiss-cpu')} with its "
+             f"faster BLAS setting for batches; 1-minute load average {doc['load_average_before'][0]:.1f} before the "
+             "run (a busy 2-core machine, so "
              "2 threads gain little). Ratio > 1 = retrievekit faster.", ""]
     rows = []
     for r in doc["results"]:
