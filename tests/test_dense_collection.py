@@ -168,3 +168,27 @@ def test_window_pooling_arithmetic(pool):
     got = embed_documents(encoder, [text, "short one"], chunking=chunking)
     assert np.allclose(got[0], expected, atol=1e-5)
     assert np.allclose(got[1], encoder.encode(["short one"])[0], atol=1e-5)
+
+
+def test_rocchio_feedback_moves_the_query_toward_its_first_hits(col):
+    plain = col.retriever("dense")
+    same = col.retriever("dense", prf={"fb_docs": 2, "beta": 0.0})
+    moved = col.retriever("dense", prf={"fb_docs": 1, "beta": 4.0})
+    q = ["programming"]
+    assert top_ids(same.search(q, k=4)) == top_ids(plain.search(q, k=4))
+    first = top_ids(plain.search(q, k=1))[0]
+    res = moved.search(q, k=4)
+    assert top_ids(res)[0] == first
+    # With a heavy feedback weight the query is almost the first hit's vector: its score approaches 1.
+    assert res.scores[0, 0] > plain.search(q, k=1).scores[0, 0]
+
+
+def test_evaluate_retriever_accepts_pipelines(col):
+    from retrievekit.evaluation import BeirDataset, evaluate_retriever
+
+    ds = BeirDataset(path=col.path, split="test", queries={"q1": "rust programming", "q2": "cats purr"},
+                     qrels={"q1": {"d4": 1}, "q2": {"d1": 1}}, corpus_path=col.path)
+    bm25, dense = col.retriever("bm25"), col.retriever("dense")
+    for system in (bm25, dense, bm25 | dense, (bm25 + dense) % 3):
+        result = evaluate_retriever(system, ds, ["ndcg@10", "recall@100"])
+        assert result.mean["ndcg@10"] == pytest.approx(1.0)

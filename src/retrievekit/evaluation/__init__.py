@@ -2,11 +2,12 @@
 
 from .datasets import BeirDataset, DatasetError, load_beir
 from .metrics import EvalResult, Qrels, Run, UnknownMetricError, evaluate
+from .retrievers import evaluate_retriever
 from .significance import Comparison, TestResult, compare, holm, paired_t_test, permutation_test
 from .trec import read_qrels, read_run, write_qrels, write_run
 
 __all__ = [
     "BeirDataset", "Comparison", "DatasetError", "EvalResult", "Qrels", "Run", "TestResult",
-    "UnknownMetricError", "compare", "evaluate", "holm", "load_beir", "paired_t_test",
+    "UnknownMetricError", "compare", "evaluate", "evaluate_retriever", "holm", "load_beir", "paired_t_test",
     "permutation_test", "read_qrels", "read_run", "write_qrels", "write_run",
 ]
