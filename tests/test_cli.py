@@ -21,7 +21,7 @@ def cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> su
 
 def test_help_explains_every_command() -> None:
     out = cli("--help").stdout
-    for command in ("demo", "index", "search", "eval", "info", "delete", "optimize"):
+    for command in ("demo", "index", "search", "eval", "info", "delete", "optimize", "distill"):
         assert command in out
     assert "--ignore-identical-ids" in cli("eval", "--help").stdout
 

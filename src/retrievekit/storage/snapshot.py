@@ -51,20 +51,23 @@ class Snapshot:
         self._id_array: np.ndarray | None = None
 
     def _open_vectors(self) -> None:
-        """Map every dense index's vector files now: a merge may delete an old segment's folder while this snapshot
+        """Map every dense and sparse index's files now: a merge may delete an old segment's folder while this snapshot
         is still searched, and an open map stays valid."""
         dense = self.manifest.config.get("dense") or {}
-        if not dense:
+        sparse = self.manifest.config.get("sparse") or {}
+        if not dense and not sparse:
             return
         from ..errors import CollectionError
         from ..retrieval.dense.index import segment_vectors
+        from ..retrieval.sparse.index import segment_sparse
 
-        for name, config in dense.items():
-            for seg in self.segments:
-                try:
-                    segment_vectors(seg, config, name)
-                except CollectionError:
-                    pass  # reported by the search that needs it
+        for opener, indexes in ((segment_vectors, dense), (segment_sparse, sparse)):
+            for name, config in indexes.items():
+                for seg in self.segments:
+                    try:
+                        opener(seg, config, name)  # type: ignore[operator]
+                    except CollectionError:
+                        pass  # reported by the search that needs it
 
     @property
     def id_array(self) -> np.ndarray:
