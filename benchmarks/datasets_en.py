@@ -16,3 +16,9 @@ ENGLISH_SETS: dict[str, tuple[Path, str, str]] = {
     "squad-v1.1-dev": (DATA / "squad-v1.1-dev", "test", "corpus.jsonl"),
     "nfcorpus-orig-test": (DATA / "nfcorpus-orig-test", "test", "corpus.jsonl"),
 }
+
+# Extra runs of a set with another BM25 analyzer: cosqa is code search, where retrievekit's code-aware `identifier`
+# analyzer (camelCase/snake_case splitting) is the natural choice. Reported beside, not instead of, the default.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "cosqa-identifier": ("cosqa", "identifier"),
+}

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from datasets_en import ENGLISH_SETS
+from datasets_en import ENGLISH_SETS, VARIANTS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -35,8 +35,10 @@ DEV_SPLITS = {"scifact": "train", "cosqa": "dev"}
 
 
 def run_eval(name: str, model: str, systems: list[str], split: str | None = None) -> dict:
-    folder, test_split, corpus = ENGLISH_SETS[name]
+    base, analyzer = VARIANTS.get(name, (name, "lucene-english"))
+    folder, test_split, corpus = ENGLISH_SETS[base]
     cmd = [sys.executable, "-m", "retrievekit", "eval", str(folder), "--split", split or test_split,
+           "--analyzer", analyzer,
            "--collection", str(WORK / f"hybrid-{name}-{model.replace(':', '_')}"), "--model", model,
            "--no-progress", "--json"]
     if corpus != "corpus.jsonl":
@@ -105,7 +107,7 @@ def select_default(model: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", default=",".join(ENGLISH_SETS))
+    parser.add_argument("--sets", default=",".join([*ENGLISH_SETS, *VARIANTS]))
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--no-tuning", action="store_true")
     parser.add_argument("--select-default", action="store_true",
@@ -121,6 +123,7 @@ def main() -> None:
     for name in args.sets.split(","):
         report = run_eval(name, args.model, SYSTEMS)
         report["dataset_name"] = name
+        report["analyzer_name"] = VARIANTS.get(name, (name, "lucene-english"))[1]
         (RESULTS / f"hybrid_{name}.json").write_text(json.dumps(report, indent=1))
         row = {s["system"]: round(s["ndcg@10"], 4) for s in report["systems"]}
         print(f"{name}: {row}", flush=True)
