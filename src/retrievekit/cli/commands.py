@@ -40,6 +40,10 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    "document (resumable)")
     p.add_argument("--chunking", metavar="TOKENS[:OVERLAP[:POOL]]",
                    help="with --dense: encode long documents as pooled windows, e.g. 256:32:mean")
+    p.add_argument("--vectors", metavar="TIER",
+                   help="with --dense: the search tier — float32 (default, exact), float16, int8, binary, multibit:2, "
+                   "pca:D, matryoshka:D, leanvec:D, leanvec-ood:D, pq:M, opq:M, optionally '+rescore[:OVERSAMPLE]' "
+                   "(rescore candidates with the float vectors kept on disk), or an ANN index: hnsw, ivf, ivfpq:m=M")
     p.add_argument("--sparse", metavar="ENCODER", nargs="?", const="splade-tiny",
                    help="also build a learned sparse (SPLADE) index (default model: splade-tiny, offline; needs "
                    "retrievekit[sparse])")
@@ -56,9 +60,9 @@ def run_index(args: argparse.Namespace) -> int:
     fields = args.fields.split(",")
     exists = Path(args.collection, "manifest.json").is_file()
     col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
-                            dense=None if exists else args.dense, chunking=args.chunking)
+                            dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors)
     if args.dense and "default" not in (col.config.get("dense") or {}):
-        col.add_dense_index(args.dense, chunking=args.chunking, progress=not args.no_progress)
+        col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress)
     report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
                         encoding_errors=args.encoding_errors)
     if args.sparse and "default" not in (col.config.get("sparse") or {}):

@@ -52,6 +52,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    help="the system evaluated when no --system is given: bm25 (default), dense (needs --model's "
                    "encoder; embeddings cached, so a second run skips encoding) or hybrid (BM25 and dense fused)")
     add_model_options(p)
+    p.add_argument("--vectors", metavar="TIER",
+                   help="dense search tier (default float32 = exact): e.g. int8, binary+rescore, pq:48+rescore, "
+                   "leanvec-ood:192+rescore, hnsw, ivf (see `retrievekit index --help`); the JSON adds "
+                   "bytes_per_vector")
     add_scoring_options(p)
     p.add_argument("--analyzer", default="lucene-english", help="analyzer preset (default: lucene-english)")
     p.add_argument("--fields", default="title,text", help="document parts indexed (default: title,text)")
@@ -163,7 +167,7 @@ def run_eval(args: argparse.Namespace) -> int:
         index_seconds, reused = 0.0, True
         if needs_dense and "default" not in (col.config.get("dense") or {}):
             started = time.perf_counter()
-            col.add_dense_index(dense, chunking=args.chunking, progress=not args.no_progress)
+            col.add_dense_index(dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress)
             index_seconds, reused = time.perf_counter() - started, False
     else:
         folder = args.collection or tempfile.mkdtemp(prefix="retrievekit-eval-")
@@ -171,7 +175,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if temp:
             shutil.rmtree(temp)
         started = time.perf_counter()
-        col = Collection.create(folder, analyzer=args.analyzer, fields=fields, dense=dense, chunking=args.chunking)
+        col = Collection.create(folder, analyzer=args.analyzer, fields=fields, dense=dense, chunking=args.chunking,
+                                vectors=args.vectors if dense else None)
         col.ingest(dataset.corpus_path, "jsonl", progress=not args.no_progress)
         index_seconds, reused = time.perf_counter() - started, False
     try:
@@ -203,6 +208,10 @@ def run_eval(args: argparse.Namespace) -> int:
             })
         info = col.info()
         model = col.config["dense"]["default"]["encoder"]["model"] if needs_dense else None
+        tiers = info["dense"]["default"]["tiers"] if needs_dense else {}
+        bytes_per_vector = (next(iter(t["bytes_per_vector"] for t in tiers.values() if "bytes_per_vector" in t),
+                                 None) if args.vectors else (4.0 * info["dense"]["default"]["dim"] if needs_dense
+                                                             else None))
     finally:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
@@ -221,6 +230,8 @@ def run_eval(args: argparse.Namespace) -> int:
         "ties": args.ties,
         "mode": args.mode,
         "model": model,
+        "vectors": args.vectors or ("float32" if needs_dense else None),
+        "bytes_per_vector": bytes_per_vector,
         "rerank": args.rerank,
     }
     out: dict[str, Any] = {**reports[0], **common}

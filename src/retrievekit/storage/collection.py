@@ -75,14 +75,16 @@ class Collection:
         fields: Sequence[str] = DEFAULT_FIELDS,
         dense: str | Mapping[str, Any] | Any | None = None,
         chunking: str | Mapping[str, Any] | None = None,
+        vectors: str | None = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
         instance; ``fields`` are the document parts indexed for BM25, joined by a space (title + " " + text).
         ``dense``: an encoder (name such as ``"minilm"``, ``"onnx-int8:minilm"``, spec or instance) for a dense
         index named "default", encoded at every commit; ``chunking`` ('256:32:mean') represents documents longer
-        than the model window by pooled windows. With ``exist_ok``, an existing collection is opened instead (its
-        settings must match)."""
+        than the model window by pooled windows; ``vectors`` picks the search tier ('int8', 'binary+rescore',
+        'pq:48+rescore', 'leanvec-ood:192+rescore', 'hnsw', 'ivf', ...; default exact float32). With ``exist_ok``,
+        an existing collection is opened instead (its settings must match)."""
         path = Path(path)
         resolved = get_analyzer(analyzer)
         config: dict[str, Any] = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
@@ -91,7 +93,8 @@ class Collection:
             from ..retrieval.dense.index import DEFAULT_INDEX, make_index_config
 
             encoder = get_encoder(dense)  # type: ignore[arg-type]
-            dense_config = make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields)
+            dense_config = make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields,
+                                             vectors=vectors)
             config["dense"] = {DEFAULT_INDEX: dense_config}
         if (path / MANIFEST).is_file():
             if not exist_ok:
@@ -223,7 +226,7 @@ class Collection:
 
     def add_dense_index(self, encoder: Any = None, *, name: str = "default",
                         chunking: str | Mapping[str, Any] | None = None, fields: Sequence[str] | None = None,
-                        progress: bool = True, lock_timeout: float = 0.0) -> int:
+                        vectors: str | None = None, progress: bool = True, lock_timeout: float = 0.0) -> int:
         """Encode every document with ``encoder`` (name, spec or instance; default all-MiniLM-L6-v2) into a new
         dense index and commit it. Resumable: an interrupted run's vectors come back from the embedding cache."""
         from ..encoders import get_encoder
@@ -231,7 +234,8 @@ class Collection:
         from ..retrieval.dense.index import make_index_config
 
         resolved = get_encoder(encoder)
-        config = make_index_config(resolved, chunking=_as_chunking(chunking), fields=fields or self.config["fields"])
+        config = make_index_config(resolved, chunking=_as_chunking(chunking), fields=fields or self.config["fields"],
+                                   vectors=vectors)
         self._encoders[index_key(config)] = resolved
         with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
             return w.add_dense_index(name, config)
@@ -302,7 +306,6 @@ class Collection:
         return self.snapshot().iter_documents()
 
     def info(self) -> dict[str, Any]:
-        from ..retrieval.dense.index import vectors_file
 
         snap = self.snapshot()
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
@@ -311,11 +314,7 @@ class Collection:
             "analyzer": self.config["bm25"]["analyzer"],
             "fields": self.config["fields"],
             **snap.info(),
-            "dense": {name: {"model": c["encoder"].get("model"), "backend": c["encoder"].get("backend"),
-                             "dim": c["encoder"].get("dim"), "chunking": c.get("chunking"),
-                             "vector_bytes": sum((seg.folder / vectors_file(c)).stat().st_size
-                                                 for seg in snap.segments if (seg.folder / vectors_file(c)).exists())}
-                      for name, c in (self.config.get("dense") or {}).items()},
+            "dense": {name: _dense_info(snap, name, c) for name, c in (self.config.get("dense") or {}).items()},
             "disk_bytes": size,
         }
 
@@ -410,6 +409,30 @@ class Collection:
         return f"Collection({str(self.path)!r})"
 
 
+def _dense_info(snap: Any, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Model, dimension and, per tier, bytes on disk and (for the compressed/ANN tier) in memory."""
+    from ..retrieval.dense.compressed import tier_folder
+    from ..retrieval.dense.index import segment_tier, vectors_file
+
+    vname = vectors_file(config)
+    float_bytes = sum((seg.folder / vname).stat().st_size for seg in snap.segments if (seg.folder / vname).exists())
+    info: dict[str, Any] = {"model": config["encoder"].get("model"), "backend": config["encoder"].get("backend"),
+                            "dim": config["encoder"].get("dim"), "chunking": config.get("chunking"),
+                            "vectors": config.get("vectors") or "float32", "vector_bytes": float_bytes}
+    spec = config.get("vectors")
+    tiers: dict[str, Any] = {"float32": {"disk_bytes": float_bytes,
+                                         "memory": "memory-mapped" if spec else "memory-mapped, scanned"}}
+    if spec:
+        disk = sum(f.stat().st_size for seg in snap.segments for f in (seg.folder / tier_folder(vname)).rglob("*")
+                   if f.is_file())
+        memory = sum(segment_tier(seg, config, name).memory_bytes() for seg in snap.segments)
+        docs = max(1, sum(seg.n_docs for seg in snap.segments))
+        tiers[spec.get("ann") or spec["tier"]] = {"disk_bytes": disk, "memory_bytes": memory,
+                                                   "bytes_per_vector": round(memory / docs, 2)}
+    info["tiers"] = tiers
+    return info
+
+
 def _as_chunking(value: str | Mapping[str, Any] | None) -> str | dict[str, Any] | None:
     return dict(value) if isinstance(value, Mapping) else value
 
@@ -421,7 +444,7 @@ def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
     out = {k: v for k, v in config.items() if k not in ("dense", "sparse")}  # indexes added later may differ
     if with_dense:
         out["dense"] = {name: {"encoder": {f: c["encoder"].get(f) for f in SEMANTIC_FIELDS},
-                               "chunking": c.get("chunking"), "fields": c.get("fields")}
+                               "chunking": c.get("chunking"), "fields": c.get("fields"), "vectors": c.get("vectors")}
                         for name, c in (config.get("dense") or {}).items()}
     return out
 

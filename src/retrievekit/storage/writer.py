@@ -443,6 +443,7 @@ class CollectionWriter:
 
         keep = {e.name: e.deletes_file for e in self._manifest.segments}
         vectors = {vectors_file(c) for c in self._dense_configs().values()}
+        vectors |= {"tier-" + v.removeprefix("vectors-").removesuffix(".npy") for v in vectors}
         sparse = {sparse_folder(c) for c in self._sparse_configs().values()}
         for path in self.folder.iterdir():
             if path.name in (MANIFEST, LOCK_FILE) or path.name.startswith("."):
@@ -459,6 +460,9 @@ class CollectionWriter:
                     for f in path.glob("vectors-*"):
                         if f.name not in vectors:
                             f.unlink(missing_ok=True)
+                    for f in path.glob("tier-*"):
+                        if f.name not in vectors:
+                            shutil.rmtree(f, ignore_errors=True)
                     for f in path.glob(FOLDER_PREFIX + "*"):
                         if f.name not in sparse:
                             shutil.rmtree(f, ignore_errors=True)

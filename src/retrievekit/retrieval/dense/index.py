@@ -28,9 +28,18 @@ DEFAULT_INDEX = "default"
 
 
 def make_index_config(encoder: Encoder, *, chunking: Chunking | str | dict[str, Any] | None = None,
-                      fields: Sequence[str] = ("title", "text")) -> dict[str, Any]:
+                      fields: Sequence[str] = ("title", "text"),
+                      vectors: str | dict[str, Any] | None = None) -> dict[str, Any]:
+    """``vectors``: the search tier — None/'float32' (exact float search), e.g. 'int8', 'binary+rescore',
+    'pq:48+rescore:8', 'hnsw' (see ``compressed.parse_vectors``)."""
+    from .compressed import parse_vectors
+
     parsed = Chunking.parse(chunking)
-    return {"encoder": encoder.spec(), "chunking": parsed.to_json() if parsed else None, "fields": list(fields)}
+    config = {"encoder": encoder.spec(), "chunking": parsed.to_json() if parsed else None, "fields": list(fields)}
+    tier = parse_vectors(vectors)
+    if tier is not None:
+        config["vectors"] = tier
+    return config
 
 
 def vectors_file(config: dict[str, Any]) -> str:
@@ -62,6 +71,7 @@ def encode_segment(
     """Write the vectors of one segment (rows in ``skip`` — documents already replaced — stay zero)."""
     target = folder / vectors_file(config)
     if target.exists():
+        _ensure_tier(folder, config)
         return
     reader = SegmentReader(folder)
     try:
@@ -79,6 +89,20 @@ def encode_segment(
         vectors[rows] = embed_documents(encoder, texts, chunking=Chunking.parse(config.get("chunking")),
                                         cache=embedding_cache(config), batch_size=batch_size, progress=progress)
     atomic_write_array(target, vectors)
+    _ensure_tier(folder, config, vectors)
+
+
+def _ensure_tier(folder: Path, config: dict[str, Any], vectors: np.ndarray | None = None) -> None:
+    """Build the segment's compressed / ANN tier if the index has one and it is missing."""
+    spec = config.get("vectors")
+    if not spec:
+        return
+    from .compressed import build_tier
+
+    name = vectors_file(config)
+    if vectors is None:
+        vectors = np.load(folder / name, mmap_mode="r")
+    build_tier(folder, name, vectors, spec)
 
 
 def merge_vectors(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], n_docs: int,
@@ -95,6 +119,7 @@ def merge_vectors(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], n_do
         keep = new_docs >= 0
         out[new_docs[keep]] = vectors[keep]
     atomic_write_array(folder / name, out)
+    _ensure_tier(folder, config, out)
     return True
 
 
@@ -110,3 +135,14 @@ def segment_vectors(reader: SegmentReader, config: dict[str, Any], index: str) -
             raise CollectionError(f"segment {reader.name} has no vectors for dense index {index!r} "
                                   f"({name} is missing); the collection is damaged") from None
     return cached  # type: ignore[no-any-return]
+
+
+def segment_tier(reader: SegmentReader, config: dict[str, Any], index: str) -> Any:
+    """The segment's loaded compressed/ANN tier (codes in memory), opened once per segment reader."""
+    from .compressed import load_tier, tier_folder
+
+    name = tier_folder(vectors_file(config))
+    cached = reader.extras.get(name)
+    if cached is None:
+        cached = reader.extras[name] = load_tier(reader.folder, vectors_file(config), config["vectors"])
+    return cached

@@ -13,7 +13,7 @@ from ...filters import Filter
 from ..base import Retriever, SearchResults
 from .embedding import embed_queries
 from .exact import exact_search
-from .index import DEFAULT_INDEX, segment_vectors
+from .index import DEFAULT_INDEX, segment_tier, segment_vectors
 
 if TYPE_CHECKING:
     from ...storage.collection import Collection
@@ -84,11 +84,38 @@ class DenseRetriever(Retriever):
             feedback = [self._rows(snap, blocks, row[row >= 0]) for row in first]
             vectors = rocchio(vectors, feedback, alpha=float(self.prf["alpha"]), beta=float(self.prf["beta"]),
                               normalize=bool(self._config()["encoder"].get("normalize", True)))
-        numbers, scores = exact_search(vectors, blocks, k, allowed=allowed, threads=threads)
+        if config.get("vectors"):
+            numbers, scores = self._search_tiers(snap, config, blocks, vectors, k, allowed)
+        else:
+            numbers, scores = exact_search(vectors, blocks, k, allowed=allowed, threads=threads)
         ids = np.empty(numbers.shape, dtype=object)
         valid = numbers >= 0
         ids[valid] = snap.id_array[numbers[valid]]
         return SearchResults(ids, scores.astype(np.float32, copy=False))
+
+    def _search_tiers(self, snap: Any, config: dict[str, Any], blocks: list[np.ndarray], vectors: np.ndarray, k: int,
+                      allowed: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from each segment's compressed/ANN tier (rescored with its float vectors if configured),
+        merged into one top-k by score."""
+        m = len(vectors)
+        all_numbers = [np.full((m, 0), -1, np.int64)]
+        all_scores = [np.full((m, 0), -np.inf, np.float32)]
+        for seg, base, block, mask in zip(snap.segments, snap.bases, blocks, allowed):
+            tier = segment_tier(seg, config, self.index)
+            local, scores = tier.search(vectors, k, mask, block)
+            local = np.asarray(local, dtype=np.int64)
+            all_numbers.append(np.where(local >= 0, local + int(base), -1))
+            all_scores.append(np.where(local >= 0, np.asarray(scores, np.float32), -np.inf).astype(np.float32))
+        numbers = np.concatenate(all_numbers, axis=1)
+        scores = np.concatenate(all_scores, axis=1)
+        order = np.lexsort((numbers, -scores), axis=1)[:, :k] if numbers.shape[1] else np.zeros((m, 0), np.int64)
+        numbers = np.take_along_axis(numbers, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        if numbers.shape[1] < k:
+            pad = k - numbers.shape[1]
+            numbers = np.pad(numbers, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return numbers, scores
 
     @staticmethod
     def _rows(snap: Any, blocks: list[np.ndarray], numbers: np.ndarray) -> np.ndarray:

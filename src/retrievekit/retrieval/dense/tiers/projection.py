@@ -1,0 +1,246 @@
+"""Linear dimensionality reduction tiers: PCA, Matryoshka truncation, LeanVec-ID and LeanVec-OOD.
+
+Each keeps float32 vectors of a smaller dimension d (4·d bytes) and scores by inner product in the reduced space;
+follow one with a storage tier ("pca:192+int8") to compress further. All reduce by a (dim, d) matrix P with
+orthonormal columns, so q·x ≈ (qP)·(xP) where P spans the directions that matter for the inner products.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from .base import TierError, VectorTier, as_matrix, register_tier
+
+__all__ = ["LeanVecOODTier", "LeanVecTier", "MatryoshkaTier", "PCATier", "ProjectionTier"]
+
+logger = logging.getLogger(__name__)
+
+
+def _top_eigenvectors(sym: np.ndarray, d: int) -> np.ndarray:
+    """(dim, d) eigenvectors of the symmetric ``sym`` with the largest eigenvalues, largest first."""
+    values, vectors = np.linalg.eigh(sym.astype(np.float64))
+    order = np.argsort(values)[::-1][:d]
+    return vectors[:, order]
+
+
+def _second_moment(x: np.ndarray) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    return (x64.T @ x64) / max(x.shape[0], 1)
+
+
+class ProjectionTier(VectorTier):
+    """Base of the projections: codes are float32 (n, d) = (x − doc_shift) P, queries are q P.
+
+    ``doc_shift`` is zero except for PCA. Scores add q · doc_shift back so that, when P is the identity, they equal
+    the exact inner products.
+    """
+
+    is_projection = True
+    prefix = ""
+
+    def __init__(self, out_dim: int) -> None:
+        super().__init__()
+        if int(out_dim) < 1:
+            raise TierError(f"{self.prefix}:<d> needs a positive target dimension, got {out_dim!r}")
+        self.out_dim = int(out_dim)
+        self.name = f"{self.prefix}:{self.out_dim}"
+        self.matrix = np.zeros((0, 0), dtype=np.float32)
+        self.shift = np.zeros(0, dtype=np.float32)
+
+    def _check_fit_input(self, sample: np.ndarray) -> np.ndarray:
+        x = as_matrix(sample, "sample")
+        if self.out_dim > x.shape[1]:
+            raise TierError(f"{self.name}: target dimension {self.out_dim} exceeds the vector dimension {x.shape[1]}")
+        if x.shape[0] == 0:
+            raise TierError(f"{self.name} needs a non-empty sample")
+        return x
+
+    def _set(self, matrix: np.ndarray, shift: np.ndarray | None = None) -> None:
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        dim = self.matrix.shape[0]
+        self.shift = np.zeros(dim, dtype=np.float32) if shift is None else shift.astype(np.float32)
+        self.dim = dim
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        """Reduced document vectors (n, d)."""
+        x = as_matrix(vectors, "vectors", self._require_fitted())
+        return (x - self.shift) @ self.matrix
+
+    def project_queries(self, queries: np.ndarray) -> np.ndarray:
+        """Reduced query vectors (m, d)."""
+        return as_matrix(queries, "queries", self._require_fitted()) @ self.matrix
+
+    def query_bias(self, queries: np.ndarray) -> np.ndarray:
+        """Per-query constant (m,) added to reduced-space scores (q · doc_shift)."""
+        return as_matrix(queries, "queries", self._require_fitted()) @ self.shift
+
+    def encode(self, vectors: np.ndarray) -> np.ndarray:
+        return self.project(vectors).astype(np.float32)
+
+    def scores(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        q = self.project_queries(queries)
+        return (q @ np.asarray(codes, dtype=np.float32).T + self.query_bias(queries)[:, None]).astype(np.float32)
+
+    def bytes_per_vector(self, dim: int | None = None) -> float:
+        return 4.0 * self.out_dim
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "out_dim": self.out_dim}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"matrix": self.matrix, "shift": self.shift}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> VectorTier:
+        tier = cls(config["out_dim"])
+        tier._set(np.asarray(state["matrix"]), np.asarray(state["shift"]))
+        return tier
+
+
+class PCATier(ProjectionTier):
+    """PCA of the documents: P = top-d principal axes of the mean-centred sample.
+
+    Documents are centred by the sample mean μ before projecting; queries are not. Since q·x = q·μ + q·(x − μ),
+    ranking by (qP)·((x − μ)P) + q·μ keeps the constant q·μ exact and approximates only the centred part, where
+    the principal axes capture the most document variance.
+    """
+
+    kind = "pca"
+    prefix = "pca"
+
+    def fit(self, sample: np.ndarray, queries: np.ndarray | None = None) -> None:
+        x = self._check_fit_input(sample)
+        mean = x.astype(np.float64).mean(axis=0)
+        cov = _second_moment(x - mean)
+        self._set(_top_eigenvectors(cov, self.out_dim), mean)
+
+
+class MatryoshkaTier(ProjectionTier):
+    """Keep the first d dimensions (for Matryoshka-trained models), renormalised to unit length by default.
+
+    Renormalising makes the truncated score a cosine in the prefix space, which is how such models are trained;
+    ``normalize=False`` keeps the raw prefix inner product. Nothing is learned.
+    """
+
+    kind = "matryoshka"
+    prefix = "matryoshka"
+
+    def __init__(self, out_dim: int, normalize: bool = True) -> None:
+        super().__init__(out_dim)
+        self.normalize = bool(normalize)
+
+    def fit(self, sample: np.ndarray, queries: np.ndarray | None = None) -> None:
+        x = self._check_fit_input(sample)
+        self._set(np.eye(x.shape[1], self.out_dim, dtype=np.float32))
+
+    def _norm(self, x: np.ndarray) -> np.ndarray:
+        if not self.normalize:
+            return x
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(norms > 0, norms, 1.0)
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        x = as_matrix(vectors, "vectors", self._require_fitted())
+        return self._norm(np.ascontiguousarray(x[:, :self.out_dim]))
+
+    def project_queries(self, queries: np.ndarray) -> np.ndarray:
+        q = as_matrix(queries, "queries", self._require_fitted())
+        return self._norm(np.ascontiguousarray(q[:, :self.out_dim]))
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "normalize": self.normalize}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> VectorTier:
+        tier = cls(config["out_dim"], normalize=config["normalize"])
+        tier._set(np.asarray(state["matrix"]), np.asarray(state["shift"]))
+        return tier
+
+
+class LeanVecTier(ProjectionTier):
+    """LeanVec in-distribution: P = top-d eigenvectors of the document second moment Kx = E[x xᵀ] (uncentred).
+
+    The uncentred moment is what matters for inner products when queries look like documents: it minimises
+    E‖x − PPᵀx‖², and hence the error of q·x for q drawn from the same distribution.
+    """
+
+    kind = "leanvec"
+    prefix = "leanvec"
+
+    def fit(self, sample: np.ndarray, queries: np.ndarray | None = None) -> None:
+        x = self._check_fit_input(sample)
+        self._set(_top_eigenvectors(_second_moment(x), self.out_dim))
+
+
+class LeanVecOODTier(ProjectionTier):
+    """LeanVec out-of-distribution: a projection learned from both the query and the document distributions.
+
+    The error of the reduced inner product over query/document pairs is
+    E[(qᵀ(I − PPᵀ)x)²] = tr((I − PPᵀ) Kq (I − PPᵀ) Kx), with Kq, Kx the uncentred second moments. We use the
+    eigenvector search of the LeanVec paper (Tepper et al., 2023) with one shared P for queries and documents:
+    P(β) = top-d eigenvectors of (1 − β) Kq/‖Kq‖ + β Kx/‖Kx‖ for β on a grid of ``grid`` points in [0, 1], keeping
+    the β of smallest loss. (The paper's Frank-Wolfe refinement with separate query/document matrices is not
+    implemented.) β = 1 is LeanVec-ID, so on the fitted samples the result is never worse than ID.
+    """
+
+    kind = "leanvec-ood"
+    prefix = "leanvec-ood"
+
+    def __init__(self, out_dim: int, grid: int = 11) -> None:
+        super().__init__(out_dim)
+        if int(grid) < 2:
+            raise TierError(f"leanvec-ood grid needs at least 2 points, got {grid!r}")
+        self.grid = int(grid)
+        self.beta = float("nan")
+
+    def fit(self, sample: np.ndarray, queries: np.ndarray | None = None) -> None:
+        x = self._check_fit_input(sample)
+        if queries is None:
+            raise TierError(f"{self.name} learns from queries too: call fit(sample, queries=sample_queries)")
+        q = as_matrix(queries, "queries", x.shape[1])
+        if q.shape[0] == 0:
+            raise TierError(f"{self.name} needs at least one sample query")
+        kx, kq = _second_moment(x), _second_moment(q)
+        kx_n, kq_n = kx / np.linalg.norm(kx), kq / np.linalg.norm(kq)
+        eye = np.eye(x.shape[1])
+        best: tuple[float, float, np.ndarray] | None = None
+        for beta in np.linspace(0.0, 1.0, self.grid):
+            p = _top_eigenvectors((1.0 - beta) * kq_n + beta * kx_n, self.out_dim)
+            residual = eye - p @ p.T
+            loss = float(np.trace(residual @ kq @ residual @ kx))
+            if best is None or loss < best[0]:
+                best = (loss, float(beta), p)
+        assert best is not None  # the grid is non-empty
+        self.beta = best[1]
+        logger.debug("%s: beta=%.2f, inner-product loss %.4g", self.name, best[1], best[0])
+        self._set(best[2])
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "grid": self.grid, "beta": self.beta}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> VectorTier:
+        tier = cls(config["out_dim"], grid=config["grid"])
+        tier.beta = float(config["beta"])
+        tier._set(np.asarray(state["matrix"]), np.asarray(state["shift"]))
+        return tier
+
+
+def _factory(cls: type[ProjectionTier]):  # type: ignore[no-untyped-def]
+    def make(arg: str | None, **options: Any) -> VectorTier:
+        try:
+            out_dim = int(arg) if arg is not None else -1
+        except ValueError:
+            out_dim = -1
+        if out_dim < 1:
+            raise TierError(f"{cls.prefix}:<d> needs a positive integer target dimension, got {arg!r}")
+        return cls(out_dim, **options)
+
+    return make
+
+
+for _cls in (PCATier, MatryoshkaTier, LeanVecTier, LeanVecOODTier):
+    register_tier(_cls.prefix, _factory(_cls), _cls, f"{_cls.prefix}:<d>")
