@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toy_encoder import ToyEncoder  # noqa: F401  (registers the "toy" backend)
+from toy_encoder import ToyEncoder
 
 from retrievekit import Collection, RetrievekitError
 from retrievekit.retrieval.dense.compressed import parse_vectors, tier_folder
