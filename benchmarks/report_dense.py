@@ -146,5 +146,54 @@ def sparse_section(results: Path) -> list[str]:
     return lines
 
 
+def tiers_section(results: Path) -> list[str]:
+    doc = _load(results / "tiers_real.json")
+    if not doc:
+        return []
+    lines = ["## Compressed vector tiers on real embeddings (all-MiniLM-L6-v2)", "",
+             "`python benchmarks/run_tiers.py`: every tier fitted on the corpus vectors (LeanVec-OOD also on the even "
+             "half of the queries) and evaluated on the odd half of the queries; nDCG@10 relative to float32 exact "
+             "search, recall@10 against the float32 top-10, bytes per vector of the in-memory candidate tier, "
+             "queries/s in one batch on 1 thread (float32 exact = the `float32` row; small corpora make every "
+             "method's time tiny, so read q/s on the larger sets). `+rescore[:N]`: top k×N (default 4) candidates "
+             "re-scored with the float vectors.", ""]
+    rows = []
+    for r in doc["results"]:
+        if "skipped" in r:
+            rows.append([r["dataset"], r["tier"], "skipped: " + r["skipped"], "", "", "", ""])
+            continue
+        rows.append([r["dataset"], r["tier"], f"{r['ndcg@10']:.4f}", f"{r['relative_ndcg@10']:.1%}",
+                     f"{r['recall@10_vs_float']:.3f}", f"{r['bytes_per_vector']:g}",
+                     f"{r['queries_per_second']:,.0f}"])
+    lines += _table(["set", "tier", "nDCG@10", "of float32", "recall@10 vs float", "bytes/vector", "q/s"], rows)
+    lines.append("")
+    return lines
+
+
+def ann_section(results: Path) -> list[str]:
+    files = sorted(results.glob("ann_*.json"))
+    lines: list[str] = []
+    for path in files:
+        doc = _load(path)
+        data, exact = doc["data"], doc["exact"]
+        lines += [f"## ANN indexes (FAISS) — {data['n']:,} × {data['dim']} synthetic vectors", "",
+                  f"`python benchmarks/run_ann.py --n {data['n']}`: Gaussian mixture ({data['clusters']} clusters), "
+                  f"{data['queries']:,} queries near the data, recall@10 against exact search; search on 1 thread. "
+                  f"Exact search in the same run: {exact['batch_qps']:,.0f} q/s batched, {exact['single_qps']:,.1f} "
+                  "q/s one query per call.", ""]
+        rows = []
+        for index in doc["indexes"]:
+            for r in index["results"]:
+                setting = ", ".join(f"{k}={r[k]}" for k in ("nprobe", "ef_search", "ef") if k in r)
+                rows.append([index["index"], f"{index['build_seconds']:.1f}", f"{index['memory_bytes'] / 2**20:,.0f}",
+                             setting, f"{r['recall_at_10']:.3f}", f"{r['batch_qps']:,.0f} ({r['speedup_batch']:.1f}×)",
+                             f"{r['single_qps']:,.0f} ({r['speedup_single']:.1f}×)"])
+        lines += _table(["index", "build s", "memory MiB", "setting", "recall@10", "batched q/s (× exact)",
+                         "single q/s (× exact)"], rows)
+        lines.append("")
+    return lines
+
+
 def dense_sections(results: Path) -> list[str]:
-    return hybrid_section(results) + encoders_section(results) + exact_section(results) + sparse_section(results)
+    return (hybrid_section(results) + encoders_section(results) + exact_section(results) + sparse_section(results)
+            + tiers_section(results) + ann_section(results))

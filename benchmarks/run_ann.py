@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pq-nlist", type=int, default=None, help="IVF-PQ cells (default --nlist)")
     ap.add_argument("--skip", default="", help="comma list of hnsw,ivf,ivfpq to skip")
     ap.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "dense_exact"))
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ann_1m.json"))
+    ap.add_argument("--out", default=None, help="result file (default benchmarks/results/ann_<n>.json)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads collapse on a shared machine
     import faiss
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                      "exact_single_calls": args.exact_single, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
         "indexes": [],
     }
-    out = Path(args.out)
+    out = Path(args.out or REPO / "benchmarks" / "results" / f"ann_{_size_name(args.n)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
@@ -187,3 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _size_name(n: int) -> str:
+    return f"{n // 1_000_000}m" if n % 1_000_000 == 0 else f"{n // 1000}k"
