@@ -165,6 +165,22 @@ def tiers_section(results: Path) -> list[str]:
         rows.append([r["dataset"], r["tier"], f"{r['ndcg@10']:.4f}", f"{r['relative_ndcg@10']:.1%}",
                      f"{r['recall@10_vs_float']:.3f}", f"{r['bytes_per_vector']:g}",
                      f"{r['queries_per_second']:,.0f}"])
+    if (results / "tiers_pareto.png").is_file():
+        lines += ["![nDCG@10 relative to float32 against bytes per vector](benchmarks/results/tiers_pareto.png)", "",
+                  "(`python benchmarks/plot_tiers.py`)", ""]
+    by = {(r["dataset"], r["tier"]): r for r in doc["results"] if "skipped" not in r}
+    summary = []
+    for name in dict.fromkeys(r["dataset"] for r in doc["results"]):
+        cells = [name]
+        for tier in ("binary+rescore", "int8", "pca:192", "leanvec-ood:192", "pca:192+int8", "leanvec-ood:192+int8"):
+            r = by.get((name, tier))
+            cells.append(f"{r['relative_ndcg@10']:.1%} (R@10 {r['recall@10_vs_float']:.3f})" if r else "–")
+        summary.append(cells)
+    lines += ["Goals: binary+rescore ≥ 97% of float nDCG@10 at 32× less memory; int8 ≥ 99%; LeanVec-OOD at half the "
+              "dimensions beats PCA at the same size:", ""]
+    lines += _table(["set", "binary+rescore (48 B)", "int8 (384 B)", "pca:192", "leanvec-ood:192", "pca:192+int8",
+                     "leanvec-ood:192+int8"], summary)
+    lines += ["", "All rows:", ""]
     lines += _table(["set", "tier", "nDCG@10", "of float32", "recall@10 vs float", "bytes/vector", "q/s"], rows)
     lines.append("")
     return lines
