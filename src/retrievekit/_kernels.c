@@ -223,8 +223,181 @@ fail0: PyBuffer_Release(&docs);
     return NULL;
 }
 
+/* ---- Hamming top-k over packed bit codes ------------------------------------------------------------------------
+ * hamming_topk(query_codes u8 (m, B), codes u8 (n, B), k, allowed u8 (n,) | None, out_ids i64 (m, k),
+ *              out_dist i32 (m, k)) -> filled (= min(k, allowed rows), the same for every query)
+ *
+ * Distances are XOR + popcount over 64-bit words (a zero-padded tail word when B is not a multiple of 8). Queries
+ * go in blocks over tiles of documents so a tile of codes is read from memory once per block, not once per query.
+ * Each query's distances land in a uint16 scratch row while a histogram over the small range 0..8B is counted;
+ * the histogram gives the k-th smallest distance, and one pass over the scratch row places the winners bin by bin
+ * (a counting sort): output is ordered by (distance, document), ties to the lower document, without any sort. */
+enum { HAM_QUERY_BLOCK = 8, HAM_TILE_ROWS = 2048, HAM_MAX_BYTES = 8191 };
+
+static inline uint64_t load_word(const uint8_t *p) { uint64_t w; memcpy(&w, p, 8); return w; }
+
+static inline uint64_t load_tail(const uint8_t *p, Py_ssize_t len) {
+    uint64_t w = 0;
+    memcpy(&w, p, (size_t)len);
+    return w;
+}
+
+/* Distances of nq queries (split into words qw, stride nw1) to rows [r0, r1) into their dist rows (stride n),
+ * masked rows set to nbits + 1, counted into each query's histogram (stride nbits + 2). The body is inlined with
+ * a constant word count for common widths, so the word loop unrolls. */
+static inline __attribute__((always_inline)) void hamming_tile_body(
+    const uint64_t *qw, Py_ssize_t nq, Py_ssize_t nw1, const uint8_t *codes, Py_ssize_t nbytes, Py_ssize_t r0,
+    Py_ssize_t r1, const uint8_t *lv, uint16_t *dist, uint32_t *hist, Py_ssize_t n, const Py_ssize_t nw,
+    const Py_ssize_t rem) {
+    const unsigned nbits = (unsigned)(8 * nbytes);
+    for (Py_ssize_t j = 0; j < nq; j++) {
+        const uint64_t *q = qw + j * nw1;
+        uint16_t *out = dist + j * n;
+        uint32_t *h = hist + j * (Py_ssize_t)(nbits + 2);
+        for (Py_ssize_t r = r0; r < r1; r++) {
+            const uint8_t *c = codes + r * nbytes;
+            unsigned acc = 0;
+            for (Py_ssize_t w = 0; w < nw; w++) acc += (unsigned)__builtin_popcountll(q[w] ^ load_word(c + 8 * w));
+            if (rem) acc += (unsigned)__builtin_popcountll(q[nw] ^ load_tail(c + 8 * nw, rem));
+            if (lv && !lv[r]) acc = nbits + 1;
+            out[r] = (uint16_t)acc;
+            h[acc]++;
+        }
+    }
+}
+
+#define HAMMING_TILE_ARGS qw, nq, nw1, codes, nbytes, r0, r1, lv, dist, hist, n
+#define DEFINE_HAMMING_TILE(NAME, ATTR)                                                                          \
+    ATTR static void NAME(const uint64_t *qw, Py_ssize_t nq, Py_ssize_t nw1, const uint8_t *codes,              \
+                          Py_ssize_t nbytes, Py_ssize_t r0, Py_ssize_t r1, const uint8_t *lv, uint16_t *dist,    \
+                          uint32_t *hist, Py_ssize_t n) {                                                       \
+        switch (nbytes) {                                                                                       \
+        case 16: hamming_tile_body(HAMMING_TILE_ARGS, 2, 0); break;                                             \
+        case 32: hamming_tile_body(HAMMING_TILE_ARGS, 4, 0); break;                                             \
+        case 48: hamming_tile_body(HAMMING_TILE_ARGS, 6, 0); break;                                             \
+        case 64: hamming_tile_body(HAMMING_TILE_ARGS, 8, 0); break;                                             \
+        case 96: hamming_tile_body(HAMMING_TILE_ARGS, 12, 0); break;                                            \
+        case 128: hamming_tile_body(HAMMING_TILE_ARGS, 16, 0); break;                                           \
+        default: hamming_tile_body(HAMMING_TILE_ARGS, nbytes / 8, nbytes % 8);                                  \
+        }                                                                                                       \
+    }
+
+typedef void (*HammingTile)(const uint64_t *, Py_ssize_t, Py_ssize_t, const uint8_t *, Py_ssize_t, Py_ssize_t,
+                            Py_ssize_t, const uint8_t *, uint16_t *, uint32_t *, Py_ssize_t);
+
+DEFINE_HAMMING_TILE(hamming_tile_generic, )
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+/* Built without -mpopcnt, __builtin_popcountll is a bit-trick routine; the popcnt instruction is chosen at run time. */
+DEFINE_HAMMING_TILE(hamming_tile_popcnt, __attribute__((target("popcnt"))))
+static HammingTile pick_hamming_tile(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("popcnt") ? hamming_tile_popcnt : hamming_tile_generic;
+}
+#else
+static HammingTile pick_hamming_tile(void) { return hamming_tile_generic; }
+#endif
+
+/* The k smallest of one query's distances (masked rows hold nbits + 1, above every real distance) into out,
+ * ordered by (distance, row), given the histogram of the distances. */
+static void hamming_select(const uint16_t *dist, Py_ssize_t n, const uint32_t *hist, unsigned nbits, Py_ssize_t k,
+                           int64_t *out_ids, int32_t *out_dist, Py_ssize_t *pos) {
+    /* cut: the distance of the k-th best; below it every row is taken, at it only the first `at_cut` rows.
+     * The caller guarantees k <= unmasked rows, so the cut is found at or before nbits. */
+    Py_ssize_t below = 0, at_cut = 0;
+    unsigned cut = nbits;
+    for (unsigned b = 0; b <= nbits; b++) {
+        pos[b] = below;
+        if (below + (Py_ssize_t)hist[b] >= k) { cut = b; at_cut = k - below; break; }
+        below += hist[b];
+    }
+    Py_ssize_t taken = 0;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        const unsigned d = dist[r];
+        if (d > cut) continue;
+        if (d == cut) {
+            if (taken == at_cut) continue;
+            taken++;
+        }
+        const Py_ssize_t p = pos[d]++;
+        out_ids[p] = r;
+        out_dist[p] = (int32_t)d;
+    }
+}
+
+static PyObject *hamming_topk(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o_q, *o_codes, *o_allowed, *o_ids, *o_dist;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "OOnOOO", &o_q, &o_codes, &k, &o_allowed, &o_ids, &o_dist)) return NULL;
+    Py_buffer qb, cb, ab, ib, db;
+    const int have_allowed = o_allowed != Py_None;
+    PyObject *result = NULL;
+    if (get_buf(o_q, &qb, 1, "query_codes", 0) < 0) return NULL;
+    if (get_buf(o_codes, &cb, 1, "codes", 0) < 0) goto rel_q;
+    if (have_allowed && get_buf(o_allowed, &ab, 1, "allowed", 0) < 0) goto rel_c;
+    if (get_buf(o_ids, &ib, 8, "out_ids", 1) < 0) goto rel_a;
+    if (get_buf(o_dist, &db, 4, "out_dist", 1) < 0) goto rel_i;
+    if (qb.ndim != 2 || cb.ndim != 2 || qb.shape[1] != cb.shape[1] || ib.ndim != 2 || db.ndim != 2 ||
+        ib.shape[0] != qb.shape[0] || db.shape[0] != qb.shape[0] || ib.shape[1] != k || db.shape[1] != k ||
+        (have_allowed && (ab.ndim != 1 || ab.shape[0] != cb.shape[0])) || k < 0) {
+        PyErr_SetString(PyExc_ValueError, "hamming_topk: inconsistent array shapes");
+        goto rel_d;
+    }
+    const Py_ssize_t m = qb.shape[0], n = cb.shape[0], nbytes = cb.shape[1];
+    if (nbytes > HAM_MAX_BYTES) {
+        PyErr_Format(PyExc_ValueError, "hamming_topk: at most %d bytes per code, got %zd", HAM_MAX_BYTES, nbytes);
+        goto rel_d;
+    }
+    Py_ssize_t filled = 0;
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned nbits = (unsigned)(8 * nbytes);
+    const uint8_t *lv = have_allowed ? ab.buf : NULL;
+    Py_ssize_t allowed_rows = n;
+    if (lv) { allowed_rows = 0; for (Py_ssize_t r = 0; r < n; r++) allowed_rows += lv[r] != 0; }
+    filled = k < allowed_rows ? k : allowed_rows;
+    const Py_ssize_t nw1 = nbytes / 8 + 1, qblock = m < HAM_QUERY_BLOCK ? m : HAM_QUERY_BLOCK;
+    uint16_t *dist = m && k ? PyMem_RawMalloc(sizeof(uint16_t) * (size_t)(qblock * n + 1)) : NULL;
+    uint64_t *qw = m && k ? PyMem_RawCalloc((size_t)(qblock * nw1), sizeof(uint64_t)) : NULL;
+    uint32_t *hist = m && k ? PyMem_RawMalloc(sizeof(uint32_t) * (size_t)(qblock * (nbits + 2))) : NULL;
+    Py_ssize_t *pos = m && k ? PyMem_RawMalloc(sizeof(Py_ssize_t) * (nbits + 2)) : NULL;
+    if (m && k && (!dist || !qw || !hist || !pos)) oom = 1;
+    const HammingTile tile = pick_hamming_tile();
+    const uint8_t *qbytes = qb.buf, *codes = cb.buf;
+    for (Py_ssize_t q0 = 0; q0 < m && k && !oom; q0 += qblock) {
+        const Py_ssize_t nq = m - q0 < qblock ? m - q0 : qblock;
+        for (Py_ssize_t j = 0; j < nq; j++) {
+            const uint8_t *src = qbytes + (q0 + j) * nbytes;
+            for (Py_ssize_t w = 0; w < nbytes / 8; w++) qw[j * nw1 + w] = load_word(src + 8 * w);
+            qw[j * nw1 + nbytes / 8] = nbytes % 8 ? load_tail(src + 8 * (nbytes / 8), nbytes % 8) : 0;
+        }
+        memset(hist, 0, sizeof(uint32_t) * (size_t)(nq * (nbits + 2)));
+        for (Py_ssize_t r0 = 0; r0 < n; r0 += HAM_TILE_ROWS)
+            tile(qw, nq, nw1, codes, nbytes, r0, n - r0 < HAM_TILE_ROWS ? n : r0 + HAM_TILE_ROWS, lv, dist, hist, n);
+        for (Py_ssize_t j = 0; j < nq; j++) {
+            hamming_select(dist + j * n, n, hist + j * (nbits + 2), nbits, filled, (int64_t *)ib.buf + (q0 + j) * k,
+                           (int32_t *)db.buf + (q0 + j) * k, pos);
+            for (Py_ssize_t p = filled; p < k; p++) {
+                ((int64_t *)ib.buf)[(q0 + j) * k + p] = -1;
+                ((int32_t *)db.buf)[(q0 + j) * k + p] = -1;
+            }
+        }
+    }
+    PyMem_RawFree(dist); PyMem_RawFree(qw); PyMem_RawFree(hist); PyMem_RawFree(pos);
+    Py_END_ALLOW_THREADS
+    if (oom) PyErr_NoMemory();
+    else result = PyLong_FromSsize_t(filled);
+rel_d: PyBuffer_Release(&db);
+rel_i: PyBuffer_Release(&ib);
+rel_a: if (have_allowed) PyBuffer_Release(&ab);
+rel_c: PyBuffer_Release(&cb);
+rel_q: PyBuffer_Release(&qb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"search_segment", search_segment, METH_VARARGS, "Accumulate term scores for one segment and return the top k."},
+    {"hamming_topk", hamming_topk, METH_VARARGS, "The k nearest packed bit codes to each query by Hamming distance."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "Compiled search kernels.", -1, methods};

@@ -114,6 +114,20 @@ class BinaryTier(VectorTier):
             out[:, start:start + bits.shape[0]] = 2.0 * (q @ bits.T.astype(np.float32)) - total
         return out
 
+    def candidates(self, queries: np.ndarray, codes: np.ndarray, n_candidates: int,
+                   allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``n_candidates`` best codes per query: (ids int64, scores float32 = −Hamming), best first, ties to
+        the lower document, padded with -1 / -inf; the same as ranking ``scores`` but without materialising them.
+        None with asymmetric scoring (the caller then ranks ``scores``)."""
+        if self.scoring != "hamming":
+            return None
+        from .hamming import hamming_topk  # hamming imports this module
+
+        q = as_matrix(queries, "queries", self._require_fitted())
+        ids, dist = hamming_topk(pack_signs(q, self.thresholds), codes, n_candidates, allowed)
+        scores = np.where(ids < 0, np.float32(-np.inf), -dist.astype(np.float32)).astype(np.float32)
+        return ids, scores
+
     def bytes_per_vector(self, dim: int | None = None) -> float:
         return float(-(-self._dim_arg(dim) // 8))
 

@@ -89,17 +89,24 @@ def search_compressed(
         chunk_rows = max(MIN_CHUNK_ROWS, SCORE_BLOCK_BYTES // (4 * max(m, 1)))
     best_ids = np.zeros((m, 0), dtype=np.int64)
     best_scores = np.zeros((m, 0), dtype=np.float32)
-    for start in range(0, n, chunk_rows):
-        stop = min(n, start + chunk_rows)
-        if mask is not None and not mask[start:stop].any():
-            continue
-        s = np.asarray(tier.scores(q, codes[start:stop]), dtype=np.float32)
-        if mask is not None:
-            s[:, ~mask[start:stop]] = -np.inf
-        # Cut the chunk to its own best first, so only small arrays are concatenated and merged.
-        chunk_ids, s = _top(np.broadcast_to(np.arange(start, stop, dtype=np.int64), s.shape), s, n_cand)
-        best_ids, best_scores = _top(np.concatenate([best_ids, chunk_ids], axis=1),
-                                     np.concatenate([best_scores, s], axis=1), n_cand)
+    # Tiers with their own candidate search (binary Hamming: a top-k kernel) skip the chunked scoring below; they
+    # return the same candidates, best first with ties to the lower document, padded with -1 / -inf.
+    own = getattr(tier, "candidates", None)
+    found = own(q, codes, n_cand, mask) if callable(own) and n > 0 else None
+    if found is not None:
+        best_ids, best_scores = found
+    else:
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            if mask is not None and not mask[start:stop].any():
+                continue
+            s = np.asarray(tier.scores(q, codes[start:stop]), dtype=np.float32)
+            if mask is not None:
+                s[:, ~mask[start:stop]] = -np.inf
+            # Cut the chunk to its own best first, so only small arrays are concatenated and merged.
+            chunk_ids, s = _top(np.broadcast_to(np.arange(start, stop, dtype=np.int64), s.shape), s, n_cand)
+            best_ids, best_scores = _top(np.concatenate([best_ids, chunk_ids], axis=1),
+                                         np.concatenate([best_scores, s], axis=1), n_cand)
     if rescore is None or best_ids.shape[1] == 0:
         return _ordered(best_ids, best_scores, k)
 
