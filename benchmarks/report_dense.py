@@ -210,6 +210,26 @@ def ann_section(results: Path) -> list[str]:
     return lines
 
 
+def binary_section(results: Path) -> list[str]:
+    doc = _load(results / "binary_1m.json")
+    if not doc:
+        return []
+    data = doc["data"]
+    lines = [f"## Binary + rescore at {data['n']:,} × {data['dim']} vs exact float32 and FAISS IndexBinaryFlat", "",
+             "`python benchmarks/run_binary_1m.py`: 384-bit sign codes (48 bytes), candidates by Hamming distance "
+             "(retrievekit's C popcount top-k, or FAISS IndexBinaryFlat on the same codes), rescored with the float "
+             "vectors; 1 thread, k=10. Recall is against exact search on the synthetic data of the exact-search "
+             "benchmark (1,000 tight clusters: sign bits cannot separate neighbours inside a cluster, so recall here "
+             "is far below the real-embedding tables above).", ""]
+    rows = []
+    for r in doc["results"]:
+        rows.append([r["mode"], r["queries_per_call"], r["method"], f"{r['qps']:,.1f}",
+                     f"{r['speedup_vs_exact']:.1f}×", f"{r['recall_at_10']:.3f}" if "recall_at_10" in r else "1.000"])
+    lines += _table(["mode", "queries per call", "method", "q/s", "× exact", "recall@10"], rows)
+    lines.append("")
+    return lines
+
+
 def dense_sections(results: Path) -> list[str]:
     return (hybrid_section(results) + encoders_section(results) + exact_section(results) + sparse_section(results)
-            + tiers_section(results) + ann_section(results))
+            + tiers_section(results) + binary_section(results) + ann_section(results))
