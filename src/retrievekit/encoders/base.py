@@ -30,7 +30,8 @@ class EncoderMismatchError(RetrievekitError):
 
 class Encoder(ABC):
     """Turns texts into dense vectors. Subclasses implement ``_encode_batch`` (already-prompted texts, one batch)
-    and ``spec``; the base class adds prompts, length-sorted batching, progress, normalisation and chunking."""
+    and ``dim`` (and ``spec`` if they have more settings); the base class adds prompts, length-sorted batching,
+    progress and normalisation."""
 
     #: registry name of the backend (see ``retrievekit.encoders.registry``)
     backend: str = ""
@@ -43,9 +44,14 @@ class Encoder(ABC):
     @abstractmethod
     def dim(self) -> int: ...
 
-    @abstractmethod
+    name: str = ""
+    pooling: str = "mean"
+
     def spec(self) -> dict[str, Any]:
         """JSON-able description: at least backend, model, the prompts, pooling, normalize, dim, max_length."""
+        return {"backend": self.backend, "model": self.name, "query_prompt": self.query_prompt,
+                "document_prompt": self.document_prompt, "pooling": self.pooling, "normalize": self.normalize,
+                "dim": self.dim, "max_length": self.max_length}
 
     @abstractmethod
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

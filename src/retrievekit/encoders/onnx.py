@@ -117,11 +117,6 @@ class ONNXEncoder(Encoder):
     def dim(self) -> int:
         return self._dim
 
-    def spec(self) -> dict[str, Any]:
-        return {"backend": self.backend, "model": self.name, "query_prompt": self.query_prompt,
-                "document_prompt": self.document_prompt, "pooling": self.pooling, "normalize": self.normalize,
-                "dim": self.dim, "max_length": self.max_length}
-
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self._lowercase:
             texts = [t.lower() for t in texts]

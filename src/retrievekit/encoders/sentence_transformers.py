@@ -85,11 +85,6 @@ class SentenceTransformerEncoder(Encoder):
     def dim(self) -> int:
         return self._dim
 
-    def spec(self) -> dict[str, Any]:
-        return {"backend": self.backend, "model": self.name, "query_prompt": self.query_prompt,
-                "document_prompt": self.document_prompt, "pooling": self.pooling, "normalize": self.normalize,
-                "dim": self.dim, "max_length": self.max_length}
-
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=len(texts), show_progress_bar=False,  # type: ignore[no-any-return]
                                  convert_to_numpy=True, normalize_embeddings=False)

@@ -92,6 +92,30 @@ class Retriever(ABC):
         return Cutoff(self, n)
 
 
+def run_batch(items: Sequence[Any], one: Any, threads: int) -> list[Any]:
+    """``[one(x) for x in items]``, split into one contiguous slice per thread when ``threads`` > 1 (for work that
+    releases the GIL, such as the C kernel; per-item tasks would cost more than they save)."""
+    if threads > 1 and len(items) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        size = -(-len(items) // threads)
+        with ThreadPoolExecutor(threads) as pool:
+            parts = pool.map(lambda i: [one(x) for x in items[i : i + size]], range(0, len(items), size))
+            return [row for part in parts for row in part]
+    return [one(x) for x in items]
+
+
+def results_from_numbers(rows: Sequence[tuple[np.ndarray, np.ndarray]], id_array: np.ndarray, k: int) -> SearchResults:
+    """SearchResults from per-query (global document numbers, scores), best first."""
+    results = SearchResults.empty(len(rows), k)
+    for i, (numbers, scores) in enumerate(rows):
+        n = len(numbers)
+        if n:
+            results.ids[i, :n] = id_array[numbers]
+            results.scores[i, :n] = scores
+    return results
+
+
 def _anserini_ties(hits: list[tuple[str, float]]) -> dict[str, float]:
     rounded = sorted(((round(s, 4), d) for d, s in hits), key=lambda x: (-x[0], x[1]))
     out: dict[str, float] = {}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...filters import Filter
 from ...storage.segment import index_text
-from ..base import Retriever, SearchResults
+from ..base import Retriever, SearchResults, results_from_numbers, run_batch
 from .kernel import search_segment
 from .rm3 import RM3
 from .scoring import Scorer, get_scorer
@@ -67,22 +66,8 @@ class BM25Retriever(Retriever):
                 weights = self._expand(snap, weights, allowed)
             return self.search_terms(snap, weights, k, allowed)
 
-        if threads > 1 and len(queries) > 1:
-            # One contiguous slice per thread: the kernel releases the GIL, per-query task overhead would not.
-            size = -(-len(queries) // threads)
-            with ThreadPoolExecutor(threads) as pool:
-                parts = pool.map(lambda i: [one(q) for q in queries[i : i + size]], range(0, len(queries), size))
-                rows = [row for part in parts for row in part]
-        else:
-            rows = [one(q) for q in queries]
-        results = SearchResults.empty(len(queries), k)
-        id_array = snap.id_array
-        for i, (numbers, scores) in enumerate(rows):
-            n = len(numbers)
-            if n:
-                results.ids[i, :n] = id_array[numbers]
-                results.scores[i, :n] = scores
-        return results
+        rows = run_batch(queries, one, threads)
+        return results_from_numbers(rows, snap.id_array, k)
 
     def search_terms(
         self, snap: Snapshot, weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]

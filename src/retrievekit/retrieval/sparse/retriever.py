@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...errors import CollectionError
 from ...filters import Filter
-from ..base import Retriever, SearchResults
+from ..base import Retriever, SearchResults, results_from_numbers, run_batch
 from ..bm25.kernel import MODE_IMPACT, search_segment
 from .index import DEFAULT_INDEX, segment_sparse
 
@@ -88,21 +87,8 @@ class LearnedSparseRetriever(Retriever):
         def one(bag: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
             return self._search_one(snap, postings, allowed, bag, scale, k)
 
-        if threads > 1 and len(weights) > 1:
-            size = -(-len(weights) // threads)  # one contiguous slice per thread (the kernel releases the GIL)
-            with ThreadPoolExecutor(threads) as pool:
-                parts = pool.map(lambda i: [one(b) for b in weights[i : i + size]], range(0, len(weights), size))
-                rows = [row for part in parts for row in part]
-        else:
-            rows = [one(b) for b in weights]
-        results = SearchResults.empty(len(weights), k)
-        id_array = snap.id_array
-        for i, (numbers, scores) in enumerate(rows):
-            n = len(numbers)
-            if n:
-                results.ids[i, :n] = id_array[numbers]
-                results.scores[i, :n] = scores
-        return results
+        rows = run_batch(weights, one, threads)
+        return results_from_numbers(rows, snap.id_array, k)
 
     def _config_of(self, snap: Snapshot) -> dict[str, Any]:
         sparse = snap.manifest.config.get("sparse") or {}
