@@ -54,6 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--tiers", default=",".join(TIERS))
+    parser.add_argument("--merge", action="store_true",
+                        help="update the measured rows in an existing tiers_real.json instead of replacing it")
     args = parser.parse_args()
     encoder = get_encoder("minilm")
     cache = EmbeddingCache(default_cache_root(), encoder.spec())
@@ -111,7 +113,16 @@ def main() -> None:
     out = {"benchmark": "tiers_real", "model": encoder.spec(), "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()}, "results": rows}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tiers_real.json").write_text(json.dumps(out, indent=1))
+    path = RESULTS / "tiers_real.json"
+    if args.merge and path.is_file():  # replace only the rows measured now
+        old = json.loads(path.read_text())
+        done = {(r["dataset"], r["tier"]) for r in rows}
+        new_rows = {(r["dataset"], r["tier"]): r for r in rows}
+        merged = [new_rows.get((r["dataset"], r["tier"]), r) for r in old["results"]]
+        merged += [r for r in rows if (r["dataset"], r["tier"]) not in {(m["dataset"], m["tier"]) for m in merged}]
+        assert done <= {(m["dataset"], m["tier"]) for m in merged}
+        out["results"] = merged
+    path.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -179,11 +179,12 @@ class LeanVecOODTier(ProjectionTier):
     """LeanVec out-of-distribution: a projection learned from both the query and the document distributions.
 
     The error of the reduced inner product over query/document pairs is
-    E[(qᵀ(I − PPᵀ)x)²] = tr((I − PPᵀ) Kq (I − PPᵀ) Kx), with Kq, Kx the uncentred second moments. We use the
-    eigenvector search of the LeanVec paper (Tepper et al., 2023) with one shared P for queries and documents:
-    P(β) = top-d eigenvectors of (1 − β) Kq/‖Kq‖ + β Kx/‖Kx‖ for β on a grid of ``grid`` points in [0, 1], keeping
-    the β of smallest loss. (The paper's Frank-Wolfe refinement with separate query/document matrices is not
-    implemented.) β = 1 is LeanVec-ID, so on the fitted samples the result is never worse than ID.
+    E[(qᵀ(I − PPᵀ)(x − μ))²] = tr((I − PPᵀ) Kq (I − PPᵀ) Cx), with Kq the uncentred query second moment and Cx the
+    document covariance (documents are centred like PCA: a per-query constant does not change rankings). We use
+    the eigenvector search of the LeanVec paper (Tepper et al., 2023) with one shared P for queries and documents:
+    P(β) = top-d eigenvectors of (1 − β) Kq/‖Kq‖ + β Cx/‖Cx‖ for β on a grid of ``grid`` points in [0, 1], keeping
+    the β of smallest loss on held-out sample queries. (The paper's Frank-Wolfe refinement with separate
+    query/document matrices is not implemented.) β = 1 is PCA.
     """
 
     kind = "leanvec-ood"
@@ -203,20 +204,31 @@ class LeanVecOODTier(ProjectionTier):
         q = as_matrix(queries, "queries", x.shape[1])
         if q.shape[0] == 0:
             raise TierError(f"{self.name} needs at least one sample query")
-        kx, kq = _second_moment(x), _second_moment(q)
-        kx_n, kq_n = kx / np.linalg.norm(kx), kq / np.linalg.norm(kq)
+        # Ranking only needs q·x up to a per-query constant: documents are centred (q·μ is added back exactly, as
+        # for PCA), so the directions are spent on how documents differ, weighted by where queries point.
+        mean = x.astype(np.float64).mean(axis=0)
+        kx = _second_moment(x - mean)
+        kx_n = kx / np.linalg.norm(kx)
         eye = np.eye(x.shape[1])
-        best: tuple[float, float, np.ndarray] | None = None
+
+        def projection(kq: np.ndarray, beta: float) -> np.ndarray:
+            return _top_eigenvectors((1.0 - beta) * kq / np.linalg.norm(kq) + beta * kx_n, self.out_dim)
+
+        # β is chosen on held-out queries: with fewer sample queries than target dimensions, the query moment's own
+        # span has zero loss on those queries (β = 0) and generalises badly. Fit on even rows, score on odd rows.
+        fit_q, held_q = (q[0::2], q[1::2]) if len(q) >= 4 else (q, q)
+        kq_fit, kq_held = _second_moment(fit_q), _second_moment(held_q)
+        best: tuple[float, float] | None = None
         for beta in np.linspace(0.0, 1.0, self.grid):
-            p = _top_eigenvectors((1.0 - beta) * kq_n + beta * kx_n, self.out_dim)
-            residual = eye - p @ p.T
-            loss = float(np.trace(residual @ kq @ residual @ kx))
+            residual = eye - (p := projection(kq_fit, float(beta))) @ p.T
+            loss = float(np.trace(residual @ kq_held @ residual @ kx))
             if best is None or loss < best[0]:
-                best = (loss, float(beta), p)
+                best = (loss, float(beta))
         assert best is not None  # the grid is non-empty
         self.beta = best[1]
-        logger.debug("%s: beta=%.2f, inner-product loss %.4g", self.name, best[1], best[0])
-        self._set(best[2])
+        logger.debug("%s: beta=%.2f, held-out inner-product loss %.4g", self.name, best[1], best[0])
+        best_p = projection(_second_moment(q), self.beta)
+        self._set(best_p, mean)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "grid": self.grid, "beta": self.beta}
