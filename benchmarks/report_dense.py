@@ -156,7 +156,10 @@ def tiers_section(results: Path) -> list[str]:
              "search, recall@10 against the float32 top-10, bytes per vector of the in-memory candidate tier, "
              "queries/s in one batch on 1 thread (float32 exact = the `float32` row; small corpora make every "
              "method's time tiny, so read q/s on the larger sets). `+rescore[:N]`: top k×N (default 4) candidates "
-             "re-scored with the float vectors.", ""]
+             "re-scored with the float vectors. `faiss:` rows are FAISS's own equivalent indexes on the same vectors "
+             "(IndexScalarQuantizer QT_8bit, IndexPQ, IndexBinaryFlat; 1 thread); the FAISS binary+rescore row "
+             "rescores its candidates with a plain numpy gather + einsum in the benchmark script, so its q/s measures "
+             "that script, not FAISS.", ""]
     rows = []
     for r in doc["results"]:
         if "skipped" in r:

@@ -50,10 +50,59 @@ def as_results(numbers: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> Sear
     return SearchResults(out, scores.astype(np.float32))
 
 
+def faiss_rows(name: str, X: np.ndarray, Qe: np.ndarray, qids: list[str], qrels: dict, ids: np.ndarray,
+               ref_n: np.ndarray, base: float, exact_qps: float) -> list[dict]:
+    """FAISS's own equivalents of int8, PQ and binary (+ rescoring) on the same vectors, same metrics."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    d = X.shape[1]
+    out = []
+
+    def row(tier: str, n: np.ndarray, s: np.ndarray, seconds: float, bpv: float) -> dict:
+        res = as_results(n, s, ids)
+        ndcg = evaluate(res.to_run(qids), qrels, ["ndcg@10"]).mean["ndcg@10"]
+        recall = float(np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(n.tolist(), ref_n.tolist())]))
+        qps = len(Qe) / seconds
+        return {"dataset": name, "tier": tier, "ndcg@10": round(ndcg, 4),
+                "relative_ndcg@10": round(ndcg / base, 4) if base else None, "recall@10_vs_float": round(recall, 4),
+                "bytes_per_vector": bpv, "queries_per_second": round(qps, 1),
+                "speedup_vs_float_exact": round(qps / exact_qps, 2)}
+
+    indexes = {"faiss:int8 (IndexScalarQuantizer QT_8bit)":
+               (faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT), d)}
+    if len(X) >= 256:
+        indexes["faiss:pq:48 (IndexPQ)"] = (faiss.IndexPQ(d, 48, 8, faiss.METRIC_INNER_PRODUCT), 48)
+    for tier, (index, bpv) in indexes.items():
+        index.train(X)
+        index.add(X)
+        started = time.perf_counter()
+        s, n = index.search(Qe, 100)
+        out.append(row(tier, n.astype(np.int64), s, time.perf_counter() - started, bpv))
+    codes = np.packbits(X > 0, axis=1)
+    binary = faiss.IndexBinaryFlat(d)
+    binary.add(codes)
+    qcodes = np.packbits(Qe > 0, axis=1)
+    for oversample in (None, 4):
+        started = time.perf_counter()
+        dist, n = binary.search(qcodes, 100 if oversample is None else 100 * oversample)
+        if oversample is None:
+            s = -dist.astype(np.float32)
+        else:  # rescore the candidates with the float vectors, as binary+rescore does
+            exact = np.einsum("md,mcd->mc", Qe, X[n])
+            order = np.argsort(-exact, axis=1, kind="stable")[:, :100]
+            n, s = np.take_along_axis(n, order, 1), np.take_along_axis(exact, order, 1)
+        tier = "faiss:binary (IndexBinaryFlat)" + ("" if oversample is None else "+rescore")
+        out.append(row(tier, n.astype(np.int64), s, time.perf_counter() - started, d / 8))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--tiers", default=",".join(TIERS))
+    parser.add_argument("--no-faiss", dest="faiss", action="store_false",
+                        help="skip FAISS's equivalent indexes (int8, PQ, binary)")
     parser.add_argument("--merge", action="store_true",
                         help="update the measured rows in an existing tiers_real.json instead of replacing it")
     args = parser.parse_args()
@@ -110,6 +159,10 @@ def main() -> None:
                          "queries_per_second": round(qps, 1), "speedup_vs_float_exact": round(qps / exact_qps, 2),
                          "fit_encode_seconds": round(fit_seconds, 2)})
             print(rows[-1], flush=True)
+        if args.faiss:
+            for row in faiss_rows(name, X, Qe, eval_qids, qrels, ids, ref_n, base, exact_qps):
+                rows.append(row)
+                print(row, flush=True)
     out = {"benchmark": "tiers_real", "model": encoder.spec(), "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()}, "results": rows}
     RESULTS.mkdir(exist_ok=True)
