@@ -290,7 +290,8 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_bm25.py && python benchmarks/report.py",
         "python benchmarks/embed_corpora.py      # fills the embedding cache for the dense runs (resumable)",
         "python benchmarks/run_hybrid.py && python benchmarks/run_encoders.py && python benchmarks/run_dense_exact.py",
-        "python benchmarks/run_sparse.py && python benchmarks/report.py",
+        "python benchmarks/run_sparse.py && python benchmarks/run_tiers.py && python benchmarks/plot_tiers.py",
+        "python benchmarks/run_binary_1m.py && python benchmarks/run_ann.py && python benchmarks/report.py",
         "```",
         "",
         "Options: `--datasets scifact,synthetic`, `--systems bm25s,retrievekit`, `--synthetic-docs 100000`, "
