@@ -26,6 +26,8 @@ from .writer import CollectionWriter
 logger = logging.getLogger(__name__)
 
 DEFAULT_FIELDS = ("title", "text")
+_ADD_HINTS = {"dense": "Collection.add_dense_index(...) or `retrievekit index --dense MODEL`",
+              "sparse": "Collection.add_sparse_index(...) or `retrievekit index --sparse`"}
 MODES = ("bm25", "dense", "hybrid", "sparse")
 # How hybrid mode fuses BM25 and dense results unless told otherwise: z-scored scores, 0.2 BM25 + 0.8 dense — the
 # best mean dev-split nDCG@10 (scifact train, cosqa dev) of 45 RRF/convex settings in
@@ -203,13 +205,18 @@ class Collection:
         return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
 
     # -- dense indexes -----------------------------------------------------------------------------------------
+    def index_config(self, kind: str, index: str = "default") -> dict[str, Any]:
+        """The stored configuration of ``kind`` ("dense" or "sparse") index ``index``; a clear error if absent."""
+        indexes = self.config.get(kind) or {}
+        if index not in indexes:
+            raise CollectionError(f"{self.path} has no {kind} index {index!r} (has: {', '.join(indexes) or 'none'}); "
+                                  f"add one with {_ADD_HINTS[kind]}")
+        return indexes[index]  # type: ignore[no-any-return]
+
     def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
         """The encoder of dense index ``index``, rebuilt from its stored spec (loaded once per collection)."""
         if config is None:
-            dense = self.config.get("dense") or {}
-            if index not in dense:
-                raise CollectionError(f"{self.path} has no dense index {index!r} (has: {', '.join(dense) or 'none'})")
-            config = dense[index]
+            config = self.index_config("dense", index)
         from ..encoders import get_encoder
         from ..retrieval.dense.embedding import index_key
 
@@ -248,11 +255,7 @@ class Collection:
     def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
         """The SPLADE encoder of sparse index ``index``, rebuilt from its stored spec (loaded once per collection)."""
         if config is None:
-            sparse = self.config.get("sparse") or {}
-            if index not in sparse:
-                raise CollectionError(f"{self.path} has no sparse index {index!r} "
-                                      f"(has: {', '.join(sparse) or 'none'})")
-            config = sparse[index]
+            config = self.index_config("sparse", index)
         from ..encoders.splade import get_sparse_encoder
         from ..retrieval.sparse.index import encoder_key
 

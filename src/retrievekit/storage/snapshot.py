@@ -37,7 +37,7 @@ class Snapshot:
             else:
                 self.live.append(None)
         self.bases = np.cumsum([0] + [s.n_docs for s in self.segments])
-        self._open_vectors()
+        self._open_indexes()
         stats = [s.bm25.stats for s in self.segments]
         # Like Lucene, statistics include deleted documents until their segment is merged away.
         self.bm25_stats = CorpusStats(
@@ -50,22 +50,17 @@ class Snapshot:
         self._id_map: dict[str, tuple[int, int]] | None = None
         self._id_array: np.ndarray | None = None
 
-    def _open_vectors(self) -> None:
-        """Map every dense and sparse index's files now: a merge may delete an old segment's folder while this snapshot
+    def _open_indexes(self) -> None:
+        """Open every model-built index's files now: a merge may delete an old segment's folder while this snapshot
         is still searched, and an open map stays valid."""
-        dense = self.manifest.config.get("dense") or {}
-        sparse = self.manifest.config.get("sparse") or {}
-        if not dense and not sparse:
-            return
         from ..errors import CollectionError
-        from ..retrieval.dense.index import segment_vectors
-        from ..retrieval.sparse.index import segment_sparse
+        from .segment_indexes import configured, segment_index_kinds
 
-        for opener, indexes in ((segment_vectors, dense), (segment_sparse, sparse)):
-            for name, config in indexes.items():
+        for kind in segment_index_kinds():
+            for name, config in configured(self.manifest.config, kind).items():
                 for seg in self.segments:
                     try:
-                        opener(seg, config, name)  # type: ignore[operator]
+                        kind.open(seg, config, name)
                     except CollectionError:
                         pass  # reported by the search that needs it
 

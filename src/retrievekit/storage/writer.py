@@ -24,6 +24,7 @@ from .files import fsync_write_array
 from .lock import LOCK_FILE, WriterLock
 from .manifest import MANIFEST, Manifest, SegmentEntry
 from .segment import SegmentReader, SegmentWriter, merge_segments
+from .segment_indexes import configured, index_kind, segment_index_kinds
 
 if TYPE_CHECKING:
     from .collection import Collection
@@ -226,7 +227,6 @@ class CollectionWriter:
         self._check_open()
         self._finish_current()
         self._encode_new_segments()
-        self._encode_new_sparse()
         manifest = self._manifest
         generation = manifest.generation + 1
         entries: list[SegmentEntry] = []
@@ -259,93 +259,55 @@ class CollectionWriter:
         self._reset()
         return generation
 
-    # -- dense indexes -----------------------------------------------------------------------------------------
-    def _dense_configs(self) -> dict[str, dict[str, Any]]:
-        return dict(self._manifest.config.get("dense") or {})
-
+    # -- model-built indexes (dense vectors, learned-sparse postings; see segment_indexes.py) ------------------
     def _encode_new_segments(self) -> None:
-        """Vectors for every new segment and dense index, written before the manifest that publishes them."""
-        from ..retrieval.dense.index import encode_segment
+        """Every index of every new segment, written before the manifest that publishes them."""
+        for kind in segment_index_kinds():
+            for name, config in configured(self._manifest.config, kind).items():
+                encoder = kind.encoder(self.collection, name, config)
+                for entry in self._finished:
+                    kind.encode(self.folder / entry.name, config, encoder, skip=self._new_deleted.get(entry.name),
+                                progress=self.progress)
 
-        for name, config in self._dense_configs().items():
-            for entry in self._finished:
-                encoder = self.collection.encoder(name, config)
-                encode_segment(self.folder / entry.name, config, encoder, skip=self._new_deleted.get(entry.name),
-                               progress=self.progress)
+    def add_index(self, kind_key: str, name: str, config: dict[str, Any]) -> int:
+        """Encode every committed document for a new index of ``kind_key`` ("dense" or "sparse") and commit it.
+        Dense encoding is resumable: vectors of an interrupted run come back from the embedding cache."""
+        self._check_open()
+        kind = index_kind(kind_key)
+        existing = configured(self._manifest.config, kind)
+        if name in existing:
+            if existing[name] == config:
+                return self._manifest.generation
+            raise CollectionError(f"{kind.key} index {name!r} already exists with another configuration; drop it "
+                                  "first")
+        encoder = kind.encoder(self.collection, name, config)
+        for entry in self._manifest.segments:
+            deleted = self._deleted_mask(entry)
+            kind.encode(self.folder / entry.name, config, encoder, skip=set(np.flatnonzero(deleted).tolist()),
+                        progress=self.progress)
+        self._manifest.config = {**self._manifest.config, kind.key: {**existing, name: config}}
+        return self.commit()
+
+    def drop_index(self, kind_key: str, name: str) -> int:
+        kind = index_kind(kind_key)
+        existing = configured(self._manifest.config, kind)
+        if name not in existing:
+            raise CollectionError(f"no {kind.key} index {name!r}; the collection has: {', '.join(existing) or 'none'}")
+        del existing[name]
+        self._manifest.config = {**self._manifest.config, kind.key: existing}
+        return self.commit()
 
     def add_dense_index(self, name: str, config: dict[str, Any]) -> int:
-        """Encode every committed document for a new dense index and commit the index (resumable: vectors already
-        encoded by an interrupted run are read back from the embedding cache)."""
-        from ..retrieval.dense.index import encode_segment
-
-        self._check_open()
-        existing = self._dense_configs()
-        if name in existing:
-            if existing[name] == config:
-                return self._manifest.generation
-            raise CollectionError(f"dense index {name!r} already exists with another configuration; drop it first")
-        encoder = self.collection.encoder(name, config)
-        for entry in self._manifest.segments:
-            deleted = self._deleted_mask(entry)
-            encode_segment(self.folder / entry.name, config, encoder, skip=set(np.flatnonzero(deleted).tolist()),
-                           progress=self.progress)
-        self._manifest.config = {**self._manifest.config, "dense": {**existing, name: config}}
-        return self.commit()
+        return self.add_index("dense", name, config)
 
     def drop_dense_index(self, name: str) -> int:
-        existing = self._dense_configs()
-        if name not in existing:
-            raise CollectionError(f"no dense index {name!r}; the collection has: {', '.join(existing) or 'none'}")
-        del existing[name]
-        self._manifest.config = {**self._manifest.config, "dense": existing}
-        return self.commit()
-
-    # -- learned-sparse indexes (see retrieval/sparse/index.py) ------------------------------------------------
-    def _sparse_configs(self) -> dict[str, dict[str, Any]]:
-        return dict(self._manifest.config.get("sparse") or {})
-
-    def _encode_new_sparse(self) -> None:
-        """Sparse postings for every new segment and sparse index, written before the manifest that publishes them."""
-        from ..retrieval.sparse.index import encode_segment_sparse
-
-        for name, config in self._sparse_configs().items():
-            for entry in self._finished:
-                encode_segment_sparse(self.folder / entry.name, config, self.collection.sparse_encoder(name, config),
-                                      skip=self._new_deleted.get(entry.name), progress=self.progress)
+        return self.drop_index("dense", name)
 
     def add_sparse_index(self, name: str, config: dict[str, Any]) -> int:
-        """Encode every committed document for a new sparse index and commit the index."""
-        from ..retrieval.sparse.index import encode_segment_sparse
-
-        self._check_open()
-        existing = self._sparse_configs()
-        if name in existing:
-            if existing[name] == config:
-                return self._manifest.generation
-            raise CollectionError(f"sparse index {name!r} already exists with another configuration; drop it first")
-        encoder = self.collection.sparse_encoder(name, config)
-        for entry in self._manifest.segments:
-            deleted = self._deleted_mask(entry)
-            encode_segment_sparse(self.folder / entry.name, config, encoder,
-                                  skip=set(np.flatnonzero(deleted).tolist()), progress=self.progress)
-        self._manifest.config = {**self._manifest.config, "sparse": {**existing, name: config}}
-        return self.commit()
+        return self.add_index("sparse", name, config)
 
     def drop_sparse_index(self, name: str) -> int:
-        existing = self._sparse_configs()
-        if name not in existing:
-            raise CollectionError(f"no sparse index {name!r}; the collection has: {', '.join(existing) or 'none'}")
-        del existing[name]
-        self._manifest.config = {**self._manifest.config, "sparse": existing}
-        return self.commit()
-
-    def _merge_sparse(self, name: str, sources: list[Path], new_docs: list[np.ndarray]) -> None:
-        from ..retrieval.sparse.index import encode_segment_sparse, merge_sparse
-
-        for index, config in self._sparse_configs().items():
-            if not merge_sparse(self.folder / name, list(zip(sources, new_docs)), config):
-                encode_segment_sparse(self.folder / name, config, self.collection.sparse_encoder(index, config),
-                                      progress=self.progress)
+        return self.drop_index("sparse", name)
 
     def optimize(self) -> int:
         """Commit, then merge all segments into one (dropping deleted documents) and commit again."""
@@ -376,8 +338,7 @@ class CollectionWriter:
                     deleted = np.load(self.folder / entry.name / entry.deletes_file).astype(bool)
                 sources.append((SegmentReader(self.folder / entry.name), deleted))
             info, new_docs = merge_segments(self.folder / name, sources)
-            self._merge_dense(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs, info["docs"])
-            self._merge_sparse(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs)
+            self._merge_indexes(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs, info["docs"])
         finally:
             for reader, _ in sources:
                 reader.close()
@@ -385,13 +346,13 @@ class CollectionWriter:
         kept = [e for i, e in enumerate(entries) if i not in chosen]
         return kept + [SegmentEntry(name=name, docs=info["docs"])]
 
-    def _merge_dense(self, name: str, sources: list[Path], new_docs: list[np.ndarray], n_docs: int) -> None:
-        from ..retrieval.dense.index import encode_segment, merge_vectors
-
-        for index, config in self._dense_configs().items():
-            if not merge_vectors(self.folder / name, list(zip(sources, new_docs)), n_docs, config):
-                encode_segment(self.folder / name, config, self.collection.encoder(index, config),
-                               progress=self.progress)
+    def _merge_indexes(self, name: str, sources: list[Path], new_docs: list[np.ndarray], n_docs: int) -> None:
+        """Each index of the merged segment from its sources' (encoded anew only if a source lacks it)."""
+        for kind in segment_index_kinds():
+            for index, config in configured(self._manifest.config, kind).items():
+                if not kind.merge(self.folder / name, list(zip(sources, new_docs)), n_docs, config):
+                    kind.encode(self.folder / name, config, kind.encoder(self.collection, index, config),
+                                progress=self.progress)
 
     def rollback(self) -> None:
         """Drop everything not yet committed."""
@@ -438,13 +399,10 @@ class CollectionWriter:
 
     def _remove_garbage(self) -> None:
         """Delete files no committed manifest references (left by an interrupted writer or replaced by a commit)."""
-        from ..retrieval.dense.index import vectors_file
-        from ..retrieval.sparse.index import FOLDER_PREFIX, sparse_folder
-
         keep = {e.name: e.deletes_file for e in self._manifest.segments}
-        vectors = {vectors_file(c) for c in self._dense_configs().values()}
-        vectors |= {"tier-" + v.removeprefix("vectors-").removesuffix(".npy") for v in vectors}
-        sparse = {sparse_folder(c) for c in self._sparse_configs().values()}
+        kinds = segment_index_kinds()
+        owned = {f for kind in kinds for c in configured(self._manifest.config, kind).values() for f in kind.files(c)}
+        prefixes = tuple(p for kind in kinds for p in kind.prefixes)
         for path in self.folder.iterdir():
             if path.name in (MANIFEST, LOCK_FILE) or path.name.startswith("."):
                 continue
@@ -457,12 +415,9 @@ class CollectionWriter:
                     for f in path.glob("deletes-*.npy"):
                         if f.name != keep[path.name]:
                             f.unlink(missing_ok=True)
-                    for f in path.glob("vectors-*"):
-                        if f.name not in vectors:
-                            f.unlink(missing_ok=True)
-                    for f in path.glob("tier-*"):
-                        if f.name not in vectors:
-                            shutil.rmtree(f, ignore_errors=True)
-                    for f in path.glob(FOLDER_PREFIX + "*"):
-                        if f.name not in sparse:
-                            shutil.rmtree(f, ignore_errors=True)
+                    for f in path.iterdir():
+                        if f.name.startswith(prefixes) and f.name not in owned:  # a dropped or replaced index
+                            if f.is_dir():
+                                shutil.rmtree(f, ignore_errors=True)
+                            else:
+                                f.unlink(missing_ok=True)

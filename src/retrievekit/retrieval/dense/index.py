@@ -46,6 +46,14 @@ def vectors_file(config: dict[str, Any]) -> str:
     return f"vectors-{index_key(config)}.npy"
 
 
+def index_files(config: dict[str, Any]) -> set[str]:
+    """The names a dense index owns in a segment folder: its float vectors and, if configured, its search tier."""
+    from .compressed import tier_folder
+
+    name = vectors_file(config)
+    return {name, tier_folder(name)}
+
+
 def embedding_cache(config: dict[str, Any]) -> EmbeddingCache | None:
     """The shared on-disk embedding cache ($RETRIEVEKIT_CACHE/embeddings or ~/.cache/retrievekit/embeddings);
     RETRIEVEKIT_EMBEDDING_CACHE=off disables it."""

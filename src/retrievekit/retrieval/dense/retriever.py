@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...encoders.base import Encoder, check_compatible
-from ...errors import CollectionError
 from ...filters import Filter
 from ..base import Retriever, SearchResults
 from .embedding import embed_queries
@@ -47,12 +46,7 @@ class DenseRetriever(Retriever):
                                                                                       else {})}
 
     def _config(self) -> dict[str, Any]:
-        dense = self.collection.config.get("dense") or {}
-        if self.index not in dense:
-            raise CollectionError(
-                f"{self.collection.path} has no dense index {self.index!r} (has: {', '.join(dense) or 'none'}); "
-                "add one with Collection.add_dense_index(...) or `retrievekit index --dense MODEL`")
-        return dense[self.index]  # type: ignore[no-any-return]
+        return self.collection.index_config("dense", self.index)
 
     def config(self) -> dict[str, Any]:
         return {"type": "dense", "index": self.index, "encoder": self.encoder.spec(), "prf": self.prf}
@@ -83,7 +77,7 @@ class DenseRetriever(Retriever):
             first, _ = exact_search(vectors, blocks, fb, allowed=allowed, threads=threads)
             feedback = [self._rows(snap, blocks, row[row >= 0]) for row in first]
             vectors = rocchio(vectors, feedback, alpha=float(self.prf["alpha"]), beta=float(self.prf["beta"]),
-                              normalize=bool(self._config()["encoder"].get("normalize", True)))
+                              normalize=bool(config["encoder"].get("normalize", True)))
         if config.get("vectors"):
             numbers, scores = self._search_tiers(snap, config, blocks, vectors, k, allowed)
         else:

@@ -45,12 +45,7 @@ class LearnedSparseRetriever(Retriever):
             self.encoder = collection.sparse_encoder(index, config)
 
     def _config(self) -> dict[str, Any]:
-        sparse = self.collection.config.get("sparse") or {}
-        if self.index not in sparse:
-            raise CollectionError(
-                f"{self.collection.path} has no sparse index {self.index!r} (has: {', '.join(sparse) or 'none'}); "
-                "add one with Collection.add_sparse_index(...)")
-        return sparse[self.index]  # type: ignore[no-any-return]
+        return self.collection.index_config("sparse", self.index)
 
     def config(self) -> dict[str, Any]:
         return {"type": "sparse", "index": self.index, "encoder": self.encoder.spec()}
