@@ -19,8 +19,6 @@ from ..errors import RetrievekitError
 from ..evaluation import compare, evaluate, load_beir, write_run
 from ..retrieval.base import Retriever
 from ..retrieval.bm25.retriever import BM25Retriever
-from ..retrieval.dense.retriever import DenseRetriever
-from ..retrieval.pipeline import Fusion, Rerank
 from ..storage.collection import Collection
 from .commands import add_model_options, add_scoring_options, scoring_params
 from .render import print_json, table
@@ -272,22 +270,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def build_system(col: Collection, name: str, params: dict[str, Any], rm3: dict[str, Any] | None,
                  args: argparse.Namespace) -> Retriever:
-    """One evaluated configuration as a retriever (pipeline), reranked if ``--rerank`` is given."""
-    retriever: Retriever
+    """One evaluated configuration as the collection's retriever (pipeline), reranked if ``--rerank`` is given."""
+    rerank: dict[str, Any] = {"rerank": args.rerank, "depth": args.rerank_depth} if args.rerank else {}
     if name == "dense":
-        retriever = DenseRetriever(col, prf=params["prf"])
-    elif name == "hybrid":
-        fusion = dict(params["fusion"])
-        depth = fusion.pop("depth", max(args.depth, 100))
-        bm25 = BM25Retriever(col, **scoring_params(args))
-        retriever = Fusion([bm25, DenseRetriever(col)], depth=depth, **fusion)
-    else:
-        retriever = BM25Retriever(col, scorer=name, rm3=rm3 if rm3 is not None else False, **params)
-    if args.rerank:
-        from ..rerank import get_reranker
-
-        retriever = Rerank(retriever, get_reranker(args.rerank), depth=args.rerank_depth)
-    return retriever
+        return col.retriever("dense", prf=params["prf"], **rerank)
+    if name == "hybrid":
+        fusion = {"depth": max(args.depth, 100), **params["fusion"]}
+        return col.retriever("hybrid", fusion=fusion, **rerank, **scoring_params(args))
+    return col.retriever("bm25", scorer=name, rm3=rm3 if rm3 is not None else False, **rerank, **params)
 
 
 def _key(report: dict[str, Any], metric: str) -> str:

@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from ..storage.collection import Collection
 
 
-def top(results: SearchResults, k: int) -> SearchResults:
-    return results.top(k)
-
-
 def collection_of(retriever: Retriever) -> Collection | None:
     return getattr(retriever, "collection", None)
 
@@ -52,7 +48,7 @@ class Fusion(Retriever):
                threads: int = 1) -> SearchResults:
         depth = max(self.depth, k)
         lists = [r.search(queries, depth, filter=filter, threads=threads) for r in self.retrievers]
-        return top(self._fuse(lists, self.method, **self.params), k)
+        return self._fuse(lists, self.method, **self.params).top(k)
 
     def config(self) -> dict[str, Any]:
         return {"type": "fusion", "method": self.method, "depth": self.depth, **self.params,
@@ -76,7 +72,7 @@ class Rerank(Retriever):
     def search(self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None,
                threads: int = 1) -> SearchResults:
         candidates = self.first.search(queries, self.depth, filter=filter, threads=threads)
-        return top(self.reranker.rerank(list(queries), candidates, self.texts, k=min(k, self.depth)), k)
+        return self.reranker.rerank(list(queries), candidates, self.texts, k=min(k, self.depth)).top(k)
 
     def config(self) -> dict[str, Any]:
         return {"type": "rerank", "depth": self.depth, "reranker": self.reranker.config(),
@@ -92,7 +88,7 @@ class Cutoff(Retriever):
 
     def search(self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None,
                threads: int = 1) -> SearchResults:
-        return top(self.first.search(queries, min(k, self.n), filter=filter, threads=threads), k)
+        return self.first.search(queries, min(k, self.n), filter=filter, threads=threads).top(k)
 
     def config(self) -> dict[str, Any]:
         return {"type": "cutoff", "n": self.n, "first": self.first.config()}

@@ -361,11 +361,13 @@ class Collection:
         else:
             from ..retrieval.pipeline import Fusion
 
+            # A fusion that names its method replaces the default (RRF takes neither its weights nor a
+            # normalization); one that does not only overrides the default's settings.
             options = dict(HYBRID_FUSION)
             if isinstance(fusion, str):
                 options = {"method": fusion}
             elif fusion:
-                options.update(fusion)
+                options = dict(fusion) if "method" in fusion else {**options, **fusion}
             retriever = Fusion([bm25, dense], **options)
         if rerank is not None:
             from ..rerank import get_reranker
