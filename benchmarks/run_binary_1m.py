@@ -1,6 +1,10 @@
 """Binary codes + exact rescoring vs exact float32 search vs FAISS ``IndexBinaryFlat``, 1M × 384, one thread.
 
-Reuses the synthetic vectors and queries of ``run_dense_exact.py`` (cached in ``benchmarks/work/dense_exact/``).
+``--source synthetic`` (default) reuses the clustered vectors and queries of ``run_dense_exact.py`` (cached in
+``benchmarks/work/dense_exact/``). ``--source real`` uses real all-MiniLM-L6-v2 embeddings instead: the document
+vectors of the seven English sets (from the embedding cache; run ``embed_corpora.py`` first), each replicated with
+Gaussian noise (``--noise``: norm of the noise relative to the unit vector) up to ``--n`` rows, and the sets' real
+queries.
 A ``BinaryTier`` (sign bits, Hamming scoring) is fitted on a 100k sample and encodes every vector (48 bytes/row).
 Measured, each as ``single`` (``--calls`` calls with one query) and ``batch`` (one call with ``--batch`` queries):
 
@@ -54,6 +58,37 @@ def rescore_numpy(x: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int) -> np.
     return out
 
 
+def real_vectors(n: int, n_queries: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cached MiniLM document vectors of the English sets replicated with noise to n rows, and real queries."""
+    from datasets_en import ENGLISH_SETS
+
+    from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
+    from retrievekit.encoders.registry import get_encoder
+    from retrievekit.evaluation import load_beir
+    from retrievekit.retrieval.dense.embedding import embed_documents, embed_queries
+    from retrievekit.storage.segment import index_text
+
+    encoder = get_encoder("minilm")
+    cache = EmbeddingCache(default_cache_root(), encoder.spec())
+    docs, queries = [], []
+    for folder, split, corpus in ENGLISH_SETS.values():
+        ds = load_beir(folder, split=split, corpus=corpus)
+        docs.append(embed_documents(encoder, [index_text(d, ["title", "text"]) for d in ds.iter_corpus()],
+                                    cache=cache))
+        queries.append(embed_queries(encoder, list(ds.queries.values()), cache=cache))
+    base, q = np.concatenate(docs), np.concatenate(queries)
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, base.shape[1]), dtype=np.float32)
+    for lo in range(0, n, 100_000):
+        hi = min(n, lo + 100_000)
+        rows = base[np.arange(lo, hi) % len(base)]  # every real vector once, then noisy copies
+        jitter = rng.standard_normal(rows.shape, dtype=np.float32) * np.float32(noise / np.sqrt(base.shape[1]))
+        x[lo:hi] = rows + np.where((np.arange(lo, hi) < len(base))[:, None], 0, jitter)
+        x[lo:hi] /= np.linalg.norm(x[lo:hi], axis=1, keepdims=True)
+    pick = rng.choice(len(q), size=min(n_queries, len(q)), replace=False)
+    return x, np.ascontiguousarray(q[pick], dtype=np.float32)
+
+
 def recall(got: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a[:K]) & set(b[:K])) / K for a, b in zip(got, truth)]))
 
@@ -63,9 +98,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     load_before = os.getloadavg()
-    x = make_vectors(Path(args.work) / f"vectors-n{args.n}-d{args.dim}-s{args.seed}-c{args.clusters}.npy",
-                     args.n, args.dim, args.seed, args.clusters)
-    queries = make_queries(x, args.calls + args.batch, args.seed)
+    if args.source == "real":
+        x, queries = real_vectors(args.n, args.calls + args.batch, args.noise, args.seed)
+    else:
+        x = make_vectors(Path(args.work) / f"vectors-n{args.n}-d{args.dim}-s{args.seed}-c{args.clusters}.npy",
+                         args.n, args.dim, args.seed, args.clusters)
+        queries = make_queries(x, args.calls + args.batch, args.seed)
     singles, batch = queries[:args.calls], queries[args.calls:]
     t0 = time.perf_counter()
     tier = BinaryTier()
@@ -125,7 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "data": {"n": args.n, "dim": args.dim, "seed": args.seed, "clusters": args.clusters,
+        "data": {"source": args.source, "n": args.n, "dim": int(x.shape[1]), "seed": args.seed,
+                 **({"noise": args.noise, "queries": "real"} if args.source == "real" else {"clusters": args.clusters}),
                  "code_bytes": int(codes.shape[1]), "fit_encode_seconds": round(encode_s, 2)},
         "settings": {"k": K, "threads": 1, "calls": args.calls, "batch": args.batch, "repeats": args.repeats,
                      "oversample": args.oversample},
@@ -136,6 +175,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", choices=["synthetic", "real"], default="synthetic")
+    p.add_argument("--noise", type=float, default=0.4, help="--source real: relative norm of the added noise")
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--clusters", type=int, default=1000)
@@ -145,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--oversample", type=lambda s: [float(v) for v in s.split(",")], default=[4.0, 10.0])
     p.add_argument("--work", default=str(REPO / "benchmarks" / "work" / "dense_exact"))
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "binary_1m.json"))
+    p.add_argument("--out", default=None, help="default benchmarks/results/binary_1m.json (binary_1m_real.json with "
+                   "--source real)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    args.out = args.out or str(REPO / "benchmarks" / "results" / ("binary_1m_real.json" if args.source == "real"
+                                                                  else "binary_1m.json"))
     result = run(args)
     print(f"{'mode':>6} {'method':<12} {'q/s':>9} {'x exact':>8} {'recall@10':>9} {'vs other':>9}")
     for r in result["results"]:

@@ -38,14 +38,19 @@ CASES = [(nbytes, n, k, masked, low)
          for low in (False, True)]
 
 
-@pytest.mark.parametrize("use_kernel", [pytest.param(True, marks=needs_kernel), False])
+# "simd": the kernel's best path (AVX-512 where the CPU has it), "plain": its portable C path, "numpy": the fallback.
+PATHS = [pytest.param({}, id="simd", marks=needs_kernel), pytest.param({"simd": False}, id="plain", marks=needs_kernel),
+         pytest.param({"use_kernel": False}, id="numpy")]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(("nbytes", "n", "k", "masked", "low"), CASES)
-def test_matches_brute_force(use_kernel: bool, nbytes: int, n: int, k: int, masked: bool, low: bool) -> None:
+def test_matches_brute_force(path: dict, nbytes: int, n: int, k: int, masked: bool, low: bool) -> None:
     rng = np.random.default_rng(nbytes * 1000 + n + k)
     c = codes(rng, n, nbytes, low)
-    q = codes(rng, 5, nbytes, low)
+    q = codes(rng, 11, nbytes, low)  # one full block of 8 queries and a partial one
     allowed = rng.random(n) < 0.4 if masked else None
-    ids, dist = hamming_topk(q, c, k, allowed, use_kernel=use_kernel)
+    ids, dist = hamming_topk(q, c, k, allowed, **path)
     want_ids, want_dist = brute(q, c, k, allowed)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_array_equal(dist, want_dist)
@@ -59,10 +64,11 @@ def test_kernel_equals_fallback_on_larger_batch() -> None:
     q = codes(rng, 19, 6, True)
     allowed = (rng.random(5000) < 0.9).astype(np.uint8)
     for mask in (None, allowed):
-        got = hamming_topk(q, c, 37, mask)
         want = hamming_topk(q, c, 37, mask, use_kernel=False)
-        np.testing.assert_array_equal(got[0], want[0])
-        np.testing.assert_array_equal(got[1], want[1])
+        for simd in (True, False):
+            got = hamming_topk(q, c, 37, mask, simd=simd)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("use_kernel", [pytest.param(True, marks=needs_kernel), False])

@@ -307,3 +307,15 @@ def test_misuse_errors() -> None:
     with pytest.raises(TierError, match="unknown tier type"):
         tier_from_state({"type": "zzz"}, {})
     assert any(a.startswith("opq") for a in available_tiers())
+
+
+def test_leanvec_ood_full_dimension_is_exact_and_round_trips(tmp_path) -> None:
+    # At the full dimension the query and document maps multiply to the identity: scores are the exact products.
+    r = np.random.default_rng(5)
+    x = r.normal(size=(600, 12)).astype(np.float32)
+    q = r.normal(size=(40, 12)).astype(np.float32)
+    tier = fitted("leanvec-ood:12", x, q)
+    np.testing.assert_allclose(tier.scores(q[:5], tier.encode(x)), q[:5] @ x.T, rtol=1e-3, atol=1e-3)
+    save_tier(tier, tmp_path / "t")
+    again = load_tier(tmp_path / "t")
+    np.testing.assert_array_equal(again.scores(q[:5], again.encode(x)), tier.scores(q[:5], tier.encode(x)))

@@ -225,14 +225,19 @@ fail0: PyBuffer_Release(&docs);
 
 /* ---- Hamming top-k over packed bit codes ------------------------------------------------------------------------
  * hamming_topk(query_codes u8 (m, B), codes u8 (n, B), k, allowed u8 (n,) | None, out_ids i64 (m, k),
- *              out_dist i32 (m, k)) -> filled (= min(k, allowed rows), the same for every query)
+ *              out_dist i32 (m, k)[, isa]) -> filled (= min(k, allowed rows), the same for every query)
  *
- * Distances are XOR + popcount over 64-bit words (a zero-padded tail word when B is not a multiple of 8). Queries
- * go in blocks over tiles of documents so a tile of codes is read from memory once per block, not once per query.
- * Each query's distances land in a uint16 scratch row while a histogram over the small range 0..8B is counted;
- * the histogram gives the k-th smallest distance, and one pass over the scratch row places the winners bin by bin
- * (a counting sort): output is ordered by (distance, document), ties to the lower document, without any sort. */
-enum { HAM_QUERY_BLOCK = 8, HAM_TILE_ROWS = 2048, HAM_MAX_BYTES = 8191 };
+ * Distances are XOR + popcount over 64-bit words (a zero-padded tail word when B is not a multiple of 8). Rows go
+ * in tiles small enough to stay in L2 while every block of 8 queries scans them, so the codes are read from memory
+ * once per call, not once per query block. Each query keeps a small candidate buffer and the distance of its k-th
+ * best so far: rows are visited in increasing order, so a later row that does not beat that distance strictly can
+ * never enter the result (ties go to the lower row), and almost every row is rejected by one comparison. A full
+ * buffer is cut back to its k best. With AVX-512 VPOPCNTDQ the 8 queries of a block sit in the 8 lanes of a vector
+ * and one broadcast code word is compared with all of them at once. isa: 0 = best available, 1 = scalar only. */
+enum { HAM_QUERY_BLOCK = 8, HAM_TILE_ROWS = 4096, HAM_MAX_BYTES = 8191 };
+
+typedef struct { uint32_t dist; uint32_t row; } HamHit;
+typedef struct { HamHit *buf; Py_ssize_t count; } HamState;
 
 static inline uint64_t load_word(const uint8_t *p) { uint64_t w; memcpy(&w, p, 8); return w; }
 
@@ -242,93 +247,125 @@ static inline uint64_t load_tail(const uint8_t *p, Py_ssize_t len) {
     return w;
 }
 
-/* Distances of nq queries (split into words qw, stride nw1) to rows [r0, r1) into their dist rows (stride n),
- * masked rows set to nbits + 1, counted into each query's histogram (stride nbits + 2). The body is inlined with
- * a constant word count for common widths, so the word loop unrolls. */
-static inline __attribute__((always_inline)) void hamming_tile_body(
-    const uint64_t *qw, Py_ssize_t nq, Py_ssize_t nw1, const uint8_t *codes, Py_ssize_t nbytes, Py_ssize_t r0,
-    Py_ssize_t r1, const uint8_t *lv, uint16_t *dist, uint32_t *hist, Py_ssize_t n, const Py_ssize_t nw,
+static int compare_ham(const void *x, const void *y) {
+    const HamHit a = *(const HamHit *)x, b = *(const HamHit *)y;
+    if (a.dist != b.dist) return a.dist < b.dist ? -1 : 1;
+    return a.row < b.row ? -1 : (a.row > b.row ? 1 : 0);
+}
+
+/* Sort the buffer by (distance, row), keep the k best; from then on only strictly smaller distances can enter. */
+static void ham_cut(HamState *st, Py_ssize_t k, uint64_t *thr) {
+    qsort(st->buf, (size_t)st->count, sizeof(HamHit), compare_ham);
+    if (st->count >= k) { st->count = k; *thr = st->buf[k - 1].dist; }
+}
+
+static inline void ham_push(HamState *st, Py_ssize_t cap, Py_ssize_t k, uint64_t *thr, uint32_t row, uint32_t d) {
+    if (st->count == cap) {
+        ham_cut(st, k, thr);
+        if (d >= *thr) return;
+    }
+    st->buf[st->count].dist = d;
+    st->buf[st->count].row = row;
+    st->count++;
+}
+
+/* One block of nq <= 8 queries (words qw[w * 8 + j], zero for absent queries) over rows [r0, r1). The body is
+ * inlined with a constant word count for common widths, so the word loop unrolls. thr[j] starts above every
+ * distance (all rows enter until the buffer first fills). */
+static inline __attribute__((always_inline)) void ham_block_body(
+    const uint64_t *qw, Py_ssize_t nq, const uint8_t *codes, Py_ssize_t nbytes, Py_ssize_t r0, Py_ssize_t r1,
+    const uint8_t *lv, HamState *st, uint64_t *thr, Py_ssize_t cap, Py_ssize_t k, const Py_ssize_t nw,
     const Py_ssize_t rem) {
-    const unsigned nbits = (unsigned)(8 * nbytes);
     for (Py_ssize_t j = 0; j < nq; j++) {
-        const uint64_t *q = qw + j * nw1;
-        uint16_t *out = dist + j * n;
-        uint32_t *h = hist + j * (Py_ssize_t)(nbits + 2);
         for (Py_ssize_t r = r0; r < r1; r++) {
+            if (lv && !lv[r]) continue;
             const uint8_t *c = codes + r * nbytes;
-            unsigned acc = 0;
-            for (Py_ssize_t w = 0; w < nw; w++) acc += (unsigned)__builtin_popcountll(q[w] ^ load_word(c + 8 * w));
-            if (rem) acc += (unsigned)__builtin_popcountll(q[nw] ^ load_tail(c + 8 * nw, rem));
-            if (lv && !lv[r]) acc = nbits + 1;
-            out[r] = (uint16_t)acc;
-            h[acc]++;
+            uint64_t acc = 0;
+            for (Py_ssize_t w = 0; w < nw; w++)
+                acc += (uint64_t)__builtin_popcountll(qw[w * 8 + j] ^ load_word(c + 8 * w));
+            if (rem) acc += (uint64_t)__builtin_popcountll(qw[nw * 8 + j] ^ load_tail(c + 8 * nw, rem));
+            if (acc < thr[j]) ham_push(st + j, cap, k, thr + j, (uint32_t)r, (uint32_t)acc);
         }
     }
 }
 
-#define HAMMING_TILE_ARGS qw, nq, nw1, codes, nbytes, r0, r1, lv, dist, hist, n
-#define DEFINE_HAMMING_TILE(NAME, ATTR)                                                                          \
-    ATTR static void NAME(const uint64_t *qw, Py_ssize_t nq, Py_ssize_t nw1, const uint8_t *codes,              \
-                          Py_ssize_t nbytes, Py_ssize_t r0, Py_ssize_t r1, const uint8_t *lv, uint16_t *dist,    \
-                          uint32_t *hist, Py_ssize_t n) {                                                       \
-        switch (nbytes) {                                                                                       \
-        case 16: hamming_tile_body(HAMMING_TILE_ARGS, 2, 0); break;                                             \
-        case 32: hamming_tile_body(HAMMING_TILE_ARGS, 4, 0); break;                                             \
-        case 48: hamming_tile_body(HAMMING_TILE_ARGS, 6, 0); break;                                             \
-        case 64: hamming_tile_body(HAMMING_TILE_ARGS, 8, 0); break;                                             \
-        case 96: hamming_tile_body(HAMMING_TILE_ARGS, 12, 0); break;                                            \
-        case 128: hamming_tile_body(HAMMING_TILE_ARGS, 16, 0); break;                                           \
-        default: hamming_tile_body(HAMMING_TILE_ARGS, nbytes / 8, nbytes % 8);                                  \
-        }                                                                                                       \
+#define HAM_ARGS qw, nq, codes, nbytes, r0, r1, lv, st, thr, cap, k
+#define HAM_SWITCH(BODY)                                                                                         \
+    switch (nbytes) {                                                                                           \
+    case 16: BODY(HAM_ARGS, 2, 0); break;                                                                       \
+    case 32: BODY(HAM_ARGS, 4, 0); break;                                                                       \
+    case 48: BODY(HAM_ARGS, 6, 0); break;                                                                       \
+    case 64: BODY(HAM_ARGS, 8, 0); break;                                                                       \
+    case 96: BODY(HAM_ARGS, 12, 0); break;                                                                      \
+    case 128: BODY(HAM_ARGS, 16, 0); break;                                                                     \
+    default: BODY(HAM_ARGS, nbytes / 8, nbytes % 8);                                                            \
+    }
+#define DEFINE_HAM_BLOCK(NAME, ATTR, BODY)                                                                       \
+    ATTR static void NAME(const uint64_t *qw, Py_ssize_t nq, const uint8_t *codes, Py_ssize_t nbytes,            \
+                          Py_ssize_t r0, Py_ssize_t r1, const uint8_t *lv, HamState *st, uint64_t *thr,          \
+                          Py_ssize_t cap, Py_ssize_t k) {                                                       \
+        HAM_SWITCH(BODY)                                                                                        \
     }
 
-typedef void (*HammingTile)(const uint64_t *, Py_ssize_t, Py_ssize_t, const uint8_t *, Py_ssize_t, Py_ssize_t,
-                            Py_ssize_t, const uint8_t *, uint16_t *, uint32_t *, Py_ssize_t);
+typedef void (*HamBlock)(const uint64_t *, Py_ssize_t, const uint8_t *, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                         const uint8_t *, HamState *, uint64_t *, Py_ssize_t, Py_ssize_t);
 
-DEFINE_HAMMING_TILE(hamming_tile_generic, )
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+DEFINE_HAM_BLOCK(ham_block_generic, , ham_block_body)
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
 /* Built without -mpopcnt, __builtin_popcountll is a bit-trick routine; the popcnt instruction is chosen at run time. */
-DEFINE_HAMMING_TILE(hamming_tile_popcnt, __attribute__((target("popcnt"))))
-static HammingTile pick_hamming_tile(void) {
+DEFINE_HAM_BLOCK(ham_block_popcnt, __attribute__((target("popcnt"))), ham_block_body)
+
+/* The 8 queries in the lanes of one vector: per row, each code word is broadcast, XORed with word w of all 8
+ * queries, and the lane popcounts summed; one compare against the 8 thresholds rejects the row for every query. */
+static inline __attribute__((always_inline, target("avx512f,avx512vpopcntdq"))) void ham_block_avx512_body(
+    const uint64_t *qw, Py_ssize_t nq, const uint8_t *codes, Py_ssize_t nbytes, Py_ssize_t r0, Py_ssize_t r1,
+    const uint8_t *lv, HamState *st, uint64_t *thr, Py_ssize_t cap, Py_ssize_t k, const Py_ssize_t nw,
+    const Py_ssize_t rem) {
+    const __mmask8 lanes = (__mmask8)((1u << nq) - 1u);
+    __m512i limit = _mm512_loadu_si512((const void *)thr);
+    uint64_t lane_dist[8];
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        if (lv && !lv[r]) continue;
+        const uint8_t *c = codes + r * nbytes;
+        __m512i acc = _mm512_setzero_si512();
+        for (Py_ssize_t w = 0; w < nw; w++) {
+            const __m512i x = _mm512_xor_si512(_mm512_set1_epi64((long long)load_word(c + 8 * w)),
+                                               _mm512_loadu_si512((const void *)(qw + 8 * w)));
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(x));
+        }
+        if (rem) {
+            const __m512i x = _mm512_xor_si512(_mm512_set1_epi64((long long)load_tail(c + 8 * nw, rem)),
+                                               _mm512_loadu_si512((const void *)(qw + 8 * nw)));
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(x));
+        }
+        __mmask8 hit = _mm512_mask_cmplt_epu64_mask(lanes, acc, limit);
+        if (!hit) continue;
+        _mm512_storeu_si512((void *)lane_dist, acc);
+        for (unsigned j = 0; hit; j++, hit >>= 1)
+            if (hit & 1u) ham_push(st + j, cap, k, thr + j, (uint32_t)r, (uint32_t)lane_dist[j]);
+        limit = _mm512_loadu_si512((const void *)thr);
+    }
+}
+DEFINE_HAM_BLOCK(ham_block_avx512, __attribute__((target("avx512f,avx512vpopcntdq"))), ham_block_avx512_body)
+
+static HamBlock pick_ham_block(int isa, Py_ssize_t nq) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("popcnt") ? hamming_tile_popcnt : hamming_tile_generic;
+    /* One or two queries would leave most vector lanes idle: scalar popcnt is faster there. */
+    if (isa == 0 && nq > 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq"))
+        return ham_block_avx512;
+    return __builtin_cpu_supports("popcnt") ? ham_block_popcnt : ham_block_generic;
 }
 #else
-static HammingTile pick_hamming_tile(void) { return hamming_tile_generic; }
+static HamBlock pick_ham_block(int isa, Py_ssize_t nq) { (void)isa; (void)nq; return ham_block_generic; }
 #endif
-
-/* The k smallest of one query's distances (masked rows hold nbits + 1, above every real distance) into out,
- * ordered by (distance, row), given the histogram of the distances. */
-static void hamming_select(const uint16_t *dist, Py_ssize_t n, const uint32_t *hist, unsigned nbits, Py_ssize_t k,
-                           int64_t *out_ids, int32_t *out_dist, Py_ssize_t *pos) {
-    /* cut: the distance of the k-th best; below it every row is taken, at it only the first `at_cut` rows.
-     * The caller guarantees k <= unmasked rows, so the cut is found at or before nbits. */
-    Py_ssize_t below = 0, at_cut = 0;
-    unsigned cut = nbits;
-    for (unsigned b = 0; b <= nbits; b++) {
-        pos[b] = below;
-        if (below + (Py_ssize_t)hist[b] >= k) { cut = b; at_cut = k - below; break; }
-        below += hist[b];
-    }
-    Py_ssize_t taken = 0;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        const unsigned d = dist[r];
-        if (d > cut) continue;
-        if (d == cut) {
-            if (taken == at_cut) continue;
-            taken++;
-        }
-        const Py_ssize_t p = pos[d]++;
-        out_ids[p] = r;
-        out_dist[p] = (int32_t)d;
-    }
-}
 
 static PyObject *hamming_topk(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *o_q, *o_codes, *o_allowed, *o_ids, *o_dist;
     Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOnOOO", &o_q, &o_codes, &k, &o_allowed, &o_ids, &o_dist)) return NULL;
+    int isa = 0;
+    if (!PyArg_ParseTuple(args, "OOnOOO|i", &o_q, &o_codes, &k, &o_allowed, &o_ids, &o_dist, &isa)) return NULL;
     Py_buffer qb, cb, ab, ib, db;
     const int have_allowed = o_allowed != Py_None;
     PyObject *result = NULL;
@@ -344,46 +381,57 @@ static PyObject *hamming_topk(PyObject *self, PyObject *args) {
         goto rel_d;
     }
     const Py_ssize_t m = qb.shape[0], n = cb.shape[0], nbytes = cb.shape[1];
-    if (nbytes > HAM_MAX_BYTES) {
-        PyErr_Format(PyExc_ValueError, "hamming_topk: at most %d bytes per code, got %zd", HAM_MAX_BYTES, nbytes);
+    if (nbytes > HAM_MAX_BYTES || n > (Py_ssize_t)UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "hamming_topk: at most %d bytes per code and 2^32 rows, got %zd x %zd",
+                     HAM_MAX_BYTES, n, nbytes);
         goto rel_d;
     }
     Py_ssize_t filled = 0;
     int oom = 0;
     Py_BEGIN_ALLOW_THREADS
-    const unsigned nbits = (unsigned)(8 * nbytes);
     const uint8_t *lv = have_allowed ? ab.buf : NULL;
     Py_ssize_t allowed_rows = n;
     if (lv) { allowed_rows = 0; for (Py_ssize_t r = 0; r < n; r++) allowed_rows += lv[r] != 0; }
     filled = k < allowed_rows ? k : allowed_rows;
-    const Py_ssize_t nw1 = nbytes / 8 + 1, qblock = m < HAM_QUERY_BLOCK ? m : HAM_QUERY_BLOCK;
-    uint16_t *dist = m && k ? PyMem_RawMalloc(sizeof(uint16_t) * (size_t)(qblock * n + 1)) : NULL;
-    uint64_t *qw = m && k ? PyMem_RawCalloc((size_t)(qblock * nw1), sizeof(uint64_t)) : NULL;
-    uint32_t *hist = m && k ? PyMem_RawMalloc(sizeof(uint32_t) * (size_t)(qblock * (nbits + 2))) : NULL;
-    Py_ssize_t *pos = m && k ? PyMem_RawMalloc(sizeof(Py_ssize_t) * (nbits + 2)) : NULL;
-    if (m && k && (!dist || !qw || !hist || !pos)) oom = 1;
-    const HammingTile tile = pick_hamming_tile();
-    const uint8_t *qbytes = qb.buf, *codes = cb.buf;
-    for (Py_ssize_t q0 = 0; q0 < m && k && !oom; q0 += qblock) {
-        const Py_ssize_t nq = m - q0 < qblock ? m - q0 : qblock;
-        for (Py_ssize_t j = 0; j < nq; j++) {
-            const uint8_t *src = qbytes + (q0 + j) * nbytes;
-            for (Py_ssize_t w = 0; w < nbytes / 8; w++) qw[j * nw1 + w] = load_word(src + 8 * w);
-            qw[j * nw1 + nbytes / 8] = nbytes % 8 ? load_tail(src + 8 * (nbytes / 8), nbytes % 8) : 0;
+    const Py_ssize_t nw1 = nbytes / 8 + 1, blocks = (m + HAM_QUERY_BLOCK - 1) / HAM_QUERY_BLOCK;
+    const Py_ssize_t cap = 2 * filled + 256;  /* cut rarely, keep the buffers small enough for cache */
+    const int run = m > 0 && filled > 0;
+    uint64_t *qw = run ? PyMem_RawCalloc((size_t)(blocks * nw1 * 8), sizeof(uint64_t)) : NULL;
+    uint64_t *thr = run ? PyMem_RawMalloc(sizeof(uint64_t) * (size_t)(blocks * 8)) : NULL;
+    HamState *st = run ? PyMem_RawCalloc((size_t)(blocks * 8), sizeof(HamState)) : NULL;
+    HamHit *bufs = run ? PyMem_RawMalloc(sizeof(HamHit) * (size_t)(m * cap)) : NULL;
+    if (run && (!qw || !thr || !st || !bufs)) oom = 1;
+    if (run && !oom) {
+        const uint8_t *qbytes = qb.buf, *codes = cb.buf;
+        for (Py_ssize_t i = 0; i < m; i++) {  /* query i -> block i / 8, lane i % 8, words transposed */
+            const uint8_t *src = qbytes + i * nbytes;
+            uint64_t *dst = qw + (i / 8) * nw1 * 8 + i % 8;
+            for (Py_ssize_t w = 0; w < nbytes / 8; w++) dst[w * 8] = load_word(src + 8 * w);
+            if (nbytes % 8) dst[(nbytes / 8) * 8] = load_tail(src + 8 * (nbytes / 8), nbytes % 8);
+            st[i].buf = bufs + i * cap;
         }
-        memset(hist, 0, sizeof(uint32_t) * (size_t)(nq * (nbits + 2)));
-        for (Py_ssize_t r0 = 0; r0 < n; r0 += HAM_TILE_ROWS)
-            tile(qw, nq, nw1, codes, nbytes, r0, n - r0 < HAM_TILE_ROWS ? n : r0 + HAM_TILE_ROWS, lv, dist, hist, n);
-        for (Py_ssize_t j = 0; j < nq; j++) {
-            hamming_select(dist + j * n, n, hist + j * (nbits + 2), nbits, filled, (int64_t *)ib.buf + (q0 + j) * k,
-                           (int32_t *)db.buf + (q0 + j) * k, pos);
-            for (Py_ssize_t p = filled; p < k; p++) {
-                ((int64_t *)ib.buf)[(q0 + j) * k + p] = -1;
-                ((int32_t *)db.buf)[(q0 + j) * k + p] = -1;
+        for (Py_ssize_t i = 0; i < blocks * 8; i++) thr[i] = (uint64_t)(8 * nbytes) + 1;
+        const HamBlock wide = pick_ham_block(isa, 8), narrow = pick_ham_block(isa, 1);
+        for (Py_ssize_t r0 = 0; r0 < n; r0 += HAM_TILE_ROWS) {
+            const Py_ssize_t r1 = n - r0 < HAM_TILE_ROWS ? n : r0 + HAM_TILE_ROWS;
+            for (Py_ssize_t b = 0; b < blocks; b++) {
+                const Py_ssize_t nq = m - b * 8 < 8 ? m - b * 8 : 8;
+                (nq > 2 ? wide : narrow)(qw + b * nw1 * 8, nq, codes, nbytes, r0, r1, lv, st + b * 8, thr + b * 8, cap,
+                                         filled);
             }
         }
     }
-    PyMem_RawFree(dist); PyMem_RawFree(qw); PyMem_RawFree(hist); PyMem_RawFree(pos);
+    for (Py_ssize_t i = 0; i < m && !oom; i++) {
+        int64_t *ids = (int64_t *)ib.buf + i * k;
+        int32_t *dist = (int32_t *)db.buf + i * k;
+        Py_ssize_t p = 0;
+        if (run) {
+            ham_cut(st + i, filled, thr + i);
+            for (; p < st[i].count; p++) { ids[p] = st[i].buf[p].row; dist[p] = (int32_t)st[i].buf[p].dist; }
+        }
+        for (; p < k; p++) { ids[p] = -1; dist[p] = -1; }
+    }
+    PyMem_RawFree(qw); PyMem_RawFree(thr); PyMem_RawFree(st); PyMem_RawFree(bufs);
     Py_END_ALLOW_THREADS
     if (oom) PyErr_NoMemory();
     else result = PyLong_FromSsize_t(filled);

@@ -54,13 +54,15 @@ def hamming_topk(
     allowed: np.ndarray | None = None,
     *,
     use_kernel: bool = True,
+    simd: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``codes`` nearest each query row in Hamming distance.
 
     ``query_codes`` uint8 (m, B) and ``codes`` uint8 (n, B) are packed bits (any B up to ``MAX_CODE_BYTES``; a
     read-only np.memmap of codes is fine). ``allowed``: bool/uint8 (n,), nonzero = may be returned. Returns
     ``(ids int64 (m, k), distances int32 (m, k))`` ordered by (distance, document number); columns past the
-    number of allowed rows hold id -1 and distance -1.
+    number of allowed rows hold id -1 and distance -1. ``use_kernel=False`` runs the numpy fallback and
+    ``simd=False`` the compiled kernel's plain-C path instead of its AVX-512 one (both for tests).
     """
     q, c, mask = _check(query_codes, codes, k, allowed)
     m, n = q.shape[0], c.shape[0]
@@ -69,7 +71,7 @@ def hamming_topk(
     if m == 0 or k == 0 or n == 0:
         return ids, dist
     if use_kernel and HAVE_KERNEL:
-        _kernels.hamming_topk(q, c, int(k), mask, ids, dist)
+        _kernels.hamming_topk(q, c, int(k), mask, ids, dist, 0 if simd else 1)
         return ids, dist
     return _topk_numpy(q, c, int(k), mask, ids, dist)
 

@@ -1,8 +1,9 @@
 """Linear dimensionality reduction tiers: PCA, Matryoshka truncation, LeanVec-ID and LeanVec-OOD.
 
 Each keeps float32 vectors of a smaller dimension d (4·d bytes) and scores by inner product in the reduced space;
-follow one with a storage tier ("pca:192+int8") to compress further. All reduce by a (dim, d) matrix P with
-orthonormal columns, so q·x ≈ (qP)·(xP) where P spans the directions that matter for the inner products.
+follow one with a storage tier ("pca:192+int8") to compress further. PCA, Matryoshka and LeanVec-ID reduce by a
+(dim, d) matrix P with orthonormal columns, so q·x ≈ (qP)·(xP) where P spans the directions that matter for the
+inner products; LeanVec-OOD maps queries and documents by two different matrices.
 """
 
 from __future__ import annotations
@@ -176,15 +177,16 @@ class LeanVecTier(ProjectionTier):
 
 
 class LeanVecOODTier(ProjectionTier):
-    """LeanVec out-of-distribution: a projection learned from both the query and the document distributions.
+    """LeanVec out-of-distribution: projections learned from both the query and the document distributions.
 
-    The error of the reduced inner product over query/document pairs is
-    E[(qᵀ(I − PPᵀ)(x − μ))²] = tr((I − PPᵀ) Kq (I − PPᵀ) Cx), with Kq the uncentred query second moment and Cx the
-    document covariance (documents are centred like PCA: a per-query constant does not change rankings). We use
-    the eigenvector search of the LeanVec paper (Tepper et al., 2023) with one shared P for queries and documents:
-    P(β) = top-d eigenvectors of (1 − β) Kq/‖Kq‖ + β Cx/‖Cx‖ for β on a grid of ``grid`` points in [0, 1], keeping
-    the β of smallest loss on held-out sample queries. (The paper's Frank-Wolfe refinement with separate
-    query/document matrices is not implemented.) β = 1 is PCA.
+    The error of the reduced inner product over query/document pairs, with separate query and document maps A, B
+    (dim, d), is E[(qᵀ(I − A Bᵀ)(x − μ))²] = tr(Rᵀ Kq R Cx), R = I − A Bᵀ, with Kq the uncentred query second
+    moment and Cx the document covariance (documents are centred like PCA: q·μ is added back exactly). Its exact
+    minimiser (an Eckart–Young argument on Cx^½ Kq Cx^½; the LeanVec paper, Tepper et al. 2023, reaches the same
+    objective by Frank-Wolfe) is A = Cx^½ U, B = Cx^−½ U with U the top-d eigenvectors of Cx^½ Kq Cx^½.
+    Few sample queries make Kq rank-deficient and overfit, so Kq is shrunk towards the documents:
+    Kq(β) = (1 − β) Kq/‖Kq‖ + β Cx/‖Cx‖, with β on a grid of ``grid`` points in [0, 1] chosen by the loss on
+    held-out sample queries. β = 1 is exactly PCA (A Bᵀ = the PCA projector), so PCA is always a candidate.
     """
 
     kind = "leanvec-ood"
@@ -196,6 +198,7 @@ class LeanVecOODTier(ProjectionTier):
             raise TierError(f"leanvec-ood grid needs at least 2 points, got {grid!r}")
         self.grid = int(grid)
         self.beta = float("nan")
+        self.query_matrix = np.zeros((0, 0), dtype=np.float32)
 
     def fit(self, sample: np.ndarray, queries: np.ndarray | None = None) -> None:
         x = self._check_fit_input(sample)
@@ -204,15 +207,21 @@ class LeanVecOODTier(ProjectionTier):
         q = as_matrix(queries, "queries", x.shape[1])
         if q.shape[0] == 0:
             raise TierError(f"{self.name} needs at least one sample query")
-        # Ranking only needs q·x up to a per-query constant: documents are centred (q·μ is added back exactly, as
-        # for PCA), so the directions are spent on how documents differ, weighted by where queries point.
         mean = x.astype(np.float64).mean(axis=0)
-        kx = _second_moment(x - mean)
-        kx_n = kx / np.linalg.norm(kx)
+        cx = _second_moment(x - mean)
+        cx_n = cx / np.linalg.norm(cx)
+        # Cx^½ and a ridged Cx^−½ (directions without document variance carry no ranking signal).
+        values, vectors = np.linalg.eigh(cx)
+        values = np.maximum(values, 0.0)
+        ridge = 1e-6 * max(float(values.sum()) / len(values), 1e-30)
+        root = (vectors * np.sqrt(values)) @ vectors.T
+        inv_root = (vectors / np.sqrt(values + ridge)) @ vectors.T
         eye = np.eye(x.shape[1])
 
-        def projection(kq: np.ndarray, beta: float) -> np.ndarray:
-            return _top_eigenvectors((1.0 - beta) * kq / np.linalg.norm(kq) + beta * kx_n, self.out_dim)
+        def maps(kq: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+            shrunk = (1.0 - beta) * kq / np.linalg.norm(kq) + beta * cx_n
+            u = _top_eigenvectors(root @ shrunk @ root, self.out_dim)
+            return root @ u, inv_root @ u  # query map A, document map B
 
         # β is chosen on held-out queries: with fewer sample queries than target dimensions, the query moment's own
         # span has zero loss on those queries (β = 0) and generalises badly. Fit on even rows, score on odd rows.
@@ -220,24 +229,34 @@ class LeanVecOODTier(ProjectionTier):
         kq_fit, kq_held = _second_moment(fit_q), _second_moment(held_q)
         best: tuple[float, float] | None = None
         for beta in np.linspace(0.0, 1.0, self.grid):
-            residual = eye - (p := projection(kq_fit, float(beta))) @ p.T
-            loss = float(np.trace(residual @ kq_held @ residual @ kx))
+            a, b = maps(kq_fit, float(beta))
+            residual = eye - a @ b.T
+            loss = float(np.trace(residual.T @ kq_held @ residual @ cx))
             if best is None or loss < best[0]:
                 best = (loss, float(beta))
         assert best is not None  # the grid is non-empty
         self.beta = best[1]
         logger.debug("%s: beta=%.2f, held-out inner-product loss %.4g", self.name, best[1], best[0])
-        best_p = projection(_second_moment(q), self.beta)
-        self._set(best_p, mean)
+        a, b = maps(_second_moment(q), self.beta)
+        self._set(b, mean)
+        self.query_matrix = np.ascontiguousarray(a, dtype=np.float32)
+
+    def project_queries(self, queries: np.ndarray) -> np.ndarray:
+        return as_matrix(queries, "queries", self._require_fitted()) @ self.query_matrix
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "grid": self.grid, "beta": self.beta}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**super().state(), "query_matrix": self.query_matrix}
 
     @classmethod
     def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> VectorTier:
         tier = cls(config["out_dim"], grid=config["grid"])
         tier.beta = float(config["beta"])
         tier._set(np.asarray(state["matrix"]), np.asarray(state["shift"]))
+        # Tiers saved before separate query maps existed used one orthonormal matrix for both sides.
+        tier.query_matrix = np.ascontiguousarray(state.get("query_matrix", state["matrix"]), dtype=np.float32)
         return tier
 
 
