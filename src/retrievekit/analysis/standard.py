@@ -20,6 +20,7 @@ from .tokenizers import (
 )
 
 TOKENIZERS = {"standard": standard_tokenize, "whitespace": whitespace_tokenize, "identifier": identifier_tokenize}
+_WORD_CACHE_SIZE = 200_000  # distinct words whose terms term_spans remembers (then it starts over)
 _SPANS = {"standard": standard_token_spans, "whitespace": whitespace_token_spans, "identifier": identifier_token_spans}
 # U+0027 apostrophe, U+2019 right single quotation mark, U+FF07 fullwidth apostrophe (Lucene's
 # EnglishPossessiveFilter).
@@ -63,6 +64,7 @@ class TokenFilterAnalyzer(Analyzer):
         self._stem_many = _make_batch_stemmer(stemmer)
         self._tokenize = TOKENIZERS[tokenizer]
         self._cache: dict[str, str] = {}
+        self._word_terms: dict[str, list[str]] = {}
 
     def tokenize(self, text: str) -> list[str]:
         # Lowercasing the whole text first is one C call instead of one per token; word boundaries do not change.
@@ -123,11 +125,17 @@ class TokenFilterAnalyzer(Analyzer):
     def term_spans(self, text: str) -> list[tuple[int, int, list[str]]]:
         """(start, end, index terms) for each word of ``text``; used to highlight matches in the original text."""
         out = []
+        # Words repeat across documents and highlights are made per search result: analyse each distinct word once.
+        cache = self._word_terms
+        if len(cache) > _WORD_CACHE_SIZE:
+            cache.clear()
         for start, end in _SPANS[self.tokenizer](text):
             word = text[start:end]
-            terms = self.analyze(word)
+            terms = cache.get(word)
+            if terms is None:
+                terms = cache[word] = self.analyze(word)
             if terms:
-                out.append((start, end, terms))
+                out.append((start, end, list(terms)))
         return out
 
     def config(self) -> dict[str, Any]:
