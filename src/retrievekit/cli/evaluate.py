@@ -72,6 +72,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    help="paired test used to compare systems with the first one (Holm-corrected; default t)")
     p.add_argument("--run-dir", metavar="DIR", help="write each system's TREC run file here")
     p.add_argument("--output", metavar="FILE", help="also write the JSON report to FILE")
+    p.add_argument("--report", metavar="DIR", help="also write DIR/report.json with per-query metrics and plots (the "
+                   "evaluate page of `retrievekit serve` shows the newest report under its --reports folder)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run_eval)
@@ -248,6 +250,10 @@ def run_eval(args: argparse.Namespace) -> int:
         import json
 
         Path(args.output).write_text(json.dumps(out, indent=2))
+    if args.report:
+        from ..evaluation.report import per_query_by_system, write_report
+
+        write_report(args.report, out, per_query_by_system(per_query))
     if args.json:
         print_json(out)
         return 0

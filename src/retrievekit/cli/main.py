@@ -9,9 +9,11 @@ import sys
 from .. import __version__
 from ..encoders.distill import add_distill
 from ..errors import RetrievekitError
+from ..serve.mcp import add_mcp
 from .commands import add_delete, add_index, add_info, add_optimize, add_search
 from .demo import add_demo
 from .evaluate import add_eval
+from .serve import add_serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize, add_distill):
+    for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize, add_distill, add_serve,
+                add_mcp):
         add(sub)
     return parser
 

@@ -1,0 +1,199 @@
+"""A stdio MCP (Model Context Protocol) server exposing a collection to LLM clients.
+
+Tools: ``search`` (ranked hits with id, title, score and a snippet), ``get_document`` (one document in full) and
+``collection_info``. Built on the official MCP Python SDK (``mcp``, extra ``serve``). stdout carries the protocol
+only: logging goes to stderr, and while serving the SDK points file descriptor 1 at stderr so stray output of
+native libraries cannot corrupt the stream.
+
+    retrievekit mcp my-collection --mode hybrid
+    python -m retrievekit.serve.mcp my-collection
+
+Client configuration (e.g. Claude Desktop): ``{"command": "retrievekit", "args": ["mcp", "/path/to/collection"]}``.
+"""
+
+# No ``from __future__ import annotations``: the SDK reads the tool signatures' annotations at registration, and
+# they refer to pydantic's Field, imported only when serving (so the CLI can import this module without the extra).
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from ..errors import CollectionError, RetrievekitError, require
+from ..highlight import snippet
+from ..storage.collection import Collection
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 4096
+MAX_K = 100
+SNIPPET_CHARS = 300
+SearchMode = Literal["bm25", "dense", "hybrid", "sparse"]
+
+
+def available_modes(col: Collection) -> list[str]:
+    """Search modes this collection supports: bm25 always, dense/hybrid with a dense index, sparse with SPLADE."""
+    modes = ["bm25"]
+    if "default" in (col.config.get("dense") or {}):
+        modes += ["dense", "hybrid"]
+    if "default" in (col.config.get("sparse") or {}):
+        modes.append("sparse")
+    return modes
+
+
+def _sdk() -> tuple[type, type[Exception]]:
+    """(server class, ToolError) of the installed MCP SDK: ``MCPServer`` in mcp 2.x, ``FastMCP`` in 1.x."""
+    require("mcp", "serve")  # a clear "install retrievekit[serve]" error when the SDK is missing
+    try:
+        from mcp.server.mcpserver import MCPServer
+        from mcp.server.mcpserver.exceptions import ToolError
+    except ImportError:
+        from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[no-redef,attr-defined,unused-ignore]
+        from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef,unused-ignore]
+    return MCPServer, ToolError
+
+
+class CollectionTools:
+    """The tool implementations, independent of the protocol: plain dicts in, plain dicts out, and
+    ``RetrievekitError`` naming the problem for bad arguments."""
+
+    def __init__(self, collection: str | Path | Collection, *, mode: str | None = None) -> None:
+        self.col = collection if isinstance(collection, Collection) else Collection(collection)
+        modes = available_modes(self.col)
+        self.default_mode = mode or ("hybrid" if "hybrid" in modes else "bm25")
+        if self.default_mode not in modes:
+            raise CollectionError(f"mode {self.default_mode!r} is not available on the collection at "
+                                  f"{self.col.path}; available: {', '.join(modes)}")
+
+    def search(self, query: str, k: int = 10, mode: str | None = None,
+               filter: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not isinstance(query, str) or not query.strip():
+            raise RetrievekitError("query must be a non-empty string")
+        if len(query) > MAX_QUERY_CHARS:
+            raise RetrievekitError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise RetrievekitError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+        mode = mode or self.default_mode
+        modes = available_modes(self.col)  # re-read: another process may add an index while we serve
+        if mode not in modes:
+            raise RetrievekitError(f"mode {mode!r} is not available on this collection; available: "
+                                   f"{', '.join(modes)}")
+        if filter is not None and not isinstance(filter, dict):
+            raise RetrievekitError(f"filter must be an object of field -> condition, got {type(filter).__name__}")
+        results = self.col.search(query, k, mode=mode, filter=filter or None)
+        hits = results.hits(0)
+        docs = self.col.get_many([doc_id for doc_id, _ in hits])
+        out = []
+        for rank, ((doc_id, score), doc) in enumerate(zip(hits, docs), start=1):
+            if doc is None:  # deleted between the search and the fetch (a newer snapshot)
+                continue
+            out.append({"rank": rank, "id": doc_id, "title": doc.title, "score": round(float(score), 6),
+                        "snippet": snippet(doc.text, query, self.col.analyzer, width=SNIPPET_CHARS, style=("", "")),
+                        "metadata": doc.metadata})
+        return {"query": query, "mode": mode, "k": k, "hits": out}
+
+    def get_document(self, id: str) -> dict[str, Any]:
+        if not isinstance(id, str) or not id:
+            raise RetrievekitError("id must be a non-empty string")
+        doc = self.col.get(id)
+        if doc is None:
+            raise RetrievekitError(f"no document with id {id!r} in the collection at {self.col.path}")
+        return doc.to_json()
+
+    def collection_info(self) -> dict[str, Any]:
+        return {"collection": self.col.info(), "modes": available_modes(self.col), "default_mode": self.default_mode}
+
+
+def build_server(collection: str | Path | Collection, *, mode: str | None = None, name: str = "retrievekit") -> Any:
+    """An MCP server object (SDK ``MCPServer``/``FastMCP``) with the three tools registered; ``.run()`` serves stdio."""
+    server_cls, tool_error = _sdk()
+    from pydantic import Field  # installed with the MCP SDK
+
+    tools = CollectionTools(collection, mode=mode)
+    modes = available_modes(tools.col)
+    server = server_cls(
+        name,
+        instructions=f"Search the retrievekit collection {tools.col.path.name!r} ({len(tools.col)} documents). "
+        "Use `search` to find documents, then `get_document` to read one in full.",
+        log_level="WARNING",
+    )
+
+    def call(fn: Any, *args: Any) -> dict[str, Any]:
+        # Expected failures become ToolError so the client sees the message (the SDK hides other exceptions).
+        try:
+            return fn(*args)  # type: ignore[no-any-return]
+        except RetrievekitError as exc:
+            raise tool_error(str(exc)) from exc
+
+    @server.tool(description="Search the collection. Returns ranked hits (rank, id, title, score, snippet, "
+                 f"metadata). Modes available here: {', '.join(modes)} (default {tools.default_mode}).")
+    def search(
+        query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what to look for")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="number of hits")] = 10,
+        mode: Annotated[SearchMode | None, Field(description="ranking: bm25 (keywords), dense (embeddings), "
+                                                 "hybrid (both) or sparse; default: the server's")] = None,
+        filter: Annotated[dict[str, Any] | None, Field(description='metadata filter, e.g. {"year": {"gte": 2020}, '
+                                                       '"lang": "en"}; operators eq ne in nin gt gte lt lte '
+                                                       "exists")] = None,
+    ) -> dict[str, Any]:
+        return call(tools.search, query, k, mode, filter)
+
+    @server.tool(description="Fetch one document in full (id, title, text, metadata) by its id.")
+    def get_document(id: Annotated[str, Field(min_length=1, description="document id from a search hit")]
+                     ) -> dict[str, Any]:
+        return call(tools.get_document, id)
+
+    @server.tool(description="Statistics and settings of the collection: documents, segments, analyzer, dense "
+                 "indexes, disk use, and the search modes available.")
+    def collection_info() -> dict[str, Any]:
+        return call(tools.collection_info)
+
+    return server
+
+
+def serve_mcp(collection_path: str | Path, *, mode: str | None = None) -> None:
+    """Serve the collection over stdio until the client closes the stream."""
+    server = build_server(collection_path, mode=mode)
+    logger.info("serving %s over MCP stdio", collection_path)
+    server.run("stdio")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("collection", help="collection folder")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "sparse"],
+                   help="default search mode (default: hybrid if the collection has a dense index, else bm25)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    serve_mcp(args.collection, mode=args.mode)
+    return 0
+
+
+def add_mcp(sub: argparse._SubParsersAction) -> None:
+    """Register ``retrievekit mcp PATH [--mode M]``."""
+    p = sub.add_parser("mcp", help="serve a collection to LLM clients over MCP (stdio)",
+                       description="Run a Model Context Protocol server on stdin/stdout with the tools search, "
+                       "get_document and collection_info. Logs go to stderr. Needs retrievekit[serve].")
+    _add_arguments(p)
+    p.set_defaults(func=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m retrievekit.serve.mcp",
+                                     description="Serve a collection over MCP (stdio).")
+    _add_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except RetrievekitError as exc:
+        print(f"retrievekit mcp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
