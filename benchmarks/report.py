@@ -282,6 +282,9 @@ def render(docs: list[dict[str, Any]]) -> str:
     lines += speed_section(docs, systems)
     lines += notes_section(docs, systems)
     lines += dense_sections(REPO / "benchmarks" / "results")
+    from report_rag import rag_sections
+
+    lines += rag_sections(REPO / "benchmarks" / "results")
     load = REPO / "benchmarks" / "results" / "load.json"
     if load.is_file():
         from report_load import render as render_load
@@ -297,7 +300,8 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_hybrid.py && python benchmarks/run_encoders.py && python benchmarks/run_dense_exact.py",
         "python benchmarks/run_sparse.py && python benchmarks/run_tiers.py && python benchmarks/plot_tiers.py",
         "python benchmarks/run_binary_1m.py && python benchmarks/run_binary_1m.py --source real",
-        "python benchmarks/run_ann.py && python benchmarks/run_load.py && python benchmarks/report.py",
+        "python benchmarks/run_ann.py && python benchmarks/run_load.py",
+        "python benchmarks/run_rag.py && python benchmarks/run_rag_e2e.py && python benchmarks/report.py",
         "```",
         "",
         "Options: `--datasets scifact,synthetic`, `--systems bm25s,retrievekit`, `--synthetic-docs 100000`, "

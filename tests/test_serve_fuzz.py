@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 from toy_encoder import ToyEncoder  # noqa: E402, F401  (registers the "toy" backend)
 
 from retrievekit import Collection  # noqa: E402
+from retrievekit.rag.generators.base import Generator  # noqa: E402
 from retrievekit.serve.app import create_app  # noqa: E402
 
 # Every operation of the API; test_every_operation_is_fuzzed keeps this list complete.
@@ -33,6 +34,7 @@ OPERATIONS = [
     ("GET", "/ready"),
     ("POST", "/api/search"),
     ("GET", "/api/search"),
+    ("POST", "/api/ask"),
     ("GET", "/api/documents/{doc_id}"),
     ("POST", "/api/documents"),
     ("PUT", "/api/documents/{doc_id}"),
@@ -45,6 +47,18 @@ OPERATIONS = [
 EXAMPLES = 25  # per operation and generation mode: the whole file runs in well under a minute
 # Path parameters that exist, so that the success paths are fuzzed too (generated ids almost never exist).
 EXISTING = {"/api/documents/{doc_id}": {"doc_id": "d2"}, "/api/eval/plots/{name}": {"name": "metrics.png"}}
+
+
+class CitingGenerator(Generator):
+    """Answers every question citing the first two sources, so fuzzed asks go through generation and citations."""
+
+    backend = "fuzz"
+
+    def generate(self, prompt: Any, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: str | Sequence[str] | None = None) -> str:
+        return "Cats and dogs [1][2]."
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -58,7 +72,7 @@ def schema() -> Iterator[Any]:
         reports.mkdir()
         (reports / "metrics.png").write_bytes(b"\x89PNG\r\n\x1a\n")
         (reports / "report.json").write_text(json.dumps({"system": "bm25", "ndcg@10": 0.5, "plots": ["metrics.png"]}))
-        app = create_app(col.path, max_body_bytes=256 * 1024)
+        app = create_app(col.path, max_body_bytes=256 * 1024, generator=CitingGenerator())
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

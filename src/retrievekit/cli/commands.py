@@ -47,6 +47,10 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sparse", metavar="ENCODER", nargs="?", const="splade-tiny",
                    help="also build a learned sparse (SPLADE) index (default model: splade-tiny, offline; needs "
                    "retrievekit[sparse])")
+    p.add_argument("--passages", metavar="CHUNKER", default=None,
+                   help="store and search documents as passages for RAG: sentences[:TOKENS], paragraphs[:TOKENS], "
+                   "tokens:SIZE[:OVERLAP], markdown[:TOKENS], html[:TOKENS] or semantic (needs --dense); each passage "
+                   "keeps its document id and character span (set when the collection is created)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that analyse and index in parallel (default: CPU count, at most 4; 1 = none)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -60,7 +64,8 @@ def run_index(args: argparse.Namespace) -> int:
     fields = args.fields.split(",")
     exists = Path(args.collection, "manifest.json").is_file()
     col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
-                            dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors)
+                            dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors,
+                            passages=args.passages)
     if args.dense and "default" not in (col.config.get("dense") or {}):
         col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress)
     report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,

@@ -10,6 +10,7 @@ from .. import __version__
 from ..encoders.distill import add_distill
 from ..errors import RetrievekitError
 from ..serve.mcp import add_mcp
+from .ask import add_ask
 from .commands import add_delete, add_index, add_info, add_optimize, add_search
 from .demo import add_demo
 from .evaluate import add_eval
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize, add_distill, add_serve,
-                add_mcp):
+                add_mcp, add_ask):
         add(sub)
     return parser
 

@@ -15,9 +15,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a collection over HTTP (JSON API + web UI)",
-        description="Serve a collection: a JSON API (search, documents, stats, evaluation reports; OpenAPI docs at "
-        "/docs) and a web UI at /ui/. Listens on 127.0.0.1 unless told otherwise; any other address needs an API "
-        "key. Needs retrievekit[serve].",
+        description="Serve a collection: a JSON API (search, questions answered with citations, documents, stats, "
+        "evaluation reports; OpenAPI docs at /docs) and a web UI at /ui/. Listens on 127.0.0.1 unless told "
+        "otherwise; any other address needs an API key. Needs retrievekit[serve].",
     )
     p.add_argument("collection", help="collection folder")
     p.add_argument("--host", default="127.0.0.1",
@@ -34,6 +34,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="requests per second allowed per client address on /api (bursts of 2R); default: no limit")
     p.add_argument("--reports", metavar="DIR", default=None,
                    help="folder of evaluation reports for the evaluate page (default: COLLECTION/reports)")
+    p.add_argument("--generator", metavar="SPEC", default=None,
+                   help="what answers questions at /api/ask and on the Ask page: 'local' (the offline gemma-3-270m, "
+                   "loaded on the first question), 'openai:MODEL@URL' (an OpenAI-compatible server) or "
+                   "'local:PATH_OR_NAME'; default: none (questions get the selected contexts, no answer text)")
     p.set_defaults(func=run_serve)
 
 
@@ -50,7 +54,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     run(args.collection, host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         cors_origins=args.cors, max_body_bytes=int(args.max_body_mb * 2**20), rate_limit=args.rate_limit,
-        reports=args.reports)
+        reports=args.reports, generator=args.generator or None)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The HTTP API of a collection (FastAPI): search, documents, info, stats and evaluation reports.
+"""The HTTP API of a collection (FastAPI): search, questions answered from it (RAG), documents, info, stats and
+evaluation reports.
 
 Endpoints are plain functions, so FastAPI runs them in its thread pool: a search proceeds while another request
 commits (readers see the last committed snapshot). Writes of this server are serialised by a lock; across processes
@@ -12,6 +13,7 @@ import importlib.util
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -30,6 +32,7 @@ from ..errors import (
 )
 from ..filters import FilterError, compile_filter
 from ..highlight import snippet
+from ..rag.generators.base import GenerationError, Generator, PromptInput
 from ..storage.collection import Collection
 from ..storage.manifest import MANIFEST
 from ..storage.writer import CollectionWriter
@@ -37,6 +40,8 @@ from . import ServeError
 from .schemas import (
     SEARCH_MODES,
     AddedResponse,
+    AskRequest,
+    AskResponse,
     DeletedResponse,
     DocumentOut,
     DocumentPatch,
@@ -73,6 +78,10 @@ METADATA_SAMPLE = 1000  # documents read to list metadata field names
 _NEEDS_PATH = {"cross-encoder"}
 # Private-use characters stand in for <mark> while the snippet is HTML-escaped; they are removed from the text first.
 _OPEN, _CLOSE = "\ue000", "\ue001"
+# What /api/ask uses when a request leaves a setting out (the server's rag_options override these).
+ASK_DEFAULTS: dict[str, Any] = {"depth": 20, "selector": "gap+budget:1024", "compress": None, "drop_flagged": False,
+                                "max_tokens": 128}
+_COMPRESS = re.compile(r"^(lexical|dense)(?::(.+))?$")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
@@ -100,10 +109,87 @@ _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
+class _Guarded(Generator):
+    """A generator whose failures of any kind surface as GenerationError (answered 503, not 500): a model that runs
+    out of memory or a backend bug is the server's trouble, not the request's."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.backend, self.model, self.prompt_style = inner.backend, inner.model, inner.prompt_style
+
+    def generate(self, prompt: PromptInput, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: str | Sequence[str] | None = None) -> str:
+        try:
+            return self.inner.generate(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop)
+        except GenerationError:
+            raise
+        except Exception as exc:
+            logger.exception("the generator %r failed", self.inner)
+            raise GenerationError(f"the generator failed: {type(exc).__name__}: {exc}") from exc
+
+    def config(self) -> dict[str, Any]:
+        return self.inner.config()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+MAX_CONCURRENT_GENERATIONS = 2
+GENERATION_WAIT_SECONDS = 60.0
+
+
+class GeneratorSlot:
+    """The server's generator, built once on first use (loading a local model takes seconds) and shared by every
+    request; thread-safe. A failed load is remembered, so requests do not each retry an expensive load."""
+
+    def __init__(self, spec: str | Generator | None) -> None:
+        if spec is not None and not isinstance(spec, Generator) and not (isinstance(spec, str) and spec.strip()):
+            raise ServeError(f"generator must be a spec such as 'local' or 'openai:MODEL@URL', a Generator or None; "
+                             f"got {spec!r}")
+        self.spec = spec.strip() if isinstance(spec, str) else spec
+        self._generator: Generator | None = _Guarded(spec) if isinstance(spec, Generator) else None
+        self._failure: str | None = None
+        self._lock = threading.Lock()
+        # Generations at once: a slow local model must not occupy every worker thread and stall /api/search.
+        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_GENERATIONS)
+
+    def get(self) -> Generator | None:
+        """The generator (None when the server has none); raises GenerationError when it cannot be loaded."""
+        if self.spec is None or self._generator is not None:
+            return self._generator
+        with self._lock:
+            if self._generator is None:
+                if self._failure is not None:
+                    raise GenerationError(self._failure)
+                from ..rag.generators.base import get_generator
+
+                started = time.perf_counter()
+                try:
+                    self._generator = _Guarded(get_generator(self.spec))
+                except Exception as exc:  # missing packages, unknown names, a model that will not load
+                    self._failure = f"the generator {self.spec!r} cannot be loaded: {type(exc).__name__}: {exc}"
+                    logger.error("%s", self._failure)
+                    raise GenerationError(self._failure) from None
+                logger.info("generator %r ready in %.1f s", self.spec, time.perf_counter() - started)
+        return self._generator
+
+    def describe(self) -> dict[str, Any] | None:
+        """For /api/info: the config once loaded, the spec before (describing never loads a model)."""
+        if self.spec is None:
+            return None
+        if self._generator is not None:
+            return self._generator.config()
+        out: dict[str, Any] = {"spec": self.spec, "loaded": False}
+        if self._failure is not None:
+            out["error"] = self._failure
+        return out
+
+
 class ServerState:
     """What the endpoints share: the collection (opened on first use), the write lock and request statistics."""
 
-    def __init__(self, path: Path, reports: Path, lock_timeout: float) -> None:
+    def __init__(self, path: Path, reports: Path, lock_timeout: float, generator: GeneratorSlot | None = None,
+                 rag_options: dict[str, Any] | None = None) -> None:
         self.path = path
         self.reports = reports
         self.lock_timeout = lock_timeout
@@ -115,6 +201,10 @@ class ServerState:
         self._fields: tuple[int, list[str]] | None = None
         self.requests: Counter[str] = Counter()
         self.latencies: deque[float] = deque(maxlen=2048)
+        self.ask_latencies: deque[float] = deque(maxlen=2048)
+        self.generator = generator or GeneratorSlot(None)
+        self.rag_options = dict(rag_options or {})
+        self._retrieval_cache: Any = None
 
     def collection(self) -> Collection:
         col = self._collection
@@ -132,9 +222,31 @@ class ServerState:
         with self._lock:
             self.requests[endpoint] += 1
 
-    def record_latency(self, ms: float) -> None:
+    def record_latency(self, ms: float, *, ask: bool = False) -> None:
         with self._lock:
-            self.latencies.append(ms)
+            (self.ask_latencies if ask else self.latencies).append(ms)
+
+    def retrieval_cache(self) -> Any:
+        """One RetrievalCache for every ask: its keys include the search settings and the commit generation."""
+        if self._retrieval_cache is None:
+            from ..rag.pipeline import RetrievalCache
+
+            with self._lock:
+                if self._retrieval_cache is None:
+                    self._retrieval_cache = RetrievalCache()
+        return self._retrieval_cache
+
+    def ask_defaults(self) -> dict[str, Any]:
+        """ASK_DEFAULTS with the server's rag_options applied, as JSON (objects given as options are named)."""
+        out = dict(ASK_DEFAULTS)
+        for key in (*ASK_DEFAULTS, "mode"):
+            if key in self.rag_options:
+                value = self.rag_options[key]
+                out[key] = value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+        return out
+
+    def compressors(self, col: Collection) -> list[str]:
+        return ["lexical", "dense"] if "default" in (col.config.get("dense") or {}) else ["lexical"]
 
     def modes(self, col: Collection) -> list[str]:
         config = col.config
@@ -213,6 +325,49 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)], 3)
 
 
+def _no_embed(texts: Sequence[str]) -> Any:
+    raise RuntimeError("only used to check selector specs; never called")
+
+
+def _check_selector(spec: str, dense: bool) -> None:
+    """A bad selector spec is the client's error (400 bad_selector); only the selection grammar is accepted."""
+    from ..rag.selection import SelectionError, get_selector
+
+    try:
+        get_selector(spec, embed=_no_embed)  # building a selector checks the grammar and embeds nothing
+    except SelectionError as exc:
+        raise ApiError(400, "bad_selector", str(exc)) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ApiError(400, "bad_selector", f"invalid selector {spec!r}: {exc}") from None
+    if not dense and any(part.split(":")[0].strip().lower() == "mmr" for part in spec.split("+")):
+        raise ApiError(400, "bad_selector", "the 'mmr' selector compares passage embeddings, which needs a dense "
+                       "index; this collection has none (use top, gap or budget)")
+
+
+def _check_compress(spec: str | None, dense: bool) -> None:
+    if spec is None:
+        return
+    match = _COMPRESS.match(spec)
+    if match is None:
+        accepted = "'lexical[:N|:ratio]' or 'dense[:N|:ratio]'" if dense else "'lexical[:N|:ratio]'"
+        raise ApiError(400, "bad_compress", f"compress must be null, {accepted}; got {spec!r}")
+    if match[1] == "dense" and not dense:
+        raise ApiError(400, "bad_compress", "compress 'dense' needs a dense index, which this collection does not "
+                       "have (use 'lexical')")
+    if match[2] is not None:
+        try:
+            value = float(match[2])
+        except ValueError:
+            value = math.nan
+        if not (value > 0 and math.isfinite(value)) or (value > 1 and not value.is_integer()):
+            raise ApiError(400, "bad_compress", f"compress {spec!r}: after ':' give a number of sentences (1, 2, ...) "
+                           f"or a fraction in (0, 1] to keep")
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
+
+
 def _plain_name(name: object) -> bool:
     return (isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name and "\x00" not in name
             and not name.startswith(".") and name.lower().endswith(".png"))
@@ -277,7 +432,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(400, "invalid_json", f"the request body is not valid JSON: {_validation_message(exc)}")
         bad_mode = next((e for e in errors if tuple(e.get("loc", ()))[-1:] == ("mode",)
                          and e.get("type") in ("literal_error", "string_type")), None)
-        if bad_mode is not None and request.url.path == "/api/search":
+        if bad_mode is not None and request.url.path in ("/api/search", "/api/ask"):
             return _error(400, "mode_unavailable", f"unknown search mode {bad_mode.get('input')!r}; choose one of "
                           f"{', '.join(SEARCH_MODES)}")
         return _error(422, "validation_error", _validation_message(exc))
@@ -319,21 +474,38 @@ def create_app(
     rate_limit: float | None = None,
     reports: str | Path | None = None,
     lock_timeout: float = 5.0,
+    generator: str | Generator | None = None,
+    rag_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The API of the collection at ``collection`` (opened on first use: ``/ready`` says 503 until it can be).
 
     ``api_key``: every route but /health, /ready and the UI needs ``Authorization: Bearer KEY``. ``cors_origins``:
     origins allowed to call from a browser (none: no CORS headers). ``rate_limit``: requests per second per client
     address on /api (bursts of twice that). ``reports``: folder of evaluation reports (default
-    ``<collection>/reports``). ``lock_timeout``: seconds a write waits for the writer lock before 409."""
+    ``<collection>/reports``). ``lock_timeout``: seconds a write waits for the writer lock before 409.
+    ``generator``: what answers /api/ask: None (the default: the selected contexts, no answer text), ``"local"`` (the
+    offline gemma-3-270m, loaded on the first question), ``"openai:MODEL@URL"`` or a Generator; it is built once and
+    shared by all requests. ``rag_options``: further ``retrievekit.rag.RAG`` settings (template, instruction, allow,
+    safety, expand, ...) and server defaults for the request's (depth, selector, compress, drop_flagged,
+    max_tokens, mode, filter), which a request may override."""
     from .. import __version__
 
     if max_body_bytes <= 0:
         raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
     if rate_limit is not None and not (rate_limit > 0 and math.isfinite(rate_limit)):
         raise ServeError(f"rate_limit must be a positive number of requests per second, got {rate_limit}")
+    if rag_options:
+        import inspect
+
+        from ..rag.pipeline import RAG
+
+        accepted = set(inspect.signature(RAG).parameters) - {"collection", "generator"}
+        unknown = sorted(set(rag_options) - accepted)
+        if unknown:
+            raise ServeError(f"unknown rag_options {unknown}; accepted: {', '.join(sorted(accepted))}")
     path = Path(collection)
-    state = ServerState(path, Path(reports) if reports is not None else path / "reports", lock_timeout)
+    state = ServerState(path, Path(reports) if reports is not None else path / "reports", lock_timeout,
+                        GeneratorSlot(generator), rag_options)
 
     async def count(request: Request) -> None:
         route = request.scope.get("route")
@@ -422,6 +594,79 @@ def create_app(
             raise ApiError(400, "bad_filter", f"invalid filter: {exc}") from None
         return search(req)
 
+    # -- questions -----------------------------------------------------------------------------------------------
+    def ask_options(req: AskRequest, col: Collection) -> dict[str, Any]:
+        """The RAG settings of a request, checked before any work (bad ones are 400s, never 500s)."""
+        options = {**ASK_DEFAULTS, **state.rag_options}
+        dense = "default" in (col.config.get("dense") or {})
+        if req.mode is not None:
+            modes = state.modes(col)
+            if req.mode not in modes:
+                raise ApiError(400, "mode_unavailable", f"mode {req.mode!r} is not available on this collection "
+                               f"(available: {', '.join(modes)})")
+            options["mode"] = req.mode
+        if req.depth is not None:
+            options["depth"] = req.depth
+        if req.selector is not None:
+            _check_selector(req.selector, dense)
+            options["selector"] = req.selector
+        if "compress" in req.model_fields_set:
+            _check_compress(req.compress, dense)
+            options["compress"] = req.compress
+        if "filter" in req.model_fields_set:
+            if req.filter:
+                compile_filter(req.filter)  # a bad filter fails here (400 bad_filter)
+            options["filter"] = req.filter or None
+        if req.drop_flagged is not None:
+            options["drop_flagged"] = req.drop_flagged
+        if req.max_tokens is not None:
+            options["max_tokens"] = req.max_tokens
+        options.setdefault("cache", state.retrieval_cache())
+        return options
+
+    @app.post("/api/ask", response_model=AskResponse, tags=["ask"],
+              responses={**_responses(), 503: {"model": ErrorResponse, "description": "the collection is not "
+                                               "available, or the generator cannot be loaded or reached "
+                                               "(generator_unavailable)"}})
+    def ask(req: AskRequest) -> dict[str, Any]:
+        """Answer a question from the collection with numbered citations: retrieve, select (and compress) contexts,
+        generate. Without a generator the answer is empty and the selected contexts are the result."""
+        from ..rag.compression import CompressionError
+        from ..rag.pipeline import RAG
+        from ..rag.selection import SelectionError
+
+        started = time.perf_counter()
+        col = state.collection()
+        options = ask_options(req, col)
+        try:
+            generator = state.generator.get()
+            pipeline = RAG(col, generator=generator, **options)
+            if generator is None:
+                answer = pipeline.ask(req.question)
+            elif state.generator.slots.acquire(timeout=GENERATION_WAIT_SECONDS):
+                try:
+                    answer = pipeline.ask(req.question)
+                finally:
+                    state.generator.slots.release()
+            else:
+                raise ApiError(503, "generator_busy", f"{MAX_CONCURRENT_GENERATIONS} answers are being generated "
+                               f"and none finished within {GENERATION_WAIT_SECONDS:.0f} s; retry later")
+        except GenerationError as exc:
+            logger.warning("POST /api/ask: %s", exc)
+            raise ApiError(503, "generator_unavailable", str(exc)) from None
+        except SelectionError as exc:
+            raise ApiError(400, "bad_selector", str(exc)) from None
+        except CompressionError as exc:
+            raise ApiError(400, "bad_compress", str(exc)) from None
+        out = answer.to_json()
+        for context in out["contexts"]:
+            context["score"] = _finite(float(context["score"]))
+        took = (time.perf_counter() - started) * 1000
+        state.record_latency(took, ask=True)
+        out["took_ms"] = round(took, 3)
+        out["generator"] = generator.config() if generator is not None else None
+        return out
+
     # -- documents -----------------------------------------------------------------------------------------------
     @app.get("/api/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"],
              responses=_responses(404))
@@ -463,8 +708,12 @@ def create_app(
     @app.get("/api/info", response_model=InfoResponse, tags=["collection"], responses=_responses())
     def info() -> dict[str, Any]:
         col = state.collection()
+        from ..rag.selection import available_selectors
+
         return {"collection": col.info(), "modes": state.modes(col), "rerankers": state.reranker_names(col),
-                "metadata_fields": state.metadata_fields(col)}
+                "metadata_fields": state.metadata_fields(col),
+                "ask": {"generator": state.generator.describe(), "defaults": state.ask_defaults(),
+                        "compressors": state.compressors(col), "selectors": available_selectors()}}
 
     @app.get("/api/stats", response_model=StatsResponse, tags=["collection"], responses=_responses())
     def stats() -> dict[str, Any]:
@@ -472,8 +721,10 @@ def create_app(
         with state._lock:
             requests = dict(state.requests)
             latencies = list(state.latencies)
+            ask_latencies = list(state.ask_latencies)
         return {"documents": snap.live_docs, "segments": len(snap.segments), "requests": requests,
-                "search_latency_ms": {f"p{q}": _percentile(latencies, q) for q in (50, 95, 99)}}
+                "search_latency_ms": {f"p{q}": _percentile(latencies, q) for q in (50, 95, 99)},
+                "ask_latency_ms": {f"p{q}": _percentile(ask_latencies, q) for q in (50, 95, 99)}}
 
     # -- evaluation reports --------------------------------------------------------------------------------------
     @app.get("/api/eval/latest", response_model=EvalReport, tags=["evaluation"], responses=_responses(404))
@@ -528,9 +779,12 @@ def run(
     rate_limit: float | None = None,
     reports: str | Path | None = None,
     log_level: str = "info",
+    generator: str | Generator | None = None,
+    rag_options: dict[str, Any] | None = None,
 ) -> None:
     """Serve ``collection`` with uvicorn until interrupted. Refuses a host other machines can reach unless an API
-    key is set, and a folder that holds no collection."""
+    key is set, and a folder that holds no collection. ``generator`` answers /api/ask (see ``create_app``): a
+    ``"local"`` model loads on the first question; any other spec is built now, so a typo fails at start."""
     if not is_loopback(host) and not api_key:
         raise ServeError(f"refusing to serve on {host!r} without an API key: anyone who can reach that address could "
                          "read and change the collection. Pass --api-key KEY (or set RETRIEVEKIT_API_KEY), or serve "
@@ -539,7 +793,12 @@ def run(
         raise ServeError(f"no collection at {collection} (no {MANIFEST}); create one with `retrievekit index`")
     uvicorn = require("uvicorn", "serve")
     app = create_app(collection, api_key=api_key, cors_origins=cors_origins, max_body_bytes=max_body_bytes,
-                     rate_limit=rate_limit, reports=reports)
+                     rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options)
+    if isinstance(generator, str) and generator.strip().partition(":")[0].lower() != "local":
+        try:
+            app.state.server.generator.get()
+        except GenerationError as exc:
+            raise ServeError(str(exc)) from None
     shown = f"[{host}]" if ":" in host else host
     logger.info("serving %s at http://%s:%d/ (web UI at /ui/, API docs at /docs)", collection, shown, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

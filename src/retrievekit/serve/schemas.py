@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 SEARCH_MODES = ("bm25", "dense", "hybrid", "sparse")
 Mode = Literal["bm25", "dense", "hybrid", "sparse"]
@@ -114,11 +114,21 @@ class ReadyResponse(BaseModel):
     documents: int
 
 
+class AskInfo(BaseModel):
+    generator: dict[str, Any] | None = Field(description="the generator's config once loaded, {spec, loaded: false} "
+                                             "before a lazily loaded one is first used, null when the server has "
+                                             "none (then /api/ask answers with the selected contexts only)")
+    defaults: dict[str, Any] = Field(description="settings used when a request leaves them out")
+    compressors: list[str] = Field(description="compress values usable on this collection (with :N or :ratio)")
+    selectors: list[str] = Field(description="selector stage names (see the selector field of /api/ask)")
+
+
 class InfoResponse(BaseModel):
     collection: dict[str, Any] = Field(description="Collection.info(): documents, segments, analyzer, indexes, ...")
     modes: list[str] = Field(description="search modes usable on this collection")
     rerankers: list[str] = Field(description="reranker names usable offline")
     metadata_fields: list[str] = Field(description="metadata field names seen in a sample of documents")
+    ask: AskInfo = Field(description="what /api/ask offers")
 
 
 class Latency(BaseModel):
@@ -132,6 +142,7 @@ class StatsResponse(BaseModel):
     segments: int
     requests: dict[str, int] = Field(description="requests served since start, by endpoint")
     search_latency_ms: Latency
+    ask_latency_ms: Latency
 
 
 class EvalReport(BaseModel):
@@ -139,3 +150,61 @@ class EvalReport(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     plots: list[str] = Field(default_factory=list, description="plot names to fetch from /api/eval/plots/{name}")
+
+
+class AskRequest(_Strict):
+    """A question for ``/api/ask``. Fields left out (or null, except ``compress`` and ``filter``) take the server's
+    defaults, listed by /api/info under ``ask.defaults``."""
+
+    question: Text = Field(min_length=1, max_length=2048, description="the question")
+    mode: Mode | None = Field(None, description="search mode (default: hybrid with a dense index, else bm25)")
+    depth: int | None = Field(None, ge=1, le=100, validation_alias=AliasChoices("depth", "k"),
+                              description="passages retrieved before selection (default 20); 'k' is accepted too")
+    selector: str | None = Field(None, min_length=1, max_length=256,
+                                 description="context selection spec: stages joined by '+', each top[:k], "
+                                 "gap[:drop[:max_keep]][:ratio=r][:min=n][:max=n][:ref=n], mmr[:k[:lambda]] "
+                                 "(needs a dense index) or budget:tokens; default gap+budget:1024")
+    compress: str | None = Field(None, max_length=64,
+                                 description="sentence extraction: null (none), lexical[:N|:ratio] or, with a dense "
+                                 "index, dense[:N|:ratio]")
+    filter: JSONObject | None = Field(None, description="metadata filter, as for /api/search")
+    drop_flagged: bool | None = Field(None, description="leave out passages flagged as prompt injection (default: "
+                                      "keep them, flagged, passed to the generator as data)")
+    max_tokens: int | None = Field(None, ge=1, le=1024, description="longest answer, in generator tokens "
+                                   "(default 128)")
+
+
+class AskCitation(BaseModel):
+    number: int = Field(description="the [n] marker in the answer: context number n")
+    passage_id: str
+    doc_id: str
+    start: int = Field(description="character offset of the cited passage in its document's text")
+    end: int
+    spans: list[list[int]] | None = Field(description="document offsets of the sentences kept by compression")
+
+
+class AskContext(BaseModel):
+    number: int = Field(description="1-based; what [n] in the answer refers to")
+    id: str = Field(description="passage id (document id, or ID#i in a passage collection)")
+    doc_id: str
+    title: str
+    text: str = Field(description="plain text (not HTML): what the generator saw")
+    score: float
+    start: int = Field(description="character offset of the passage in its document's text")
+    end: int
+    spans: list[list[int]] | None = Field(description="document offsets of the sentences kept by compression")
+    flags: list[str] = Field(description="safety warnings, e.g. injection:ignore_previous")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str = Field(description="plain text from the generator (empty without one); cites contexts as [n]")
+    unknown: bool = Field(description="the answer says the sources do not contain it (or there were no contexts)")
+    citations: list[AskCitation]
+    contexts: list[AskContext]
+    context_tokens: int = Field(description="approximate tokens of context given to the generator")
+    retrieval_cached: bool = Field(description="the passages came from the retrieval cache")
+    queries: list[str] = Field(description="what was searched")
+    timings: dict[str, float] = Field(description="seconds per stage (retrieve, select, generate)")
+    took_ms: float
+    generator: dict[str, Any] | None = Field(description="the generator's config, null without one")

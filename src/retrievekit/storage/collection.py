@@ -59,6 +59,7 @@ class Collection:
         self._manifest_stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._retrievers: dict[str, Any] = {}
+        self._rags: dict[str, Any] = {}
         self._encoders: dict[str, Any] = {}
         self.analyzer: Analyzer = get_analyzer(self.config["bm25"]["analyzer"])
 
@@ -78,6 +79,7 @@ class Collection:
         dense: str | Mapping[str, Any] | Any | None = None,
         chunking: str | Mapping[str, Any] | None = None,
         vectors: str | None = None,
+        passages: str | None = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
@@ -85,8 +87,12 @@ class Collection:
         ``dense``: an encoder (name such as ``"minilm"``, ``"onnx-int8:minilm"``, spec or instance) for a dense
         index named "default", encoded at every commit; ``chunking`` ('256:32:mean') represents documents longer
         than the model window by pooled windows; ``vectors`` picks the search tier ('int8', 'binary+rescore',
-        'pq:48+rescore', 'leanvec-ood:192+rescore', 'hnsw', 'ivf', ...; default exact float32). With ``exist_ok``,
-        an existing collection is opened instead (its settings must match)."""
+        'pq:48+rescore', 'leanvec-ood:192+rescore', 'hnsw', 'ivf', ...; default exact float32). ``passages``: a
+        chunker spec ("sentences:128", "tokens:256:32", "paragraphs", "markdown", "html", "semantic", see
+        ``retrievekit.rag.chunking``) makes this a passage collection: every document added is stored and searched
+        as its passages ``ID#0``, ``ID#1``, ... whose metadata link back to the document (``passage_of``) and give
+        their character span in its text (``passage_start``, ``passage_end``). With ``exist_ok``, an existing
+        collection is opened instead (its settings must match)."""
         path = Path(path)
         resolved = get_analyzer(analyzer)
         config: dict[str, Any] = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
@@ -98,11 +104,22 @@ class Collection:
             dense_config = make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields,
                                              vectors=vectors)
             config["dense"] = {DEFAULT_INDEX: dense_config}
+        if passages is not None:
+            from ..rag.chunking import get_chunker
+
+            if str(passages).split(":")[0] == "semantic" and dense is None:
+                raise CollectionError("semantic passages need the collection's dense model: pass dense= too")
+            if str(passages).split(":")[0] != "semantic":
+                get_chunker(passages)  # a bad spec fails here, not at the first commit
+            config["passages"] = {"chunker": str(passages)}
         if (path / MANIFEST).is_file():
             if not exist_ok:
                 raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
             existing = cls(path)
-            if _comparable(existing.config, dense is not None) != _comparable(config, dense is not None):
+            have = _comparable(existing.config, dense is not None)
+            if passages is None:  # not asked for: whatever the collection has is fine
+                have.pop("passages", None)
+            if have != _comparable(config, dense is not None):
                 raise CollectionError(
                     f"the collection at {path} was created with different settings: {existing.config} "
                     f"(asked for {config})"
@@ -409,6 +426,37 @@ class Collection:
         retriever = self.retriever(mode, scorer=scorer, rm3=rm3, rerank=rerank, **options)
         return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
                                 filter=filter, threads=threads)
+
+    def rag(self, **options: Any) -> Any:
+        """A ``retrievekit.rag.RAG`` pipeline over this collection; see ``ask``. Pipelines whose options are plain
+        values (strings, numbers, filters as dicts) are kept, the 16 most recent, so their retrieval cache carries
+        over between calls; options such as a Generator object build a new pipeline each time."""
+        import json
+
+        from ..rag.pipeline import RAG
+
+        try:
+            key = json.dumps(options, sort_keys=True)
+        except TypeError:  # an object option: no safe key
+            return RAG(self, **options)
+        with self._lock:
+            pipeline = self._rags.pop(key, None)
+        if pipeline is None:
+            pipeline = RAG(self, **options)
+        with self._lock:
+            self._rags[key] = pipeline  # most recent last
+            while len(self._rags) > 16:
+                self._rags.pop(next(iter(self._rags)))
+        return pipeline
+
+    def ask(self, question: str, **options: Any) -> Any:
+        """Answer ``question`` from this collection's documents with citations (``retrievekit.rag.Answer``).
+
+        Options go to ``retrievekit.rag.RAG``: ``generator`` ("local" = the offline gemma-3-270m, an
+        "openai:MODEL@URL" endpoint, a Generator, or None for contexts only), ``selector`` ("gap+budget:1024"),
+        ``compress`` ("lexical"), ``mode``, ``depth``, ``expand`` ("multi-query", "hyde"), ``allow``,
+        ``drop_flagged``, ``filter``. Retrieval is cached across calls for repeated or near-duplicate questions."""
+        return self.rag(**options).ask(question)
 
     def __repr__(self) -> str:
         return f"Collection({str(self.path)!r})"

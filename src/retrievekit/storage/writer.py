@@ -11,7 +11,7 @@ import json
 import logging
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,24 @@ from .segment import SegmentReader, SegmentWriter, merge_segments
 from .segment_indexes import configured, index_kind, segment_index_kinds
 
 if TYPE_CHECKING:
+    from ..rag.chunking import Chunker
     from .collection import Collection
+
+# Metadata a passage collection adds to each passage: the document it comes from and its character span there.
+PASSAGE_OF, PASSAGE_START, PASSAGE_END, PASSAGE_HEADING = "passage_of", "passage_start", "passage_end", "heading"
+
+
+def passage_chunker(collection: Collection, config: Mapping[str, Any]) -> Chunker | None:
+    """The chunker of a passage collection (config "passages"), or None for a collection of whole documents."""
+    passages = config.get("passages")
+    if not passages:
+        return None
+    from ..rag.chunking import get_chunker
+
+    spec = passages["chunker"]
+    # Semantic chunking measures sentence similarity with the collection's dense model.
+    encoder = collection.encoder() if str(spec).split(":")[0] == "semantic" else None
+    return get_chunker(spec, encoder=encoder)
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +115,7 @@ class CollectionWriter:
         config = self._manifest.config
         self._analyzer = get_analyzer(config["bm25"]["analyzer"])
         self._fields: list[str] = config["fields"]
+        self._chunker = passage_chunker(collection, config)
         self.max_segments = max_segments
         self.max_buffered_postings = max_buffered_postings
         self.progress = progress
@@ -164,9 +182,14 @@ class CollectionWriter:
     # -- public API --------------------------------------------------------------------------------------------
     def add(self, documents: Iterable[Document | Mapping[str, Any]]) -> int:
         """Add (or replace, by id) a batch of documents. A duplicate id inside one batch is an error and the
-        batch is rejected before anything is written."""
+        batch is rejected before anything is written. In a passage collection each document is stored as its
+        passages (replacing all passages of an earlier version); the count returned is of documents."""
         self._check_open()
         batch = self._prepare(documents)
+        if self._chunker is not None:
+            parents = len(batch)
+            batch = list(self._passages(batch))
+            self.added += parents - len(batch)  # count documents, not passages
         for doc in batch:
             self._remove(doc.id)
             if self._current is None:
@@ -186,8 +209,37 @@ class CollectionWriter:
         from .parallel import index_in_parallel
 
         self._check_open()
-        n = index_in_parallel(self, documents, workers, batch_size)
+        if self._chunker is not None:
+            counter = [0]
+            n_passages = index_in_parallel(self, self._passages(documents, counter), workers, batch_size)
+            logger.info("%d documents stored as %d passages", counter[0], n_passages)
+            n = counter[0]
+        else:
+            n = index_in_parallel(self, documents, workers, batch_size)
         self.added += n
+        return n
+
+    def _passages(self, documents: Iterable[Document | Mapping[str, Any]],
+                  counter: list[int] | None = None) -> Iterator[Document]:
+        """Each document's passages as documents ``ID#i``, linked to it by metadata; earlier passages of the same
+        id are removed first (a new version may have fewer)."""
+        assert self._chunker is not None
+        for i, item in enumerate(documents):
+            doc = as_document(item, i)
+            self._remove_passages(doc.id)
+            if counter is not None:
+                counter[0] += 1
+            for chunk in self._chunker.chunk(doc.id, doc.text):
+                meta = {**doc.metadata, PASSAGE_OF: doc.id, PASSAGE_START: chunk.start, PASSAGE_END: chunk.end}
+                if chunk.metadata.get("heading"):
+                    meta[PASSAGE_HEADING] = chunk.metadata["heading"]
+                yield Document(id=chunk.id, title=doc.title, text=chunk.text, metadata=meta)
+
+    def _remove_passages(self, doc_id: str) -> int:
+        """Remove the passages ``doc_id#0``, ``#1``, ... of a document (they are numbered without gaps)."""
+        n = 0
+        while self._remove(f"{doc_id}#{n}"):
+            n += 1
         return n
 
     def _prepare(self, documents: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
@@ -208,9 +260,13 @@ class CollectionWriter:
         return name
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Delete documents by id; returns how many existed. Unknown ids are ignored."""
+        """Delete documents by id; returns how many existed. Unknown ids are ignored. In a passage collection a
+        document id removes all its passages (a passage id, ``ID#i``, removes just that passage)."""
         self._check_open()
-        n = sum(self._remove(i) for i in ids)
+        if self._chunker is not None:
+            n = sum(bool(self._remove_passages(i)) or self._remove(i) for i in ids)
+        else:
+            n = sum(self._remove(i) for i in ids)
         self.removed += n
         return n
 

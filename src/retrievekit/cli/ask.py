@@ -1,0 +1,77 @@
+"""``retrievekit ask``: answer a question from a collection with citations (RAG)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+
+from ..errors import RetrievekitError
+from .render import print_json
+
+
+def add_ask(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ask",
+        help="answer a question from a collection, citing its sources",
+        description="Retrieve passages for the question, keep the relevant ones (score-gap selection, token budget, "
+        "optional sentence compression), and answer with a generator that cites them as [n]. The default generator "
+        "is the offline gemma-3-270m base model (a weak model: the point is the measured pipeline); any "
+        "OpenAI-compatible endpoint works with --generator openai:MODEL@URL.",
+    )
+    p.add_argument("collection", help="collection folder")
+    p.add_argument("question", help="the question")
+    p.add_argument("--generator", default="local", metavar="SPEC",
+                   help="'local' (offline gemma-3-270m), 'local:PATH', 'openai:MODEL@URL' (key from "
+                   "$OPENAI_API_KEY), or 'none' to print the selected contexts only")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "sparse"], default=None,
+                   help="search mode (default hybrid when the collection has a dense index, else bm25)")
+    p.add_argument("--depth", type=int, default=20, help="passages retrieved before selection (default 20)")
+    p.add_argument("--selector", default="gap+budget:1024", metavar="SPEC",
+                   help="context selection: top:K, gap[:DROP], mmr:K[:LAMBDA], budget:TOKENS, joined by + "
+                   "(default gap+budget:1024)")
+    p.add_argument("--compress", default=None, metavar="SPEC",
+                   help="sentence-level compression: lexical[:N|:RATIO] or dense[:N|:RATIO] (default: none)")
+    p.add_argument("--expand", default=None, metavar="SPEC", help="query expansion: multi-query[:N] or hyde")
+    p.add_argument("--filter", metavar="JSON", help="metadata filter for retrieval, as for `search`")
+    p.add_argument("--allow", metavar="IDS", help="comma-separated document ids the answer may use (allow-list)")
+    p.add_argument("--drop-flagged", action="store_true",
+                   help="leave out passages flagged as prompt injection or poisoning (default: keep them, flagged)")
+    p.add_argument("--max-tokens", type=int, default=128, help="longest answer, in generator tokens (default 128)")
+    p.add_argument("--json", action="store_true", help="print answer, citations and contexts as JSON")
+    p.set_defaults(func=run_ask)
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from ..storage.collection import Collection
+
+    filt = None
+    if args.filter:
+        try:
+            filt = json.loads(args.filter)
+        except json.JSONDecodeError as exc:
+            raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+    col = Collection(args.collection)
+    answer = col.ask(
+        args.question,
+        generator=None if args.generator == "none" else args.generator,
+        mode=args.mode, depth=args.depth, selector=args.selector, compress=args.compress, expand=args.expand,
+        filter=filt, allow=set(args.allow.split(",")) if args.allow else None, drop_flagged=args.drop_flagged,
+        max_tokens=args.max_tokens,
+    )
+    if args.json:
+        print_json(answer.to_json())
+        return 0
+    if args.generator != "none":
+        print(textwrap.fill(answer.answer, 100) or "(empty answer)")
+        if answer.citations:
+            print("\nCited:")
+            for c in answer.citations:
+                print(f"  [{c.number}] {c.doc_id} (characters {c.start}-{c.end}, passage {c.passage_id})")
+    print(f"\nContexts ({len(answer.contexts)}, {answer.context_tokens} tokens"
+          + (", retrieval cached" if answer.retrieval_cached else "") + "):")
+    for i, p in enumerate(answer.contexts, start=1):
+        flags = f"  flags: {', '.join(p.flags)}" if p.flags else ""
+        print(f"  [{i}] {p.title or p.doc_id}  score {p.score:.4f}{flags}")
+        print(textwrap.indent(textwrap.fill(p.text, 96, max_lines=4, placeholder=" …"), "      "))
+    return 0
