@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from http_helpers import ScriptedGenerator
 
 from retrievekit import Collection
 from retrievekit.cli.main import main
-from retrievekit.rag.generators.base import Generator
 from retrievekit.rag.pipeline import RAG, RAGError, RetrievalCache
 
 DOCS = [
@@ -24,22 +23,6 @@ DOCS = [
     {"id": "cats", "title": "Cats", "text": "Cats sleep for most of the day. They are popular pets.",
      "metadata": {"source": "wiki"}},
 ]
-
-
-class ScriptedGenerator(Generator):
-    """Answers with a fixed text and remembers the prompts it saw."""
-
-    backend = "scripted"
-    prompt_style = "chat"
-
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.prompts: list[object] = []
-
-    def generate(self, prompt, *, max_tokens: int = 256, temperature: float = 0.0,
-                 stop: str | Sequence[str] | None = None) -> str:
-        self.prompts.append(prompt)
-        return self.answer
 
 
 @pytest.fixture()

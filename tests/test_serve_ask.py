@@ -4,10 +4,8 @@ lifecycle (built once, lazily, thread-safe) and a real OpenAI-compatible endpoin
 from __future__ import annotations
 
 import argparse
-import socket
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 import httpx
-import uvicorn
 from fastapi.testclient import TestClient
+from http_helpers import ScriptedGenerator, ServerThread
 from toy_encoder import ToyEncoder  # noqa: F401  (registers the "toy" backend)
 
 from retrievekit import Collection
@@ -39,50 +37,6 @@ DOCS = [
      "metadata": {"source": "wiki"}},
 ]
 TEXT = {d["id"]: d["text"] for d in DOCS}
-
-
-class ScriptedGenerator(Generator):
-    """Answers with a fixed text (or raises ``fail``) and records each call's prompt and settings."""
-
-    backend = "scripted"
-    model = "script-1"
-    prompt_style = "chat"
-
-    def __init__(self, answer: str, fail: Exception | None = None) -> None:
-        self.answer, self.fail = answer, fail
-        self.calls: list[dict[str, Any]] = []
-
-    def generate(self, prompt: Any, *, max_tokens: int = 256, temperature: float = 0.0,
-                 stop: str | Sequence[str] | None = None) -> str:
-        self.calls.append({"prompt": prompt, "max_tokens": max_tokens})
-        if self.fail is not None:
-            raise self.fail
-        return self.answer
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on a free loopback port from a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @pytest.fixture

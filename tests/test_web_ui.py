@@ -11,9 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,7 @@ if CHROMIUM is None:
     pytest.skip("no Chromium binary found (install chromium or set RETRIEVEKIT_CHROMIUM)", allow_module_level=True)
 
 import toy_encoder  # noqa: E402,F401  (registers the "toy" encoder in this process, where the server runs)
-import uvicorn  # noqa: E402
+from http_helpers import ServerThread  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 from retrievekit import Collection  # noqa: E402
@@ -86,31 +83,6 @@ ASK_DOCS: list[dict[str, Any]] = [
 ASK_ANSWER = ('Robertson and Sparck Jones developed BM25 [1]. It ranks documents [2, 9].\n'
               '<img src=x onerror="window.__xss=3"> & more')
 RETRIEVAL_DOCS = {d["id"] for d in DOCS if "retrieval" in d["text"].lower()}
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on a free loopback port from a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
