@@ -136,7 +136,7 @@ class RetrievalCache:
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return [replace(p, metadata=dict(p.metadata), flags=list(p.flags)) for p in found[1]]
+            return list(found[1])  # the stages after retrieval copy passages, never change them in place
 
     def put(self, query: str, scope: str, passages: Sequence[Passage]) -> None:
         with self._lock:
