@@ -87,7 +87,8 @@ def run_index(args: argparse.Namespace) -> int:
     else:
         print(f"indexed {summary['added']:,} documents in {summary['seconds']:.2f} s "
               f"({summary['docs_per_second'] or 0:,.0f} docs/s); collection {col.path} now holds "
-              f"{summary['documents']:,} documents in {summary['segments']} segment(s), "
+              f"{summary['documents']:,} {'passages' if col.config.get('passages') else 'documents'} in "
+              f"{summary['segments']} segment(s), "
               f"{summary['disk_bytes'] / 1e6:.1f} MB on disk")
     return 0
 

@@ -335,6 +335,8 @@ class Collection:
             "fields": self.config["fields"],
             **snap.info(),
             "dense": {name: _dense_info(snap, name, c) for name, c in (self.config.get("dense") or {}).items()},
+            # a passage collection counts passages as its documents
+            "passages": self.config.get("passages"),
             "disk_bytes": size,
         }
 
