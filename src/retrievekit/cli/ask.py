@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 
-from ..errors import RetrievekitError
 from .render import print_json
 
 
@@ -44,13 +42,9 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
 
 def run_ask(args: argparse.Namespace) -> int:
     from ..storage.collection import Collection
+    from .commands import parse_filter
 
-    filt = None
-    if args.filter:
-        try:
-            filt = json.loads(args.filter)
-        except json.JSONDecodeError as exc:
-            raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+    filt = parse_filter(args.filter)
     col = Collection(args.collection)
     answer = col.ask(
         args.question,

@@ -142,14 +142,19 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_search)
 
 
+def parse_filter(text: str | None) -> Any:
+    """The metadata filter of a ``--filter JSON`` option (None when not given)."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+
+
 def run_search(args: argparse.Namespace) -> int:
     col = Collection(args.collection)
-    filt = None
-    if args.filter:
-        try:
-            filt = json.loads(args.filter)
-        except json.JSONDecodeError as exc:
-            raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+    filt = parse_filter(args.filter)
     mode = args.mode or ("hybrid" if col.config.get("dense") else "bm25")
     options: dict[str, Any] = {}
     if mode == "hybrid" and args.fusion:
