@@ -150,3 +150,13 @@ def test_cli_ask_json(passages_col: Collection, capsys: pytest.CaptureFixture[st
     out = json.loads(capsys.readouterr().out)
     assert out["answer"] == "" and out["citations"] == [] and 1 <= len(out["contexts"]) <= 2
     assert out["contexts"][0]["doc_id"] == "bm25" and out["context_tokens"] > 0
+
+
+def test_answers_without_citations_are_withheld(passages_col: Collection) -> None:
+    gen = ScriptedGenerator("Robertson and Sparck Jones developed it.")
+    answer = RAG(passages_col, generator=gen, selector="top:3", mode="bm25").ask("who developed BM25")
+    assert answer.unknown and answer.answer == "I don't know" and not answer.citations
+    assert answer.unsupported == "Robertson and Sparck Jones developed it."
+    assert answer.to_json()["unsupported_answer"] == answer.unsupported
+    kept = RAG(passages_col, generator=gen, selector="top:3", mode="bm25", require_citations=False)
+    assert kept.ask("who developed BM25").answer == "Robertson and Sparck Jones developed it."

@@ -256,3 +256,11 @@ def test_cli_generator_option_and_run_checks_remote_specs_at_start(passages_path
     monkeypatch.undo()
     with pytest.raises(ServeError, match="unknown generator 'nonesuch'"):
         run(passages_path, generator="nonesuch:model")  # fails before serving, not at the first question
+
+
+def test_an_answer_citing_nothing_is_withheld(passages_path: Path) -> None:
+    app = create_app(passages_path, generator=ScriptedGenerator("Robertson invented it."))
+    with TestClient(app) as client:
+        out = client.post("/api/ask", json={"question": "who developed BM25", "selector": "top:3"}).json()
+    assert out["unknown"] and out["answer"] == "I don't know" and out["citations"] == []
+    assert out["unsupported_answer"] == "Robertson invented it." and out["contexts"]

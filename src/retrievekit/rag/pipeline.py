@@ -66,6 +66,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     queries: list[str] = field(default_factory=list)  # what was searched (expansion adds rewrites)
     attributed: bool = False  # citation markers were added after generation by word overlap (base models)
+    unsupported: str | None = None  # a generated answer withheld because it cites no source (require_citations)
 
     @property
     def context_tokens(self) -> int:
@@ -87,6 +88,7 @@ class Answer:
             "context_tokens": self.context_tokens,
             "retrieval_cached": self.retrieval_cached,
             "citations_attributed": self.attributed,
+            "unsupported_answer": self.unsupported,
             "queries": self.queries,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -213,7 +215,9 @@ class RAG:
     ``"hyde"`` (search with a generated hypothetical answer passage too) or a callable question -> extra queries;
     ``allow``: source allow-list (document ids, a metadata mapping such as ``{"source": ["wiki"]}``, or a
     predicate); ``drop_flagged``: leave out passages flagged as prompt injection or poisoning (default: keep them,
-    flagged, wrapped as data); ``cache``: a RetrievalCache, True (default, a fresh one) or False.
+    flagged, wrapped as data); ``cache``: a RetrievalCache, True (default, a fresh one) or False;
+    ``require_citations`` (default True): an answer that cites no source is withheld — the answer becomes "I don't
+    know" and the generated text is kept in ``Answer.unsupported``.
     """
 
     def __init__(
@@ -234,6 +238,7 @@ class RAG:
         cache: RetrievalCache | bool = True,
         filter: Filter | None = None,
         max_tokens: int = 128,
+        require_citations: bool = True,
         search_options: Mapping[str, Any] | None = None,
     ) -> None:
         if depth < 1:
@@ -260,6 +265,7 @@ class RAG:
         self.cache = RetrievalCache() if cache is True else (cache or None)
         self.filter = filter
         self.max_tokens = max_tokens
+        self.require_citations = require_citations
         self.search_options = dict(search_options or {})
 
     @staticmethod
@@ -366,5 +372,8 @@ class RAG:
             cited = add_missing_citations(text, source_map)
             attributed, text = cited != text, cited
         citations = parse_citations(text, source_map)
+        unsupported = None
+        if self.require_citations and not citations and not is_unknown(text):
+            unsupported, text = text, UNKNOWN_ANSWER  # nothing ties the answer to the sources
         return Answer(question, text, citations, contexts, unknown=is_unknown(text), retrieval_cached=cached,
-                      timings=timings, queries=queries, attributed=attributed)
+                      timings=timings, queries=queries, attributed=attributed, unsupported=unsupported)

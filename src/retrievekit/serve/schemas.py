@@ -204,6 +204,10 @@ class AskResponse(BaseModel):
     contexts: list[AskContext]
     context_tokens: int = Field(description="approximate tokens of context given to the generator")
     retrieval_cached: bool = Field(description="the passages came from the retrieval cache")
+    citations_attributed: bool = Field(False, description="citation markers were added after generation by word "
+                                       "overlap with the sources (small base models rarely write them)")
+    unsupported_answer: str | None = Field(None, description="a generated answer withheld because it cited no "
+                                           "source (the answer is then \"I don't know\")")
     queries: list[str] = Field(description="what was searched")
     timings: dict[str, float] = Field(description="seconds per stage (retrieve, select, generate)")
     took_ms: float

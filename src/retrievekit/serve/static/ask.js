@@ -114,6 +114,12 @@
         renderAnswerText(said, data.answer, cited);
         answerBox.append(said);
       }
+      if (data.unsupported_answer) {
+        const withheld = el("p", { class: "unsupported-answer", id: "unsupported-answer" },
+          "Withheld because it cites no source: ");
+        withheld.append(el("q", {}, data.unsupported_answer));
+        answerBox.append(withheld);
+      }
       return;
     }
     const text = el("p", { class: "answer-text", id: "answer-text" });
