@@ -155,7 +155,7 @@ def parse_filter(text: str | None) -> Any:
 def run_search(args: argparse.Namespace) -> int:
     col = Collection(args.collection)
     filt = parse_filter(args.filter)
-    mode = args.mode or ("hybrid" if col.config.get("dense") else "bm25")
+    mode = args.mode or col.default_mode
     options: dict[str, Any] = {}
     if mode == "hybrid" and args.fusion:
         options["fusion"] = args.fusion

@@ -244,7 +244,7 @@ class RAG:
         if depth < 1:
             raise RAGError(f"depth must be >= 1, got {depth}")
         self.collection = collection
-        self.mode = mode or ("hybrid" if collection.config.get("dense") else "bm25")
+        self.mode = mode or collection.default_mode
         self.depth = depth
         embed = None
         if isinstance(selector, str) and "mmr" in selector:  # diversity needs passage embeddings

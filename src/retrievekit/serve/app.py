@@ -248,15 +248,6 @@ class ServerState:
     def compressors(self, col: Collection) -> list[str]:
         return ["lexical", "dense"] if "default" in (col.config.get("dense") or {}) else ["lexical"]
 
-    def modes(self, col: Collection) -> list[str]:
-        config = col.config
-        modes = ["bm25"]
-        if "default" in (config.get("dense") or {}):
-            modes += ["dense", "hybrid"]
-        if "default" in (config.get("sparse") or {}):
-            modes.append("sparse")
-        return modes
-
     def reranker_names(self, col: Collection) -> list[str]:
         from ..rerank import available_rerankers
 
@@ -531,7 +522,7 @@ def create_app(
     def search(req: SearchRequest) -> dict[str, Any]:
         started = time.perf_counter()
         col = state.collection()
-        modes = state.modes(col)
+        modes = col.modes()
         if req.mode not in modes:
             kind = "sparse" if req.mode == "sparse" else "dense"
             raise ApiError(400, "mode_unavailable", f"mode {req.mode!r} needs a {kind} index, which this collection "
@@ -600,7 +591,7 @@ def create_app(
         options = {**ASK_DEFAULTS, **state.rag_options}
         dense = "default" in (col.config.get("dense") or {})
         if req.mode is not None:
-            modes = state.modes(col)
+            modes = col.modes()
             if req.mode not in modes:
                 raise ApiError(400, "mode_unavailable", f"mode {req.mode!r} is not available on this collection "
                                f"(available: {', '.join(modes)})")
@@ -710,7 +701,7 @@ def create_app(
         col = state.collection()
         from ..rag.selection import available_selectors
 
-        return {"collection": col.info(), "modes": state.modes(col), "rerankers": state.reranker_names(col),
+        return {"collection": col.info(), "modes": col.modes(), "rerankers": state.reranker_names(col),
                 "metadata_fields": state.metadata_fields(col),
                 "ask": {"generator": state.generator.describe(), "defaults": state.ask_defaults(),
                         "compressors": state.compressors(col), "selectors": available_selectors()}}

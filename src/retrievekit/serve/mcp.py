@@ -31,16 +31,6 @@ SNIPPET_CHARS = 300
 SearchMode = Literal["bm25", "dense", "hybrid", "sparse"]
 
 
-def available_modes(col: Collection) -> list[str]:
-    """Search modes this collection supports: bm25 always, dense/hybrid with a dense index, sparse with SPLADE."""
-    modes = ["bm25"]
-    if "default" in (col.config.get("dense") or {}):
-        modes += ["dense", "hybrid"]
-    if "default" in (col.config.get("sparse") or {}):
-        modes.append("sparse")
-    return modes
-
-
 def _sdk() -> tuple[type, type[Exception]]:
     """(server class, ToolError) of the installed MCP SDK: ``MCPServer`` in mcp 2.x, ``FastMCP`` in 1.x."""
     require("mcp", "serve")  # a clear "install retrievekit[serve]" error when the SDK is missing
@@ -59,8 +49,8 @@ class CollectionTools:
 
     def __init__(self, collection: str | Path | Collection, *, mode: str | None = None) -> None:
         self.col = collection if isinstance(collection, Collection) else Collection(collection)
-        modes = available_modes(self.col)
-        self.default_mode = mode or ("hybrid" if "hybrid" in modes else "bm25")
+        modes = self.col.modes()
+        self.default_mode = mode or self.col.default_mode
         if self.default_mode not in modes:
             raise CollectionError(f"mode {self.default_mode!r} is not available on the collection at "
                                   f"{self.col.path}; available: {', '.join(modes)}")
@@ -74,7 +64,7 @@ class CollectionTools:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise RetrievekitError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         mode = mode or self.default_mode
-        modes = available_modes(self.col)  # re-read: another process may add an index while we serve
+        modes = self.col.modes()  # re-read: another process may add an index while we serve
         if mode not in modes:
             raise RetrievekitError(f"mode {mode!r} is not available on this collection; available: "
                                    f"{', '.join(modes)}")
@@ -101,7 +91,7 @@ class CollectionTools:
         return doc.to_json()
 
     def collection_info(self) -> dict[str, Any]:
-        return {"collection": self.col.info(), "modes": available_modes(self.col), "default_mode": self.default_mode}
+        return {"collection": self.col.info(), "modes": self.col.modes(), "default_mode": self.default_mode}
 
 
 def build_server(collection: str | Path | Collection, *, mode: str | None = None, name: str = "retrievekit") -> Any:
@@ -110,7 +100,7 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
     from pydantic import Field  # installed with the MCP SDK
 
     tools = CollectionTools(collection, mode=mode)
-    modes = available_modes(tools.col)
+    modes = tools.col.modes()
     server = server_cls(
         name,
         instructions=f"Search the retrievekit collection {tools.col.path.name!r} ({len(tools.col)} documents). "

@@ -107,9 +107,10 @@ class Collection:
         if passages is not None:
             from ..rag.chunking import get_chunker
 
-            if str(passages).split(":")[0] == "semantic" and dense is None:
-                raise CollectionError("semantic passages need the collection's dense model: pass dense= too")
-            if str(passages).split(":")[0] != "semantic":
+            if str(passages).split(":")[0] == "semantic":  # needs the encoder, which exists from the first commit
+                if dense is None:
+                    raise CollectionError("semantic passages need the collection's dense model: pass dense= too")
+            else:
                 get_chunker(passages)  # a bad spec fails here, not at the first commit
             config["passages"] = {"chunker": str(passages)}
         if (path / MANIFEST).is_file():
@@ -339,6 +340,22 @@ class Collection:
             "passages": self.config.get("passages"),
             "disk_bytes": size,
         }
+
+    def modes(self) -> list[str]:
+        """Search modes this collection supports: bm25 always, dense and hybrid with a dense index "default",
+        sparse with a sparse index "default"."""
+        config = self.config
+        modes = ["bm25"]
+        if "default" in (config.get("dense") or {}):
+            modes += ["dense", "hybrid"]
+        if "default" in (config.get("sparse") or {}):
+            modes.append("sparse")
+        return modes
+
+    @property
+    def default_mode(self) -> str:
+        """hybrid when the collection has a dense index, else bm25 (what ``search``, ``ask`` and the CLI use)."""
+        return "hybrid" if "default" in (self.config.get("dense") or {}) else "bm25"
 
     def retriever(
         self,
