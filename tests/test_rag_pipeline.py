@@ -160,3 +160,15 @@ def test_answers_without_citations_are_withheld(passages_col: Collection) -> Non
     assert answer.to_json()["unsupported_answer"] == answer.unsupported
     kept = RAG(passages_col, generator=gen, selector="top:3", mode="bm25", require_citations=False)
     assert kept.ask("who developed BM25").answer == "Robertson and Sparck Jones developed it."
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ingest_into_a_passage_collection(tmp_path: Path, workers: int) -> None:
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    col = Collection.create(tmp_path / f"p{workers}", passages="sentences:12")
+    report = col.ingest(source, progress=False, workers=workers)
+    assert report["documents"] == len(DOCS)  # documents, not passages
+    stored = list(col.iter_documents())
+    assert {d.metadata["passage_of"] for d in stored} == {d["id"] for d in DOCS}
+    assert all(d.id.count("#") == 1 for d in stored)  # passages are not cut into passages again

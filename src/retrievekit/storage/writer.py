@@ -186,10 +186,18 @@ class CollectionWriter:
         passages (replacing all passages of an earlier version); the count returned is of documents."""
         self._check_open()
         batch = self._prepare(documents)
-        if self._chunker is not None:
-            parents = len(batch)
-            batch = list(self._passages(batch))
-            self.added += parents - len(batch)  # count documents, not passages
+        self._store(list(self._passages(batch)) if self._chunker is not None else batch)
+        self.added += len(batch)
+        return len(batch)
+
+    def _store_batch(self, documents: Iterable[Document | Mapping[str, Any]]) -> int:
+        """Validate and store documents exactly as given (a stream whose passages are already made)."""
+        batch = self._prepare(documents)
+        self._store(batch)
+        return len(batch)
+
+    def _store(self, batch: list[Document]) -> None:
+        """Add validated documents to the open segment, replacing earlier versions by id."""
         for doc in batch:
             self._remove(doc.id)
             if self._current is None:
@@ -199,8 +207,6 @@ class CollectionWriter:
             self._pending[doc.id] = (self._current_name, local)
             if self._current.postings.n_postings > self.max_buffered_postings:
                 self._finish_current()
-        self.added += len(batch)
-        return len(batch)
 
     def add_parallel(self, documents: Iterable[Document | Mapping[str, Any]], workers: int,
                      batch_size: int = 1000) -> int:
