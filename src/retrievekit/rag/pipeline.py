@@ -141,9 +141,10 @@ class RetrievalCache:
             return list(found[1])  # the stages after retrieval copy passages, never change them in place
 
     def put(self, query: str, scope: str, passages: Sequence[Passage]) -> None:
+        key = self.key(query)
         with self._lock:
-            self._entries[self.key(query)] = (scope, list(passages))
-            self._entries.move_to_end(self.key(query))
+            self._entries[key] = (scope, list(passages))
+            self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
@@ -311,9 +312,10 @@ class RAG:
 
     def retrieve(self, question: str) -> tuple[list[Passage], bool, list[str]]:
         """Passages for the question, best first: (passages, served from the cache, queries searched)."""
-        scope = repr((self.mode, self.depth, self.filter, sorted(self.search_options.items()),
-                      self.collection.snapshot().generation))
-        if self.cache is not None:
+        scope = ""
+        if self.cache is not None:  # a cached list is reused only for the same search of the same commit
+            scope = repr((str(self.collection.path), self.collection.snapshot().generation, self.mode, self.depth,
+                          self.filter, sorted(self.search_options.items())))
             cached = self.cache.get(question, scope)
             if cached is not None:
                 return cached, True, [question]
