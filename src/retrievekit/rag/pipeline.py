@@ -167,24 +167,31 @@ def passage_from_document(doc: Any, score: float) -> Passage:
                    title=doc.title, metadata=meta)
 
 
-def _compressor(spec: str | SentenceCompressor | None, collection: Collection) -> SentenceCompressor | None:
-    """``"lexical"`` / ``"dense"`` with an optional ``:N`` (keep the N best sentences of each passage) or ``:0.R``
-    (keep that fraction), or a SentenceCompressor."""
-    if spec is None or isinstance(spec, SentenceCompressor):
-        return spec
+def parse_compress(spec: str) -> tuple[str, dict[str, Any]]:
+    """The scorer and ``SentenceCompressor`` options of a compress spec: ``"lexical"`` / ``"dense"`` with an optional
+    ``:N`` (keep the N best sentences of each passage) or ``:R`` with 0 < R <= 1 (keep that fraction)."""
     name, _, arg = str(spec).partition(":")
     if name not in ("lexical", "dense"):
         raise RAGError(f"compress must be 'lexical[:N|:ratio]' or 'dense[:N|:ratio]', got {spec!r}")
-    options: dict[str, Any] = {}
-    if arg:
-        try:
-            value = float(arg)
-        except ValueError:
-            raise RAGError(f"compress {spec!r}: {arg!r} is not a number") from None
-        if value >= 1 and value.is_integer():
-            options["max_sentences"] = int(value)
-        else:
-            options["keep_ratio"] = value
+    if not arg:
+        return name, {}
+    try:
+        value = float(arg)
+    except ValueError:
+        raise RAGError(f"compress {spec!r}: {arg!r} is not a number") from None
+    if value >= 1 and value.is_integer():
+        return name, {"max_sentences": int(value)}
+    if 0 < value <= 1:
+        return name, {"keep_ratio": value}
+    raise RAGError(f"compress {spec!r}: after ':' give a number of sentences (1, 2, ...) or a fraction in (0, 1] "
+                   "to keep")
+
+
+def _compressor(spec: str | SentenceCompressor | None, collection: Collection) -> SentenceCompressor | None:
+    """A SentenceCompressor from a ``parse_compress`` spec (dense scoring uses the collection's model)."""
+    if spec is None or isinstance(spec, SentenceCompressor):
+        return spec
+    name, options = parse_compress(spec)
     encoder = collection.encoder() if name == "dense" else None
     return SentenceCompressor(name, encoder=encoder, analyzer=collection.analyzer if name == "lexical" else None,
                               **options)

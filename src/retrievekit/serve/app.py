@@ -13,7 +13,6 @@ import importlib.util
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections import Counter, deque
@@ -81,7 +80,6 @@ _OPEN, _CLOSE = "\ue000", "\ue001"
 # What /api/ask uses when a request leaves a setting out (the server's rag_options override these).
 ASK_DEFAULTS: dict[str, Any] = {"depth": 20, "selector": "gap+budget:1024", "compress": None, "drop_flagged": False,
                                 "max_tokens": 128}
-_COMPRESS = re.compile(r"^(lexical|dense)(?::(.+))?$")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
@@ -338,21 +336,15 @@ def _check_selector(spec: str, dense: bool) -> None:
 def _check_compress(spec: str | None, dense: bool) -> None:
     if spec is None:
         return
-    match = _COMPRESS.match(spec)
-    if match is None:
-        accepted = "'lexical[:N|:ratio]' or 'dense[:N|:ratio]'" if dense else "'lexical[:N|:ratio]'"
-        raise ApiError(400, "bad_compress", f"compress must be null, {accepted}; got {spec!r}")
-    if match[1] == "dense" and not dense:
+    from ..rag.pipeline import RAGError, parse_compress
+
+    try:
+        name, _ = parse_compress(spec)
+    except RAGError as exc:
+        raise ApiError(400, "bad_compress", str(exc)) from None
+    if name == "dense" and not dense:
         raise ApiError(400, "bad_compress", "compress 'dense' needs a dense index, which this collection does not "
                        "have (use 'lexical')")
-    if match[2] is not None:
-        try:
-            value = float(match[2])
-        except ValueError:
-            value = math.nan
-        if not (value > 0 and math.isfinite(value)) or (value > 1 and not value.is_integer()):
-            raise ApiError(400, "bad_compress", f"compress {spec!r}: after ':' give a number of sentences (1, 2, ...) "
-                           f"or a fraction in (0, 1] to keep")
 
 
 def _finite(value: float) -> float:
