@@ -176,9 +176,7 @@ def run_search(args: argparse.Namespace) -> int:
         })
         return 0
     for i, q in enumerate(args.queries):
-        hits = results.hits(i)
-        docs = col.get_many([d for d, _ in hits])
-        print_hits(q, [(doc, s) for doc, (_, s) in zip(docs, hits) if doc is not None], col.analyzer)
+        print_hits(q, col.hit_documents(results, i), col.analyzer)
     print(f"\n{len(args.queries)} quer{'y' if len(args.queries) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
     return 0
 

@@ -134,9 +134,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     for i, q in enumerate(queries):
-        hits = results.hits(i)
-        docs = col.get_many([d for d, _ in hits])
-        print_hits(q, [(doc, s) for doc, (_, s) in zip(docs, hits) if doc is not None], col.analyzer, width=160)
+        print_hits(q, col.hit_documents(results, i), col.analyzer, width=160)
     print(f"\n{len(queries)} {mode} searches in {search_ms:.1f} ms. Try: retrievekit search {path} \"your query\" "
           "[--mode bm25|dense|hybrid]")
     return 0

@@ -312,9 +312,7 @@ class RAG:
                                          **self.search_options)
         out = []
         for i in range(len(queries)):
-            hits = results.hits(i)
-            docs = self.collection.get_many([doc_id for doc_id, _ in hits])
-            out.append([passage_from_document(d, float(s)) for (_, s), d in zip(hits, docs) if d is not None])
+            out.append([passage_from_document(d, float(s)) for d, s in self.collection.hit_documents(results, i)])
         return out
 
     def retrieve(self, question: str) -> tuple[list[Passage], bool, list[str]]:

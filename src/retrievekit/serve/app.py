@@ -530,13 +530,9 @@ def create_app(
                                f"server offers: {', '.join(names) or 'none'}")
             options = {"rerank": state.reranker(req.rerank), "depth": max(100, wanted)}
         results = col.search([req.query], wanted, mode=req.mode, filter=req.filter or None, **options)
-        found = results.hits(0)[req.offset:]
-        docs = col.get_many([doc_id for doc_id, _ in found])
         hits: list[dict[str, Any]] = []
-        for (doc_id, score), doc in zip(found, docs):
-            if doc is None:  # deleted by a commit since the search
-                continue
-            hits.append({"rank": req.offset + len(hits) + 1, "id": doc_id,
+        for doc, score in col.hit_documents(results, start=req.offset):
+            hits.append({"rank": req.offset + len(hits) + 1, "id": doc.id,
                          "score": float(score) if math.isfinite(score) else 0.0, "title": doc.title,
                          "snippet": html_snippet(doc.text or doc.title, req.query, col.analyzer,
                                                  highlight=req.highlight),

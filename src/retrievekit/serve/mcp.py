@@ -71,13 +71,9 @@ class CollectionTools:
         if filter is not None and not isinstance(filter, dict):
             raise RetrievekitError(f"filter must be an object of field -> condition, got {type(filter).__name__}")
         results = self.col.search(query, k, mode=mode, filter=filter or None)
-        hits = results.hits(0)
-        docs = self.col.get_many([doc_id for doc_id, _ in hits])
         out = []
-        for rank, ((doc_id, score), doc) in enumerate(zip(hits, docs), start=1):
-            if doc is None:  # deleted between the search and the fetch (a newer snapshot)
-                continue
-            out.append({"rank": rank, "id": doc_id, "title": doc.title, "score": round(float(score), 6),
+        for rank, (doc, score) in enumerate(self.col.hit_documents(results), start=1):
+            out.append({"rank": rank, "id": doc.id, "title": doc.title, "score": round(float(score), 6),
                         "snippet": snippet(doc.text, query, self.col.analyzer, width=SNIPPET_CHARS, style=("", "")),
                         "metadata": doc.metadata})
         return {"query": query, "mode": mode, "k": k, "hits": out}

@@ -320,6 +320,13 @@ class Collection:
         snap = self.snapshot()
         return [snap.get(i) for i in ids]
 
+    def hit_documents(self, results: SearchResults, query: int = 0, start: int = 0) -> list[tuple[Document, float]]:
+        """(document, score) for the hits of one query of ``results`` from rank ``start`` (0-based) on, best first;
+        a document deleted by a commit since the search is left out."""
+        hits = results.hits(query)[start:]
+        docs = self.get_many([doc_id for doc_id, _ in hits])
+        return [(doc, score) for doc, (_, score) in zip(docs, hits) if doc is not None]
+
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and doc_id in self.snapshot().id_map()
 
