@@ -14,8 +14,8 @@ from datasets_en import ENGLISH_SETS
 from retrievekit.encoders import get_encoder
 from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
 from retrievekit.evaluation import load_beir
-from retrievekit.retrieval.dense.embedding import embed_documents, embed_queries
-from retrievekit.storage.segment import index_text
+from retrievekit.index.dense.embedding import embed_documents, embed_queries
+from retrievekit.core.document import index_text
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ for p in (REPO / "src", REPO / "benchmarks"):
 
 from run_dense_exact import machine_info, make_queries, make_vectors  # noqa: E402
 
-from retrievekit.retrieval.dense.ann import ANNIndex, HNSWIndex, IVFIndex  # noqa: E402
-from retrievekit.retrieval.dense.exact import exact_search  # noqa: E402
+from retrievekit.index.dense.ann import ANNIndex, HNSWIndex, IVFIndex  # noqa: E402
+from retrievekit.index.dense.exact import exact_search  # noqa: E402
 
 K = 10
 CACHE_N = 1_000_000

@@ -40,9 +40,9 @@ for extra in (REPO / "src", REPO / "benchmarks"):
 
 from run_dense_exact import best_of, machine_info, make_queries, make_vectors  # noqa: E402
 
-from retrievekit.retrieval.dense.exact import exact_search  # noqa: E402
-from retrievekit.retrieval.dense.tiers import BinaryTier, hamming_distances, search_compressed  # noqa: E402
-from retrievekit.retrieval.dense.tiers.hamming import HAVE_KERNEL  # noqa: E402
+from retrievekit.index.dense.exact import exact_search  # noqa: E402
+from retrievekit.index.dense.tiers import BinaryTier, hamming_distances, search_compressed  # noqa: E402
+from retrievekit.index.dense.tiers.hamming import HAVE_KERNEL  # noqa: E402
 
 K = 10
 
@@ -65,8 +65,8 @@ def real_vectors(n: int, n_queries: int, noise: float, seed: int) -> tuple[np.nd
     from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
     from retrievekit.encoders.registry import get_encoder
     from retrievekit.evaluation import load_beir
-    from retrievekit.retrieval.dense.embedding import embed_documents, embed_queries
-    from retrievekit.storage.segment import index_text
+    from retrievekit.index.dense.embedding import embed_documents, embed_queries
+    from retrievekit.core.document import index_text
 
     encoder = get_encoder("minilm")
     cache = EmbeddingCache(default_cache_root(), encoder.spec())

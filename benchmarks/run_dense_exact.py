@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
-from retrievekit.retrieval.dense.exact import exact_search  # noqa: E402
+from retrievekit.index.dense.exact import exact_search  # noqa: E402
 
 FAISS_OLD_BLAS_THRESHOLD = 20
 

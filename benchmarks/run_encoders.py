@@ -35,7 +35,7 @@ BACKENDS = {
 
 def passages(n: int) -> list[str]:
     from retrievekit.ingest import read_documents
-    from retrievekit.storage.segment import index_text
+    from retrievekit.core.document import index_text
 
     out = []
     for doc in read_documents(DATA / "corpus.jsonl"):

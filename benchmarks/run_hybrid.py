@@ -59,7 +59,8 @@ def tune_on_dev(name: str, model: str) -> dict:
     """Tune convex weights/normalisation and RRF k on the dev split, then evaluate that choice on test."""
     from retrievekit import Collection
     from retrievekit.evaluation import evaluate, load_beir
-    from retrievekit.retrieval.fusion import fuse, tune_fusion
+    from retrievekit.evaluation.tuning import tune_fusion
+    from retrievekit.retrieval.fusion import fuse
 
     folder, test_split, corpus = ENGLISH_SETS[name]
     col = Collection(WORK / f"hybrid-{name}-{model.replace(':', '_')}")

@@ -82,7 +82,7 @@ def read_queries(path: Path) -> list[str]:
 
 
 def build_collection(path: Path, docs: list[dict[str, Any]], dense: bool) -> float:
-    from retrievekit.storage.collection import Collection
+    from retrievekit.collection import Collection
 
     if path.exists():
         shutil.rmtree(path)

@@ -30,8 +30,8 @@ if str(REPO / "src") not in sys.path:
 
 from retrievekit.encoders.splade import SpladeEncoder  # noqa: E402
 from retrievekit.evaluation import evaluate, load_beir  # noqa: E402
-from retrievekit.retrieval.sparse.index import segment_sparse  # noqa: E402
-from retrievekit.storage.collection import Collection  # noqa: E402
+from retrievekit.index.sparse.segment import segment_sparse  # noqa: E402
+from retrievekit.collection import Collection  # noqa: E402
 
 METRICS = ("ndcg@10", "recall@100")
 

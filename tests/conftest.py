@@ -4,13 +4,17 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from paths import DATA, IN_CI
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA.is_dir():
-        pytest.skip(f"evaluation data not found at {DATA}")
+        message = (f"evaluation data not found at {DATA}; set RETRIEVEKIT_TEST_DATA to the folder holding the "
+                   "BEIR sets (scifact, ...)")
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
     return DATA
 
 

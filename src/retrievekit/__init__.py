@@ -2,16 +2,16 @@
 
 __version__ = "0.1.0"
 
-from .document import Document
-from .errors import (
+from retrievekit.core.document import Document
+from retrievekit.core.errors import (
     CollectionError,
     CollectionLockedError,
     InputFormatError,
     MissingExtraError,
     RetrievekitError,
 )
-from .retrieval.base import Retriever, SearchResults
-from .storage.collection import Collection
+from retrievekit.retrieval.base import Retriever, SearchResults
+from retrievekit.collection import Collection
 
 __all__ = [
     "Collection",

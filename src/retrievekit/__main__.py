@@ -1,3 +1,3 @@
-from .cli.main import main
+from retrievekit.cli.main import main
 
 raise SystemExit(main())

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import RetrievekitError
+from retrievekit.core.errors import RetrievekitError
 
 
 class Analyzer(ABC):
@@ -76,7 +76,7 @@ def get_analyzer(spec: str | dict[str, Any] | Analyzer | None = None) -> Analyze
     if spec is None:
         spec = "lucene-english"
     if isinstance(spec, dict):
-        from .standard import analyzer_from_config
+        from retrievekit.analysis.standard import analyzer_from_config
 
         return analyzer_from_config(spec)
     factory = _PRESETS.get(spec)

@@ -6,11 +6,11 @@ from typing import Any
 
 import Stemmer
 
-from ..errors import RetrievekitError
-from .base import Analyzer, UnknownAnalyzerError, register_analyzer
-from .porter import lucene_porter_stem, lucene_porter_stem_many
-from .stopwords import STOPWORD_LISTS
-from .tokenizers import (
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.analysis.base import Analyzer, UnknownAnalyzerError, register_analyzer
+from retrievekit.analysis.porter import lucene_porter_stem, lucene_porter_stem_many
+from retrievekit.analysis.stopwords import STOPWORD_LISTS
+from retrievekit.analysis.tokenizers import (
     identifier_token_spans,
     identifier_tokenize,
     standard_token_spans,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from .render import print_json
+from retrievekit.cli.render import print_json
 
 
 def add_ask(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,8 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from ..storage.collection import Collection
-    from .commands import parse_filter
+    from retrievekit.collection import Collection
+    from retrievekit.cli.commands import parse_filter
 
     filt = parse_filter(args.filter)
     col = Collection(args.collection)

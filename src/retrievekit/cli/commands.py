@@ -7,10 +7,10 @@ import json
 import time
 from typing import Any
 
-from ..analysis import available_analyzers
-from ..errors import RetrievekitError
-from ..storage.collection import Collection
-from .render import print_hits, print_json, table
+from retrievekit.analysis import available_analyzers
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.collection import Collection
+from retrievekit.cli.render import print_hits, print_json, table
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:

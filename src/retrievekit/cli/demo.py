@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..demo.stdlib_corpus import iter_stdlib_documents
-from ..storage.collection import Collection
-from .render import print_hits, print_json
+from retrievekit.ingest.stdlib_corpus import iter_stdlib_documents
+from retrievekit.collection import Collection
+from retrievekit.cli.render import print_hits, print_json
 
 EXAMPLE_QUERIES = [
     "read and write json files",

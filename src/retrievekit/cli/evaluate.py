@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import RetrievekitError
-from ..evaluation import compare, evaluate, load_beir, write_run
-from ..retrieval.base import Retriever
-from ..retrieval.bm25.retriever import BM25Retriever
-from ..storage.collection import Collection
-from .commands import add_model_options, add_scoring_options, scoring_params
-from .render import print_json, table
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.evaluation import compare, evaluate, load_beir, write_run
+from retrievekit.retrieval.base import Retriever
+from retrievekit.retrieval.bm25.retriever import BM25Retriever
+from retrievekit.collection import Collection
+from retrievekit.cli.commands import add_model_options, add_scoring_options, scoring_params
+from retrievekit.cli.render import print_json, table
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "map", "mrr@10", "p@10", "recall@1000")
 
@@ -99,7 +99,7 @@ def parse_dense_system(spec: str) -> tuple[str, dict[str, Any]]:
         elif values:
             raise RetrievekitError(f"bad system {spec!r}: dense options need '+prf' (fb_docs, alpha, beta)")
         return kind, {"prf": prf}
-    from ..storage.collection import HYBRID_FUSION
+    from retrievekit.collection import HYBRID_FUSION
 
     if not values:
         return kind, {"fusion": dict(HYBRID_FUSION)}
@@ -251,7 +251,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         Path(args.output).write_text(json.dumps(out, indent=2))
     if args.report:
-        from ..evaluation.report import per_query_by_system, write_report
+        from retrievekit.evaluation.report import per_query_by_system, write_report
 
         write_report(args.report, out, per_query_by_system(per_query))
     if args.json:

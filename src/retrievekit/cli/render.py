@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..analysis import Analyzer
-from ..document import Document
-from ..highlight import ANSI, MARKERS, snippet
+from retrievekit.analysis import Analyzer
+from retrievekit.core.document import Document
+from retrievekit.analysis.highlight import ANSI, MARKERS, snippet
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

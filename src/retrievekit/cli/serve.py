@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 
-from ..errors import RetrievekitError
+from retrievekit.core.errors import RetrievekitError
 
 API_KEY_ENV = "RETRIEVEKIT_API_KEY"
 
@@ -42,7 +42,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from ..serve import ServeError
+    from retrievekit.serve import ServeError
 
     if not (args.max_body_mb > 0 and math.isfinite(args.max_body_mb)):
         raise ServeError(f"--max-body-mb must be a positive number, got {args.max_body_mb}")
@@ -50,7 +50,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--rate-limit must be a positive number of requests per second, got {args.rate_limit}")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be between 0 and 65535, got {args.port}")
-    from ..serve.app import run
+    from retrievekit.serve.app import run
 
     run(args.collection, host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         cors_origins=args.cors, max_body_bytes=int(args.max_body_mb * 2**20), rate_limit=args.rate_limit,

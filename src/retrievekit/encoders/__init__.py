@@ -1,7 +1,7 @@
 """Text encoders: one interface (``Encoder``), backends registered by name, model cards with prompts and pooling."""
 
-from .base import Encoder, EncoderMismatchError, check_compatible
-from .registry import (
+from retrievekit.encoders.base import Encoder, EncoderMismatchError, check_compatible
+from retrievekit.encoders.registry import (
     DEFAULT_MODEL,
     MODEL_CARDS,
     ModelCard,

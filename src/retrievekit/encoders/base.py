@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RetrievekitError
-from ..progress import progress_bar
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 

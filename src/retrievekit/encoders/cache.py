@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage.files import atomic_write_array, fsync_write_array
+from retrievekit.core.files import atomic_write_array, fsync_write_array
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def encode_with_cache(
     for i in todo.tolist():
         unique.setdefault(texts[i], []).append(i)
     order = sorted(unique, key=len, reverse=True)
-    from ..progress import progress_bar
+    from retrievekit.core.progress import progress_bar
 
     bar = progress_bar(progress, len(order), desc)
     try:

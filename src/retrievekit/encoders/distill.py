@@ -12,8 +12,8 @@ import logging
 import time
 from pathlib import Path
 
-from ..errors import MissingExtraError, RetrievekitError, require
-from .sentence_transformers import _pooling_of, load_sentence_transformer
+from retrievekit.core.errors import MissingExtraError, RetrievekitError, require
+from retrievekit.encoders.sentence_transformers import _pooling_of, load_sentence_transformer
 
 logger = logging.getLogger(__name__)
 

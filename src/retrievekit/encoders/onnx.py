@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RetrievekitError, require
-from .base import Encoder
-from .registry import DEFAULT_MODEL, ModelCard, model_card
-from .sentence_transformers import canonical_name, resolve_model_path
+from retrievekit.core.errors import RetrievekitError, require
+from retrievekit.encoders.base import Encoder
+from retrievekit.encoders.registry import DEFAULT_MODEL, ModelCard, model_card
+from retrievekit.encoders.sentence_transformers import canonical_name, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def export_model(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = N
 
 
 def _load_for_export(model: str):  # type: ignore[no-untyped-def]
-    from .sentence_transformers import SentenceTransformerEncoder
+    from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model)
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RetrievekitError
-from .base import Encoder
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.encoders.base import Encoder
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RetrievekitError, require
-from .base import Encoder
-from .registry import ModelCard, model_card
+from retrievekit.core.errors import RetrievekitError, require
+from retrievekit.encoders.base import Encoder
+from retrievekit.encoders.registry import ModelCard, model_card
 
 logger = logging.getLogger(__name__)
 

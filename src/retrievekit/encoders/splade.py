@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RetrievekitError, require
-from ..progress import progress_bar
+from retrievekit.core.errors import RetrievekitError, require
+from retrievekit.core.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 

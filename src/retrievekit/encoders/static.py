@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RetrievekitError, require
-from .base import Encoder
+from retrievekit.core.errors import RetrievekitError, require
+from retrievekit.encoders.base import Encoder
 
 logger = logging.getLogger(__name__)
 

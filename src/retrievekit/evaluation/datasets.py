@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..document import Document
-from ..errors import CollectionError, InputFormatError, RetrievekitError
-from .metrics import Qrels
-from .trec import read_qrels
+from retrievekit.core.document import Document
+from retrievekit.core.errors import CollectionError, InputFormatError, RetrievekitError
+from retrievekit.evaluation.metrics import Qrels
+from retrievekit.evaluation.trec import read_qrels
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class BeirDataset:
     def iter_corpus(self) -> Iterator[Document]:
         """Stream the corpus as ``Document`` objects (``_id`` becomes ``id``)."""
         try:
-            from ..ingest import read_documents
+            from retrievekit.ingest import read_documents
         except ImportError:
             return _read_beir_jsonl(self.corpus_path)
         return read_documents(self.corpus_path)

@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import InputFormatError, RetrievekitError
+from retrievekit.core.errors import InputFormatError, RetrievekitError
 
 logger = logging.getLogger(__name__)
 

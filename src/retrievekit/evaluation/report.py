@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import RetrievekitError
+from retrievekit.core.errors import RetrievekitError
 
 logger = logging.getLogger(__name__)
 

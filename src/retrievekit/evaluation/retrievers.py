@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .datasets import BeirDataset
-from .metrics import EvalResult, evaluate
+from retrievekit.evaluation.datasets import BeirDataset
+from retrievekit.evaluation.metrics import EvalResult, evaluate
 
 if TYPE_CHECKING:
-    from ..retrieval.base import Retriever
+    from retrievekit.retrieval.base import Retriever
 
 
 def evaluate_retriever(

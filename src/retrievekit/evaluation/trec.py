@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Literal
 
-from ..errors import InputFormatError
-from .metrics import Qrels, Run
+from retrievekit.core.errors import InputFormatError
+from retrievekit.evaluation.metrics import Qrels, Run
 
 logger = logging.getLogger(__name__)
 

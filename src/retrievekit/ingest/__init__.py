@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from retrievekit.document import Document
-from retrievekit.errors import InputFormatError
+from retrievekit.core.document import Document
+from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, SourceNotFoundError, check_exists, file_size
 from retrievekit.ingest.beir import corpus_path, find_corpus, read_beir
 from retrievekit.ingest.delimited import read_delimited

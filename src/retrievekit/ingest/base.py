@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from retrievekit.errors import InputFormatError
+from retrievekit.core.errors import InputFormatError
 
 #: Progress callback: called with the number of *source* bytes just consumed (an increment, not a total).
 #: For a ``.gz`` file the bytes are compressed bytes, so the increments add up to the file size on disk

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from retrievekit.document import Document
-from retrievekit.errors import InputFormatError
+from retrievekit.core.document import Document
+from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, check_exists
 from retrievekit.ingest.jsonl import read_jsonl
 

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from retrievekit.document import Document
-from retrievekit.errors import InputFormatError
+from retrievekit.core.document import Document
+from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import (
     ID_FIELDS,
     TITLE_FIELD,

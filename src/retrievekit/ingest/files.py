@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
-from retrievekit.document import Document
-from retrievekit.errors import InputFormatError
+from retrievekit.core.document import Document
+from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from retrievekit.document import Document
-from retrievekit.errors import InputFormatError
+from retrievekit.core.document import Document
+from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import (
     ID_FIELDS,
     TEXT_FIELDS,

@@ -12,7 +12,7 @@ Modules: ``chunking`` (token/sentence/paragraph/Markdown/HTML/semantic chunkers 
 sources, citation parsing), ``generators`` (OpenAI-compatible HTTP, local gemma-3-270m), ``pipeline`` (``RAG``).
 """
 
-from .pipeline import RAG, Answer, RAGError, RetrievalCache
-from .types import Chunk, Passage, count_tokens
+from retrievekit.rag.pipeline import RAG, Answer, RAGError, RetrievalCache
+from retrievekit.rag.types import Chunk, Passage, count_tokens
 
 __all__ = ["RAG", "Answer", "Chunk", "Passage", "RAGError", "RetrievalCache", "count_tokens"]

@@ -18,10 +18,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..analysis import Analyzer, get_analyzer
-from ..errors import RetrievekitError
-from .chunking import split_sentences
-from .types import Passage, count_tokens
+from retrievekit.analysis import Analyzer, get_analyzer
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.chunking import split_sentences
+from retrievekit.rag.types import Passage, count_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RetrievekitError
-from ..filters import Filter
-from ..storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
-from .compression import SentenceCompressor
-from .prompts import (
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.filters import Filter
+from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
+from retrievekit.rag.compression import SentenceCompressor
+from retrievekit.rag.prompts import (
     COMPLETION_STOP,
     UNKNOWN_ANSWER,
     Citation,
@@ -33,13 +33,13 @@ from .prompts import (
     is_unknown,
     parse_citations,
 )
-from .safety import DATA_NOTICE, allow_list, annotate, wrap_as_data
-from .selection import Selector, get_selector
-from .types import Passage, count_tokens
+from retrievekit.rag.safety import DATA_NOTICE, allow_list, annotate, wrap_as_data
+from retrievekit.rag.selection import Selector, get_selector
+from retrievekit.rag.types import Passage, count_tokens
 
 if TYPE_CHECKING:
-    from ..storage.collection import Collection
-    from .generators.base import Generator
+    from retrievekit.collection import Collection
+    from retrievekit.rag.generators.base import Generator
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class RAG:
     def _generator(spec: str | Generator | None) -> Generator | None:
         if spec is None:
             return None
-        from .generators.base import get_generator
+        from retrievekit.rag.generators.base import get_generator
 
         return get_generator(spec)
 
@@ -363,7 +363,7 @@ class RAG:
                           queries=queries)
         instruction = self.instruction
         if self.safety:  # retrieved text goes in as tagged data, and the model is told what the tags mean
-            from .prompts import DEFAULT_INSTRUCTION
+            from retrievekit.rag.prompts import DEFAULT_INSTRUCTION
 
             instruction = f"{instruction or DEFAULT_INSTRUCTION} {DATA_NOTICE.format(tag='data')}"
         prompt, source_map = build_prompt(question, contexts, self.template, instruction,

@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import RetrievekitError
+from retrievekit.core.errors import RetrievekitError
 
 if TYPE_CHECKING:
-    from .types import Passage
+    from retrievekit.rag.types import Passage
 
 UNKNOWN_ANSWER = "I don't know"
 

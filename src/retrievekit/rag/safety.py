@@ -32,8 +32,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import RetrievekitError
-from .types import Passage
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.rag.types import Passage
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RetrievekitError
-from .types import Passage, count_tokens
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.rag.types import Passage, count_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..filters import Filter
+from retrievekit.core.filters import Filter
 
 
 @dataclass
@@ -72,22 +72,22 @@ class Retriever(ABC):
 
     # Pipeline operators (see retrievekit.retrieval.pipeline).
     def __or__(self, other: Retriever) -> Retriever:
-        from .pipeline import Fusion
+        from retrievekit.retrieval.pipeline import Fusion
 
         return Fusion([self, other], "rrf")
 
     def __add__(self, other: Retriever) -> Retriever:
-        from .pipeline import Fusion
+        from retrievekit.retrieval.pipeline import Fusion
 
         return Fusion([self, other], "convex", weights=[0.5, 0.5], normalization="minmax")
 
     def __rshift__(self, reranker: Any) -> Retriever:
-        from .pipeline import Rerank
+        from retrievekit.retrieval.pipeline import Rerank
 
         return Rerank(self, reranker)
 
     def __mod__(self, n: int) -> Retriever:
-        from .pipeline import Cutoff
+        from retrievekit.retrieval.pipeline import Cutoff
 
         return Cutoff(self, n)
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RetrievekitError
-from ..filters import Filter
-from .base import Retriever, SearchResults
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.filters import Filter
+from retrievekit.retrieval.base import Retriever, SearchResults
 
 if TYPE_CHECKING:
-    from ..rerank.base import Reranker
-    from ..storage.collection import Collection
+    from retrievekit.retrieval.rerank.base import Reranker
+    from retrievekit.collection import Collection
 
 
 def collection_of(retriever: Retriever) -> Collection | None:
@@ -37,7 +37,7 @@ class Fusion(Retriever):
                  **params: Any) -> None:
         if len(retrievers) < 2:
             raise RetrievekitError("fusion needs at least two retrievers")
-        from .fusion import fuse
+        from retrievekit.retrieval.fusion import fuse
 
         self.retrievers = list(retrievers)
         self.method, self.depth, self.params = method, depth, params
@@ -96,7 +96,7 @@ class Cutoff(Retriever):
 
 def document_texts(collection: Collection) -> Callable[[Sequence[str]], list[str]]:
     """Document id → the text rerankers read (the collection's indexed fields, title + " " + text by default)."""
-    from ..storage.segment import index_text
+    from retrievekit.core.document import index_text
 
     fields = list(collection.config["fields"])
 

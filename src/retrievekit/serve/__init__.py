@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RetrievekitError
+from retrievekit.core.errors import RetrievekitError
 
 if TYPE_CHECKING:
-    from .app import create_app, run
+    from retrievekit.serve.app import create_app, run
 
 
 class ServeError(RetrievekitError):
@@ -23,7 +23,7 @@ __all__ = ["ServeError", "create_app", "run"]
 
 def __getattr__(name: str) -> Any:
     if name in ("create_app", "run"):
-        from . import app
+        from retrievekit.serve import app
 
         return getattr(app, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

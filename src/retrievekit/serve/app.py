@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import (
+from retrievekit.core.errors import (
     CollectionError,
     CollectionLockedError,
     InputFormatError,
@@ -29,14 +29,14 @@ from ..errors import (
     RetrievekitError,
     require,
 )
-from ..filters import FilterError, compile_filter
-from ..highlight import snippet
-from ..rag.generators.base import GenerationError, Generator, PromptInput
-from ..storage.collection import Collection
-from ..storage.manifest import MANIFEST
-from ..storage.writer import CollectionWriter
-from . import ServeError
-from .schemas import (
+from retrievekit.core.filters import FilterError, compile_filter
+from retrievekit.analysis.highlight import snippet
+from retrievekit.rag.generators.base import GenerationError, Generator, PromptInput
+from retrievekit.collection import Collection
+from retrievekit.storage.manifest import MANIFEST
+from retrievekit.storage.writer import CollectionWriter
+from retrievekit.serve import ServeError
+from retrievekit.serve.schemas import (
     SEARCH_MODES,
     AddedResponse,
     AskRequest,
@@ -56,7 +56,7 @@ from .schemas import (
     StatsResponse,
     UpdatedResponse,
 )
-from .security import BodySizeLimitMiddleware, GuardMiddleware, TokenBucketLimiter, is_loopback
+from retrievekit.serve.security import BodySizeLimitMiddleware, GuardMiddleware, TokenBucketLimiter, is_loopback
 
 require("fastapi", "serve")
 
@@ -159,7 +159,7 @@ class GeneratorSlot:
             if self._generator is None:
                 if self._failure is not None:
                     raise GenerationError(self._failure)
-                from ..rag.generators.base import get_generator
+                from retrievekit.rag.generators.base import get_generator
 
                 started = time.perf_counter()
                 try:
@@ -227,7 +227,7 @@ class ServerState:
     def retrieval_cache(self) -> Any:
         """One RetrievalCache for every ask: its keys include the search settings and the commit generation."""
         if self._retrieval_cache is None:
-            from ..rag.pipeline import RetrievalCache
+            from retrievekit.rag.pipeline import RetrievalCache
 
             with self._lock:
                 if self._retrieval_cache is None:
@@ -247,7 +247,7 @@ class ServerState:
         return ["lexical", "dense"] if "default" in (col.config.get("dense") or {}) else ["lexical"]
 
     def reranker_names(self, col: Collection) -> list[str]:
-        from ..rerank import available_rerankers
+        from retrievekit.retrieval.rerank import available_rerankers
 
         names = []
         for name in available_rerankers():
@@ -261,7 +261,7 @@ class ServerState:
 
     def reranker(self, name: str) -> Any:
         """One instance per name for the server's lifetime (building one may load a model)."""
-        from ..rerank import get_reranker
+        from retrievekit.retrieval.rerank import get_reranker
 
         with self._reranker_lock:
             reranker = self._rerankers.get(name)
@@ -320,7 +320,7 @@ def _no_embed(texts: Sequence[str]) -> Any:
 
 def _check_selector(spec: str, dense: bool) -> None:
     """A bad selector spec is the client's error (400 bad_selector); only the selection grammar is accepted."""
-    from ..rag.selection import SelectionError, get_selector
+    from retrievekit.rag.selection import SelectionError, get_selector
 
     try:
         get_selector(spec, embed=_no_embed)  # building a selector checks the grammar and embeds nothing
@@ -336,7 +336,7 @@ def _check_selector(spec: str, dense: bool) -> None:
 def _check_compress(spec: str | None, dense: bool) -> None:
     if spec is None:
         return
-    from ..rag.pipeline import RAGError, parse_compress
+    from retrievekit.rag.pipeline import RAGError, parse_compress
 
     try:
         name, _ = parse_compress(spec)
@@ -393,7 +393,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RetrievekitError)
     async def library_error(request: Request, exc: RetrievekitError) -> JSONResponse:
-        from ..rerank import RerankerError
+        from retrievekit.retrieval.rerank import RerankerError
 
         if isinstance(exc, RerankerError):
             return _error(400, "rerank_unavailable", str(exc))
@@ -471,7 +471,7 @@ def create_app(
     shared by all requests. ``rag_options``: further ``retrievekit.rag.RAG`` settings (template, instruction, allow,
     safety, expand, ...) and server defaults for the request's (depth, selector, compress, drop_flagged,
     max_tokens, mode, filter), which a request may override."""
-    from .. import __version__
+    from retrievekit import __version__
 
     if max_body_bytes <= 0:
         raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
@@ -480,7 +480,7 @@ def create_app(
     if rag_options:
         import inspect
 
-        from ..rag.pipeline import RAG
+        from retrievekit.rag.pipeline import RAG
 
         accepted = set(inspect.signature(RAG).parameters) - {"collection", "generator"}
         unknown = sorted(set(rag_options) - accepted)
@@ -610,9 +610,9 @@ def create_app(
     def ask(req: AskRequest) -> dict[str, Any]:
         """Answer a question from the collection with numbered citations: retrieve, select (and compress) contexts,
         generate. Without a generator the answer is empty and the selected contexts are the result."""
-        from ..rag.compression import CompressionError
-        from ..rag.pipeline import RAG
-        from ..rag.selection import SelectionError
+        from retrievekit.rag.compression import CompressionError
+        from retrievekit.rag.pipeline import RAG
+        from retrievekit.rag.selection import SelectionError
 
         started = time.perf_counter()
         col = state.collection()
@@ -687,7 +687,7 @@ def create_app(
     @app.get("/api/info", response_model=InfoResponse, tags=["collection"], responses=_responses())
     def info() -> dict[str, Any]:
         col = state.collection()
-        from ..rag.selection import available_selectors
+        from retrievekit.rag.selection import available_selectors
 
         return {"collection": col.info(), "modes": col.modes(), "rerankers": state.reranker_names(col),
                 "metadata_fields": state.metadata_fields(col),

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import CollectionLockedError
+from retrievekit.core.errors import CollectionLockedError
 
 LOCK_FILE = "write.lock"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import CollectionError
-from .files import atomic_write_text
+from retrievekit import __version__
+from retrievekit.core.errors import CollectionError
+from retrievekit.core.files import atomic_write_text
 
 MANIFEST = "manifest.json"
 FORMAT = "retrievekit-collection"

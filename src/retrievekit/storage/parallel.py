@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..analysis import get_analyzer
-from ..document import Document
-from ..errors import RetrievekitError
-from .manifest import SegmentEntry
-from .segment import SegmentReader, SegmentWriter, merge_segments
+from retrievekit.analysis import get_analyzer
+from retrievekit.core.document import Document
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.storage.manifest import SegmentEntry
+from retrievekit.storage.segment import SegmentReader, SegmentWriter, merge_segments
 
 if TYPE_CHECKING:
-    from .writer import CollectionWriter
+    from retrievekit.storage.writer import CollectionWriter
 
 logger = logging.getLogger(__name__)
 

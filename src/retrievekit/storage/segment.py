@@ -18,23 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import Analyzer
-from ..document import Document
-from ..errors import CollectionError
-from ..retrieval.bm25.postings import PostingsBuilder, PostingsReader, merge_postings
-from .files import fsync_dir, fsync_write_array, fsync_write_text, load_array
-
-
-def index_text(doc: Document, fields: list[str]) -> str:
-    """The text the inverted index sees: the chosen fields joined by a space (Pyserini's title + " " + text)."""
-    if fields == ["title", "text"]:
-        return doc.title + " " + doc.text if doc.title else doc.text
-    parts = []
-    for f in fields:
-        value = getattr(doc, f, None) if f in ("title", "text") else doc.metadata.get(f)
-        if value:
-            parts.append(str(value))
-    return " ".join(parts)
+from retrievekit.analysis import Analyzer
+from retrievekit.core.document import Document, index_text
+from retrievekit.core.errors import CollectionError
+from retrievekit.index.bm25.postings import PostingsBuilder, PostingsReader, merge_postings
+from retrievekit.core.files import fsync_dir, fsync_write_array, fsync_write_text, load_array
 
 
 class SegmentWriter:

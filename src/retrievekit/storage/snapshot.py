@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ..document import Document
-from ..filters import Filter, evaluate_filter, filter_key
-from ..retrieval.bm25.scoring import CorpusStats
-from .files import load_array
-from .manifest import Manifest
-from .segment import SegmentReader
+from retrievekit.core.document import Document
+from retrievekit.core.filters import Filter, evaluate_filter, filter_key
+from retrievekit.index.bm25.stats import CorpusStats
+from retrievekit.core.files import load_array
+from retrievekit.storage.manifest import Manifest
+from retrievekit.storage.segment import SegmentReader
 
 
 class Snapshot:
@@ -53,8 +53,8 @@ class Snapshot:
     def _open_indexes(self) -> None:
         """Open every model-built index's files now: a merge may delete an old segment's folder while this snapshot
         is still searched, and an open map stays valid."""
-        from ..errors import CollectionError
-        from .segment_indexes import configured, segment_index_kinds
+        from retrievekit.core.errors import CollectionError
+        from retrievekit.index.base import configured, segment_index_kinds
 
         for kind in segment_index_kinds():
             for name, config in configured(self.manifest.config, kind).items():

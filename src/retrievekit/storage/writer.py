@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..analysis import get_analyzer
-from ..document import Document
-from ..errors import CollectionError, InputFormatError
-from .files import fsync_write_array
-from .lock import LOCK_FILE, WriterLock
-from .manifest import MANIFEST, Manifest, SegmentEntry
-from .segment import SegmentReader, SegmentWriter, merge_segments
-from .segment_indexes import configured, index_kind, segment_index_kinds
+from retrievekit.analysis import get_analyzer
+from retrievekit.core.document import Document
+from retrievekit.core.errors import CollectionError, InputFormatError
+from retrievekit.core.files import fsync_write_array
+from retrievekit.storage.lock import LOCK_FILE, WriterLock
+from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry
+from retrievekit.storage.segment import SegmentReader, SegmentWriter, merge_segments
+from retrievekit.index.base import configured, index_kind, segment_index_kinds
 
 if TYPE_CHECKING:
-    from ..rag.chunking import Chunker
-    from .collection import Collection
+    from retrievekit.chunking import Chunker
+    from retrievekit.collection import Collection
 
 # Metadata a passage collection adds to each passage: the document it comes from and its character span there.
 PASSAGE_OF, PASSAGE_START, PASSAGE_END, PASSAGE_HEADING = "passage_of", "passage_start", "passage_end", "heading"
@@ -39,7 +39,7 @@ def passage_chunker(collection: Collection, config: Mapping[str, Any]) -> Chunke
     passages = config.get("passages")
     if not passages:
         return None
-    from ..rag.chunking import get_chunker
+    from retrievekit.chunking import get_chunker
 
     spec = passages["chunker"]
     # Semantic chunking measures sentence similarity with the collection's dense model.
@@ -212,7 +212,7 @@ class CollectionWriter:
                      batch_size: int = 1000) -> int:
         """``add`` for a large stream: ``workers`` processes each analyse and index a share of the batches into a
         segment of their own (published together at commit). Returns the number of documents added."""
-        from .parallel import index_in_parallel
+        from retrievekit.storage.parallel import index_in_parallel
 
         self._check_open()
         if self._chunker is not None:

@@ -1,7 +1,7 @@
 """Text generators for retrieval-augmented answers: a common interface, an OpenAI-compatible HTTP client and
 local models (llama.cpp or transformers). Backends import their heavy dependencies only when constructed."""
 
-from .base import (
+from retrievekit.rag.generators.base import (
     GenerationError,
     Generator,
     GeneratorSpecError,
@@ -27,11 +27,11 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # Lazy, so that importing the package needs neither httpx nor torch.
     if name == "OpenAICompatibleGenerator":
-        from .openai import OpenAICompatibleGenerator
+        from retrievekit.rag.generators.openai import OpenAICompatibleGenerator
 
         return OpenAICompatibleGenerator
     if name == "LocalGenerator":
-        from .local import LocalGenerator
+        from retrievekit.rag.generators.local import LocalGenerator
 
         return LocalGenerator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ...errors import RetrievekitError
+from retrievekit.core.errors import RetrievekitError
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def register_generator(name: str, factory: GeneratorFactory) -> None:
 
 
 def _openai_factory(model: str | None = None, **options: Any) -> Generator:
-    from .openai import OpenAICompatibleGenerator
+    from retrievekit.rag.generators.openai import OpenAICompatibleGenerator
 
     if not model:
         raise GeneratorSpecError("the openai generator needs a model: 'openai:MODEL' or 'openai:MODEL@BASE_URL'")
@@ -197,7 +197,7 @@ def _openai_factory(model: str | None = None, **options: Any) -> Generator:
 
 
 def _local_factory(model: str | None = None, **options: Any) -> Generator:
-    from .local import LocalGenerator
+    from retrievekit.rag.generators.local import LocalGenerator
 
     return LocalGenerator(model=model or None, **options)
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import require
-from .base import (
+from retrievekit.core.errors import require
+from retrievekit.rag.generators.base import (
     PROMPT_STYLES,
     GenerationError,
     Generator,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ...errors import require
-from .base import (
+from retrievekit.core.errors import require
+from retrievekit.rag.generators.base import (
     GenerationError,
     Generator,
     GeneratorSpecError,

@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from ...errors import require
-from .base import (
+from retrievekit.core.errors import require
+from retrievekit.rag.generators.base import (
     Generator,
     GeneratorSpecError,
     check_generation_args,

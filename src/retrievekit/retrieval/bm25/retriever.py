@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...filters import Filter
-from ...storage.segment import index_text
-from ..base import Retriever, SearchResults, results_from_numbers, run_batch
-from .kernel import search_segment
-from .rm3 import RM3
-from .scoring import Scorer, get_scorer
+from retrievekit.core.filters import Filter
+from retrievekit.core.document import index_text
+from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
+from retrievekit.retrieval.bm25.kernel import search_segment
+from retrievekit.retrieval.bm25.rm3 import RM3
+from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
 
 if TYPE_CHECKING:
-    from ...storage.collection import Collection
-    from ...storage.snapshot import Snapshot
+    from retrievekit.collection import Collection
+    from retrievekit.storage.snapshot import Snapshot
 
 
 class BM25Retriever(Retriever):

@@ -17,23 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...errors import RetrievekitError
-from .lucene_norms import quantized_lengths
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.index.bm25.stats import CorpusStats
+from retrievekit.retrieval.bm25.lucene_norms import quantized_lengths
 
 MODE_SATURATING, MODE_BM25L, MODE_DIRICHLET = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class CorpusStats:
-    """Collection-wide statistics of one text field."""
-
-    docs: int  # documents, including empty ones
-    docs_with_terms: int  # Lucene's docCount: documents with at least one term
-    total_terms: int  # sum of document lengths (Lucene's sumTotalTermFreq)
-
-    @property
-    def avgdl(self) -> float:
-        return self.total_terms / self.docs_with_terms if self.docs_with_terms else 0.0
 
 
 class Scorer(ABC):

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...encoders.base import Encoder, check_compatible
-from ...filters import Filter
-from ..base import Retriever, SearchResults
-from .embedding import embed_queries
-from .exact import exact_search
-from .index import DEFAULT_INDEX, segment_tier, segment_vectors
+from retrievekit.encoders.base import Encoder, check_compatible
+from retrievekit.core.filters import Filter
+from retrievekit.retrieval.base import Retriever, SearchResults
+from retrievekit.index.dense.embedding import embed_queries
+from retrievekit.index.dense.exact import exact_search
+from retrievekit.index.dense.segment import DEFAULT_INDEX, segment_tier, segment_vectors
 
 if TYPE_CHECKING:
-    from ...storage.collection import Collection
+    from retrievekit.collection import Collection
 
 
 class DenseRetriever(Retriever):
@@ -35,7 +35,7 @@ class DenseRetriever(Retriever):
         self.cache_queries = cache_queries  # keep query vectors in the embedding cache (repeated evaluations)
         config = self._config()
         if encoder is not None:
-            from ...encoders import get_encoder
+            from retrievekit.encoders import get_encoder
 
             encoder = get_encoder(encoder)
             check_compatible(config["encoder"], encoder.spec(), f"dense index {index!r} of {collection.path}")
@@ -53,7 +53,7 @@ class DenseRetriever(Retriever):
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         if self.cache_queries:
-            from .index import embedding_cache
+            from retrievekit.index.dense.segment import embedding_cache
 
             return embed_queries(self.encoder, queries, cache=embedding_cache(self._config()))
         return embed_queries(self.encoder, queries)
@@ -71,7 +71,7 @@ class DenseRetriever(Retriever):
         allowed = snap.allowed(filter)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.prf is not None and len(vectors):
-            from ..dense_prf import rocchio
+            from retrievekit.retrieval.dense.prf import rocchio
 
             fb = int(self.prf["fb_docs"])
             first, _ = exact_search(vectors, blocks, fb, allowed=allowed, threads=threads)

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import CollectionError
-from ...filters import Filter
-from ..base import Retriever, SearchResults, results_from_numbers, run_batch
-from ..bm25.kernel import MODE_IMPACT, search_segment
-from .index import DEFAULT_INDEX, segment_sparse
+from retrievekit.core.errors import CollectionError
+from retrievekit.core.filters import Filter
+from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
+from retrievekit.retrieval.bm25.kernel import MODE_IMPACT, search_segment
+from retrievekit.index.sparse.segment import DEFAULT_INDEX, segment_sparse
 
 if TYPE_CHECKING:
-    from ...encoders.splade import SpladeEncoder
-    from ...storage.collection import Collection
-    from ...storage.snapshot import Snapshot
+    from retrievekit.encoders.splade import SpladeEncoder
+    from retrievekit.collection import Collection
+    from retrievekit.storage.snapshot import Snapshot
 
 _RETRIES = 5  # snapshots to try when a concurrent merge removes a segment between snapshot and search
 
@@ -33,8 +33,8 @@ class LearnedSparseRetriever(Retriever):
         self.use_kernel = use_kernel
         config = self._config()
         if encoder is not None:
-            from ...encoders.base import EncoderMismatchError
-            from ...encoders.splade import get_sparse_encoder
+            from retrievekit.encoders.base import EncoderMismatchError
+            from retrievekit.encoders.splade import get_sparse_encoder
 
             resolved = get_sparse_encoder(encoder)
             if resolved.spec() != config["encoder"]:

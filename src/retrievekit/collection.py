@@ -1,0 +1,533 @@
+"""``Collection``: a folder on disk holding documents and the indexes built on them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from retrievekit.analysis import Analyzer, get_analyzer
+from retrievekit.core.document import Document
+from retrievekit.core.errors import CollectionError, RetrievekitError
+from retrievekit.core.filters import Filter
+from retrievekit.core.progress import progress_bar
+from retrievekit.retrieval.base import Retriever, SearchResults
+from retrievekit.retrieval.bm25.retriever import BM25Retriever
+from retrievekit.storage.lock import WriterLock
+from retrievekit.storage.manifest import MANIFEST, Manifest
+from retrievekit.storage.segment import SegmentReader
+from retrievekit.storage.snapshot import Snapshot
+from retrievekit.storage.writer import CollectionWriter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FIELDS = ("title", "text")
+_ADD_HINTS = {"dense": "Collection.add_dense_index(...) or `retrievekit index --dense MODEL`",
+              "sparse": "Collection.add_sparse_index(...) or `retrievekit index --sparse`"}
+MODES = ("bm25", "dense", "hybrid", "sparse")
+# How hybrid mode fuses BM25 and dense results unless told otherwise: z-scored scores, 0.2 BM25 + 0.8 dense — the
+# best mean dev-split nDCG@10 (scifact train, cosqa dev) of 45 RRF/convex settings in
+# `benchmarks/run_hybrid.py --select-default` (benchmarks/results/hybrid_default.json; no test qrels used).
+HYBRID_FUSION: dict[str, Any] = {"method": "convex", "weights": [0.2, 0.8], "normalization": "zscore"}
+
+
+class Collection:
+    """Documents (id, title, text, metadata) and their indexes in one folder.
+
+    Reading never blocks on a writer: every search runs on the latest committed snapshot, picked up
+    automatically when another process (or this one) commits.
+
+        col = Collection.create("my-collection")
+        col.ingest("corpus.jsonl")                 # streaming, atomic
+        results = col.search(["what is bm25"], k=10)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / MANIFEST).is_file():
+            if not self.path.exists():
+                raise CollectionError(f"no collection at {self.path} (folder does not exist); create one with "
+                                      "Collection.create(path) or `retrievekit index`")
+            raise CollectionError(f"{self.path} is not a retrievekit collection (no {MANIFEST})")
+        self._manifest_path = str(self.path / MANIFEST)
+        self._readers: dict[str, SegmentReader] = {}
+        self._snapshot: Snapshot | None = None
+        self._manifest_stamp: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+        self._retrievers: dict[str, Any] = {}
+        self._rags: dict[str, Any] = {}
+        self._encoders: dict[str, Any] = {}
+        self.analyzer: Analyzer = get_analyzer(self.config["bm25"]["analyzer"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Settings of the latest commit: fields, BM25 analyzer, dense indexes (with their encoder specs)."""
+        return self.snapshot().manifest.config
+
+    # -- creation ----------------------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        analyzer: str | dict[str, Any] | Analyzer | None = "lucene-english",
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        dense: str | Mapping[str, Any] | Any | None = None,
+        chunking: str | Mapping[str, Any] | None = None,
+        vectors: str | None = None,
+        passages: str | None = None,
+        exist_ok: bool = False,
+    ) -> Collection:
+        """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
+        instance; ``fields`` are the document parts indexed for BM25, joined by a space (title + " " + text).
+        ``dense``: an encoder (name such as ``"minilm"``, ``"onnx-int8:minilm"``, spec or instance) for a dense
+        index named "default", encoded at every commit; ``chunking`` ('256:32:mean') represents documents longer
+        than the model window by pooled windows; ``vectors`` picks the search tier ('int8', 'binary+rescore',
+        'pq:48+rescore', 'leanvec-ood:192+rescore', 'hnsw', 'ivf', ...; default exact float32). ``passages``: a
+        chunker spec ("sentences:128", "tokens:256:32", "paragraphs", "markdown", "html", "semantic", see
+        ``retrievekit.chunking``) makes this a passage collection: every document added is stored and searched
+        as its passages ``ID#0``, ``ID#1``, ... whose metadata link back to the document (``passage_of``) and give
+        their character span in its text (``passage_start``, ``passage_end``). With ``exist_ok``, an existing
+        collection is opened instead (its settings must match)."""
+        path = Path(path)
+        resolved = get_analyzer(analyzer)
+        config: dict[str, Any] = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
+        if dense is not None:
+            from retrievekit.encoders import get_encoder
+            from retrievekit.index.dense.segment import DEFAULT_INDEX, make_index_config
+
+            encoder = get_encoder(dense)  # type: ignore[arg-type]
+            dense_config = make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields,
+                                             vectors=vectors)
+            config["dense"] = {DEFAULT_INDEX: dense_config}
+        if passages is not None:
+            from retrievekit.chunking import get_chunker
+
+            if str(passages).split(":")[0] == "semantic":  # needs the encoder, which exists from the first commit
+                if dense is None:
+                    raise CollectionError("semantic passages need the collection's dense model: pass dense= too")
+            else:
+                get_chunker(passages)  # a bad spec fails here, not at the first commit
+            config["passages"] = {"chunker": str(passages)}
+        if (path / MANIFEST).is_file():
+            if not exist_ok:
+                raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
+            existing = cls(path)
+            have = _comparable(existing.config, dense is not None)
+            if passages is None:  # not asked for: whatever the collection has is fine
+                have.pop("passages", None)
+            if have != _comparable(config, dense is not None):
+                raise CollectionError(
+                    f"the collection at {path} was created with different settings: {existing.config} "
+                    f"(asked for {config})"
+                )
+            return existing
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise CollectionError(f"cannot create a collection at {path}: it exists and is not an empty folder")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(path)
+        try:
+            if not (path / MANIFEST).exists():
+                Manifest(config).write(path)
+        finally:
+            lock.release()
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Collection:
+        return cls(path)
+
+    # -- snapshots ---------------------------------------------------------------------------------------------
+    def _stamp(self) -> tuple[int, int, int]:
+        st = os.stat(self._manifest_path)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def snapshot(self) -> Snapshot:
+        """The latest committed state (reloaded only when the manifest changed)."""
+        stamp = self._stamp()
+        cached = self._snapshot
+        if cached is not None and stamp == self._manifest_stamp:
+            return cached
+        with self._lock:
+            for attempt in range(20):
+                try:
+                    stamp = self._stamp()
+                    current = self._snapshot
+                    if current is not None and stamp == self._manifest_stamp:
+                        return current
+                    manifest = Manifest.read(self.path)
+                    snap = Snapshot(self.path, manifest, self._readers)
+                    break
+                except (CollectionError, FileNotFoundError):
+                    # A commit replaced the manifest and removed files between our reads: read it again.
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
+            live = {e.name for e in manifest.segments}
+            for name in [n for n in self._readers if n not in live]:
+                # Older snapshots may still be searching in other threads; their open files stay valid.
+                self._readers.pop(name)
+            self._snapshot, self._manifest_stamp = snap, stamp
+            return snap
+
+    # -- writing -----------------------------------------------------------------------------------------------
+    def writer(self, *, lock_timeout: float = 0.0, **options: Any) -> CollectionWriter:
+        """The collection's single writer (raises CollectionLockedError if another process holds it)."""
+        return CollectionWriter(self, lock_timeout=lock_timeout, **options)
+
+    def add(self, documents: Iterable[Document | Mapping[str, Any]], *, lock_timeout: float = 0.0) -> int:
+        """Add or replace documents and commit."""
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.add(documents)
+
+    def delete(self, ids: Iterable[str], *, lock_timeout: float = 0.0) -> int:
+        """Delete documents by id and commit; returns how many existed."""
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.delete(ids)
+
+    def ingest(
+        self,
+        source: str | Path,
+        format: str | None = None,
+        *,
+        progress: bool = True,
+        batch_size: int = 1000,
+        workers: int | None = None,
+        lock_timeout: float = 0.0,
+        **reader_options: Any,
+    ) -> dict[str, Any]:
+        """Stream documents from a file or folder (JSONL, BEIR, CSV/TSV, text/Markdown/HTML files) into the
+        collection in one atomic commit: on any error nothing of this ingest is committed.
+
+        ``workers`` processes analyse and index in parallel (default: the CPU count, at most 4; 1 = in this
+        process). Documents then land in one segment per worker, interleaved by batch."""
+        from retrievekit.ingest import estimate_size, read_documents
+
+        started = time.perf_counter()
+        bar = _progress(progress, f"indexing {Path(source).name}", estimate_size(source, format) if progress else None)
+        try:
+            with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
+                if progress:
+                    reader_options["on_bytes"] = bar.update
+                if workers is None:
+                    workers = min(os.cpu_count() or 1, 4)
+                w.add_parallel(read_documents(source, format, **reader_options), workers, batch_size)
+                added = w.added
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - started
+        return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
+
+    # -- dense indexes -----------------------------------------------------------------------------------------
+    def index_config(self, kind: str, index: str = "default") -> dict[str, Any]:
+        """The stored configuration of ``kind`` ("dense" or "sparse") index ``index``; a clear error if absent."""
+        indexes = self.config.get(kind) or {}
+        if index not in indexes:
+            raise CollectionError(f"{self.path} has no {kind} index {index!r} (has: {', '.join(indexes) or 'none'}); "
+                                  f"add one with {_ADD_HINTS[kind]}")
+        return indexes[index]  # type: ignore[no-any-return]
+
+    def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+        """The encoder of dense index ``index``, rebuilt from its stored spec (loaded once per collection)."""
+        if config is None:
+            config = self.index_config("dense", index)
+        from retrievekit.encoders import get_encoder
+        from retrievekit.index.dense.embedding import index_key
+
+        key = index_key(dict(config))
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            spec = dict(config["encoder"])
+            stored_dim = spec.get("dim")
+            encoder = self._encoders[key] = get_encoder(spec)
+            if stored_dim is not None and encoder.dim != stored_dim:
+                raise CollectionError(f"the encoder {spec.get('model')!r} now gives {encoder.dim}-d vectors but the "
+                                      f"index holds {stored_dim}-d ones")
+        return encoder
+
+    def add_dense_index(self, encoder: Any = None, *, name: str = "default",
+                        chunking: str | Mapping[str, Any] | None = None, fields: Sequence[str] | None = None,
+                        vectors: str | None = None, progress: bool = True, lock_timeout: float = 0.0) -> int:
+        """Encode every document with ``encoder`` (name, spec or instance; default all-MiniLM-L6-v2) into a new
+        dense index and commit it. Resumable: an interrupted run's vectors come back from the embedding cache."""
+        from retrievekit.encoders import get_encoder
+        from retrievekit.index.dense.embedding import index_key
+        from retrievekit.index.dense.segment import make_index_config
+
+        resolved = get_encoder(encoder)
+        config = make_index_config(resolved, chunking=_as_chunking(chunking), fields=fields or self.config["fields"],
+                                   vectors=vectors)
+        self._encoders[index_key(config)] = resolved
+        with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
+            return w.add_dense_index(name, config)
+
+    def drop_dense_index(self, name: str = "default", *, lock_timeout: float = 0.0) -> int:
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.drop_dense_index(name)
+
+    # -- learned-sparse indexes --------------------------------------------------------------------------------
+    def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+        """The SPLADE encoder of sparse index ``index``, rebuilt from its stored spec (loaded once per collection)."""
+        if config is None:
+            config = self.index_config("sparse", index)
+        from retrievekit.encoders.splade import get_sparse_encoder
+        from retrievekit.index.sparse.segment import encoder_key
+
+        key = encoder_key(config)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encoder = self._encoders[key] = get_sparse_encoder(dict(config["encoder"]))
+        return encoder
+
+    def add_sparse_index(self, encoder: Any = "splade-tiny", *, name: str = "default",
+                         fields: Sequence[str] | None = None, quantization: int = 100, progress: bool = True,
+                         lock_timeout: float = 0.0) -> int:
+        """Encode every document with a SPLADE model (name, hub name, folder, spec or ``SpladeEncoder``) into a new
+        learned-sparse index and commit it; later commits encode new documents, merges reuse the postings."""
+        from retrievekit.encoders.splade import get_sparse_encoder
+        from retrievekit.index.sparse.segment import encoder_key, make_sparse_config
+
+        resolved = get_sparse_encoder(encoder)
+        config = make_sparse_config(resolved, fields=fields or self.config["fields"], quantization=quantization)
+        self._encoders[encoder_key(config)] = resolved
+        with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
+            return w.add_sparse_index(name, config)
+
+    def drop_sparse_index(self, name: str = "default", *, lock_timeout: float = 0.0) -> int:
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.drop_sparse_index(name)
+
+    def optimize(self) -> int:
+        """Merge all segments into one and drop deleted documents."""
+        w = self.writer()
+        try:
+            return w.optimize()
+        finally:
+            w.close()
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.snapshot().live_docs
+
+    def get(self, doc_id: str) -> Document | None:
+        return self.snapshot().get(doc_id)
+
+    def get_many(self, ids: Sequence[str]) -> list[Document | None]:
+        snap = self.snapshot()
+        return [snap.get(i) for i in ids]
+
+    def hit_documents(self, results: SearchResults, query: int = 0, start: int = 0) -> list[tuple[Document, float]]:
+        """(document, score) for the hits of one query of ``results`` from rank ``start`` (0-based) on, best first;
+        a document deleted by a commit since the search is left out."""
+        hits = results.hits(query)[start:]
+        docs = self.get_many([doc_id for doc_id, _ in hits])
+        return [(doc, score) for doc, (_, score) in zip(docs, hits) if doc is not None]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and doc_id in self.snapshot().id_map()
+
+    def iter_documents(self):  # type: ignore[no-untyped-def]
+        return self.snapshot().iter_documents()
+
+    def info(self) -> dict[str, Any]:
+
+        snap = self.snapshot()
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return {
+            "path": str(self.path),
+            "analyzer": self.config["bm25"]["analyzer"],
+            "fields": self.config["fields"],
+            **snap.info(),
+            "dense": {name: _dense_info(snap, name, c) for name, c in (self.config.get("dense") or {}).items()},
+            # a passage collection counts passages as its documents
+            "passages": self.config.get("passages"),
+            "disk_bytes": size,
+        }
+
+    def modes(self) -> list[str]:
+        """Search modes this collection supports: bm25 always, dense and hybrid with a dense index "default",
+        sparse with a sparse index "default"."""
+        config = self.config
+        modes = ["bm25"]
+        if "default" in (config.get("dense") or {}):
+            modes += ["dense", "hybrid"]
+        if "default" in (config.get("sparse") or {}):
+            modes.append("sparse")
+        return modes
+
+    @property
+    def default_mode(self) -> str:
+        """hybrid when the collection has a dense index, else bm25 (what ``search``, ``ask`` and the CLI use)."""
+        return "hybrid" if "default" in (self.config.get("dense") or {}) else "bm25"
+
+    def retriever(
+        self,
+        mode: str = "bm25",
+        *,
+        scorer: str | Mapping[str, Any] | None = None,
+        rm3: bool | Mapping[str, Any] = False,
+        index: str = "default",
+        encoder: Any = None,
+        prf: bool | Mapping[str, Any] = False,
+        fusion: str | Mapping[str, Any] | None = None,
+        rerank: Any = None,
+        depth: int = 100,
+        **scorer_params: Any,
+    ) -> Retriever:
+        """A retriever (or pipeline) over this collection, cached: see ``search`` for the arguments."""
+        key = repr((mode, scorer, rm3, index, encoder if isinstance(encoder, str | None) else id(encoder), prf,
+                    fusion, rerank if isinstance(rerank, str | None) else id(rerank), depth,
+                    sorted(scorer_params.items())))
+        retriever = self._retrievers.get(key)
+        if retriever is not None:
+            return retriever  # type: ignore[no-any-return]
+        if mode not in MODES:
+            raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode in ("bm25", "hybrid"):
+            bm25: Retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)  # validates arguments
+        if mode in ("dense", "hybrid"):
+            from retrievekit.retrieval.dense.retriever import DenseRetriever
+
+            dense: Retriever = DenseRetriever(self, index, encoder=encoder, prf=prf)
+        if mode == "sparse":
+            from retrievekit.retrieval.sparse.retriever import LearnedSparseRetriever
+
+            retriever = LearnedSparseRetriever(self, index, encoder=encoder)
+        elif mode == "bm25":
+            retriever = bm25
+        elif mode == "dense":
+            retriever = dense
+        else:
+            from retrievekit.retrieval.pipeline import Fusion
+
+            # A fusion that names its method replaces the default (RRF takes neither its weights nor a
+            # normalization); one that does not only overrides the default's settings.
+            options = dict(HYBRID_FUSION)
+            if isinstance(fusion, str):
+                options = {"method": fusion}
+            elif fusion:
+                options = dict(fusion) if "method" in fusion else {**options, **fusion}
+            retriever = Fusion([bm25, dense], **options)
+        if rerank is not None:
+            from retrievekit.retrieval.rerank import get_reranker
+            from retrievekit.retrieval.pipeline import Rerank
+
+            retriever = Rerank(retriever, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
+        if len(self._retrievers) < 64:
+            self._retrievers[key] = retriever
+        return retriever
+
+    def search(
+        self,
+        queries: str | Sequence[str],
+        k: int = 10,
+        *,
+        mode: str = "bm25",
+        filter: Filter | None = None,
+        threads: int = 1,
+        scorer: str | Mapping[str, Any] | None = None,
+        rm3: bool | Mapping[str, Any] = False,
+        rerank: Any = None,
+        **options: Any,
+    ) -> SearchResults:
+        """Search a batch of queries (a single string gives a one-row result).
+
+        ``mode``: ``bm25`` (default), ``dense`` (needs a dense index), ``hybrid`` (both, fused) or ``sparse``
+        (learned-sparse SPLADE index ``index``; see ``add_sparse_index``).
+        BM25: Lucene BM25, k1=0.9, b=0.4 unless ``scorer`` (``lucene`` | ``robertson`` | ``atire`` | ``bm25l`` |
+        ``bm25+`` | ``dirichlet``) and its parameters as keywords (``k1=1.2, b=0.75``) say otherwise; ``rm3``: True
+        or ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 feedback.
+        Dense: ``index`` (default "default"), ``encoder`` (query encoder; must match the index), ``prf`` (True or
+        ``{"fb_docs": 3, "alpha": 1.0, "beta": 0.5}``: Rocchio feedback).
+        Hybrid: ``fusion`` — "rrf", "convex" or a dict such as ``{"method": "convex", "weights": [0.3, 0.7],
+        "normalization": "zscore"}``.
+        ``rerank``: a reranker or its name (``"cross-encoder:MODEL"``, ``"maxsim"``) applied to the first ``depth``
+        (default 100) results. ``filter``: metadata filter (see ``retrievekit.core.filters``); ``threads`` > 1 searches
+        the batch in parallel.
+        """
+        retriever = self.retriever(mode, scorer=scorer, rm3=rm3, rerank=rerank, **options)
+        return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
+                                filter=filter, threads=threads)
+
+    def rag(self, **options: Any) -> Any:
+        """A ``retrievekit.rag.RAG`` pipeline over this collection; see ``ask``. Pipelines whose options are plain
+        values (strings, numbers, filters as dicts) are kept, the 16 most recent, so their retrieval cache carries
+        over between calls; options such as a Generator object build a new pipeline each time."""
+        import json
+
+        from retrievekit.rag.pipeline import RAG
+
+        try:
+            key = json.dumps(options, sort_keys=True)
+        except TypeError:  # an object option: no safe key
+            return RAG(self, **options)
+        with self._lock:
+            pipeline = self._rags.pop(key, None)
+        if pipeline is None:
+            pipeline = RAG(self, **options)
+        with self._lock:
+            self._rags[key] = pipeline  # most recent last
+            while len(self._rags) > 16:
+                self._rags.pop(next(iter(self._rags)))
+        return pipeline
+
+    def ask(self, question: str, **options: Any) -> Any:
+        """Answer ``question`` from this collection's documents with citations (``retrievekit.rag.Answer``).
+
+        Options go to ``retrievekit.rag.RAG``: ``generator`` ("local" = the offline gemma-3-270m, an
+        "openai:MODEL@URL" endpoint, a Generator, or None for contexts only), ``selector`` ("gap+budget:1024"),
+        ``compress`` ("lexical"), ``mode``, ``depth``, ``expand`` ("multi-query", "hyde"), ``allow``,
+        ``drop_flagged``, ``filter``. Retrieval is cached across calls for repeated or near-duplicate questions."""
+        return self.rag(**options).ask(question)
+
+    def __repr__(self) -> str:
+        return f"Collection({str(self.path)!r})"
+
+
+def _dense_info(snap: Any, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Model, dimension and, per tier, bytes on disk and (for the compressed/ANN tier) in memory."""
+    from retrievekit.index.dense.compressed import tier_folder
+    from retrievekit.index.dense.segment import segment_tier, vectors_file
+
+    vname = vectors_file(config)
+    float_bytes = sum((seg.folder / vname).stat().st_size for seg in snap.segments if (seg.folder / vname).exists())
+    info: dict[str, Any] = {"model": config["encoder"].get("model"), "backend": config["encoder"].get("backend"),
+                            "dim": config["encoder"].get("dim"), "chunking": config.get("chunking"),
+                            "vectors": config.get("vectors") or "float32", "vector_bytes": float_bytes}
+    spec = config.get("vectors")
+    tiers: dict[str, Any] = {"float32": {"disk_bytes": float_bytes,
+                                         "memory": "memory-mapped" if spec else "memory-mapped, scanned"}}
+    if spec:
+        disk = sum(f.stat().st_size for seg in snap.segments for f in (seg.folder / tier_folder(vname)).rglob("*")
+                   if f.is_file())
+        memory = sum(segment_tier(seg, config, name).memory_bytes() for seg in snap.segments)
+        docs = max(1, sum(seg.n_docs for seg in snap.segments))
+        tiers[spec.get("ann") or spec["tier"]] = {"disk_bytes": disk, "memory_bytes": memory,
+                                                   "bytes_per_vector": round(memory / docs, 2)}
+    info["tiers"] = tiers
+    return info
+
+
+def _as_chunking(value: str | Mapping[str, Any] | None) -> str | dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
+    """The settings ``create(exist_ok=True)`` must find unchanged (for dense indexes: what the vectors mean)."""
+    from retrievekit.encoders.base import SEMANTIC_FIELDS
+
+    out = {k: v for k, v in config.items() if k not in ("dense", "sparse")}  # indexes added later may differ
+    if with_dense:
+        out["dense"] = {name: {"encoder": {f: c["encoder"].get(f) for f in SEMANTIC_FIELDS},
+                               "chunking": c.get("chunking"), "fields": c.get("fields"), "vectors": c.get("vectors")}
+                        for name, c in (config.get("dense") or {}).items()}
+    return out
+
+
+def _progress(enabled: bool, desc: str, total_bytes: int | None = None):  # type: ignore[no-untyped-def]
+    """A progress bar over the input's bytes (the reader reports them as it goes)."""
+    return progress_bar(enabled, total_bytes, desc, unit="B", unit_scale=True, unit_divisor=1024)

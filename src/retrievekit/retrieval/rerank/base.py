@@ -1,0 +1,198 @@
+"""The reranker interface, and rerankers by name.
+
+A reranker rescores the candidates a first-stage retriever found. The base class does the bookkeeping once for
+every backend: it flattens a batch of result rows into (query, document) pairs (skipping the ``None`` padding),
+fetches document texts a chunk at a time, asks the backend for one score per pair, and re-sorts each row.
+
+Names accepted by ``get_reranker``:
+
+* ``cross-encoder:MODEL``: a sentence-transformers cross-encoder (local folder or hub name);
+* a local cross-encoder folder, a hub name ``org/model`` or a short alias such as ``ms-marco-minilm-l-6-v2``;
+* ``maxsim`` or ``maxsim:MODEL``: late interaction over a dense model's token embeddings (default MiniLM).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.progress import progress_bar
+from retrievekit.retrieval.base import SearchResults
+
+logger = logging.getLogger(__name__)
+
+TextsFn = Callable[[Sequence[str]], list[str]]
+
+
+class RerankerError(RetrievekitError, ValueError):
+    """A reranker could not be built or was called with inconsistent arguments."""
+
+
+class Reranker(ABC):
+    """Rescores candidate documents for a batch of queries. Subclasses implement ``_score_pairs``."""
+
+    #: how many (query, document) pairs are scored per chunk: bounds the texts and activations held at once
+    pairs_per_chunk: int = 1024
+
+    @abstractmethod
+    def _score_pairs(self, queries: Sequence[str], documents: Sequence[str], query_index: np.ndarray,
+                     doc_index: np.ndarray) -> np.ndarray:
+        """float32 (n_pairs,): the score of pair p is that of ``queries[query_index[p]]`` and
+        ``documents[doc_index[p]]``. Texts are given once each, so backends can encode each text only once."""
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__}
+
+    def score(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        """float32 score of each aligned pair (``queries[i]``, ``documents[i]``)."""
+        if len(queries) != len(documents):
+            raise RerankerError(f"{len(queries)} queries for {len(documents)} documents; pairs must be aligned")
+        index = np.arange(len(queries), dtype=np.int64)
+        if len(index) == 0:
+            return np.empty(0, dtype=np.float32)
+        return self._checked(self._score_pairs(list(queries), list(documents), index, index), len(index))
+
+    def rerank(self, queries: Sequence[str], candidates: SearchResults, texts: TextsFn, *, k: int | None = None,
+               progress: bool = False) -> SearchResults:
+        """Rescore ``candidates`` (one row per query) and sort each row by the new score, ties in the original
+        order; padding stays last. ``texts(ids)`` returns the text of each document id. With ``k``, the result
+        has exactly ``k`` columns (the best ``k``, padded with ``None``/``-inf`` if a row has fewer)."""
+        ids = np.asarray(candidates.ids, dtype=object)
+        if ids.ndim != 2:
+            raise RerankerError(f"candidates must be a 2-D (n_queries, k) result, got shape {ids.shape}")
+        if len(queries) != ids.shape[0]:
+            raise RerankerError(f"{len(queries)} queries for {ids.shape[0]} candidate rows")
+        if k is not None and k < 0:
+            raise RerankerError(f"k must be >= 0, got {k}")
+        n, width = ids.shape
+        present = ids != None  # noqa: E711 — elementwise comparison on an object array
+        rows, cols = np.nonzero(present)  # row-major: the pairs of one query are consecutive
+        new_scores = np.full((n, width), -np.inf, dtype=np.float32)
+        bar = progress_bar(progress, len(rows), "reranking", unit="pair")
+        try:
+            for start in range(0, len(rows), self.pairs_per_chunk):
+                r, c = rows[start : start + self.pairs_per_chunk], cols[start : start + self.pairs_per_chunk]
+                new_scores[r, c] = self._score_chunk(queries, ids[r, c], r, texts)
+                bar.update(len(r))
+        finally:
+            bar.close()
+        # Sort keys, last = primary: real hits before padding, then score descending, then original rank.
+        rank = np.broadcast_to(np.arange(width), (n, width))
+        order = np.lexsort((rank, -new_scores, ~present), axis=-1)
+        out_ids = np.take_along_axis(ids, order, axis=1)
+        out_scores = np.take_along_axis(new_scores, order, axis=1)
+        out_ids[~np.take_along_axis(present, order, axis=1)] = None
+        return _top(SearchResults(out_ids, out_scores), k)
+
+    def _score_chunk(self, queries: Sequence[str], doc_ids: np.ndarray, rows: np.ndarray, texts: TextsFn) -> np.ndarray:
+        first: dict[Any, int] = {}  # each document once per chunk, even when several queries retrieved it
+        doc_index = np.fromiter((first.setdefault(d, len(first)) for d in doc_ids), dtype=np.int64,
+                                count=len(doc_ids))
+        unique_ids = list(first)
+        documents = texts(unique_ids)
+        if len(documents) != len(unique_ids):
+            raise RerankerError(f"texts() returned {len(documents)} texts for {len(unique_ids)} document ids")
+        unique_rows, query_index = np.unique(rows, return_inverse=True)
+        chunk_queries = [queries[int(i)] for i in unique_rows]
+        docs = [d if d is not None else "" for d in documents]
+        scores = self._score_pairs(chunk_queries, docs, query_index.ravel(), doc_index)
+        return self._checked(scores, len(rows))
+
+    def _checked(self, scores: np.ndarray, n: int) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if scores.shape != (n,):
+            raise RerankerError(f"{type(self).__name__} returned {scores.shape[0]} scores for {n} pairs; "
+                                "multi-label models are not supported, use a single-score reranker")
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            logger.warning("%d non-finite reranker scores replaced by -inf", int(bad.sum()))
+            scores[bad] = -np.inf
+        return scores
+
+
+
+
+# -- registry ----------------------------------------------------------------------------------------------------
+
+RerankerFactory = Callable[..., Reranker]
+
+_BACKENDS: dict[str, tuple[str, str]] = {
+    # name -> (module, class): imported on first use so naming a reranker never imports torch early
+    "cross-encoder": ("retrievekit.retrieval.rerank.cross_encoder", "CrossEncoderReranker"),
+    "maxsim": ("retrievekit.retrieval.rerank.maxsim", "MaxSimReranker"),
+}
+_FACTORIES: dict[str, RerankerFactory] = {}
+_NEEDS_MODEL = {"cross-encoder"}
+
+#: short names of well-known hub cross-encoders (case-insensitive)
+CROSS_ENCODER_ALIASES: dict[str, str] = {
+    "ms-marco-minilm-l-6-v2": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    "ms-marco-minilm-l-12-v2": "cross-encoder/ms-marco-MiniLM-L-12-v2",
+    "ms-marco-tinybert-l-2-v2": "cross-encoder/ms-marco-TinyBERT-L-2-v2",
+    "bge-reranker-base": "BAAI/bge-reranker-base",
+    "bge-reranker-large": "BAAI/bge-reranker-large",
+    "bge-reranker-v2-m3": "BAAI/bge-reranker-v2-m3",
+    "mxbai-rerank-xsmall-v1": "mixedbread-ai/mxbai-rerank-xsmall-v1",
+}
+
+
+def register_reranker(name: str, factory: RerankerFactory) -> None:
+    """Make ``factory(model=..., **options)`` available as ``get_reranker("NAME:MODEL")`` (``factory(**options)``
+    for a bare ``NAME``)."""
+    _FACTORIES[name] = factory
+
+
+def available_rerankers() -> list[str]:
+    return sorted(set(_BACKENDS) | set(_FACTORIES))
+
+
+def _factory(name: str) -> RerankerFactory:
+    if name in _FACTORIES:
+        return _FACTORIES[name]
+    module, attr = _BACKENDS[name]
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def _choices() -> str:
+    return ("accepted: " + ", ".join(f"'{b}:MODEL'" for b in available_rerankers())
+            + ", 'maxsim' (default MiniLM), a local cross-encoder folder, a hub name 'org/model', or an alias ("
+            + ", ".join(sorted(CROSS_ENCODER_ALIASES)) + ")")
+
+
+def get_reranker(name: str | Reranker, **options: Any) -> Reranker:
+    """A reranker from a name (see the module docstring) or an instance (returned as is)."""
+    if isinstance(name, Reranker):
+        return name
+    if not isinstance(name, str) or not name.strip():
+        raise RerankerError(f"a reranker name is needed; {_choices()}")
+    name = name.strip()
+    if Path(name).expanduser().is_dir():
+        return _factory("cross-encoder")(model=name, **options)
+    backend, sep, model = name.partition(":")
+    if sep:
+        if backend not in available_rerankers():
+            raise RerankerError(f"unknown reranker {backend!r} in {name!r}; {_choices()}")
+        if not model:
+            raise RerankerError(f"{name!r} names no model; {_choices()}")
+        return _factory(backend)(model=CROSS_ENCODER_ALIASES.get(model.lower(), model), **options)
+    if name in available_rerankers():
+        if name in _NEEDS_MODEL:
+            raise RerankerError(f"{name!r} needs a model, e.g. '{name}:cross-encoder/ms-marco-MiniLM-L-6-v2'")
+        return _factory(name)(**options)
+    if name.lower() in CROSS_ENCODER_ALIASES:
+        return _factory("cross-encoder")(model=CROSS_ENCODER_ALIASES[name.lower()], **options)
+    if "/" in name:  # a hub name (org/model) or a path that does not exist yet: the loader says which
+        return _factory("cross-encoder")(model=name, **options)
+    raise RerankerError(f"unknown reranker {name!r}; {_choices()}")
+
+
+def _top(results: SearchResults, k: int | None) -> SearchResults:
+    return results if k is None else results.top(k)
+

@@ -1,0 +1,17 @@
+"""Where tests find their files: fixtures beside the tests, and the shared evaluation data.
+
+The shared BEIR data defaults to ``../shared/data`` beside the repository; point ``RETRIEVEKIT_TEST_DATA`` at any
+folder holding the same sets to use another copy. Under CI (``CI=true``) missing data fails the tests that need it
+instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FIXTURES = TESTS / "data"
+DATA = Path(os.environ.get("RETRIEVEKIT_TEST_DATA") or REPO.parent / "shared" / "data")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
