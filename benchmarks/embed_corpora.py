@@ -11,11 +11,11 @@ import time
 
 from datasets_en import ENGLISH_SETS
 
+from retrievekit.core.document import index_text
 from retrievekit.encoders import get_encoder
 from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
 from retrievekit.evaluation import load_beir
 from retrievekit.index.dense.embedding import embed_documents, embed_queries
-from retrievekit.core.document import index_text
 
 
 def main() -> None:

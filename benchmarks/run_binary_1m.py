@@ -62,11 +62,11 @@ def real_vectors(n: int, n_queries: int, noise: float, seed: int) -> tuple[np.nd
     """Cached MiniLM document vectors of the English sets replicated with noise to n rows, and real queries."""
     from datasets_en import ENGLISH_SETS
 
+    from retrievekit.core.document import index_text
     from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
     from retrievekit.encoders.registry import get_encoder
     from retrievekit.evaluation import load_beir
     from retrievekit.index.dense.embedding import embed_documents, embed_queries
-    from retrievekit.core.document import index_text
 
     encoder = get_encoder("minilm")
     cache = EmbeddingCache(default_cache_root(), encoder.spec())

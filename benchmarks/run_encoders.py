@@ -34,8 +34,8 @@ BACKENDS = {
 
 
 def passages(n: int) -> list[str]:
-    from retrievekit.ingest import read_documents
     from retrievekit.core.document import index_text
+    from retrievekit.ingest import read_documents
 
     out = []
     for doc in read_documents(DATA / "corpus.jsonl"):

@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
+from retrievekit.collection import Collection  # noqa: E402
 from retrievekit.encoders.splade import SpladeEncoder  # noqa: E402
 from retrievekit.evaluation import evaluate, load_beir  # noqa: E402
 from retrievekit.index.sparse.segment import segment_sparse  # noqa: E402
-from retrievekit.collection import Collection  # noqa: E402
 
 METRICS = ("ndcg@10", "recall@100")
 

@@ -25,16 +25,16 @@ from datasets_en import ENGLISH_SETS
 from threadpoolctl import threadpool_limits
 
 from retrievekit import RetrievekitError
+from retrievekit.core.document import index_text
 from retrievekit.encoders import get_encoder
 from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
 from retrievekit.evaluation import evaluate, load_beir
-from retrievekit.retrieval.base import SearchResults
 from retrievekit.index.dense.compressed import parse_vectors
 from retrievekit.index.dense.embedding import embed_documents, embed_queries
 from retrievekit.index.dense.exact import exact_search
 from retrievekit.index.dense.tiers import get_tier
 from retrievekit.index.dense.tiers.rescore import search_compressed
-from retrievekit.core.document import index_text
+from retrievekit.retrieval.base import SearchResults
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETS = ("scifact", "cosqa", "xquad-r-en-paragraphs", "squad-v1.1-dev")

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from retrievekit.collection import Collection
 from retrievekit.core.document import Document
 from retrievekit.core.errors import (
     CollectionError,
@@ -11,7 +12,6 @@ from retrievekit.core.errors import (
     RetrievekitError,
 )
 from retrievekit.retrieval.base import Retriever, SearchResults
-from retrievekit.collection import Collection
 
 __all__ = [
     "Collection",

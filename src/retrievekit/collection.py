@@ -413,8 +413,8 @@ class Collection:
                 options = dict(fusion) if "method" in fusion else {**options, **fusion}
             retriever = Fusion([bm25, dense], **options)
         if rerank is not None:
-            from retrievekit.retrieval.rerank import get_reranker
             from retrievekit.retrieval.pipeline import Rerank
+            from retrievekit.retrieval.rerank import get_reranker
 
             retriever = Rerank(retriever, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
         if len(self._retrievers) < 64:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from retrievekit.analysis import (
     UnknownAnalyzerError,
@@ -16,7 +17,6 @@ from retrievekit.analysis import (
     standard_tokenize,
 )
 from retrievekit.analysis.porter import _reference_porter_stem, lucene_porter_stem
-from paths import FIXTURES
 
 GOLDEN = FIXTURES / "lucene_english_tokens.jsonl"
 ANALYZER_FOR = {"default": "lucene-english", "nostem": "lucene-english-nostem",

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from toy_encoder import ToyEncoder
 
-from retrievekit.core.errors import RetrievekitError
 from retrievekit.chunking import (
     Chunker,
     ChunkingError,
@@ -29,6 +28,7 @@ from retrievekit.chunking import (
     split_paragraphs,
     split_sentences,
 )
+from retrievekit.core.errors import RetrievekitError
 from retrievekit.rag.types import Chunk, Passage, count_tokens
 
 

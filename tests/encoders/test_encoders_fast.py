@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrievekit.encoders.base import SEMANTIC_FIELDS, check_compatible
 from retrievekit.core.errors import MissingExtraError, RetrievekitError
+from retrievekit.encoders.base import SEMANTIC_FIELDS, check_compatible
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

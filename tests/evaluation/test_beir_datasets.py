@@ -11,13 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from paths import DATA
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.evaluation import BeirDataset, DatasetError, load_beir
 from retrievekit.evaluation import datasets as beir_datasets
-from paths import DATA
-
 
 CORPUS = [{"_id": "d1", "title": "Cats", "text": "Cats purr."},
           {"_id": "d2", "title": "", "text": "Dogs bark.", "metadata": {"lang": "en"}},

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import DATA
 from scipy import sparse
 
 from retrievekit.core.errors import InputFormatError
 from retrievekit.evaluation import EvalResult, UnknownMetricError, evaluate
-from paths import DATA
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

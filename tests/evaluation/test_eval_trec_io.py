@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import pytest
+from paths import DATA
 
 from retrievekit.core.errors import InputFormatError
 from retrievekit.evaluation import evaluate, read_qrels, read_run, write_qrels, write_run
-from paths import DATA
-
 
 
 def test_write_run_sorts_by_score_then_docid_and_round_trips(tmp_path):

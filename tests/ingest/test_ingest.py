@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import DATA
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import InputFormatError, RetrievekitError
@@ -22,8 +23,6 @@ from retrievekit.ingest import (
     read_files,
     read_jsonl,
 )
-from paths import DATA
-
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

@@ -6,13 +6,12 @@ import ast
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-from retrievekit.ingest.stdlib_corpus import _signature, iter_stdlib_documents, stdlib_root
-from retrievekit.core.document import Document
 from paths import REPO
+
+from retrievekit.core.document import Document
+from retrievekit.ingest.stdlib_corpus import _signature, iter_stdlib_documents, stdlib_root
 
 SRC = REPO / "src"
 

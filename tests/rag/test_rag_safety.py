@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import FIXTURES
 
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.rag import safety
@@ -25,7 +26,6 @@ from retrievekit.rag.safety import (
     wrap_as_data,
 )
 from retrievekit.rag.types import Passage
-from paths import FIXTURES
 
 CASES = [json.loads(line) for line in (FIXTURES / "injection_cases.jsonl").open()]
 POSITIVES = [c for c in CASES if c["label"] == 1]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.evaluation import evaluate
+from retrievekit.evaluation.tuning import tune_fusion
 from retrievekit.retrieval.base import SearchResults
 from retrievekit.retrieval.dense.prf import FeedbackError, rocchio
-from retrievekit.evaluation.tuning import tune_fusion
 from retrievekit.retrieval.fusion import (
     FusionError,
     convex_combination,

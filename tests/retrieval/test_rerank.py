@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from retrievekit.core.errors import MissingExtraError, RetrievekitError
+from retrievekit.retrieval.base import SearchResults
 from retrievekit.retrieval.rerank import Reranker, RerankerError, get_reranker, register_reranker
 from retrievekit.retrieval.rerank import base as rerank_base
-from retrievekit.retrieval.base import SearchResults
 
 DOCS = {
     "d1": "the stock market fell",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import FIXTURES
 
 from retrievekit import Collection
 from retrievekit.evaluation import load_beir
@@ -17,7 +18,6 @@ from retrievekit.retrieval.bm25.kernel import HAVE_KERNEL
 from retrievekit.retrieval.bm25.lucene_norms import quantized_lengths
 from retrievekit.retrieval.bm25.retriever import BM25Retriever
 from retrievekit.retrieval.bm25.rm3 import RM3
-from paths import FIXTURES
 
 FIXTURE = FIXTURES / "pyserini_scores.json"
 

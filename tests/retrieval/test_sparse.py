@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError, RetrievekitError
 from retrievekit.retrieval.bm25.kernel import HAVE_KERNEL, MODE_IMPACT, search_segment
-from retrievekit.collection import Collection
 
 TOPICS = [
     "The cat sat on the mat and purred at the dog.",

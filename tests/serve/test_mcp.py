@@ -16,9 +16,9 @@ import pytest
 
 pytest.importorskip("mcp")
 
+from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError
 from retrievekit.serve.mcp import CollectionTools, add_mcp, main
-from retrievekit.collection import Collection
 
 DOCS = [
     {"id": "bees", "title": "Honey bees", "text": "Honey bees build hives of wax and make honey from nectar.",

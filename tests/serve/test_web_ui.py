@@ -33,13 +33,13 @@ if CHROMIUM is None:
 
 import toy_encoder  # noqa: E402,F401  (registers the "toy" encoder in this process, where the server runs)
 from http_helpers import ServerThread  # noqa: E402
+from paths import REPO  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 from retrievekit import Collection  # noqa: E402
 from retrievekit.evaluation.report import write_report  # noqa: E402
 from retrievekit.rag.generators.base import Generator  # noqa: E402
 from retrievekit.serve.app import create_app  # noqa: E402
-from paths import REPO
 
 KEY = "s3cret-key"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None

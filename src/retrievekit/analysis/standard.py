@@ -6,7 +6,6 @@ from typing import Any
 
 import Stemmer
 
-from retrievekit.core.errors import RetrievekitError
 from retrievekit.analysis.base import Analyzer, UnknownAnalyzerError, register_analyzer
 from retrievekit.analysis.porter import lucene_porter_stem, lucene_porter_stem_many
 from retrievekit.analysis.stopwords import STOPWORD_LISTS
@@ -18,6 +17,7 @@ from retrievekit.analysis.tokenizers import (
     whitespace_token_spans,
     whitespace_tokenize,
 )
+from retrievekit.core.errors import RetrievekitError
 
 TOKENIZERS = {"standard": standard_tokenize, "whitespace": whitespace_tokenize, "identifier": identifier_tokenize}
 _WORD_CACHE_SIZE = 200_000  # distinct words whose terms term_spans remembers (then it starts over)

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from retrievekit.core.errors import RetrievekitError
 from retrievekit.chunking.base import Chunk
+from retrievekit.core.errors import RetrievekitError
 
 if TYPE_CHECKING:
     from retrievekit.encoders.base import Encoder

@@ -41,8 +41,8 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from retrievekit.collection import Collection
     from retrievekit.cli.commands import parse_filter
+    from retrievekit.collection import Collection
 
     filt = parse_filter(args.filter)
     col = Collection(args.collection)

@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from retrievekit.analysis import available_analyzers
-from retrievekit.core.errors import RetrievekitError
-from retrievekit.collection import Collection
 from retrievekit.cli.render import print_hits, print_json, table
+from retrievekit.collection import Collection
+from retrievekit.core.errors import RetrievekitError
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from retrievekit.ingest.stdlib_corpus import iter_stdlib_documents
-from retrievekit.collection import Collection
 from retrievekit.cli.render import print_hits, print_json
+from retrievekit.collection import Collection
+from retrievekit.ingest.stdlib_corpus import iter_stdlib_documents
 
 EXAMPLE_QUERIES = [
     "read and write json files",

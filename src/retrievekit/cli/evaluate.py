@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from retrievekit.cli.commands import add_model_options, add_scoring_options, scoring_params
+from retrievekit.cli.render import print_json, table
+from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.evaluation import compare, evaluate, load_beir, write_run
 from retrievekit.retrieval.base import Retriever
 from retrievekit.retrieval.bm25.retriever import BM25Retriever
-from retrievekit.collection import Collection
-from retrievekit.cli.commands import add_model_options, add_scoring_options, scoring_params
-from retrievekit.cli.render import print_json, table
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "map", "mrr@10", "p@10", "recall@1000")
 

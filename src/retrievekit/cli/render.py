@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from retrievekit.analysis import Analyzer
-from retrievekit.core.document import Document
 from retrievekit.analysis.highlight import ANSI, MARKERS, snippet
+from retrievekit.core.document import Document
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

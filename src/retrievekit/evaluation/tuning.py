@@ -19,8 +19,8 @@ from retrievekit.retrieval.base import SearchResults
 from retrievekit.retrieval.fusion import (
     _MISSING,
     FusionError,
-    _Aligned,
     _align,
+    _Aligned,
     _canonical_method,
     _check_weights,
     _convex_scores,

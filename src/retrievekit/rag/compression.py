@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from retrievekit.analysis import Analyzer, get_analyzer
-from retrievekit.core.errors import RetrievekitError
 from retrievekit.chunking import split_sentences
+from retrievekit.core.errors import RetrievekitError
 from retrievekit.rag.types import Passage, count_tokens
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.filters import Filter
-from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
 from retrievekit.rag.compression import SentenceCompressor
 from retrievekit.rag.prompts import (
     COMPLETION_STOP,
@@ -36,6 +35,7 @@ from retrievekit.rag.prompts import (
 from retrievekit.rag.safety import DATA_NOTICE, allow_list, annotate, wrap_as_data
 from retrievekit.rag.selection import Selector, get_selector
 from retrievekit.rag.types import Passage, count_tokens
+from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
 
 if TYPE_CHECKING:
     from retrievekit.collection import Collection

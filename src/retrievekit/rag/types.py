@@ -1,4 +1,4 @@
-"""Types shared by the RAG stages: retrieved passages (chunks and the token counter come from ``retrievekit.chunking``)."""
+"""Types shared by the RAG stages: retrieved passages (chunks and the token counter are in retrievekit.chunking)."""
 
 from __future__ import annotations
 

@@ -7,15 +7,15 @@ ties ordered by document id ascending so results never depend on input order.
 
 The work is vectorised over queries: document ids are mapped once to integer codes and every (query, document)
 pair to a column of that query's row in a dense union matrix (:class:`_Aligned`). A fusion is then a handful of
-scatter-adds and one row-wise sort, which is what makes :func:`retrievekit.evaluation.tuning.tune_fusion` cheap to repeat over a grid.
+scatter-adds and one row-wise sort, which is what makes ``retrievekit.evaluation.tuning.tune_fusion`` cheap to
+repeat over a grid.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 

@@ -21,8 +21,8 @@ from retrievekit.core.filters import Filter
 from retrievekit.retrieval.base import Retriever, SearchResults
 
 if TYPE_CHECKING:
-    from retrievekit.retrieval.rerank.base import Reranker
     from retrievekit.collection import Collection
+    from retrievekit.retrieval.rerank.base import Reranker
 
 
 def collection_of(retriever: Retriever) -> Collection | None:

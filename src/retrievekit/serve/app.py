@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from retrievekit.analysis.highlight import snippet
+from retrievekit.collection import Collection
 from retrievekit.core.errors import (
     CollectionError,
     CollectionLockedError,
@@ -30,11 +32,7 @@ from retrievekit.core.errors import (
     require,
 )
 from retrievekit.core.filters import FilterError, compile_filter
-from retrievekit.analysis.highlight import snippet
 from retrievekit.rag.generators.base import GenerationError, Generator, PromptInput
-from retrievekit.collection import Collection
-from retrievekit.storage.manifest import MANIFEST
-from retrievekit.storage.writer import CollectionWriter
 from retrievekit.serve import ServeError
 from retrievekit.serve.schemas import (
     SEARCH_MODES,
@@ -57,6 +55,8 @@ from retrievekit.serve.schemas import (
     UpdatedResponse,
 )
 from retrievekit.serve.security import BodySizeLimitMiddleware, GuardMiddleware, TokenBucketLimiter, is_loopback
+from retrievekit.storage.manifest import MANIFEST
+from retrievekit.storage.writer import CollectionWriter
 
 require("fastapi", "serve")
 

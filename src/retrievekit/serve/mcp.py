@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from retrievekit.core.errors import CollectionError, RetrievekitError, require
 from retrievekit.analysis.highlight import snippet
 from retrievekit.collection import Collection
+from retrievekit.core.errors import CollectionError, RetrievekitError, require
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import numpy as np
 from retrievekit.analysis import Analyzer
 from retrievekit.core.document import Document, index_text
 from retrievekit.core.errors import CollectionError
-from retrievekit.index.bm25.postings import PostingsBuilder, PostingsReader, merge_postings
 from retrievekit.core.files import fsync_dir, fsync_write_array, fsync_write_text, load_array
+from retrievekit.index.bm25.postings import PostingsBuilder, PostingsReader, merge_postings
 
 
 class SegmentWriter:

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.document import Document
+from retrievekit.core.files import load_array
 from retrievekit.core.filters import Filter, evaluate_filter, filter_key
 from retrievekit.index.bm25.stats import CorpusStats
-from retrievekit.core.files import load_array
 from retrievekit.storage.manifest import Manifest
 from retrievekit.storage.segment import SegmentReader
 

@@ -21,10 +21,10 @@ from retrievekit.analysis import get_analyzer
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.core.files import fsync_write_array
+from retrievekit.index.base import configured, index_kind, segment_index_kinds
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
 from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry
 from retrievekit.storage.segment import SegmentReader, SegmentWriter, merge_segments
-from retrievekit.index.base import configured, index_kind, segment_index_kinds
 
 if TYPE_CHECKING:
     from retrievekit.chunking import Chunker

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from retrievekit.core.errors import RetrievekitError
 from retrievekit.encoders.base import Encoder, normalize_rows
 from retrievekit.encoders.cache import EmbeddingCache, encode_with_cache
-from retrievekit.core.errors import RetrievekitError
 
 POOLS = ("mean", "max", "first")
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from retrievekit.encoders.base import Encoder
-from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import atomic_write_array
-from retrievekit.storage.segment import SegmentReader, index_text
+from retrievekit.encoders.base import Encoder
+from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
 from retrievekit.index.dense.embedding import Chunking, embed_documents, index_key
+from retrievekit.storage.segment import SegmentReader, index_text
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retrievekit.core.errors import CollectionError, RetrievekitError
-from retrievekit.core.progress import progress_bar
 from retrievekit.core.files import fsync_dir, fsync_write_text, load_array
-from retrievekit.storage.segment import SegmentReader, index_text
+from retrievekit.core.progress import progress_bar
 from retrievekit.index.bm25.postings import PostingsReader, merge_postings, write_postings
 from retrievekit.index.dense.embedding import index_key
+from retrievekit.storage.segment import SegmentReader, index_text
 
 if TYPE_CHECKING:
     from retrievekit.encoders.splade import SpladeEncoder

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrievekit.core.filters import Filter
 from retrievekit.core.document import index_text
+from retrievekit.core.filters import Filter
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
 from retrievekit.retrieval.bm25.kernel import search_segment
 from retrievekit.retrieval.bm25.rm3 import RM3

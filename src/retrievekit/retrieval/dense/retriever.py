@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrievekit.encoders.base import Encoder, check_compatible
 from retrievekit.core.filters import Filter
-from retrievekit.retrieval.base import Retriever, SearchResults
+from retrievekit.encoders.base import Encoder, check_compatible
 from retrievekit.index.dense.embedding import embed_queries
 from retrievekit.index.dense.exact import exact_search
 from retrievekit.index.dense.segment import DEFAULT_INDEX, segment_tier, segment_vectors
+from retrievekit.retrieval.base import Retriever, SearchResults
 
 if TYPE_CHECKING:
     from retrievekit.collection import Collection

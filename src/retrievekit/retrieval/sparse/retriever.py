@@ -9,13 +9,13 @@ import numpy as np
 
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.filters import Filter
+from retrievekit.index.sparse.segment import DEFAULT_INDEX, segment_sparse
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
 from retrievekit.retrieval.bm25.kernel import MODE_IMPACT, search_segment
-from retrievekit.index.sparse.segment import DEFAULT_INDEX, segment_sparse
 
 if TYPE_CHECKING:
-    from retrievekit.encoders.splade import SpladeEncoder
     from retrievekit.collection import Collection
+    from retrievekit.encoders.splade import SpladeEncoder
     from retrievekit.storage.snapshot import Snapshot
 
 _RETRIES = 5  # snapshots to try when a concurrent merge removes a segment between snapshot and search

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from retrievekit.index.dense.ann.base import DEFAULT_EXACT_BELOW, ANNError, ANNIndex, check_positive_int, faiss_module, scaled_effort
+from retrievekit.index.dense.ann.base import (
+    DEFAULT_EXACT_BELOW,
+    ANNError,
+    ANNIndex,
+    check_positive_int,
+    faiss_module,
+    scaled_effort,
+)
 
 __all__ = ["HNSWIndex", "IVFIndex", "available_ann", "get_ann"]
 

@@ -20,7 +20,13 @@ from retrievekit.index.dense.tiers.base import (
 from retrievekit.index.dense.tiers.binary import BinaryTier, MultiBitTier, hamming_distances, pack_signs
 from retrievekit.index.dense.tiers.composed import ComposedTier
 from retrievekit.index.dense.tiers.pq import OPQTier, PQTier
-from retrievekit.index.dense.tiers.projection import LeanVecOODTier, LeanVecTier, MatryoshkaTier, PCATier, ProjectionTier
+from retrievekit.index.dense.tiers.projection import (
+    LeanVecOODTier,
+    LeanVecTier,
+    MatryoshkaTier,
+    PCATier,
+    ProjectionTier,
+)
 from retrievekit.index.dense.tiers.rescore import search_compressed
 from retrievekit.index.dense.tiers.scalar import Float16Tier, Float32Tier, Int8Tier
 
