@@ -98,6 +98,7 @@ class Entry(Generic[T]):
             except ImportError as exc:
                 hint = f"; install it with: pip install 'retrievekit[{self.extra}]'" if self.extra else ""
                 raise MissingExtraError(f"{self.name!r} needs {exc.name or 'a missing library'}{hint}") from exc
+        assert not isinstance(self.target, str)
         return self.target
 
 
