@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "retrievekit._kernels",
-            ["src/retrievekit/_kernels.c"],
+            "retrievekit.index._kernels",
+            ["src/retrievekit/index/_kernels.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )

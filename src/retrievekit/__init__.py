@@ -1,6 +1,6 @@
 """retrievekit: a retrieval engine and toolkit."""
 
-__version__ = "0.1.0"
+from retrievekit.core.version import __version__
 
 from retrievekit.collection import Collection
 from retrievekit.core.document import Document

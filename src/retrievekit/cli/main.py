@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from retrievekit import __version__
+from retrievekit.core.version import __version__
 from retrievekit.cli.ask import add_ask
 from retrievekit.cli.commands import add_delete, add_index, add_info, add_optimize, add_search
 from retrievekit.cli.demo import add_demo

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrievekit import __version__
+from retrievekit.core.version import __version__
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import atomic_write_text
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 try:
-    from retrievekit import _kernels  # type: ignore[attr-defined]
+    from retrievekit.index import _kernels  # type: ignore[attr-defined]
 except ImportError:  # built without a C compiler: same results, slower
     _kernels = None
 

@@ -12,7 +12,7 @@ from retrievekit.index.dense.tiers.base import TierError
 from retrievekit.index.dense.tiers.binary import hamming_distances
 
 try:
-    from retrievekit import _kernels  # type: ignore[attr-defined]
+    from retrievekit.index import _kernels  # type: ignore[attr-defined]
 except ImportError:  # built without a C compiler
     _kernels = None
 
