@@ -45,3 +45,18 @@ def test_lazy_entry_names_its_extra() -> None:
     assert entries["ok"].installed and not entries["missing"].installed
     with pytest.raises(MissingExtraError, match=r"retrievekit\[magic\]"):
         reg.factory("missing")
+
+
+def test_parse_errors_use_the_registry_error_and_unregister() -> None:
+    class WidgetError(ValueError):
+        pass
+
+    reg: Registry[int] = Registry("widget", error=WidgetError)
+    reg.register("one", lambda: 1, usage="one[:N]", aliases=["uno"])
+    with pytest.raises(WidgetError, match=r"empty stage name; choose one of: one\[:N\]"):
+        reg.parse("one++one")
+    with pytest.raises(WidgetError, match="unknown widget 'two'"):
+        reg.parse("one+two")
+    assert next(iter(reg)).aliases == ("uno",)
+    reg.unregister("one")
+    assert "one" not in reg and "uno" not in reg and reg.names() == []

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, registry
 
 
 class Analyzer(ABC):
@@ -56,16 +57,20 @@ class UnknownAnalyzerError(RetrievekitError, ValueError):
     pass
 
 
-_PRESETS: dict[str, Callable[[], Analyzer]] = {}
+def _load_presets() -> None:
+    from retrievekit.analysis import standard  # noqa: F401  (registers the built-in presets)
 
 
-def register_analyzer(name: str, factory: Callable[[], Analyzer]) -> None:
+ANALYZERS: Registry[Analyzer] = registry("analyzer", error=UnknownAnalyzerError, loader=_load_presets)
+
+
+def register_analyzer(name: str, factory: Callable[[], Analyzer], *, description: str = "") -> None:
     """Make ``get_analyzer(name)`` return ``factory()``."""
-    _PRESETS[name] = factory
+    ANALYZERS.register(name, factory, description=description)
 
 
 def available_analyzers() -> list[str]:
-    return sorted(_PRESETS)
+    return sorted(ANALYZERS.names())
 
 
 def get_analyzer(spec: str | dict[str, Any] | Analyzer | None = None) -> Analyzer:
@@ -79,7 +84,6 @@ def get_analyzer(spec: str | dict[str, Any] | Analyzer | None = None) -> Analyze
         from retrievekit.analysis.standard import analyzer_from_config
 
         return analyzer_from_config(spec)
-    factory = _PRESETS.get(spec)
-    if factory is None:
-        raise UnknownAnalyzerError(f"unknown analyzer {spec!r}; choose one of: {', '.join(available_analyzers())}")
-    return factory()
+    if not isinstance(spec, str):
+        raise UnknownAnalyzerError(f"unknown analyzer {spec!r}; choose one of: {ANALYZERS.usages()}")
+    return ANALYZERS.factory(spec)()

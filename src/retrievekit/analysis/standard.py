@@ -191,7 +191,8 @@ def analyzer_from_config(config: dict[str, Any]) -> Analyzer:
 
 
 def _preset(name: str, **params: Any) -> None:
-    register_analyzer(name, lambda: TokenFilterAnalyzer(name=name, **params))
+    described = ", ".join(f"{k}={v}" for k, v in params.items())
+    register_analyzer(name, lambda: TokenFilterAnalyzer(name=name, **params), description=described)
 
 
 # Anserini's DefaultEnglishAnalyzer: StandardTokenizer, EnglishPossessiveFilter, LowerCaseFilter,

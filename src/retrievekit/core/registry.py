@@ -85,6 +85,7 @@ class Entry(Generic[T]):
     extra: str | None = None
     requires: tuple[str, ...] = ()
     description: str = ""
+    aliases: tuple[str, ...] = ()
 
     @property
     def installed(self) -> bool:
@@ -118,9 +119,17 @@ class Registry(Generic[T]):
                  requires: Sequence[str] = (), aliases: Sequence[str] = (), description: str = "") -> None:
         """Register ``target`` (a factory or "module:attribute") under ``name``; a later registration replaces it."""
         key = name.lower()
-        self._entries[key] = Entry(key, target, usage or name, extra, tuple(requires), description)
+        self._entries[key] = Entry(key, target, usage or name, extra, tuple(requires), description,
+                                   tuple(a.lower() for a in aliases))
         for alias in aliases:
             self._aliases[alias.lower()] = key
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` and its aliases (for plugins and tests); unknown names are ignored."""
+        key = name.lower()
+        self._entries.pop(key, None)
+        for alias in [a for a, target in self._aliases.items() if target == key]:
+            del self._aliases[alias]
 
     def _load_builtins(self) -> None:
         loader, self._loader = self._loader, None
@@ -157,8 +166,15 @@ class Registry(Generic[T]):
         return self.entry(name).load()
 
     def parse(self, text: str, *, stages: bool = True) -> list[tuple[Spec, Entry[T]]]:
-        """Parse ``text`` and look up every stage; an unknown name fails listing the valid choices."""
-        return [(spec, self.entry(spec.name)) for spec in parse_spec(text, what=self.kind, stages=stages)]
+        """Parse ``text`` and look up every stage; an unknown name fails listing the valid choices. Errors are
+        raised as this registry's ``error`` class."""
+        try:
+            specs = parse_spec(text, what=self.kind, stages=stages)
+        except SpecError as exc:
+            if self.error is SpecError:
+                raise
+            raise self.error(f"{exc}; choose one of: {self.usages()}") from None
+        return [(spec, self.entry(spec.name)) for spec in specs]
 
 
 REGISTRIES: dict[str, Registry[Any]] = {}
