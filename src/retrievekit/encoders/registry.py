@@ -12,11 +12,12 @@ Names accepted by ``get_encoder``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, parse_spec, registry
 from retrievekit.encoders.base import Encoder
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -77,35 +78,36 @@ def model_card(name: str) -> ModelCard | None:
 
 
 EncoderFactory = Callable[..., Encoder]
-_BACKENDS: dict[str, tuple[str, str]] = {
-    # name -> (module, attribute): imported on first use so the core install never needs torch
-    "sentence-transformers": ("retrievekit.encoders.sentence_transformers", "SentenceTransformerEncoder"),
-    "onnx": ("retrievekit.encoders.onnx", "ONNXEncoder"),
-    "onnx-int8": ("retrievekit.encoders.onnx", "ONNXInt8Encoder"),
-    "wordllama": ("retrievekit.encoders.static", "WordLlamaEncoder"),
-    "model2vec": ("retrievekit.encoders.static", "Model2VecEncoder"),
-}
-_FACTORIES: dict[str, EncoderFactory] = {}
+ENCODERS: Registry[Encoder] = registry("encoder", error=RetrievekitError)
+# Built-in backends are registered as "module:attribute", imported on first use so the core install never needs torch.
+ENCODERS.register("sentence-transformers", "retrievekit.encoders.sentence_transformers:SentenceTransformerEncoder",
+                  usage="sentence-transformers:MODEL (or just MODEL)", extra="dense",
+                  requires=["torch", "sentence_transformers"],
+                  description="any sentence-transformers model: a known short name, a hub name or a local folder")
+ENCODERS.register("onnx", "retrievekit.encoders.onnx:ONNXEncoder", usage="onnx[:MODEL]", extra="onnx",
+                  requires=["onnxruntime", "tokenizers"], description="ONNX Runtime export of a transformer model")
+ENCODERS.register("onnx-int8", "retrievekit.encoders.onnx:ONNXInt8Encoder", usage="onnx-int8[:MODEL]", extra="onnx",
+                  requires=["onnxruntime", "tokenizers"], description="int8-quantized ONNX export")
+ENCODERS.register("wordllama", "retrievekit.encoders.static:WordLlamaEncoder", usage="wordllama[:MODEL]",
+                  extra="static", requires=["wordllama"], description="static word embeddings (no transformer)")
+ENCODERS.register("model2vec", "retrievekit.encoders.static:Model2VecEncoder", usage="model2vec[:MODEL]",
+                  extra="static", requires=["model2vec"], description="distilled static embeddings")
 
 
-def register_encoder(backend: str, factory: EncoderFactory) -> None:
-    """Make ``factory(model=..., **options)`` available as ``get_encoder("BACKEND:MODEL")``."""
-    _FACTORIES[backend] = factory
+def register_encoder(backend: str, factory: EncoderFactory | str, *, usage: str = "", extra: str | None = None,
+                     requires: Sequence[str] = (), description: str = "") -> None:
+    """Make ``factory(model=..., **options)`` available as ``get_encoder("BACKEND:MODEL")`` (``factory`` may be
+    "module:attribute", imported on first use)."""
+    ENCODERS.register(backend, factory, usage=usage or f"{backend}[:MODEL]", extra=extra, requires=requires,
+                      description=description)
 
 
 def available_encoders() -> list[str]:
-    return sorted(set(_BACKENDS) | set(_FACTORIES))
+    return sorted(ENCODERS.names())
 
 
 def _factory(backend: str) -> EncoderFactory:
-    if backend in _FACTORIES:
-        return _FACTORIES[backend]
-    if backend not in _BACKENDS:
-        raise RetrievekitError(f"unknown encoder backend {backend!r}; available: {', '.join(available_encoders())}")
-    import importlib
-
-    module, attr = _BACKENDS[backend]
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    return ENCODERS.factory(backend)
 
 
 def get_encoder(name: str | dict[str, Any] | Encoder | None = None, **options: Any) -> Encoder:
@@ -119,8 +121,9 @@ def get_encoder(name: str | dict[str, Any] | Encoder | None = None, **options: A
         spec.update(options)
         return _factory(backend)(**spec)
     name = name or DEFAULT_MODEL
-    backend, _, model = name.partition(":")
-    if backend not in available_encoders():
+    (stage,) = parse_spec(name, what="encoder", stages=False)
+    backend, model = name.partition(":")[0], stage.rest
+    if backend not in available_encoders():  # not a backend name (exact): a sentence-transformers model
         backend, model = "sentence-transformers", name
     elif not model:  # a backend alone: its default model
         return _factory(backend)(**options)

