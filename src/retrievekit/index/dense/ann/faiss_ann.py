@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from retrievekit.index.dense.ann.base import (
     faiss_module,
     scaled_effort,
 )
+from retrievekit.core.registry import Registry, registry
 
 __all__ = ["HNSWIndex", "IVFIndex", "available_ann", "get_ann"]
 
@@ -191,21 +193,39 @@ class IVFIndex(ANNIndex):
 
 # ------------------------------------------------------------------------------------------------ registry
 
-# name -> (class, fixed options, accepted spec keys -> constructor argument)
-_SPECS: dict[str, tuple[type[ANNIndex], dict[str, Any], dict[str, str]]] = {
-    "hnsw": (HNSWIndex, {}, {"m": "m", "ef": "ef_search", "ef_search": "ef_search", "efc": "ef_construction",
-                             "ef_construction": "ef_construction"}),
-    "ivf": (IVFIndex, {}, {"nlist": "nlist", "nprobe": "nprobe", "train_size": "train_size", "seed": "seed",
-                           "pq_m": "pq_m", "refine": "refine", "k_factor": "k_factor"}),
-    "ivfpq": (IVFIndex, {"pq_m": 48}, {"m": "pq_m", "pq_m": "pq_m", "nlist": "nlist", "nprobe": "nprobe",
-                                       "refine": "refine", "k_factor": "k_factor", "train_size": "train_size",
-                                       "seed": "seed"}),
-}
+@dataclass(frozen=True)
+class _ANNKind:
+    """A registered ANN spec name: the class, fixed options and accepted spec keys -> constructor argument."""
+
+    cls: type[ANNIndex]
+    fixed: dict[str, Any]
+    keys: dict[str, str]
+
+    def __call__(self, **kwargs: Any) -> ANNIndex:
+        return self.cls(**{**self.fixed, **kwargs})
+
+
+ANN: Registry[ANNIndex] = registry("ann index", error=ANNError)
+ANN.register("hnsw", _ANNKind(HNSWIndex, {}, {"m": "m", "ef": "ef_search", "ef_search": "ef_search",
+                                              "efc": "ef_construction", "ef_construction": "ef_construction"}),
+             usage="hnsw[:m=32,ef=128,efc=200]", extra="ann", requires=["faiss"],
+             description="HNSW graph over the float vectors")
+ANN.register("ivf", _ANNKind(IVFIndex, {}, {"nlist": "nlist", "nprobe": "nprobe", "train_size": "train_size",
+                                            "seed": "seed", "pq_m": "pq_m", "refine": "refine",
+                                            "k_factor": "k_factor"}),
+             usage="ivf[:nlist=1024,nprobe=32]", extra="ann", requires=["faiss"],
+             description="inverted lists over k-means clusters")
+ANN.register("ivfpq", _ANNKind(IVFIndex, {"pq_m": 48}, {"m": "pq_m", "pq_m": "pq_m", "nlist": "nlist",
+                                                        "nprobe": "nprobe", "refine": "refine",
+                                                        "k_factor": "k_factor", "train_size": "train_size",
+                                                        "seed": "seed"}),
+             usage="ivfpq[:m=48,nlist=1024]", extra="ann", requires=["faiss"],
+             description="inverted lists of PQ codes, refined with the float vectors")
 _COMMON = {"threads": "threads", "exact_below": "exact_below"}
 
 
 def available_ann() -> list[str]:
-    return sorted(_SPECS)
+    return sorted(ANN.names())
 
 
 def _parse_value(key: str, text: str) -> Any:
@@ -229,15 +249,16 @@ def get_ann(name: str, **options: Any) -> ANNIndex:
     ``"ivfpq:m=48"``; keyword ``options`` (constructor argument names) override the spec's."""
     if not isinstance(name, str):
         raise ANNError(f"ANN index name must be a string, got {type(name).__name__}")
-    kind, _, rest = name.strip().partition(":")
-    kind = kind.strip().lower()
-    if kind not in _SPECS:
-        raise ANNError(f"unknown ANN index {kind!r}; choose one of {available_ann()} "
+    if not name.strip():
+        raise ANNError(f"an ANN index name is needed; choose one of {available_ann()} "
                        f"(e.g. 'hnsw:m=32,ef=128', 'ivf:nlist=1024,nprobe=32', 'ivfpq:m=48')")
-    cls, fixed, keys = _SPECS[kind]
-    keys = {**keys, **_COMMON}
-    kwargs: dict[str, Any] = dict(fixed)
-    for part in filter(None, (p.strip() for p in rest.split(","))):
+    ((spec, entry),) = ANN.parse(name, stages=False)
+    factory = entry.load()
+    assert isinstance(factory, _ANNKind)
+    kind, keys = spec.name, {**factory.keys, **_COMMON}
+    kwargs: dict[str, Any] = {}
+    # options are key=value, separated by ',' (or ':', the spec grammar's separator)
+    for part in filter(None, (p.strip() for p in spec.rest.replace(":", ",").split(","))):
         key, eq, value = part.partition("=")
         key = key.strip().lower()
         if not eq or key not in keys:
@@ -249,7 +270,7 @@ def get_ann(name: str, **options: Any) -> ANNIndex:
             raise ANNError(f"unknown option {key!r} for {kind}; accepted: {sorted(accepted)}")
         kwargs[key] = value
     try:
-        return cls(**kwargs)
+        return factory(**kwargs)
     except TypeError as exc:  # e.g. a value of the wrong kind reaching a constructor
         raise ANNError(f"bad options for {kind}: {exc}") from exc
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, Spec, SpecError, parse_spec, registry
 
 __all__ = [
     "TierError",
@@ -121,13 +122,22 @@ class VectorTier(ABC):
 # Registry: a name prefix ("int8", "pca") maps to a factory taking the text after ':' (or None) and options.
 
 TierFactory = Callable[..., VectorTier]
-_FACTORIES: dict[str, tuple[TierFactory, str]] = {}
-_CLASSES: dict[str, type[VectorTier]] = {}
+_CLASSES: dict[str, type[VectorTier]] = {}  # config "type" -> class, for tier_from_state
+COMPOSITION = "<projection>:<d>+<tier>, e.g. 'pca:192+int8'"
 
 
-def register_tier(prefix: str, factory: TierFactory, cls: type[VectorTier], usage: str) -> None:
+def _load_builtins() -> None:
+    # Imported lazily so that base.py has no import cycle with the modules that register themselves here.
+    from retrievekit.index.dense.tiers import binary, composed, pq, projection, scalar  # noqa: F401
+
+
+TIERS: Registry[VectorTier] = registry("vector tier", error=TierError, loader=_load_builtins)
+
+
+def register_tier(prefix: str, factory: TierFactory, cls: type[VectorTier], usage: str, *, extra: str | None = None,
+                  requires: Sequence[str] = (), description: str = "") -> None:
     """Register ``factory(arg: str | None, **options)`` under ``prefix``; ``usage`` shows the name syntax."""
-    _FACTORIES[prefix] = (factory, usage)
+    TIERS.register(prefix, factory, usage=usage, extra=extra, requires=requires, description=description)
     register_class(cls)
 
 
@@ -136,27 +146,19 @@ def register_class(cls: type[VectorTier]) -> None:
     _CLASSES[cls.kind] = cls
 
 
-def _load_builtins() -> None:
-    # Imported lazily so that base.py has no import cycle with the modules that register themselves here.
-    from retrievekit.index.dense.tiers import binary, composed, pq, projection, scalar  # noqa: F401
-
-
 def available_tiers() -> list[str]:
     """Name patterns accepted by ``get_tier``."""
-    _load_builtins()
-    return [usage for _, usage in _FACTORIES.values()] + ["<projection>:<d>+<tier>, e.g. 'pca:192+int8'"]
+    return [entry.usage for entry in TIERS] + [COMPOSITION]
 
 
-def _single(spec: str, options: dict[str, Any]) -> VectorTier:
-    prefix, _, arg = spec.partition(":")
-    entry = _FACTORIES.get(prefix.strip().lower())
-    if entry is None:
-        raise TierError(f"unknown vector tier {spec!r}; valid names: {', '.join(available_tiers())}")
-    factory, usage = entry
+def _single(spec: Spec, options: dict[str, Any]) -> VectorTier:
+    if spec.name not in TIERS:
+        raise TierError(f"unknown vector tier {spec.text!r}; valid names: {', '.join(available_tiers())}")
+    entry = TIERS.entry(spec.name)
     try:
-        return factory(arg.strip() or None, **options)
+        return entry.load()(spec.rest or None, **options)
     except TypeError as exc:
-        raise TierError(f"bad options for tier {spec!r} (syntax {usage!r}): {exc}") from exc
+        raise TierError(f"bad options for tier {spec.text!r} (syntax {entry.usage!r}): {exc}") from exc
 
 
 def get_tier(name: str, **options: Any) -> VectorTier:
@@ -164,10 +166,12 @@ def get_tier(name: str, **options: Any) -> VectorTier:
 
     ``options`` go to the tier's constructor (to the last stage of a combination).
     """
-    _load_builtins()
     if not isinstance(name, str) or not name.strip():
         raise TierError(f"tier name must be a non-empty string; valid names: {', '.join(available_tiers())}")
-    parts = [p.strip() for p in name.split("+")]
+    try:
+        parts = parse_spec(name, what="vector tier")
+    except SpecError as exc:
+        raise TierError(f"{exc}; valid names: {', '.join(available_tiers())}") from None
     if len(parts) == 1:
         return _single(parts[0], options)
     if len(parts) != 2:
@@ -177,7 +181,7 @@ def get_tier(name: str, **options: Any) -> VectorTier:
     first, second = _single(parts[0], {}), _single(parts[1], options)
     if not first.is_projection:
         raise TierError(f"tier {name!r}: the part before '+' must be a projection (pca, matryoshka, leanvec, "
-                        f"leanvec-ood), got {parts[0]!r}")
+                        f"leanvec-ood), got {parts[0].text!r}")
     if second.is_projection:
         raise TierError(f"tier {name!r}: the part after '+' must be a storage tier, not a projection")
     return ComposedTier(first, second)

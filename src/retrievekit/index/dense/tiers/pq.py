@@ -165,5 +165,7 @@ def _factory(cls: type[PQTier]):  # type: ignore[no-untyped-def]
     return make
 
 
-register_tier("pq", _factory(PQTier), PQTier, "pq:<M>")
-register_tier("opq", _factory(OPQTier), OPQTier, "opq:<M>")
+register_tier("pq", _factory(PQTier), PQTier, "pq:<M>", extra="ann", requires=["faiss"],
+              description="product quantization, M sub-quantizers of 8 bits")
+register_tier("opq", _factory(OPQTier), OPQTier, "opq:<M>", extra="ann", requires=["faiss"],
+              description="optimized (rotated) product quantization")
