@@ -497,3 +497,24 @@ def test_custom_chunker_subclass_works_with_get_chunker():
     chunker = Whole()
     assert get_chunker(chunker) is chunker
     assert [c.text for c in chunker.chunk("d", "  all of it \n")] == ["all of it"]
+
+
+def test_chunkers_live_in_the_chunker_registry():
+    from retrievekit.chunking import CHUNKERS, register_chunker
+    from retrievekit.core.registry import REGISTRIES
+
+    assert REGISTRIES["chunker"] is CHUNKERS
+    assert CHUNKERS.names()[:6] == ["tokens", "sentences", "paragraphs", "markdown", "html", "semantic"]
+    assert "Tokens" in CHUNKERS and CHUNKERS.entry("markdown").usage == "markdown[:MAX_TOKENS]"
+    assert type(get_chunker("Sentences:64")) is SentenceChunker
+    with pytest.raises(ChunkingError, match=re.escape("'size=3'")):
+        get_chunker("sentences:size=3")
+    register_chunker("whole-test", lambda args, encoder: TokenChunker(int(args[0]) if args else 1000), 1,
+                     "whole-test[:SIZE]")
+    try:
+        assert get_chunker("whole-test:50").size == 50
+        with pytest.raises(ChunkingError, match="choose one of: .*whole-test"):
+            get_chunker("nope")
+    finally:
+        CHUNKERS.unregister("whole-test")
+    assert "whole-test" not in CHUNKERS

@@ -6,9 +6,10 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 
+from retrievekit.chunking.base import ChunkingError
+from retrievekit.chunking.html_text import HTMLText
 from retrievekit.core.document import Document
 from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists
@@ -85,7 +86,7 @@ def read_files(
 
     id = the path relative to ``root`` in POSIX form; title = the first Markdown ``# `` heading, the
     first reST section title, the HTML ``<title>`` or else the file name without extension; text = the
-    file content, with HTML turned into plain text (scripts and styles dropped). Files must be UTF-8:
+    file content, with HTML turned into plain text (``html_to_text``). Files must be UTF-8:
     invalid bytes raise ``InputFormatError`` unless ``encoding_errors="replace"``. Metadata holds
     ``path``, ``extension`` (lower-case, with the dot) and ``bytes`` (size on disk).
     """
@@ -126,7 +127,10 @@ def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict") 
     extension = os.path.splitext(path.name)[1].lower()
     title = ""
     if extension in HTML_EXTENSIONS:
-        title, text = html_to_text(content)
+        try:
+            title, text = html_to_text(content)
+        except ChunkingError as exc:  # the lenient stdlib parser failing is a bug, but name the file
+            raise InputFormatError(str(exc), path=path) from exc
     else:
         text = content
         if extension in MARKDOWN_EXTENSIONS:
@@ -171,62 +175,9 @@ def rst_title(content: str) -> str:
     return ""
 
 
-class _TextExtractor(HTMLParser):
-    """Collects the visible text of an HTML page, one block element per line, and its ``<title>``."""
-
-    SKIP = frozenset({"script", "style", "template", "noscript"})
-    BLOCK = frozenset({
-        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
-        "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-        "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul", "body", "html", "title",
-    })
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title_parts: list[str] = []
-        self._skip_depth = 0
-        self._in_title = False
-        self._pre_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag in self.SKIP:
-            self._skip_depth += 1
-        elif tag == "pre":
-            self._pre_depth += 1
-        if tag in self.BLOCK:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.BLOCK:  # <br/>, <hr/>
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif tag in self.SKIP:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag == "pre":
-            self._pre_depth = max(0, self._pre_depth - 1)
-        if tag in self.BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title_parts.append(data)
-        elif self._skip_depth == 0:
-            # Outside <pre>, source line breaks and indentation are not part of the rendered text.
-            self.parts.append(data if self._pre_depth else re.sub(r"\s+", " ", data))
-
-
 def html_to_text(content: str) -> tuple[str, str]:
-    """``(title, text)`` of an HTML page using the standard library parser; never raises on bad HTML."""
-    parser = _TextExtractor()
-    parser.feed(content)
-    parser.close()
-    title = " ".join("".join(parser.title_parts).split())
-    lines = (line.strip() if line.strip() else "" for line in "".join(parser.parts).split("\n"))
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    return title, text
+    """``(title, text)`` of an HTML page: the same extractor as the ``html`` chunker (``HTMLText``), so a page read
+    here and a page chunked there give the same text (one line per block element, table rows as lines, no script,
+    style or svg content); the ``<title>`` goes to the document's title rather than into its text."""
+    extracted = HTMLText(content, include_title=False)
+    return extracted.title, extracted.text
