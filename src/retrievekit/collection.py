@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrievekit.analysis import Analyzer, get_analyzer
 from retrievekit.core.document import Document
@@ -22,6 +22,9 @@ from retrievekit.storage.manifest import MANIFEST, Manifest
 from retrievekit.storage.segment import SegmentReader
 from retrievekit.storage.snapshot import Snapshot
 from retrievekit.storage.writer import CollectionWriter
+
+if TYPE_CHECKING:
+    from retrievekit.rag.pipeline import RAG, Answer
 
 logger = logging.getLogger(__name__)
 
@@ -453,29 +456,36 @@ class Collection:
         return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
                                 filter=filter, threads=threads)
 
-    def rag(self, **options: Any) -> Any:
-        """A ``retrievekit.rag.RAG`` pipeline over this collection; see ``ask``. Pipelines whose options are plain
-        values (strings, numbers, filters as dicts) are kept, the 16 most recent, so their retrieval cache carries
-        over between calls; options such as a Generator object build a new pipeline each time."""
+    def rag(self, **options: Any) -> RAG:
+        """A ``retrievekit.rag.RAG`` pipeline over this collection; see ``ask``. Pipelines are kept, the 16 most
+        recently used, so their retrieval cache carries over between calls with the same options: plain values
+        (strings, numbers, filters as dicts) are compared by value, objects (a Generator, a RetrievalCache, an
+        allow-list set or predicate) by identity — the same object reuses the pipeline."""
         import json
 
         from retrievekit.rag.pipeline import RAG
 
+        objects: list[Any] = []
+
+        def by_identity(value: Any) -> str:
+            objects.append(value)  # kept with the pipeline: its id cannot be reused while the entry exists
+            return f"<{type(value).__qualname__} at {id(value):#x}>"
+
         try:
-            key = json.dumps(options, sort_keys=True)
-        except TypeError:  # an object option: no safe key
+            key = json.dumps(options, sort_keys=True, default=by_identity)
+        except (TypeError, ValueError):  # e.g. keys that are not strings: no safe key
             return RAG(self, **options)
         with self._lock:
-            pipeline = self._rags.pop(key, None)
-        if pipeline is None:
-            pipeline = RAG(self, **options)
+            entry = self._rags.pop(key, None)
+        if entry is None:
+            entry = (RAG(self, **options), objects)
         with self._lock:
-            self._rags[key] = pipeline  # most recent last
+            self._rags[key] = entry  # most recent last
             while len(self._rags) > 16:
                 self._rags.pop(next(iter(self._rags)))
-        return pipeline
+        return entry[0]  # type: ignore[no-any-return]
 
-    def ask(self, question: str, **options: Any) -> Any:
+    def ask(self, question: str, **options: Any) -> Answer:
         """Answer ``question`` from this collection's documents with citations (``retrievekit.rag.Answer``).
 
         Options go to ``retrievekit.rag.RAG``: ``generator`` ("local" = the offline gemma-3-270m, an

@@ -20,9 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.filters import Filter
 from retrievekit.rag.compression import SentenceCompressor
+from retrievekit.rag.config import DEFAULT_RAG_CONFIG as _D
+from retrievekit.rag.config import RAGConfig
 from retrievekit.rag.prompts import (
     COMPLETION_STOP,
     UNKNOWN_ANSWER,
@@ -35,6 +39,8 @@ from retrievekit.rag.prompts import (
 from retrievekit.rag.safety import DATA_NOTICE, allow_list, annotate, wrap_as_data
 from retrievekit.rag.selection import Selector, get_selector
 from retrievekit.rag.types import Passage, count_tokens
+from retrievekit.retrieval.base import SearchResults
+from retrievekit.retrieval.fusion import rrf
 from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
 
 if TYPE_CHECKING:
@@ -43,7 +49,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RAG", "Answer", "RAGError", "RetrievalCache"]
+__all__ = ["RAG", "Answer", "RAGConfig", "RAGError", "RetrievalCache"]
 
 _PASSAGE_KEYS = (PASSAGE_OF, PASSAGE_START, PASSAGE_END)
 
@@ -198,20 +204,31 @@ def _compressor(spec: str | SentenceCompressor | None, collection: Collection) -
 
 
 def _rrf(lists: Sequence[Sequence[Passage]], k: int = 60) -> list[Passage]:
-    """Reciprocal-rank fusion of passage lists (multi-query retrieval); scores become the fused scores."""
-    fused: dict[str, float] = {}
+    """Reciprocal-rank fusion of passage lists (multi-query retrieval) by ``retrieval.fusion.rrf``; scores become
+    the fused scores. Passages with equal fused scores keep the order of their first appearance (the original
+    question's list first), as multi-query retrieval always has."""
     first: dict[str, Passage] = {}
     for passages in lists:
-        for rank, p in enumerate(passages, start=1):
-            fused[p.id] = fused.get(p.id, 0.0) + 1.0 / (k + rank)
+        for p in passages:
             first.setdefault(p.id, p)
-    order = sorted(fused, key=lambda i: -fused[i])
-    return [replace(first[i], score=fused[i]) for i in order]
+    width = max((len(p) for p in lists), default=0)
+    if not width:
+        return []
+    ids = np.full((len(lists), width), None, dtype=object)
+    scores = np.full((len(lists), width), -np.inf, dtype=np.float32)
+    for row, passages in enumerate(lists):
+        for col, p in enumerate(passages):
+            ids[row, col], scores[row, col] = p.id, 1.0  # only the ranks count
+    fused = rrf([SearchResults(ids[row:row + 1], scores[row:row + 1]) for row in range(len(lists))], k=k).hits(0)
+    order = {pid: n for n, pid in enumerate(first)}
+    fused.sort(key=lambda hit: (-hit[1], order[hit[0]]))
+    return [replace(first[pid], score=score) for pid, score in fused]
 
 
 class RAG:
     """Answer questions from a collection.
 
+    Defaults are those of ``retrievekit.rag.config.RAGConfig``.
     ``mode``: search mode (default hybrid when the collection has a dense index, else bm25); ``depth``: passages
     retrieved; ``selector``: a ``retrievekit.rag.selection`` spec or Selector (default ``"gap+budget:1024"``:
     score-gap cut, then at most 1,024 tokens); ``compress``: None, ``"lexical[:N|:ratio]"`` or
@@ -232,21 +249,21 @@ class RAG:
         self,
         collection: Collection,
         *,
-        mode: str | None = None,
-        depth: int = 20,
-        selector: str | Selector = "gap+budget:1024",
-        compress: str | SentenceCompressor | None = None,
+        mode: str | None = _D.mode,
+        depth: int = _D.depth,
+        selector: str | Selector = _D.selector,
+        compress: str | SentenceCompressor | None = _D.compress,
         generator: str | Generator | None = None,
-        template: str | None = None,
-        instruction: str | None = None,
-        expand: str | Callable[[str], list[str]] | None = None,
+        template: str | None = _D.template,
+        instruction: str | None = _D.instruction,
+        expand: str | Callable[[str], list[str]] | None = _D.expand,
         allow: Any = None,
-        drop_flagged: bool = False,
-        safety: bool = True,
+        drop_flagged: bool = _D.drop_flagged,
+        safety: bool = _D.safety,
         cache: RetrievalCache | bool = True,
         filter: Filter | None = None,
-        max_tokens: int = 128,
-        require_citations: bool = True,
+        max_tokens: int = _D.max_tokens,
+        require_citations: bool = _D.require_citations,
         search_options: Mapping[str, Any] | None = None,
     ) -> None:
         if depth < 1:
