@@ -1,7 +1,5 @@
 """retrievekit: a retrieval engine and toolkit."""
 
-from retrievekit.core.version import __version__
-
 from retrievekit.collection import Collection
 from retrievekit.core.document import Document
 from retrievekit.core.errors import (
@@ -11,6 +9,7 @@ from retrievekit.core.errors import (
     MissingExtraError,
     RetrievekitError,
 )
+from retrievekit.core.version import __version__
 from retrievekit.retrieval.base import Retriever, SearchResults
 
 __all__ = [

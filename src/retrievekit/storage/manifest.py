@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrievekit.core.version import __version__
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import atomic_write_text
+from retrievekit.core.version import __version__
 
 MANIFEST = "manifest.json"
 FORMAT = "retrievekit-collection"
