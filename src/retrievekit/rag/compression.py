@@ -21,11 +21,12 @@ import numpy as np
 from retrievekit.analysis import Analyzer, get_analyzer
 from retrievekit.chunking import split_sentences
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, registry
 from retrievekit.rag.types import Passage, count_tokens
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CompressionError", "Sentence", "SentenceCompressor"]
+__all__ = ["COMPRESSORS", "CompressionError", "Sentence", "SentenceCompressor", "parse_compressor"]
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -212,3 +213,39 @@ class SentenceCompressor:
 
     def __call__(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
         return self.compress(question, passages)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Spec strings: "lexical", "dense", with ":N" (the N best sentences of each passage) or ":R", 0 < R <= 1 (a share)
+# --------------------------------------------------------------------------------------------------------------
+def _compressor_factory(scorer: str) -> Callable[..., SentenceCompressor]:
+    def make(**options: Any) -> SentenceCompressor:
+        return SentenceCompressor(scorer, **options)
+
+    return make
+
+
+COMPRESSORS: Registry[SentenceCompressor] = registry("compressor", error=CompressionError)
+COMPRESSORS.register("lexical", _compressor_factory("lexical"), usage="lexical[:N|:ratio]",
+                     description="BM25 of each sentence against the question")
+COMPRESSORS.register("dense", _compressor_factory("dense"), usage="dense[:N|:ratio]",
+                     description="cosine of sentence and question embeddings (needs an encoder)")
+
+
+def parse_compressor(spec: str) -> tuple[str, dict[str, Any]]:
+    """The scorer and ``SentenceCompressor`` options of a compress spec: ``"lexical"`` / ``"dense"`` with an optional
+    ``:N`` (keep the N best sentences of each passage) or ``:R`` with 0 < R <= 1 (keep that fraction)."""
+    ((stage, entry),) = COMPRESSORS.parse(str(spec), stages=False)
+    name, arg = entry.name, stage.rest
+    if not arg:
+        return name, {}
+    try:
+        value = float(arg)
+    except ValueError:
+        raise CompressionError(f"compress {spec!r}: {arg!r} is not a number") from None
+    if value >= 1 and value.is_integer():
+        return name, {"max_sentences": int(value)}
+    if 0 < value <= 1:
+        return name, {"keep_ratio": value}
+    raise CompressionError(f"compress {spec!r}: after ':' give a number of sentences (1, 2, ...) or a fraction in "
+                           "(0, 1] to keep")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, registry
 from retrievekit.rag.types import Passage, count_tokens
 
 logger = logging.getLogger(__name__)
@@ -368,16 +369,22 @@ def _parse_budget(args: list[str], embed: Any) -> Selector:
     return TokenBudget(_number(args[0], "budget", int))
 
 
-_PARSERS: dict[str, Parser] = {"top": _parse_top, "gap": _parse_gap, "mmr": _parse_mmr, "budget": _parse_budget}
+SELECTORS: Registry[Selector] = registry("selector", error=SelectionError)
+SELECTORS.register("top", _parse_top, usage="top[:k]", description="the first k passages (k=10)")
+SELECTORS.register("gap", _parse_gap, usage="gap[:drop[:max_keep]][:ratio=r][:min=n][:max=n][:ref=n]",
+                   description="adaptive score-gap cutoff")
+SELECTORS.register("mmr", _parse_mmr, usage="mmr[:k[:lambda]]",
+                   description="maximal marginal relevance (needs embeddings)")
+SELECTORS.register("budget", _parse_budget, usage="budget:tokens", description="keep passages within a token budget")
 
 
-def register_selector(name: str, parser: Parser) -> None:
+def register_selector(name: str, parser: Parser, *, usage: str = "", description: str = "") -> None:
     """Make ``get_selector`` understand ``name[:arg...]``; ``parser(args, embed)`` returns the Selector."""
-    _PARSERS[name] = parser
+    SELECTORS.register(name, parser, usage=usage or f"{name}[:arg...]", description=description)
 
 
 def available_selectors() -> list[str]:
-    return sorted(_PARSERS)
+    return sorted(SELECTORS.names())
 
 
 def get_selector(spec: str | Selector, *, embed: EmbedFn | Any = None) -> Selector:
@@ -398,11 +405,7 @@ def get_selector(spec: str | Selector, *, embed: EmbedFn | Any = None) -> Select
     if not isinstance(spec, str) or not spec.strip():
         raise SelectionError(f"selector spec must be a non-empty string, got {spec!r}")
     stages = []
-    for part in spec.split("+"):
-        name, *args = [t.strip() for t in part.strip().split(":")]
-        parser = _PARSERS.get(name.lower())
-        if parser is None:
-            raise SelectionError(f"unknown selector {name!r} in {spec!r}; choose from: "
-                                 f"{', '.join(available_selectors())}")
-        stages.append(parser(args, embed))
+    for stage, entry in SELECTORS.parse(spec):
+        args = [t.strip() for t in stage.text.split(":")[1:]]  # raw, so parsers see key=value args as written
+        stages.append(entry.load()(args, embed))
     return stages[0] if len(stages) == 1 else Chain(stages)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, registry
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +174,15 @@ def messages_to_text(messages: Sequence[Message]) -> str:
 
 # -- registry --------------------------------------------------------------------------------------------------
 GeneratorFactory = Callable[..., Generator]
-_FACTORIES: dict[str, GeneratorFactory] = {}
+GENERATORS: Registry[Generator] = registry("generator", error=GeneratorSpecError)
 
 
-def register_generator(name: str, factory: GeneratorFactory) -> None:
+def register_generator(name: str, factory: GeneratorFactory, *, usage: str = "", extra: str | None = None,
+                       requires: Sequence[str] = (), description: str = "") -> None:
     """Make ``get_generator(f"{name}:MODEL")`` call ``factory(model=MODEL, **options)`` (``model=None`` for a
     bare ``name``)."""
-    _FACTORIES[name] = factory
+    GENERATORS.register(name, factory, usage=usage or f"{name}[:MODEL]", extra=extra, requires=requires,
+                        description=description)
 
 
 def _openai_factory(model: str | None = None, **options: Any) -> Generator:
@@ -202,8 +205,11 @@ def _local_factory(model: str | None = None, **options: Any) -> Generator:
     return LocalGenerator(model=model or None, **options)
 
 
-register_generator("openai", _openai_factory)
-register_generator("local", _local_factory)
+register_generator("local", _local_factory, usage="local[:MODEL]", extra="local-llm",
+                   requires=["torch", "transformers"],
+                   description="offline model: gemma-3-270m by default, or a GGUF file / model folder / hub name")
+register_generator("openai", _openai_factory, usage="openai:MODEL[@BASE_URL]", extra="rag", requires=["httpx"],
+                   description="any OpenAI-compatible server (vLLM, llama.cpp, Ollama, hosted)")
 
 
 def get_generator(spec: str | Generator, **options: Any) -> Generator:
@@ -221,12 +227,9 @@ def get_generator(spec: str | Generator, **options: Any) -> Generator:
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise GeneratorSpecError(f"generator must be a name like 'local' or 'openai:MODEL', got {spec!r}")
-    name, _, model = spec.strip().partition(":")
-    factory = _FACTORIES.get(name.lower())
-    if factory is None:
-        raise GeneratorSpecError(f"unknown generator {name!r}; choose one of: "
-                                 + ", ".join(f"{n}[:MODEL]" for n in sorted(_FACTORIES)))
-    return factory(model=model or None, **options)
+    # one stage; the model is everything after the first ':' ("openai:MODEL@http://host:8000/v1")
+    ((stage, entry),) = GENERATORS.parse(spec, stages=False)
+    return entry.load()(model=stage.rest or None, **options)
 
 
 def env_default(value: str | None, variable: str) -> str | None:
