@@ -24,7 +24,7 @@ import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.filters import Filter
-from retrievekit.rag.compression import SentenceCompressor
+from retrievekit.rag.compression import CompressionError, SentenceCompressor, parse_compressor
 from retrievekit.rag.config import DEFAULT_RAG_CONFIG as _D
 from retrievekit.rag.config import RAGConfig
 from retrievekit.rag.prompts import (
@@ -176,21 +176,10 @@ def passage_from_document(doc: Any, score: float) -> Passage:
 def parse_compress(spec: str) -> tuple[str, dict[str, Any]]:
     """The scorer and ``SentenceCompressor`` options of a compress spec: ``"lexical"`` / ``"dense"`` with an optional
     ``:N`` (keep the N best sentences of each passage) or ``:R`` with 0 < R <= 1 (keep that fraction)."""
-    name, _, arg = str(spec).partition(":")
-    if name not in ("lexical", "dense"):
-        raise RAGError(f"compress must be 'lexical[:N|:ratio]' or 'dense[:N|:ratio]', got {spec!r}")
-    if not arg:
-        return name, {}
     try:
-        value = float(arg)
-    except ValueError:
-        raise RAGError(f"compress {spec!r}: {arg!r} is not a number") from None
-    if value >= 1 and value.is_integer():
-        return name, {"max_sentences": int(value)}
-    if 0 < value <= 1:
-        return name, {"keep_ratio": value}
-    raise RAGError(f"compress {spec!r}: after ':' give a number of sentences (1, 2, ...) or a fraction in (0, 1] "
-                   "to keep")
+        return parse_compressor(spec)
+    except CompressionError as exc:
+        raise RAGError(str(exc)) from None
 
 
 def _compressor(spec: str | SentenceCompressor | None, collection: Collection) -> SentenceCompressor | None:
