@@ -180,7 +180,7 @@ class Collection:
     # -- writing -----------------------------------------------------------------------------------------------
     def writer(self, *, lock_timeout: float = 0.0, **options: Any) -> CollectionWriter:
         """The collection's single writer (raises CollectionLockedError if another process holds it)."""
-        return CollectionWriter(self, lock_timeout=lock_timeout, **options)
+        return CollectionWriter(self.path, encoders=self.index_encoder, lock_timeout=lock_timeout, **options)
 
     def add(self, documents: Iterable[Document | Mapping[str, Any]], *, lock_timeout: float = 0.0) -> int:
         """Add or replace documents and commit."""
@@ -236,20 +236,20 @@ class Collection:
 
     def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
         """The encoder of dense index ``index``, rebuilt from its stored spec (loaded once per collection)."""
-        if config is None:
-            config = self.index_config("dense", index)
-        from retrievekit.encoders import get_encoder
-        from retrievekit.index.dense.embedding import index_key
+        return self.index_encoder("dense", index, config)
 
-        key = index_key(dict(config))
+    def index_encoder(self, kind: str, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+        """The encoder of the ``kind`` ("dense", "sparse") index ``index``, rebuilt from its stored spec (or
+        ``config``) and loaded once per collection; the writer gets its encoders here."""
+        from retrievekit.index.base import segment_index
+
+        if config is None:
+            config = self.index_config(kind, index)
+        backend = segment_index(kind)
+        key = backend.encoder_key(config)
         encoder = self._encoders.get(key)
         if encoder is None:
-            spec = dict(config["encoder"])
-            stored_dim = spec.get("dim")
-            encoder = self._encoders[key] = get_encoder(spec)
-            if stored_dim is not None and encoder.dim != stored_dim:
-                raise CollectionError(f"the encoder {spec.get('model')!r} now gives {encoder.dim}-d vectors but the "
-                                      f"index holds {stored_dim}-d ones")
+            encoder = self._encoders[key] = backend.load_encoder(config)
         return encoder
 
     def add_dense_index(self, encoder: Any = None, *, name: str = "default",
@@ -275,16 +275,7 @@ class Collection:
     # -- learned-sparse indexes --------------------------------------------------------------------------------
     def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
         """The SPLADE encoder of sparse index ``index``, rebuilt from its stored spec (loaded once per collection)."""
-        if config is None:
-            config = self.index_config("sparse", index)
-        from retrievekit.encoders.splade import get_sparse_encoder
-        from retrievekit.index.sparse.segment import encoder_key
-
-        key = encoder_key(config)
-        encoder = self._encoders.get(key)
-        if encoder is None:
-            encoder = self._encoders[key] = get_sparse_encoder(dict(config["encoder"]))
-        return encoder
+        return self.index_encoder("sparse", index, config)
 
     def add_sparse_index(self, encoder: Any = "splade-tiny", *, name: str = "default",
                          fields: Sequence[str] | None = None, quantization: int = 100, progress: bool = True,

@@ -245,13 +245,18 @@ def test_bad_arguments(col, encoder) -> None:  # type: ignore[no-untyped-def]
 
 def test_chunked_encoding_writes_the_same_index(col, encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from retrievekit.index.sparse.segment import ImpactPostings, encode_segment_sparse, sparse_folder
+    from retrievekit.storage.segment import SegmentReader
 
     config = col.config["sparse"]["default"]
     segment = col.snapshot().segments[0].folder
     copy = segment.parent / "copy"
     shutil.copytree(segment, copy, ignore=shutil.ignore_patterns("sparse-*"))
     monkeypatch.setattr(ImpactPostings, "flush_docs", 2)
-    encode_segment_sparse(copy, config, encoder, chunk=3)
+    reader = SegmentReader(copy)
+    try:
+        encode_segment_sparse(copy, config, reader.iter_documents(), reader.n_docs, encoder, chunk=3)
+    finally:
+        reader.close()
     original, chunked = segment / sparse_folder(config), copy / sparse_folder(config)
     assert (original / "terms.txt").read_text() == (chunked / "terms.txt").read_text()
     for name in ("docs.npy", "tfs.npy", "offsets.npy", "lengths.npy", "df.npy"):

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrievekit.analysis import get_analyzer
 from retrievekit.core.document import Document
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.storage.manifest import SegmentEntry
-from retrievekit.storage.segment import SegmentReader, SegmentWriter, merge_segments
+from retrievekit.storage.segment import SegmentReader, SegmentWriter, index_builders, merge_segments
 
 if TYPE_CHECKING:
     from retrievekit.storage.writer import CollectionWriter
@@ -32,15 +31,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _worker(folder: str, analyzer_config: dict[str, Any], fields: list[str], inbox: Any, senders: list[Any],
-            outbox: Any) -> None:
+def _worker(folder: str, config: dict[str, Any], inbox: Any, senders: list[Any], outbox: Any) -> None:
     # Close every inherited sending end, ours included: if the main process dies, even halfway through a
     # message, our receive then fails with EOF instead of waiting forever.
     for conn in senders:
         conn.close()
     parent = os.getppid()
     try:
-        writer = SegmentWriter(Path(folder), get_analyzer(analyzer_config), fields)
+        writer = SegmentWriter(Path(folder), index_builders(config))  # config: the manifest's, picklable
         while True:
             if not inbox.poll(1.0):
                 if os.getppid() != parent:  # the main process died: nothing of this will ever be committed
@@ -93,7 +91,7 @@ def index_in_parallel(
     senders = [send for _, send in pipes]
     outbox = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(folder, writer._analyzer.config(), writer._fields, recv, senders, outbox),
+        ctx.Process(target=_worker, args=(folder, writer._manifest.config, recv, senders, outbox),
                     daemon=True)
         for folder, (recv, _) in zip(folders, pipes)
     ]
@@ -159,7 +157,7 @@ def _merge_worker_segments(writer: CollectionWriter, names: list[str], batch_siz
             j = np.arange(reader.n_docs)
             positions.append(((j // batch_size) * workers + w) * batch_size + j % batch_size)
         merged = writer._new_segment_name()
-        info, new_docs = merge_segments(writer.folder / merged, sources, positions)
+        info, new_docs = merge_segments(writer.folder / merged, sources, writer._manifest.config, positions)
     finally:
         for reader, _ in sources:
             reader.close()

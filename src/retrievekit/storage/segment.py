@@ -3,8 +3,8 @@
   ids.txt            document ids, one per line (ids never contain line breaks)
   docs.jsonl         {"id", "title", "text", "metadata"} per line; doc_offsets.npy (uint64, n+1) gives byte ranges
   metadata.jsonl     the metadata dict alone per line, read when a filter needs a column
-  bm25/              the inverted index (see retrieval/bm25/postings.py)
-  segment.json       counts and index statistics, written last
+  bm25/ ...          the indexes built while documents are added (see index/base.py); model-built ones join at commit
+  segment.json       {"docs": n, <streaming index key>: its statistics}, written last
 Deletions are not stored here at write time: the manifest points at a ``deletes-<generation>.npy`` mask.
 """
 
@@ -13,30 +13,34 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrievekit.analysis import Analyzer
-from retrievekit.core.document import Document, index_text
+from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import fsync_dir, fsync_write_array, fsync_write_text, load_array
-from retrievekit.index.bm25.postings import PostingsBuilder, PostingsReader, merge_postings
+from retrievekit.index.base import IndexBuilder, streaming_indexes
+
+
+def index_builders(config: Mapping[str, Any]) -> dict[str, Callable[[], IndexBuilder]]:
+    """Builder factories of the streaming indexes of a collection with manifest ``config``, by kind key."""
+    return {kind.key: kind.builder(config) for kind in streaming_indexes()}
 
 
 class SegmentWriter:
-    """Streams documents to disk and into an in-memory inverted index; ``finish`` makes the folder complete."""
+    """Streams documents to disk and into the streaming indexes' builders; ``finish`` makes the folder complete."""
 
-    def __init__(self, folder: Path, analyzer: Analyzer, fields: list[str]) -> None:
+    def __init__(self, folder: Path, builders: Mapping[str, Callable[[], IndexBuilder]]) -> None:
         self.folder = folder
         folder.mkdir(parents=True)
-        self.fields = fields
         self._docs = open(folder / "docs.jsonl", "wb")  # noqa: SIM115
         self._meta = open(folder / "metadata.jsonl", "wb")  # noqa: SIM115
         self._offsets = [0]
         self.ids: list[str] = []
-        self.postings = PostingsBuilder(analyzer)
+        self.builders = {key: make() for key, make in builders.items()}
 
     @property
     def n_docs(self) -> int:
@@ -47,9 +51,15 @@ class SegmentWriter:
         self._docs.write(line)
         self._offsets.append(self._offsets[-1] + len(line))
         self._meta.write(json.dumps(doc.metadata, ensure_ascii=False).encode("utf-8") + b"\n")
-        self.postings.add(index_text(doc, self.fields))
+        for builder in self.builders.values():
+            builder.add(doc)
         self.ids.append(doc.id)
         return len(self.ids) - 1
+
+    @property
+    def buffered(self) -> int:
+        """The builders' in-memory size (postings)."""
+        return sum(b.buffered for b in self.builders.values())
 
     def finish(self) -> dict[str, Any]:
         for f in (self._docs, self._meta):
@@ -58,9 +68,9 @@ class SegmentWriter:
             f.close()
         fsync_write_text(self.folder / "ids.txt", "".join(i + "\n" for i in self.ids))
         fsync_write_array(self.folder / "doc_offsets.npy", np.array(self._offsets, dtype=np.uint64))
-        stats = self.postings.write(self.folder / "bm25")
-        fsync_dir(self.folder / "bm25")
-        info = {"docs": self.n_docs, "bm25": stats}
+        info: dict[str, Any] = {"docs": self.n_docs}
+        for key, builder in self.builders.items():
+            info[key] = builder.write(self.folder)
         fsync_write_text(self.folder / "segment.json", json.dumps(info))
         fsync_dir(self.folder)
         return info
@@ -85,11 +95,12 @@ class SegmentReader:
             self._ids_file = open(folder / "ids.txt", "rb")  # noqa: SIM115
             self._meta_file = open(folder / "metadata.jsonl", "rb")  # noqa: SIM115
             self.doc_offsets = load_array(folder / "doc_offsets.npy")
-            self.bm25 = PostingsReader(folder / "bm25", self.info["bm25"])
+            self.extras: dict[str, Any] = {}  # this segment's opened indexes, cached by their kinds (index/base.py)
+            for kind in streaming_indexes():  # always present: opened now, with the segment
+                kind.open(self, {}, kind.key)
         except (OSError, KeyError, ValueError) as exc:
             raise CollectionError(f"segment {folder} is missing or damaged: {exc}") from exc
         self._ids: list[str] | None = None
-        self.extras: dict[str, Any] = {}  # other indexes' arrays of this segment (e.g. dense vectors), opened once
         self._columns: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
@@ -107,7 +118,7 @@ class SegmentReader:
         data = os.pread(self._docs_file.fileno(), end - start, start)
         return Document.from_json(json.loads(data))
 
-    def iter_documents(self):  # type: ignore[no-untyped-def]
+    def iter_documents(self) -> Iterator[Document]:
         with open(self._docs_file.fileno(), "rb", closefd=False) as f:
             f.seek(0)
             for line in f:
@@ -134,14 +145,19 @@ class SegmentReader:
     def close(self) -> None:
         for f in (self._docs_file, self._ids_file, self._meta_file):
             f.close()
-        self.bm25.close()
+        for index in self.extras.values():
+            close = getattr(index, "close", None)
+            if close is not None:
+                close()
 
 
 def merge_segments(
-    folder: Path, sources: list[tuple[SegmentReader, np.ndarray | None]], positions: list[np.ndarray] | None = None
+    folder: Path, sources: list[tuple[SegmentReader, np.ndarray | None]], config: Mapping[str, Any],
+    positions: list[np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Write one segment holding the live documents of ``sources`` ((reader, deleted mask or None)): stored
-    documents are copied as bytes and the inverted indexes merged directly — no re-analysis.
+    documents are copied as bytes and the streaming indexes (of manifest ``config``) merged directly — no
+    re-analysis. Model-built indexes are the caller's (CollectionWriter._merge_indexes).
 
     Documents keep the sources' order unless ``positions`` (one sort key per document of each source) gives
     another. Returns the segment info and, per source, each document's new number (-1 if dropped)."""
@@ -175,9 +191,13 @@ def merge_segments(
             os.fsync(f.fileno())
     fsync_write_text(folder / "ids.txt", "".join(i + "\n" for i in ids))
     fsync_write_array(folder / "doc_offsets.npy", np.array(offsets, dtype=np.uint64))
-    stats = merge_postings(folder / "bm25", [(reader.bm25, nd) for (reader, _), nd in zip(sources, new_docs)])
-    fsync_dir(folder / "bm25")
-    info = {"docs": len(ids), "bm25": stats}
+    info: dict[str, Any] = {"docs": len(ids)}
+    merge_sources = [(reader, nd) for (reader, _), nd in zip(sources, new_docs)]
+    for kind in streaming_indexes():
+        for index_config in kind.indexes(config).values():
+            stats = kind.merge(folder, merge_sources, len(ids), index_config)
+            assert stats is not None, "a streaming index always merges"
+            info[kind.key] = stats
     fsync_write_text(folder / "segment.json", json.dumps(info))
     fsync_dir(folder)
     return info, new_docs

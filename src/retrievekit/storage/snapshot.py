@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retrievekit.core.document import Document
+from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import load_array
 from retrievekit.core.filters import Filter, evaluate_filter, filter_key
-from retrievekit.index.bm25.stats import CorpusStats
+from retrievekit.index.base import model_indexes, streaming_indexes
 from retrievekit.storage.manifest import Manifest
 from retrievekit.storage.segment import SegmentReader
 
@@ -38,13 +40,8 @@ class Snapshot:
                 self.live.append(None)
         self.bases = np.cumsum([0] + [s.n_docs for s in self.segments])
         self._open_indexes()
-        stats = [s.bm25.stats for s in self.segments]
-        # Like Lucene, statistics include deleted documents until their segment is merged away.
-        self.bm25_stats = CorpusStats(
-            docs=sum(s["docs"] for s in stats),
-            docs_with_terms=sum(s["docs_with_terms"] for s in stats),
-            total_terms=sum(s["total_terms"] for s in stats),
-        )
+        # Collection-wide statistics of each streaming index (BM25: N, avgdl for the scorers), from segment.json.
+        self.totals = {kind.key: kind.totals([s.info[kind.key] for s in self.segments]) for kind in streaming_indexes()}
         self._masks: OrderedDict[str, list[np.ndarray | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._id_map: dict[str, tuple[int, int]] | None = None
@@ -52,17 +49,19 @@ class Snapshot:
 
     def _open_indexes(self) -> None:
         """Open every model-built index's files now: a merge may delete an old segment's folder while this snapshot
-        is still searched, and an open map stays valid."""
-        from retrievekit.core.errors import CollectionError
-        from retrievekit.index.base import configured, segment_index_kinds
-
-        for kind in segment_index_kinds():
-            for name, config in configured(self.manifest.config, kind).items():
+        is still searched, and an open map stays valid. (Streaming indexes are opened with each segment.)"""
+        for kind in model_indexes():
+            for name, config in kind.indexes(self.manifest.config).items():
                 for seg in self.segments:
                     try:
                         kind.open(seg, config, name)
                     except CollectionError:
                         pass  # reported by the search that needs it
+
+    @property
+    def bm25_stats(self) -> Any:
+        """The BM25 ``CorpusStats`` (like Lucene's, deleted documents count until their segment is merged away)."""
+        return self.totals["bm25"]
 
     @property
     def id_array(self) -> np.ndarray:
@@ -116,7 +115,7 @@ class Snapshot:
         loc = self.id_map().get(doc_id)
         return None if loc is None else self.segments[loc[0]].document(loc[1])
 
-    def iter_documents(self):  # type: ignore[no-untyped-def]
+    def iter_documents(self) -> Iterator[Document]:
         for seg, live in zip(self.segments, self.live):
             for local, doc in enumerate(seg.iter_documents()):
                 if live is None or live[local]:
@@ -128,8 +127,6 @@ class Snapshot:
             "documents": self.live_docs,
             "deleted_documents": sum(e.deleted for e in self.manifest.segments),
             "segments": len(self.segments),
-            "terms_per_segment": [s.bm25.stats["terms"] for s in self.segments],
-            "postings": sum(s.bm25.stats["postings"] for s in self.segments),
-            "total_terms": self.bm25_stats.total_terms,
-            "avg_doc_length": round(self.bm25_stats.avgdl, 3),
+            **{k: v for kind in streaming_indexes() for k, v in kind.summary([s.info[kind.key] for s in self.segments])
+               .items()},
         }

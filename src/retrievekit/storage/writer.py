@@ -17,24 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrievekit.analysis import get_analyzer
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.core.files import fsync_write_array
-from retrievekit.index.base import configured, index_kind, segment_index_kinds
+from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
 from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry
-from retrievekit.storage.segment import SegmentReader, SegmentWriter, merge_segments
+from retrievekit.storage.segment import SegmentReader, SegmentWriter, index_builders, merge_segments
 
 if TYPE_CHECKING:
     from retrievekit.chunking import Chunker
-    from retrievekit.collection import Collection
 
 # Metadata a passage collection adds to each passage: the document it comes from and its character span there.
 PASSAGE_OF, PASSAGE_START, PASSAGE_END, PASSAGE_HEADING = "passage_of", "passage_start", "passage_end", "heading"
 
 
-def passage_chunker(collection: Collection, config: Mapping[str, Any]) -> Chunker | None:
+def passage_chunker(encoders: EncoderProvider, config: Mapping[str, Any]) -> Chunker | None:
     """The chunker of a passage collection (config "passages"), or None for a collection of whole documents."""
     passages = config.get("passages")
     if not passages:
@@ -43,7 +41,7 @@ def passage_chunker(collection: Collection, config: Mapping[str, Any]) -> Chunke
 
     spec = passages["chunker"]
     # Semantic chunking measures sentence similarity with the collection's dense model.
-    encoder = collection.encoder() if str(spec).split(":")[0] == "semantic" else None
+    encoder = encoders("dense", "default", None) if str(spec).split(":")[0] == "semantic" else None
     return get_chunker(spec, encoder=encoder)
 
 logger = logging.getLogger(__name__)
@@ -65,7 +63,7 @@ def as_document(item: Document | Mapping[str, Any], position: int | None = None)
         title = data.pop("title", "") or ""
         text = data.pop("text", "") or ""
         metadata.update(data)
-        doc = Document(id=doc_id, title=title, text=text, metadata=metadata)  # type: ignore[arg-type]
+        doc = Document(id=doc_id, title=title, text=text, metadata=metadata)
     else:
         raise InputFormatError(f"item {position}: expected a Document or a dict, got {type(item).__name__}")
     where = f"item {position}" if position is not None else "document"
@@ -92,19 +90,23 @@ class CollectionWriter:
 
     Adding a document whose id exists replaces it (update); ``delete`` removes by id. Nothing is visible to
     searches until ``commit()``.
+
+    ``encoders`` gives the model-built indexes their encoders ((kind, index name, config or None) -> encoder);
+    Collection passes its cached ones. Without it each is loaded from the stored config.
     """
 
     def __init__(
         self,
-        collection: Collection,
+        folder: str | Path,
         *,
+        encoders: EncoderProvider | None = None,
         lock_timeout: float = 0.0,
         max_segments: int = DEFAULT_MAX_SEGMENTS,
         max_buffered_postings: int = DEFAULT_MAX_BUFFERED_POSTINGS,
         progress: bool = False,
     ) -> None:
-        self.collection = collection
-        self.folder: Path = collection.path
+        self.folder = Path(folder)
+        self._encoders = encoders or self._load_encoder
         self._lock = WriterLock(self.folder, lock_timeout)
         try:
             self._manifest = Manifest.read(self.folder)
@@ -113,9 +115,8 @@ class CollectionWriter:
             self._lock.release()
             raise
         config = self._manifest.config
-        self._analyzer = get_analyzer(config["bm25"]["analyzer"])
-        self._fields: list[str] = config["fields"]
-        self._chunker = passage_chunker(collection, config)
+        self._builders = index_builders(config)  # the streaming indexes' set-up (BM25 analyzer), made once
+        self._chunker = passage_chunker(self._encoders, config)
         self.max_segments = max_segments
         self.max_buffered_postings = max_buffered_postings
         self.progress = progress
@@ -202,10 +203,10 @@ class CollectionWriter:
             self._remove(doc.id)
             if self._current is None:
                 self._current_name = self._new_segment_name()
-                self._current = SegmentWriter(self.folder / self._current_name, self._analyzer, self._fields)
+                self._current = SegmentWriter(self.folder / self._current_name, self._builders)
             local = self._current.add(doc)
             self._pending[doc.id] = (self._current_name, local)
-            if self._current.postings.n_postings > self.max_buffered_postings:
+            if self._current.buffered > self.max_buffered_postings:
                 self._finish_current()
 
     def add_parallel(self, documents: Iterable[Document | Mapping[str, Any]], workers: int,
@@ -321,38 +322,54 @@ class CollectionWriter:
         self._reset()
         return generation
 
-    # -- model-built indexes (dense vectors, learned-sparse postings; see segment_indexes.py) ------------------
+    # -- model-built indexes (dense vectors, learned-sparse postings; see index/base.py) ------------------------
+    def _load_encoder(self, kind: str, name: str, config: Mapping[str, Any] | None) -> Any:
+        if config is None:
+            indexes = segment_index(kind).indexes(self._manifest.config)
+            if name not in indexes:
+                raise CollectionError(f"{self.folder} has no {kind} index {name!r}")
+            config = indexes[name]
+        return segment_index(kind).load_encoder(config)
+
+    def _encode(self, kind: SegmentIndex, segment: str, config: dict[str, Any], encoder: Any,
+                skip: set[int] | None = None) -> None:
+        """Build ``kind``'s index of one segment from the segment's stored documents."""
+        reader = SegmentReader(self.folder / segment)
+        try:
+            kind.encode(reader.folder, config, reader.iter_documents(), reader.n_docs, encoder, skip=skip,
+                        progress=self.progress)
+        finally:
+            reader.close()
+
     def _encode_new_segments(self) -> None:
         """Every index of every new segment, written before the manifest that publishes them."""
-        for kind in segment_index_kinds():
-            for name, config in configured(self._manifest.config, kind).items():
-                encoder = kind.encoder(self.collection, name, config)
+        for kind in model_indexes():
+            for name, config in kind.indexes(self._manifest.config).items():
+                encoder = self._encoders(kind.key, name, config)
                 for entry in self._finished:
-                    kind.encode(self.folder / entry.name, config, encoder, skip=self._new_deleted.get(entry.name),
-                                progress=self.progress)
+                    self._encode(kind, entry.name, config, encoder, self._new_deleted.get(entry.name))
 
     def add_index(self, kind_key: str, name: str, config: dict[str, Any]) -> int:
         """Encode every committed document for a new index of ``kind_key`` ("dense" or "sparse") and commit it.
         Dense encoding is resumable: vectors of an interrupted run come back from the embedding cache."""
         self._check_open()
-        kind = index_kind(kind_key)
-        existing = configured(self._manifest.config, kind)
+        kind = segment_index(kind_key)
+        existing = kind.indexes(self._manifest.config)
         if name in existing:
             if existing[name] == config:
                 return self._manifest.generation
             raise CollectionError(f"{kind.key} index {name!r} already exists with another configuration; drop it "
                                   "first")
-        encoder = kind.encoder(self.collection, name, config)
+        encoder = self._encoders(kind.key, name, config)
         for entry in self._manifest.segments:
             deleted = self._deleted_mask(entry)
-            kind.encode(self.folder / entry.name, config, encoder, skip=set(np.flatnonzero(deleted).tolist()),
-                        progress=self.progress)
+            self._encode(kind, entry.name, config, encoder, set(np.flatnonzero(deleted).tolist()))
         self._manifest.config = {**self._manifest.config, kind.key: {**existing, name: config}}
         return self.commit()
 
     def drop_index(self, kind_key: str, name: str) -> int:
-        kind = index_kind(kind_key)
-        existing = configured(self._manifest.config, kind)
+        kind = segment_index(kind_key)
+        existing = kind.indexes(self._manifest.config)
         if name not in existing:
             raise CollectionError(f"no {kind.key} index {name!r}; the collection has: {', '.join(existing) or 'none'}")
         del existing[name]
@@ -399,8 +416,8 @@ class CollectionWriter:
                 if entry.deletes_file:
                     deleted = np.load(self.folder / entry.name / entry.deletes_file).astype(bool)
                 sources.append((SegmentReader(self.folder / entry.name), deleted))
-            info, new_docs = merge_segments(self.folder / name, sources)
-            self._merge_indexes(name, [self.folder / entries[i].name for i in sorted(chosen)], new_docs, info["docs"])
+            info, new_docs = merge_segments(self.folder / name, sources, self._manifest.config)
+            self._merge_indexes(name, [reader for reader, _ in sources], new_docs, info["docs"])
         finally:
             for reader, _ in sources:
                 reader.close()
@@ -408,13 +425,13 @@ class CollectionWriter:
         kept = [e for i, e in enumerate(entries) if i not in chosen]
         return kept + [SegmentEntry(name=name, docs=info["docs"])]
 
-    def _merge_indexes(self, name: str, sources: list[Path], new_docs: list[np.ndarray], n_docs: int) -> None:
-        """Each index of the merged segment from its sources' (encoded anew only if a source lacks it)."""
-        for kind in segment_index_kinds():
-            for index, config in configured(self._manifest.config, kind).items():
-                if not kind.merge(self.folder / name, list(zip(sources, new_docs)), n_docs, config):
-                    kind.encode(self.folder / name, config, kind.encoder(self.collection, index, config),
-                                progress=self.progress)
+    def _merge_indexes(self, name: str, sources: list[SegmentReader], new_docs: list[np.ndarray],
+                       n_docs: int) -> None:
+        """Each model-built index of the merged segment from its sources' (encoded anew only if a source lacks it)."""
+        for kind in model_indexes():
+            for index, config in kind.indexes(self._manifest.config).items():
+                if kind.merge(self.folder / name, list(zip(sources, new_docs)), n_docs, config) is None:
+                    self._encode(kind, name, config, self._encoders(kind.key, index, config))
 
     def rollback(self) -> None:
         """Drop everything not yet committed."""
@@ -440,7 +457,7 @@ class CollectionWriter:
     def __enter__(self) -> CollectionWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self.commit()
@@ -462,8 +479,8 @@ class CollectionWriter:
     def _remove_garbage(self) -> None:
         """Delete files no committed manifest references (left by an interrupted writer or replaced by a commit)."""
         keep = {e.name: e.deletes_file for e in self._manifest.segments}
-        kinds = segment_index_kinds()
-        owned = {f for kind in kinds for c in configured(self._manifest.config, kind).values() for f in kind.files(c)}
+        kinds = segment_indexes()
+        owned = {f for kind in kinds for c in kind.indexes(self._manifest.config).values() for f in kind.files(c)}
         prefixes = tuple(p for kind in kinds for p in kind.prefixes)
         for path in self.folder.iterdir():
             if path.name in (MANIFEST, LOCK_FILE) or path.name.startswith("."):

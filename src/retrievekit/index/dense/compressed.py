@@ -128,7 +128,7 @@ class SegmentTier:
             return exact_search(queries, [vectors], k, allowed=[allowed])
         if self.ann is not None:
             mask = None if allowed is None else np.asarray(allowed, dtype=bool)
-            return self.ann.search(queries, k, allowed=mask)  # type: ignore[no-any-return]
+            return self.ann.search(queries, k, allowed=mask)
         from retrievekit.index.dense.tiers.rescore import search_compressed
 
         assert self.codes is not None  # loaded with the tier

@@ -9,18 +9,19 @@ so every committed segment has vectors for every configured index; merges copy v
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrievekit.core.document import Document, index_text
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import atomic_write_array
 from retrievekit.encoders.base import Encoder
 from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
+from retrievekit.index.base import SegmentIndex, SegmentView
 from retrievekit.index.dense.embedding import Chunking, embed_documents, index_key
-from retrievekit.storage.segment import SegmentReader, index_text
 
 logger = logging.getLogger(__name__)
 
@@ -70,29 +71,27 @@ def embedding_cache(config: dict[str, Any]) -> EmbeddingCache | None:
 def encode_segment(
     folder: Path,
     config: dict[str, Any],
+    documents: Iterable[Document],
+    n_docs: int,
     encoder: Encoder,
     *,
     skip: set[int] | None = None,
     progress: bool = False,
     batch_size: int = 32,
 ) -> None:
-    """Write the vectors of one segment (rows in ``skip`` — documents already replaced — stay zero)."""
+    """Write the vectors of one segment from its ``n_docs`` documents in number order (rows in ``skip`` —
+    documents already replaced — stay zero)."""
     target = folder / vectors_file(config)
     if target.exists():
         _ensure_tier(folder, config)
         return
-    reader = SegmentReader(folder)
-    try:
-        fields = config["fields"]
-        rows, texts = [], []
-        for local, doc in enumerate(reader.iter_documents()):
-            if skip is None or local not in skip:
-                rows.append(local)
-                texts.append(index_text(doc, fields))
-        n = reader.n_docs
-    finally:
-        reader.close()
-    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
+    fields = config["fields"]
+    rows, texts = [], []
+    for local, doc in enumerate(documents):
+        if skip is None or local not in skip:
+            rows.append(local)
+            texts.append(index_text(doc, fields))
+    vectors = np.zeros((n_docs, encoder.dim), dtype=np.float32)
     if texts:
         vectors[rows] = embed_documents(encoder, texts, chunking=Chunking.parse(config.get("chunking")),
                                         cache=embedding_cache(config), batch_size=batch_size, progress=progress)
@@ -131,7 +130,7 @@ def merge_vectors(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], n_do
     return True
 
 
-def segment_vectors(reader: SegmentReader, config: dict[str, Any], index: str) -> np.ndarray:
+def segment_vectors(reader: SegmentView, config: dict[str, Any], index: str) -> np.ndarray:
     from retrievekit.core.files import load_array
 
     name = vectors_file(config)
@@ -142,10 +141,10 @@ def segment_vectors(reader: SegmentReader, config: dict[str, Any], index: str) -
         except FileNotFoundError:
             raise CollectionError(f"segment {reader.name} has no vectors for dense index {index!r} "
                                   f"({name} is missing); the collection is damaged") from None
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
-def segment_tier(reader: SegmentReader, config: dict[str, Any], index: str) -> Any:
+def segment_tier(reader: SegmentView, config: dict[str, Any], index: str) -> Any:
     """The segment's loaded compressed/ANN tier (codes in memory), opened once per segment reader."""
     from retrievekit.index.dense.compressed import load_tier, tier_folder
 
@@ -154,3 +153,44 @@ def segment_tier(reader: SegmentReader, config: dict[str, Any], index: str) -> A
     if cached is None:
         cached = reader.extras[name] = load_tier(reader.folder, vectors_file(config), config["vectors"])
     return cached
+
+
+class DenseIndex(SegmentIndex):
+    """Dense vectors (``vectors-<key>.npy``) and, if configured, their search tier (``tier-<key>/``)."""
+
+    key = "dense"
+    prefixes = ("vectors-", "tier-")
+
+    def files(self, config: Mapping[str, Any]) -> set[str]:
+        return index_files(dict(config))
+
+    def encode(self, folder: Path, config: dict[str, Any], documents: Iterable[Document], n_docs: int, encoder: Any,
+               *, skip: set[int] | None = None, progress: bool = False) -> None:
+        encode_segment(folder, config, documents, n_docs, encoder, skip=skip, progress=progress)
+
+    def load_encoder(self, config: Mapping[str, Any]) -> Encoder:
+        from retrievekit.encoders import get_encoder
+
+        spec = dict(config["encoder"])
+        stored_dim = spec.get("dim")
+        encoder = get_encoder(spec)
+        if stored_dim is not None and encoder.dim != stored_dim:
+            raise CollectionError(f"the encoder {spec.get('model')!r} now gives {encoder.dim}-d vectors but the "
+                                  f"index holds {stored_dim}-d ones")
+        return encoder
+
+    def encoder_key(self, config: Mapping[str, Any]) -> str:
+        return index_key(dict(config))
+
+    def merge(self, folder: Path, sources: Sequence[tuple[SegmentView, np.ndarray]], n_docs: int,
+              config: dict[str, Any]) -> dict[str, Any] | None:
+        merged = merge_vectors(folder, [(seg.folder, nd) for seg, nd in sources], n_docs, config)
+        return {} if merged else None
+
+    def open(self, segment: SegmentView, config: dict[str, Any], name: str) -> np.ndarray:
+        # The float vectors only: a compressed tier's codes are loaded into memory on first search (segment_tier).
+        return segment_vectors(segment, config, name)
+
+    def stats(self, segment: SegmentView, config: dict[str, Any], name: str) -> dict[str, Any]:
+        vectors = self.open(segment, config, name)
+        return {"vectors": int(vectors.shape[0]), "dim": int(vectors.shape[1])}

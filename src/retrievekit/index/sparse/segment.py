@@ -15,18 +15,19 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrievekit.core.document import Document, index_text
 from retrievekit.core.errors import CollectionError, RetrievekitError
 from retrievekit.core.files import fsync_dir, fsync_write_text, load_array
 from retrievekit.core.progress import progress_bar
+from retrievekit.index.base import SegmentIndex, SegmentView
 from retrievekit.index.bm25.postings import PostingsReader, merge_postings, write_postings
 from retrievekit.index.dense.embedding import index_key
-from retrievekit.storage.segment import SegmentReader, index_text
 
 if TYPE_CHECKING:
     from retrievekit.encoders.splade import SpladeEncoder
@@ -133,16 +134,17 @@ def _publish(segment: Path, config: dict[str, Any], write: Any) -> None:
     fsync_dir(segment)
 
 
-def encode_segment_sparse(folder: Path, config: dict[str, Any], encoder: SpladeEncoder, *,
-                          skip: set[int] | None = None, progress: bool = False, chunk: int = 1024) -> None:
-    """Write one segment's sparse index (documents in ``skip`` — already replaced — get no postings). Documents
-    are encoded ``chunk`` at a time, so memory holds compact postings, not every document's text and weights."""
+def encode_segment_sparse(folder: Path, config: dict[str, Any], documents: Iterable[Document], n_docs: int,
+                          encoder: SpladeEncoder, *, skip: set[int] | None = None, progress: bool = False,
+                          chunk: int = 1024) -> None:
+    """Write one segment's sparse index from its ``n_docs`` documents in number order (documents in ``skip`` —
+    already replaced — get no postings). Documents are encoded ``chunk`` at a time, so memory holds compact
+    postings, not every document's text and weights."""
     if (folder / sparse_folder(config)).exists():
         return
     postings = ImpactPostings(int(config["quantization"]))
     fields = config["fields"]
-    reader = SegmentReader(folder)
-    bar = progress_bar(progress, reader.n_docs - len(skip or ()), "encoding documents (sparse)", unit="doc")
+    bar = progress_bar(progress, n_docs - len(skip or ()), "encoding documents (sparse)", unit="doc")
 
     def encode(rows: list[int], texts: list[str]) -> None:
         for row, bag in zip(rows, encoder.encode_documents(texts)):
@@ -152,7 +154,7 @@ def encode_segment_sparse(folder: Path, config: dict[str, Any], encoder: SpladeE
     try:
         rows: list[int] = []
         texts: list[str] = []
-        for local, doc in enumerate(reader.iter_documents()):
+        for local, doc in enumerate(documents):
             if skip is None or local not in skip:
                 rows.append(local)
                 texts.append(index_text(doc, fields))
@@ -161,11 +163,9 @@ def encode_segment_sparse(folder: Path, config: dict[str, Any], encoder: SpladeE
                     rows, texts = [], []
         if texts:
             encode(rows, texts)
-        n = reader.n_docs
     finally:
-        reader.close()
         bar.close()
-    _publish(folder, config, lambda tmp: postings.write(tmp, n))
+    _publish(folder, config, lambda tmp: postings.write(tmp, n_docs))
 
 
 def merge_sparse(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], config: dict[str, Any]) -> bool:
@@ -206,7 +206,7 @@ class SparsePostings:
         return list(self.term_ids)
 
 
-def segment_sparse(reader: SegmentReader, config: dict[str, Any], index: str) -> SparsePostings:
+def segment_sparse(reader: SegmentView, config: dict[str, Any], index: str) -> SparsePostings:
     """The segment's sparse index for ``config``, opened once per segment reader."""
     name = sparse_folder(config)
     cached = reader.extras.get(name)
@@ -219,5 +219,37 @@ def segment_sparse(reader: SegmentReader, config: dict[str, Any], index: str) ->
         if cached.n_docs != reader.n_docs:
             raise CollectionError(f"segment {reader.name}: sparse index {index!r} holds {cached.n_docs} documents, "
                                   f"the segment {reader.n_docs}; the collection is damaged")
-    return cached  # type: ignore[no-any-return]
+    return cached
 
+
+
+class SparseIndex(SegmentIndex):
+    """Learned-sparse impact postings in ``sparse-<key>/``."""
+
+    key = "sparse"
+    prefixes = (FOLDER_PREFIX,)
+
+    def files(self, config: Mapping[str, Any]) -> set[str]:
+        return {sparse_folder(dict(config))}
+
+    def encode(self, folder: Path, config: dict[str, Any], documents: Iterable[Document], n_docs: int, encoder: Any,
+               *, skip: set[int] | None = None, progress: bool = False) -> None:
+        encode_segment_sparse(folder, config, documents, n_docs, encoder, skip=skip, progress=progress)
+
+    def load_encoder(self, config: Mapping[str, Any]) -> Any:
+        from retrievekit.encoders.splade import get_sparse_encoder
+
+        return get_sparse_encoder(dict(config["encoder"]))
+
+    def encoder_key(self, config: Mapping[str, Any]) -> str:
+        return encoder_key(config)
+
+    def merge(self, folder: Path, sources: Sequence[tuple[SegmentView, np.ndarray]], n_docs: int,
+              config: dict[str, Any]) -> dict[str, Any] | None:
+        return {} if merge_sparse(folder, [(seg.folder, nd) for seg, nd in sources], config) else None
+
+    def open(self, segment: SegmentView, config: dict[str, Any], name: str) -> SparsePostings:
+        return segment_sparse(segment, config, name)
+
+    def stats(self, segment: SegmentView, config: dict[str, Any], name: str) -> dict[str, Any]:
+        return dict(self.open(segment, config, name).info["stats"])

@@ -56,7 +56,7 @@ def search_segment(
                          k1, delta, k)
 
 
-def _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k1, delta, k):  # type: ignore[no-untyped-def]
+def _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k1, delta, k):
     if len(starts) == 0:
         return np.zeros(0, np.uint32), np.zeros(0, np.float32)
     lengths = (ends - starts).astype(np.int64)

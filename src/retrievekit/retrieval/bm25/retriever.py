@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrievekit.core.document import index_text
 from retrievekit.core.filters import Filter
+from retrievekit.index.bm25.segment import bm25_postings
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
-from retrievekit.retrieval.bm25.kernel import search_segment
 from retrievekit.retrieval.bm25.rm3 import RM3
 from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
+from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
 
 if TYPE_CHECKING:
     from retrievekit.collection import Collection
@@ -56,18 +57,21 @@ class BM25Retriever(Retriever):
     ) -> SearchResults:
         if isinstance(queries, str):
             queries = [queries]
-        snap = self.collection.snapshot()
-        allowed = snap.allowed(filter)
         analyzer = self.collection.analyzer
 
-        def one(query: str) -> tuple[np.ndarray, np.ndarray]:
-            weights: dict[str, float] = {t: float(n) for t, n in Counter(analyzer.analyze(query)).items()}
-            if self.rm3 is not None and weights:
-                weights = self._expand(snap, weights, allowed)
-            return self.search_terms(snap, weights, k, allowed)
+        def search(snap: Snapshot) -> SearchResults:
+            allowed = snap.allowed(filter)
 
-        rows = run_batch(queries, one, threads)
-        return results_from_numbers(rows, snap.id_array, k)
+            def one(query: str) -> tuple[np.ndarray, np.ndarray]:
+                weights: dict[str, float] = {t: float(n) for t, n in Counter(analyzer.analyze(query)).items()}
+                if self.rm3 is not None and weights:
+                    weights = self._expand(snap, weights, allowed)
+                return self.search_terms(snap, weights, k, allowed)
+
+            rows = run_batch(queries, one, threads)
+            return results_from_numbers(rows, snap.id_array, k)
+
+        return with_snapshot(self.collection, search)
 
     def search_terms(
         self, snap: Snapshot, weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]
@@ -90,32 +94,21 @@ class BM25Retriever(Retriever):
         scorer = self.scorer
         w, c = scorer.term_weights(df, cf, np.array([weights[t] for t in terms], np.float64), stats)
         key = (self._scorer_key, stats)
-        all_numbers, all_scores = [], []
-        for si, seg in enumerate(segments):
-            mask = present[si]
-            if not mask.any():
-                continue
-            bm = seg.bm25
-            norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
-            if mask.all():
-                seg_ids, seg_w, seg_c = tids[si], w, c
-            else:
-                seg_ids, seg_w, seg_c = tids[si][mask], w[mask], c[mask]
-            local, scores = search_segment(
-                bm.docs, bm.tfs, bm.offsets, seg_ids, seg_w, seg_c, norms, allowed[si], scorer.mode, scorer.k1,
-                scorer.delta, k, self.use_kernel,
-            )
-            base = int(snap.bases[si])
-            all_numbers.append(local.astype(np.int64) + base if base else local.astype(np.int64))
-            all_scores.append(scores)
-        if not all_numbers:
-            return empty
-        if len(all_numbers) == 1:
-            return all_numbers[0], all_scores[0]
-        numbers = np.concatenate(all_numbers)
-        scores = np.concatenate(all_scores)
-        order = np.lexsort((numbers, -scores))[:k]
-        return numbers[order], scores[order]
+
+        def parts() -> Iterator[tuple[int, SegmentTerms]]:
+            for si, seg in enumerate(segments):
+                mask = present[si]
+                if not mask.any():
+                    continue
+                bm = bm25_postings(seg)
+                norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
+                if mask.all():
+                    yield si, SegmentTerms(bm, tids[si], w, c, norms)
+                else:
+                    yield si, SegmentTerms(bm, tids[si][mask], w[mask], c[mask], norms)
+
+        scoring = Scoring(scorer.mode, scorer.k1, scorer.delta, self.use_kernel)
+        return search_segments(snap.bases, parts(), allowed, scoring, k)
 
     def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None]) -> dict[str, float]:
         assert self.rm3 is not None
@@ -138,15 +131,16 @@ def term_statistics(snap: Snapshot, terms: list[str]) -> tuple[np.ndarray, np.nd
     """Per segment × term: term id (-1 where absent) and presence mask; per term: collection-wide df and cf.
     One numpy call per segment."""
     segments = snap.segments
-    tids = np.array([[get(t, -1) for t in terms] for get in (seg.bm25.term_ids.get for seg in segments)],
+    postings = [bm25_postings(seg) for seg in segments]
+    tids = np.array([[get(t, -1) for t in terms] for get in (p.term_ids.get for p in postings)],
                     dtype=np.int64).reshape(len(segments), len(terms))
     present = tids >= 0
     df = np.zeros(len(terms), np.float64)
     cf = np.zeros(len(terms), np.float64)
-    for seg, ids, mask in zip(segments, tids, present):
+    for p, ids, mask in zip(postings, tids, present):
         if not mask.any():
             continue
         safe = np.where(mask, ids, 0)
-        df += np.where(mask, seg.bm25.df[safe], 0)
-        cf += np.where(mask, seg.bm25.cf[safe], 0)
+        df += np.where(mask, p.df[safe], 0)
+        cf += np.where(mask, p.cf[safe], 0)
     return tids, present, df, cf

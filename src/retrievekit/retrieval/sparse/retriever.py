@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,14 +11,13 @@ from retrievekit.core.errors import CollectionError
 from retrievekit.core.filters import Filter
 from retrievekit.index.sparse.segment import DEFAULT_INDEX, segment_sparse
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
-from retrievekit.retrieval.bm25.kernel import MODE_IMPACT, search_segment
+from retrievekit.retrieval.bm25.kernel import MODE_IMPACT
+from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
 
 if TYPE_CHECKING:
     from retrievekit.collection import Collection
     from retrievekit.encoders.splade import SpladeEncoder
     from retrievekit.storage.snapshot import Snapshot
-
-_RETRIES = 5  # snapshots to try when a concurrent merge removes a segment between snapshot and search
 
 
 class LearnedSparseRetriever(Retriever):
@@ -62,15 +61,7 @@ class LearnedSparseRetriever(Retriever):
     def search_weights(self, weights: Sequence[Mapping[str, float]], k: int = 10, *, filter: Filter | None = None,
                        threads: int = 1) -> SearchResults:
         """Search with already-encoded queries ({term: weight} each)."""
-        for attempt in range(_RETRIES):
-            snap = self.collection.snapshot()
-            try:
-                return self._search(snap, weights, k, filter, threads)
-            except CollectionError:
-                # A segment's folder vanished: fine if a newer commit merged it away, damage otherwise.
-                if attempt == _RETRIES - 1 or self.collection.snapshot().generation == snap.generation:
-                    raise
-        raise AssertionError("unreachable")
+        return with_snapshot(self.collection, lambda snap: self._search(snap, weights, k, filter, threads))
 
     def _search(self, snap: Snapshot, weights: Sequence[Mapping[str, float]], k: int, filter: Filter | None,
                 threads: int) -> SearchResults:
@@ -89,29 +80,21 @@ class LearnedSparseRetriever(Retriever):
         sparse = snap.manifest.config.get("sparse") or {}
         if self.index not in sparse:
             raise CollectionError(f"sparse index {self.index!r} was dropped from {self.collection.path}")
-        return sparse[self.index]  # type: ignore[no-any-return]
+        return sparse[self.index]
 
     def _search_one(self, snap: Snapshot, postings: list[Any], allowed: list[np.ndarray | None],
                     bag: Mapping[str, float], scale: float, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top k (global document numbers, scores) of one query."""
         terms = [t for t, w in bag.items() if w > 0]
         query_weights = np.array([bag[t] for t in terms], np.float64) * scale
-        all_numbers, all_scores = [], []
-        for si, seg in enumerate(postings):
-            ids = np.array([seg.term_ids.get(t, -1) for t in terms], np.int64)
-            found = ids >= 0
-            if not found.any():
-                continue
-            seg_ids = np.ascontiguousarray(ids[found])
-            seg_w = np.ascontiguousarray(query_weights[found])
-            local, scores = search_segment(seg.docs, seg.tfs, seg.offsets, seg_ids, seg_w, np.zeros(len(seg_ids)),
-                                           seg.zeros, allowed[si], MODE_IMPACT, 0.0, 0.0, k, self.use_kernel)
-            base = int(snap.bases[si])
-            all_numbers.append(local.astype(np.int64) + base)
-            all_scores.append(scores)
-        if not all_numbers:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        numbers = np.concatenate(all_numbers)
-        scores = np.concatenate(all_scores)
-        order = np.lexsort((numbers, -scores))[:k]
-        return numbers[order], scores[order]
+
+        def parts() -> Iterator[tuple[int, SegmentTerms]]:
+            for si, seg in enumerate(postings):
+                ids = np.array([seg.term_ids.get(t, -1) for t in terms], np.int64)
+                found = ids >= 0
+                if found.any():
+                    seg_ids = np.ascontiguousarray(ids[found])
+                    yield si, SegmentTerms(seg, seg_ids, np.ascontiguousarray(query_weights[found]),
+                                           np.zeros(len(seg_ids)), seg.zeros)
+
+        return search_segments(snap.bases, parts(), allowed, Scoring(MODE_IMPACT, use_kernel=self.use_kernel), k)

@@ -1,0 +1,80 @@
+"""The per-segment search loop shared by every inverted-index retriever (BM25, learned sparse): top k of each
+segment by the compiled kernel, merged into one top k, on a snapshot that a concurrent commit cannot pull away."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from retrievekit.core.errors import CollectionError
+from retrievekit.retrieval.bm25.kernel import search_segment
+
+if TYPE_CHECKING:
+    from retrievekit.storage.snapshot import Snapshot
+
+T = TypeVar("T")
+RETRIES = 5  # snapshots to try when a concurrent merge removes a segment between snapshot and search
+
+
+def with_snapshot(collection: Any, search: Callable[[Snapshot], T]) -> T:
+    """``search(snapshot)`` on the latest snapshot. If it fails because a segment's files vanished, that is fine
+    when a newer commit merged the segment away (search again on the new snapshot), damage otherwise."""
+    for attempt in range(RETRIES):
+        snap = collection.snapshot()
+        try:
+            return search(snap)
+        except CollectionError:
+            if attempt == RETRIES - 1 or collection.snapshot().generation == snap.generation:
+                raise
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How the kernel turns postings into scores (see retrieval/bm25/kernel.py)."""
+
+    mode: int
+    k1: float = 0.0
+    delta: float = 0.0
+    use_kernel: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentTerms:
+    """One segment's part of a query: its postings (``docs``, ``tfs``, ``offsets`` arrays) and, per query term
+    present there, the term id, weight and constant, plus the per-document norms."""
+
+    postings: Any
+    term_ids: np.ndarray
+    weights: np.ndarray
+    consts: np.ndarray
+    norms: np.ndarray
+
+
+_EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+def search_segments(bases: np.ndarray, parts: Iterable[tuple[int, SegmentTerms]], allowed: list[np.ndarray | None],
+                    scoring: Scoring, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k (global document numbers, float32 scores) over the segments of ``parts`` ((segment index, its
+    terms); segments without query terms left out), best first, ties by document number."""
+    all_numbers, all_scores = [], []
+    for si, part in parts:
+        p = part.postings
+        local, scores = search_segment(p.docs, p.tfs, p.offsets, part.term_ids, part.weights, part.consts,
+                                       part.norms, allowed[si], scoring.mode, scoring.k1, scoring.delta, k,
+                                       scoring.use_kernel)
+        base = int(bases[si])
+        all_numbers.append(local.astype(np.int64) + base if base else local.astype(np.int64))
+        all_scores.append(scores)
+    if not all_numbers:
+        return _EMPTY
+    if len(all_numbers) == 1:  # already best first
+        return all_numbers[0], all_scores[0]
+    numbers = np.concatenate(all_numbers)
+    scores = np.concatenate(all_scores)
+    order = np.lexsort((numbers, -scores))[:k]
+    return numbers[order], scores[order]
