@@ -143,3 +143,33 @@ def test_rm3_search_runs_and_changes_ranking(small: Collection) -> None:
     plain = small.search(q, k=20)
     fb = small.search(q, k=20, rm3={"fb_docs": 5, "fb_terms": 10})
     assert plain.hits(0) and fb.hits(0) and plain.hits(0) != fb.hits(0)
+
+
+@pytest.mark.parametrize("newer_commit", [True, False])
+def test_search_retries_when_a_commit_removes_a_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        newer_commit: bool) -> None:
+    """The shared per-segment loop (retrieval/inverted.py): a segment vanishing under a search is retried on the
+    newer snapshot that merged it away, and reported as damage when there is none."""
+    from retrievekit.core.errors import CollectionError
+    from retrievekit.retrieval.bm25 import retriever as module
+
+    col = Collection.create(tmp_path / "c")
+    col.add([{"id": "a", "text": "bees make honey"}, {"id": "b", "text": "lava flows"}])
+    original = module.search_segments
+    calls = []
+
+    def vanishing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            if newer_commit:
+                col.add([{"id": "c", "text": "honey cake"}])
+            raise CollectionError("segment seg-x is missing or damaged")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "search_segments", vanishing)
+    if newer_commit:
+        assert set(col.search("honey", k=5).ids[0]) - {None} == {"a", "c"}
+        assert len(calls) == 2
+    else:
+        with pytest.raises(CollectionError, match="missing"):
+            col.search("honey", k=5)
