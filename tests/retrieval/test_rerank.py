@@ -11,7 +11,7 @@ import pytest
 
 from retrievekit.core.errors import MissingExtraError, RetrievekitError
 from retrievekit.retrieval.base import SearchResults
-from retrievekit.retrieval.rerank import Reranker, RerankerError, get_reranker, register_reranker
+from retrievekit.retrieval.rerank import Reranker, RerankerError, available_rerankers, get_reranker, register_reranker
 from retrievekit.retrieval.rerank import base as rerank_base
 
 DOCS = {
@@ -233,7 +233,7 @@ def test_registry_resolves_names(tiny_cross_encoder: Path, monkeypatch) -> None:
 
     assert isinstance(get_reranker(str(tiny_cross_encoder)), CrossEncoderReranker)
     seen: list[str] = []
-    monkeypatch.setitem(rerank_base._FACTORIES, "cross-encoder",
+    monkeypatch.setattr(rerank_base.RERANKERS.entry("cross-encoder"), "target",
                         lambda model, **kw: seen.append(model) or WordOverlap())
     for name in ("bge-reranker-base", "cross-encoder:bge-reranker-base", "BAAI/bge-reranker-base"):
         get_reranker(name)
@@ -241,9 +241,12 @@ def test_registry_resolves_names(tiny_cross_encoder: Path, monkeypatch) -> None:
     assert seen == ["BAAI/bge-reranker-base"] * 3 + ["cross-encoder/ms-marco-MiniLM-L-6-v2"]
     instance = WordOverlap()
     assert get_reranker(instance) is instance
-    monkeypatch.setattr(rerank_base, "_FACTORIES", dict(rerank_base._FACTORIES))
     register_reranker("overlap", lambda **kw: WordOverlap())
-    assert isinstance(get_reranker("overlap"), WordOverlap)
+    try:
+        assert isinstance(get_reranker("overlap"), WordOverlap)
+        assert "overlap" in available_rerankers()
+    finally:
+        rerank_base.RERANKERS.unregister("overlap")
 
 
 # -- MaxSim ---------------------------------------------------------------------------------------------------------

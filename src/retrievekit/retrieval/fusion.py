@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, registry
 from retrievekit.retrieval.base import SearchResults
 
 logger = logging.getLogger(__name__)
@@ -81,18 +82,23 @@ def _identity(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return scores
 
 
-_NORMALIZERS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "minmax": _minmax, "zscore": _zscore, "dbsf": _dbsf, "max": _max, "none": _identity,
-}
-NORMALIZATIONS: tuple[str, ...] = tuple(_NORMALIZERS)
+NORMALIZERS: Registry[np.ndarray] = registry("score normalization", error=FusionError)
+for _name, _function, _description in (
+    ("minmax", _minmax, "rescale each list to [0, 1]"),
+    ("zscore", _zscore, "subtract the mean, divide by the standard deviation"),
+    ("dbsf", _dbsf, "distribution-based: mean +- 3 standard deviations to [0, 1]"),
+    ("max", _max, "divide by the largest absolute score"),
+    ("none", _identity, "raw scores"),
+):
+    NORMALIZERS.register(_name, _function, description=_description)
+NORMALIZATIONS: tuple[str, ...] = tuple(NORMALIZERS.names())
 """Names accepted by ``normalization`` / ``method`` of the normalising functions."""
 
 
 def _normalizer(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    try:
-        return _NORMALIZERS[method]
-    except (KeyError, TypeError):
-        raise FusionError(f"unknown normalization {method!r}; valid: {', '.join(NORMALIZATIONS)}") from None
+    if not isinstance(method, str) or method not in NORMALIZERS.names():  # names are exact
+        raise FusionError(f"unknown normalization {method!r}; valid: {', '.join(NORMALIZERS.names())}")
+    return NORMALIZERS.factory(method)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -385,27 +391,44 @@ def _convex_with_default_weights(results: Sequence[SearchResults], **params: Any
     return convex_combination(results, weights, **params)
 
 
-_FUSERS: dict[str, tuple[Callable[..., SearchResults], tuple[str, ...]]] = {
-    "rrf": (rrf, ("k", "weights", "depth", "top_k")),
-    "convex": (_convex_with_default_weights, ("weights", "normalization", "missing", "top_k")),
-}
-_ALIASES = {"linear": "convex"}
-FUSION_METHODS: tuple[str, ...] = (*_FUSERS, *_ALIASES)
+@dataclass(frozen=True)
+class _Fuser:
+    function: Callable[..., SearchResults]
+    accepted: tuple[str, ...]
+
+    def __call__(self, results: Sequence[SearchResults], **params: Any) -> SearchResults:
+        return self.function(results, **params)
+
+
+FUSERS: Registry[SearchResults] = registry("fusion method", error=FusionError)
+FUSERS.register("rrf", _Fuser(rrf, ("k", "weights", "depth", "top_k")), usage="rrf",
+                description="reciprocal rank fusion; parameters: k, weights, depth, top_k")
+FUSERS.register("convex", _Fuser(_convex_with_default_weights, ("weights", "normalization", "missing", "top_k")),
+                usage="convex (alias: linear)", aliases=["linear"],
+                description="weighted sum of normalized scores; parameters: weights, normalization, missing, top_k")
+
+
+def _method_names() -> tuple[str, ...]:
+    return tuple(name for entry in FUSERS for name in (entry.name, *entry.aliases))
+
+
+FUSION_METHODS: tuple[str, ...] = _method_names()
 """Names accepted by :func:`fuse` and ``retrievekit.evaluation.tuning.tune_fusion``."""
 
 
 def _canonical_method(method: str) -> str:
-    name = _ALIASES.get(method, method) if isinstance(method, str) else method
-    if name not in _FUSERS:
-        raise FusionError(f"unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
-    return name
+    if not isinstance(method, str) or method not in _method_names():  # names are exact
+        raise FusionError(f"unknown fusion method {method!r}; valid: {', '.join(_method_names())}")
+    return FUSERS.entry(method).name
 
 
 def fuse(results: Sequence[SearchResults], method: str = "rrf", **params: Any) -> SearchResults:
     """Fuse result lists by method name: ``"rrf"`` (:func:`rrf`) or ``"convex"`` / ``"linear"``
     (:func:`convex_combination`, equal weights unless ``weights`` is given); ``params`` go to that function."""
     name = _canonical_method(method)
-    function, accepted = _FUSERS[name]
+    fuser = FUSERS.factory(name)
+    assert isinstance(fuser, _Fuser)
+    function, accepted = fuser.function, fuser.accepted
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise FusionError(f"fusion method {name!r} takes no parameter {', '.join(unknown)}; "

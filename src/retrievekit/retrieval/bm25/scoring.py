@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.registry import Registry, registry
 from retrievekit.index.bm25.stats import CorpusStats
 from retrievekit.retrieval.bm25.lucene_norms import quantized_lengths
 
@@ -171,9 +172,13 @@ class DirichletLM(Scorer):
         return {"name": self.name, "mu": self.mu}
 
 
-SCORERS: dict[str, type[Scorer]] = {
-    cls.name: cls for cls in (LuceneBM25, RobertsonBM25, AtireBM25, BM25L, BM25Plus, DirichletLM)
-}
+def _parameters(cls: type[Scorer]) -> list[str]:
+    return [f for f in cls.__dataclass_fields__ if f not in ("name", "mode")]  # type: ignore[attr-defined]
+
+
+SCORERS: Registry[Scorer] = registry("scorer", error=RetrievekitError)
+for _cls in (LuceneBM25, RobertsonBM25, AtireBM25, BM25L, BM25Plus, DirichletLM):
+    SCORERS.register(_cls.name, _cls, description="parameters: " + ", ".join(_parameters(_cls)))
 
 
 def get_scorer(spec: str | dict[str, Any] | Scorer | None = None, **params: Any) -> Scorer:
@@ -185,13 +190,12 @@ def get_scorer(spec: str | dict[str, Any] | Scorer | None = None, **params: Any)
         params = {**{k: v for k, v in spec.items() if k != "name"}, **params}
         spec = spec.get("name")
     name = spec or "lucene"
-    cls = SCORERS.get(name)
-    if cls is None:
-        raise RetrievekitError(f"unknown scoring function {name!r}; choose one of: {', '.join(SCORERS)}")
+    if not isinstance(name, str) or name not in SCORERS.names():  # names are exact ("bm25+" is one name)
+        raise RetrievekitError(f"unknown scoring function {name!r}; choose one of: {SCORERS.usages()}")
+    cls = SCORERS.factory(name)
     try:
         return cls(**params)
     except TypeError:
-        fields = [f for f in cls.__dataclass_fields__ if f not in ("name", "mode")]  # type: ignore[attr-defined]
         raise RetrievekitError(
-            f"bad parameters {params} for scoring function {name!r}; it takes: {', '.join(fields)}"
+            f"bad parameters {params} for scoring function {name!r}; it takes: {', '.join(_parameters(cls))}"
         ) from None

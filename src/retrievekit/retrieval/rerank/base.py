@@ -13,7 +13,6 @@ Names accepted by ``get_reranker``:
 
 from __future__ import annotations
 
-import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.progress import progress_bar
+from retrievekit.core.registry import Registry, parse_spec, registry
 from retrievekit.retrieval.base import SearchResults
 
 logger = logging.getLogger(__name__)
@@ -123,14 +123,6 @@ class Reranker(ABC):
 
 RerankerFactory = Callable[..., Reranker]
 
-_BACKENDS: dict[str, tuple[str, str]] = {
-    # name -> (module, class): imported on first use so naming a reranker never imports torch early
-    "cross-encoder": ("retrievekit.retrieval.rerank.cross_encoder", "CrossEncoderReranker"),
-    "maxsim": ("retrievekit.retrieval.rerank.maxsim", "MaxSimReranker"),
-}
-_FACTORIES: dict[str, RerankerFactory] = {}
-_NEEDS_MODEL = {"cross-encoder"}
-
 #: short names of well-known hub cross-encoders (case-insensitive)
 CROSS_ENCODER_ALIASES: dict[str, str] = {
     "ms-marco-minilm-l-6-v2": "cross-encoder/ms-marco-MiniLM-L-6-v2",
@@ -142,22 +134,32 @@ CROSS_ENCODER_ALIASES: dict[str, str] = {
     "mxbai-rerank-xsmall-v1": "mixedbread-ai/mxbai-rerank-xsmall-v1",
 }
 
+RERANKERS: Registry[Reranker] = registry("reranker", error=RerankerError)
+# Built-ins are "module:attribute", imported on first use so naming a reranker never imports torch early.
+RERANKERS.register("cross-encoder", "retrievekit.retrieval.rerank.cross_encoder:CrossEncoderReranker",
+                   usage="cross-encoder:MODEL (or a folder, org/model, or an alias)", extra="dense",
+                   requires=["sentence_transformers"],
+                   description="sentence-transformers cross-encoder; aliases: " + ", ".join(CROSS_ENCODER_ALIASES))
+RERANKERS.register("maxsim", "retrievekit.retrieval.rerank.maxsim:MaxSimReranker", usage="maxsim[:MODEL]",
+                   extra="dense", requires=["torch", "sentence_transformers"],
+                   description="late interaction over a dense model's token embeddings (default MiniLM)")
+_NEEDS_MODEL = {"cross-encoder"}
 
-def register_reranker(name: str, factory: RerankerFactory) -> None:
+
+def register_reranker(name: str, factory: RerankerFactory | str, *, usage: str = "", extra: str | None = None,
+                      requires: Sequence[str] = (), description: str = "") -> None:
     """Make ``factory(model=..., **options)`` available as ``get_reranker("NAME:MODEL")`` (``factory(**options)``
     for a bare ``NAME``)."""
-    _FACTORIES[name] = factory
+    RERANKERS.register(name, factory, usage=usage or f"{name}[:MODEL]", extra=extra, requires=requires,
+                       description=description)
 
 
 def available_rerankers() -> list[str]:
-    return sorted(set(_BACKENDS) | set(_FACTORIES))
+    return sorted(RERANKERS.names())
 
 
 def _factory(name: str) -> RerankerFactory:
-    if name in _FACTORIES:
-        return _FACTORIES[name]
-    module, attr = _BACKENDS[name]
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    return RERANKERS.factory(name)
 
 
 def _choices() -> str:
@@ -175,9 +177,10 @@ def get_reranker(name: str | Reranker, **options: Any) -> Reranker:
     name = name.strip()
     if Path(name).expanduser().is_dir():
         return _factory("cross-encoder")(model=name, **options)
-    backend, sep, model = name.partition(":")
+    (stage,) = parse_spec(name, what="reranker", stages=False)
+    backend, sep, model = stage.name, ":" in name, stage.rest
     if sep:
-        if backend not in available_rerankers():
+        if backend not in RERANKERS:
             raise RerankerError(f"unknown reranker {backend!r} in {name!r}; {_choices()}")
         if not model:
             raise RerankerError(f"{name!r} names no model; {_choices()}")
