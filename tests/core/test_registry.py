@@ -60,3 +60,10 @@ def test_parse_errors_use_the_registry_error_and_unregister() -> None:
     assert next(iter(reg)).aliases == ("uno",)
     reg.unregister("one")
     assert "one" not in reg and "uno" not in reg and reg.names() == []
+
+
+def test_missing_names_what_is_not_installed() -> None:
+    reg: Registry[object] = Registry("thing")
+    reg.register("half", "json:dumps", requires=["json", "retrievekit_no_such_module", "retrievekit_no.such"])
+    (entry,) = reg
+    assert entry.missing == ["retrievekit_no_such_module", "retrievekit_no.such"] and not entry.installed

@@ -8,6 +8,7 @@ import sys
 
 from retrievekit.cli.ask import add_ask
 from retrievekit.cli.commands import add_delete, add_index, add_info, add_optimize, add_search
+from retrievekit.cli.components import add_components
 from retrievekit.cli.demo import add_demo
 from retrievekit.cli.evaluate import add_eval
 from retrievekit.cli.serve import add_serve
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize, add_distill, add_serve,
-                add_mcp, add_ask):
+                add_mcp, add_ask, add_components):
         add(sub)
     return parser
 

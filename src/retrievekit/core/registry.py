@@ -74,6 +74,14 @@ def parse_spec(text: str, *, what: str = "component", stages: bool = True) -> li
     return specs
 
 
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it (a dotted name imports its parents)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 @dataclass
 class Entry(Generic[T]):
     """A registered name: its factory (or "module:attribute" to import on first use), the syntax users write, the
@@ -89,7 +97,12 @@ class Entry(Generic[T]):
 
     @property
     def installed(self) -> bool:
-        return all(importlib.util.find_spec(module) is not None for module in self.requires)
+        return all(_importable(module) for module in self.requires)
+
+    @property
+    def missing(self) -> list[str]:
+        """The ``requires`` import names that cannot be found."""
+        return [module for module in self.requires if not _importable(module)]
 
     def load(self) -> Callable[..., T]:
         if isinstance(self.target, str):
