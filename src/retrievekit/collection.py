@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrievekit.analysis import Analyzer, get_analyzer
+from retrievekit.core.config import BM25Config, CollectionConfig, DenseIndexConfig, PassagesConfig
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
 from retrievekit.core.filters import Filter
@@ -64,12 +65,21 @@ class Collection:
         self._retrievers: dict[str, Any] = {}
         self._rags: dict[str, Any] = {}
         self._encoders: dict[str, Any] = {}
-        self.analyzer: Analyzer = get_analyzer(self.config["bm25"]["analyzer"])
+        self.analyzer: Analyzer = get_analyzer(self.settings.bm25.analyzer)
+
+    @property
+    def settings(self) -> CollectionConfig:
+        """Typed settings of the latest commit: fields, BM25 analyzer, dense and sparse indexes, passages."""
+        return self.snapshot().manifest.settings
 
     @property
     def config(self) -> dict[str, Any]:
-        """Settings of the latest commit: fields, BM25 analyzer, dense indexes (with their encoder specs)."""
+        """The same settings as stored in the manifest (JSON); prefer ``settings``."""
         return self.snapshot().manifest.config
+
+    def has_index(self, kind: str, name: str = "default") -> bool:
+        """Whether the collection has a ``kind`` ("dense" or "sparse") index called ``name``."""
+        return name in (self.config.get(kind) or {})
 
     # -- creation ----------------------------------------------------------------------------------------------
     @classmethod
@@ -98,7 +108,8 @@ class Collection:
         collection is opened instead (its settings must match)."""
         path = Path(path)
         resolved = get_analyzer(analyzer)
-        config: dict[str, Any] = {"fields": list(fields), "bm25": {"analyzer": resolved.config()}}
+        dense_indexes: dict[str, DenseIndexConfig] = {}
+        passages_config: PassagesConfig | None = None
         if dense is not None:
             from retrievekit.encoders import get_encoder
             from retrievekit.index.dense.segment import DEFAULT_INDEX, make_index_config
@@ -106,7 +117,7 @@ class Collection:
             encoder = get_encoder(dense)  # type: ignore[arg-type]
             dense_config = make_index_config(encoder, chunking=_as_chunking(chunking), fields=fields,
                                              vectors=vectors)
-            config["dense"] = {DEFAULT_INDEX: dense_config}
+            dense_indexes[DEFAULT_INDEX] = DenseIndexConfig.from_json(dense_config)
         if passages is not None:
             from retrievekit.chunking import get_chunker
 
@@ -115,7 +126,9 @@ class Collection:
                     raise CollectionError("semantic passages need the collection's dense model: pass dense= too")
             else:
                 get_chunker(passages)  # a bad spec fails here, not at the first commit
-            config["passages"] = {"chunker": str(passages)}
+            passages_config = PassagesConfig(str(passages))
+        config = CollectionConfig(fields=tuple(fields), bm25=BM25Config(resolved.config()), dense=dense_indexes,
+                                  passages=passages_config).to_json()
         if (path / MANIFEST).is_file():
             if not exist_ok:
                 raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
@@ -262,7 +275,7 @@ class Collection:
         from retrievekit.index.dense.segment import make_index_config
 
         resolved = get_encoder(encoder)
-        config = make_index_config(resolved, chunking=_as_chunking(chunking), fields=fields or self.config["fields"],
+        config = make_index_config(resolved, chunking=_as_chunking(chunking), fields=fields or self.settings.fields,
                                    vectors=vectors)
         self._encoders[index_key(config)] = resolved
         with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
@@ -286,7 +299,7 @@ class Collection:
         from retrievekit.index.sparse.segment import encoder_key, make_sparse_config
 
         resolved = get_sparse_encoder(encoder)
-        config = make_sparse_config(resolved, fields=fields or self.config["fields"], quantization=quantization)
+        config = make_sparse_config(resolved, fields=fields or self.settings.fields, quantization=quantization)
         self._encoders[encoder_key(config)] = resolved
         with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
             return w.add_sparse_index(name, config)
@@ -328,35 +341,34 @@ class Collection:
         return self.snapshot().iter_documents()
 
     def info(self) -> dict[str, Any]:
-
         snap = self.snapshot()
+        settings = snap.manifest.settings
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return {
             "path": str(self.path),
-            "analyzer": self.config["bm25"]["analyzer"],
-            "fields": self.config["fields"],
+            "analyzer": settings.bm25.analyzer,
+            "fields": list(settings.fields),
             **snap.info(),
-            "dense": {name: _dense_info(snap, name, c) for name, c in (self.config.get("dense") or {}).items()},
+            "dense": {name: _dense_info(snap, name, c.to_json()) for name, c in settings.dense.items()},
             # a passage collection counts passages as its documents
-            "passages": self.config.get("passages"),
+            "passages": settings.passages.to_json() if settings.passages else None,
             "disk_bytes": size,
         }
 
     def modes(self) -> list[str]:
         """Search modes this collection supports: bm25 always, dense and hybrid with a dense index "default",
         sparse with a sparse index "default"."""
-        config = self.config
         modes = ["bm25"]
-        if "default" in (config.get("dense") or {}):
+        if self.has_index("dense"):
             modes += ["dense", "hybrid"]
-        if "default" in (config.get("sparse") or {}):
+        if self.has_index("sparse"):
             modes.append("sparse")
         return modes
 
     @property
     def default_mode(self) -> str:
         """hybrid when the collection has a dense index, else bm25 (what ``search``, ``ask`` and the CLI use)."""
-        return "hybrid" if "default" in (self.config.get("dense") or {}) else "bm25"
+        return "hybrid" if self.has_index("dense") else "bm25"
 
     def retriever(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,9 @@ class Document:
                    metadata=obj.get("metadata") or {})
 
 
-def index_text(doc: Document, fields: list[str]) -> str:
+def index_text(doc: Document, fields: Sequence[str]) -> str:
     """The text the inverted index sees: the chosen fields joined by a space (Pyserini's title + " " + text)."""
-    if fields == ["title", "text"]:
+    if tuple(fields) == ("title", "text"):
         return doc.title + " " + doc.text if doc.title else doc.text
     parts = []
     for f in fields:

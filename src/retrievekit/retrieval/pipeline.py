@@ -98,7 +98,7 @@ def document_texts(collection: Collection) -> Callable[[Sequence[str]], list[str
     """Document id → the text rerankers read (the collection's indexed fields, title + " " + text by default)."""
     from retrievekit.core.document import index_text
 
-    fields = list(collection.config["fields"])
+    fields = list(collection.settings.fields)
 
     def texts(ids: Sequence[str]) -> list[str]:
         return [index_text(d, fields) if d is not None else "" for d in collection.get_many(list(ids))]

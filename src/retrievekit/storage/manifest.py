@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrievekit.core.config import CollectionConfig
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import atomic_write_text
 from retrievekit.core.version import __version__
@@ -38,6 +39,11 @@ class Manifest:
     generation: int = 0
     next_segment: int = 1
     segments: list[SegmentEntry] = field(default_factory=list)
+
+    @property
+    def settings(self) -> CollectionConfig:
+        """``config`` as typed settings (the JSON stays the stored form: index file names hash it)."""
+        return CollectionConfig.from_json(self.config)
 
     @property
     def live_docs(self) -> int:
@@ -73,9 +79,14 @@ class Manifest:
                 f"{path} has format version {data['format_version']}, newer than this retrievekit understands "
                 f"({FORMAT_VERSION}); upgrade retrievekit"
             )
-        return cls(
-            config=data["config"],
-            generation=data["generation"],
-            next_segment=data["next_segment"],
-            segments=[SegmentEntry(**s) for s in data["segments"]],
-        )
+        try:
+            CollectionConfig.from_json(data["config"], f"{path}: config")  # a damaged config fails here, named
+            return cls(
+                config=data["config"],
+                generation=int(data["generation"]),
+                next_segment=int(data["next_segment"]),
+                segments=[SegmentEntry(**s) for s in data["segments"]],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CollectionError(f"{path} is damaged ({type(exc).__name__}: {exc}); restore it from a backup or "
+                                  "re-create the collection") from None

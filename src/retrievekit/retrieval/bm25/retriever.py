@@ -114,7 +114,7 @@ class BM25Retriever(Retriever):
         assert self.rm3 is not None
         numbers, scores = self.search_terms(snap, weights, self.rm3.fb_docs, allowed)
         analyzer = self.collection.analyzer
-        fields = self.collection.config["fields"]
+        fields = self.collection.settings.fields
         feedback = []
         for n, s in zip(numbers, scores):
             si = int(np.searchsorted(snap.bases, n, side="right") - 1)
