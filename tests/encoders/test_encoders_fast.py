@@ -266,7 +266,8 @@ needs_distill = pytest.mark.skipif(
 
 @needs_distill
 def test_distill_round_trip_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from retrievekit.encoders.distill import add_distill, distill
+    from retrievekit.cli.distill import add_distill
+    from retrievekit.encoders.distill import distill
     from retrievekit.encoders.registry import get_encoder
     from retrievekit.encoders.static import Model2VecEncoder
 

@@ -10,11 +10,11 @@ from retrievekit.cli.ask import add_ask
 from retrievekit.cli.commands import add_delete, add_index, add_info, add_optimize, add_search
 from retrievekit.cli.components import add_components
 from retrievekit.cli.demo import add_demo
+from retrievekit.cli.distill import add_distill
 from retrievekit.cli.evaluate import add_eval
 from retrievekit.cli.serve import add_serve
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.version import __version__
-from retrievekit.encoders.distill import add_distill
 from retrievekit.serve.mcp import add_mcp
 
 

@@ -7,7 +7,6 @@ hundreds of times faster than the source model, at some loss of quality.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -50,20 +49,3 @@ def distill(model: str, output: str | Path, *, pca_dims: int | None = 256,
     logger.info("distilled %s into %s (%d tokens, %d dims) in %.0fs", card.name if card else model,
                 target, static.embedding.shape[0], static.dim, time.perf_counter() - started)
     return target
-
-
-def add_distill(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("distill", help="distil a sentence-transformers model into a fast static (model2vec) model",
-                       description="Distil MODEL (hub name, local folder or alias such as 'minilm') into a model2vec "
-                       "static model saved in OUTPUT; use it with the encoder name 'model2vec:OUTPUT'.")
-    p.add_argument("model", metavar="MODEL", help="sentence-transformers model to distil")
-    p.add_argument("output", metavar="OUTPUT", help="folder to save the static model in")
-    p.add_argument("--pca-dims", type=int, default=256, metavar="N",
-                   help="reduce the vectors to N dimensions with PCA (default 256; 0 keeps the model's dimension)")
-    p.set_defaults(func=_run_distill)
-
-
-def _run_distill(args: argparse.Namespace) -> int:
-    path = distill(args.model, args.output, pca_dims=args.pca_dims or None)
-    print(f"saved the static model to {path} (encoder name: model2vec:{path})")
-    return 0
