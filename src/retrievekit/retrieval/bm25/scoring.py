@@ -192,7 +192,7 @@ def get_scorer(spec: str | dict[str, Any] | Scorer | None = None, **params: Any)
     name = spec or "lucene"
     if not isinstance(name, str) or name not in SCORERS.names():  # names are exact ("bm25+" is one name)
         raise RetrievekitError(f"unknown scoring function {name!r}; choose one of: {SCORERS.usages()}")
-    cls = SCORERS.factory(name)
+    cls: type[Scorer] = SCORERS.factory(name)  # type: ignore[assignment]  # the registered factories are classes
     try:
         return cls(**params)
     except TypeError:

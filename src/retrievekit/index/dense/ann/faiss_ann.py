@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from retrievekit.core.registry import Registry, registry
 from retrievekit.index.dense.ann.base import (
     DEFAULT_EXACT_BELOW,
     ANNError,
@@ -21,7 +22,6 @@ from retrievekit.index.dense.ann.base import (
     faiss_module,
     scaled_effort,
 )
-from retrievekit.core.registry import Registry, registry
 
 __all__ = ["HNSWIndex", "IVFIndex", "available_ann", "get_ann"]
 
