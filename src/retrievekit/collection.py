@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from retrievekit.storage.snapshot import Snapshot
 from retrievekit.storage.writer import CollectionWriter
 
 if TYPE_CHECKING:
+    from retrievekit.encoders.base import Encoder
+    from retrievekit.encoders.splade import SpladeEncoder
     from retrievekit.rag.pipeline import RAG, Answer
 
 logger = logging.getLogger(__name__)
@@ -245,9 +247,9 @@ class Collection:
         if index not in indexes:
             raise CollectionError(f"{self.path} has no {kind} index {index!r} (has: {', '.join(indexes) or 'none'}); "
                                   f"add one with {_ADD_HINTS[kind]}")
-        return indexes[index]  # type: ignore[no-any-return]
+        return indexes[index]
 
-    def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+    def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Encoder:
         """The encoder of dense index ``index``, rebuilt from its stored spec (loaded once per collection)."""
         return self.index_encoder("dense", index, config)
 
@@ -286,7 +288,7 @@ class Collection:
             return w.drop_dense_index(name)
 
     # -- learned-sparse indexes --------------------------------------------------------------------------------
-    def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+    def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> SpladeEncoder:
         """The SPLADE encoder of sparse index ``index``, rebuilt from its stored spec (loaded once per collection)."""
         return self.index_encoder("sparse", index, config)
 
@@ -337,7 +339,7 @@ class Collection:
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and doc_id in self.snapshot().id_map()
 
-    def iter_documents(self):  # type: ignore[no-untyped-def]
+    def iter_documents(self) -> Iterator[Document]:
         return self.snapshot().iter_documents()
 
     def info(self) -> dict[str, Any]:
@@ -390,7 +392,7 @@ class Collection:
                     sorted(scorer_params.items())))
         retriever = self._retrievers.get(key)
         if retriever is not None:
-            return retriever  # type: ignore[no-any-return]
+            return retriever
         if mode not in MODES:
             raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode in ("bm25", "hybrid"):
@@ -486,7 +488,7 @@ class Collection:
             self._rags[key] = entry  # most recent last
             while len(self._rags) > 16:
                 self._rags.pop(next(iter(self._rags)))
-        return entry[0]  # type: ignore[no-any-return]
+        return entry[0]
 
     def ask(self, question: str, **options: Any) -> Answer:
         """Answer ``question`` from this collection's documents with citations (``retrievekit.rag.Answer``).
@@ -541,6 +543,6 @@ def _comparable(config: Mapping[str, Any], with_dense: bool) -> dict[str, Any]:
     return out
 
 
-def _progress(enabled: bool, desc: str, total_bytes: int | None = None):  # type: ignore[no-untyped-def]
+def _progress(enabled: bool, desc: str, total_bytes: int | None = None) -> Any:
     """A progress bar over the input's bytes (the reader reports them as it goes)."""
     return progress_bar(enabled, total_bytes, desc, unit="B", unit_scale=True, unit_divisor=1024)
