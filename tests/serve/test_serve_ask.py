@@ -131,7 +131,7 @@ def test_bad_settings_are_400_and_nothing_is_generated(passages_path: Path) -> N
     gen = ScriptedGenerator("unused [1]")
     client = TestClient(create_app(passages_path, generator=gen))
     post = client.post
-    assert "choose from" in assert_error(post("/api/ask", json={"question": "q", "selector": "best:3"}), 400,
+    assert "choose one of" in assert_error(post("/api/ask", json={"question": "q", "selector": "best:3"}), 400,
                                          "bad_selector")
     assert_error(post("/api/ask", json={"question": "q", "selector": "top:0"}), 400, "bad_selector")
     assert_error(post("/api/ask", json={"question": "q", "selector": "gap:ratio=x"}), 400, "bad_selector")

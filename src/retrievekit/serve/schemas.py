@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
-SEARCH_MODES = ("bm25", "dense", "hybrid", "sparse")
-Mode = Literal["bm25", "dense", "hybrid", "sparse"]
+from retrievekit.rag.config import DEFAULT_RAG_CONFIG as RAG_DEFAULTS
+from retrievekit.service.ask import MAX_QUESTION_CHARS
+from retrievekit.service.search import DEFAULT_K, MAX_K, MAX_OFFSET, MAX_QUERY_CHARS
+from retrievekit.service.types import MODES
+
+SEARCH_MODES = MODES
+Mode = Literal["bm25", "dense", "hybrid", "sparse"]  # what OpenAPI lists: the service's MODES
+assert get_args(Mode) == MODES, "Mode must list retrievekit.service.MODES"
 
 
 def _encodable(value: Any) -> Any:
@@ -39,9 +45,9 @@ class ErrorResponse(BaseModel):
 
 
 class SearchRequest(_Strict):
-    query: Text = Field(min_length=1, max_length=4096, description="the query text")
-    k: int = Field(10, ge=1, le=1000, description="number of hits to return")
-    offset: int = Field(0, ge=0, le=10_000, description="hits to skip (pagination)")
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the query text")
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="number of hits to return")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="hits to skip (pagination)")
     mode: Mode = Field("bm25", description="search mode; /api/info lists the modes this collection supports (an "
                        "unknown or unsupported one is answered 400 mode_unavailable)")
     filter: JSONObject | None = Field(None, description='metadata filter, e.g. {"year": {"gte": 2020}, "lang": "en"} '
@@ -156,14 +162,15 @@ class AskRequest(_Strict):
     """A question for ``/api/ask``. Fields left out (or null, except ``compress`` and ``filter``) take the server's
     defaults, listed by /api/info under ``ask.defaults``."""
 
-    question: Text = Field(min_length=1, max_length=2048, description="the question")
+    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question")
     mode: Mode | None = Field(None, description="search mode (default: hybrid with a dense index, else bm25)")
     depth: int | None = Field(None, ge=1, le=100, validation_alias=AliasChoices("depth", "k"),
-                              description="passages retrieved before selection (default 20); 'k' is accepted too")
+                              description=f"passages retrieved before selection (default {RAG_DEFAULTS.depth}); "
+                              "'k' is accepted too")
     selector: str | None = Field(None, min_length=1, max_length=256,
                                  description="context selection spec: stages joined by '+', each top[:k], "
                                  "gap[:drop[:max_keep]][:ratio=r][:min=n][:max=n][:ref=n], mmr[:k[:lambda]] "
-                                 "(needs a dense index) or budget:tokens; default gap+budget:1024")
+                                 f"(needs a dense index) or budget:tokens; default {RAG_DEFAULTS.selector}")
     compress: str | None = Field(None, max_length=64,
                                  description="sentence extraction: null (none), lexical[:N|:ratio] or, with a dense "
                                  "index, dense[:N|:ratio]")
@@ -171,7 +178,7 @@ class AskRequest(_Strict):
     drop_flagged: bool | None = Field(None, description="leave out passages flagged as prompt injection (default: "
                                       "keep them, flagged, passed to the generator as data)")
     max_tokens: int | None = Field(None, ge=1, le=1024, description="longest answer, in generator tokens "
-                                   "(default 128)")
+                                   f"(default {RAG_DEFAULTS.max_tokens})")
 
 
 class AskCitation(BaseModel):

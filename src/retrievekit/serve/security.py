@@ -60,7 +60,7 @@ async def send_error(send: Send, status: int, code: str, message: str,
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
-            return value  # type: ignore[no-any-return]
+            return value  # type: ignore[no-any-return,unused-ignore]
     return None
 
 

@@ -11,7 +11,7 @@ server, so defaults, validation, mode checks and hit formatting live in one plac
 Layer: above ``collection`` (the façade), below ``serve`` and ``cli``.
 """
 
-from retrievekit.service.ask import AskRequest, AskResponse, Asker
+from retrievekit.service.ask import Asker, AskRequest, AskResponse
 from retrievekit.service.documents import (
     DocumentPatch,
     add_documents,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 from retrievekit.rag.config import DEFAULT_RAG_CONFIG, RAGConfig
 from retrievekit.service.types import UNSET, ServiceError, Unset, check_filter, check_mode, check_text, finite
@@ -41,8 +42,8 @@ class AskRequest:
     mode: str | None = None
     depth: int | None = None
     selector: str | None = None
-    compress: str | None | Unset = UNSET
-    filter: dict[str, Any] | None | Unset = UNSET
+    compress: str | Unset | None = UNSET
+    filter: dict[str, Any] | Unset | None = UNSET
     drop_flagged: bool | None = None
     max_tokens: int | None = None
     expand: str | None = None
@@ -152,7 +153,7 @@ class Asker:
 
     def ask(self, col: Collection, request: AskRequest, *,
             generator: str | Generator | Callable[[], Generator | None] | None = None,
-            gate: Callable[[], ContextManager[Any]] | None = None) -> AskResponse:
+            gate: Callable[[], AbstractContextManager[Any]] | None = None) -> AskResponse:
         """Answer ``request``. ``generator``: a spec, a Generator, None (contexts only) or a function returning one,
         called once the request's settings are checked (so a bad request never loads a model); ``gate``: entered
         around a generation (e.g. to bound concurrent ones)."""

@@ -29,6 +29,7 @@ MAX_QUERY_CHARS = 4096
 DEFAULT_K = 10
 MAX_K = 1000
 MAX_OFFSET = 10_000
+SNIPPET_WIDTH = 240  # characters of an HTML snippet
 RERANK_DEPTH = 100  # candidates reranked unless a request says otherwise (at least offset + k)
 # Private-use characters stand in for <mark> while the snippet is HTML-escaped; they are removed from the text first.
 _OPEN, _CLOSE = "\ue000", "\ue001"
@@ -54,7 +55,7 @@ class SearchRequest:
 
     def validated(self, col: Collection) -> SearchRequest:
         """This request with its mode resolved, or ServiceError naming the parameter at fault."""
-        check_text(self.query, "query", max_chars=MAX_QUERY_CHARS)
+        check_text(self.query, "query", max_chars=MAX_QUERY_CHARS, blank=True)
         check_int(self.k, "k", 1, self.max_k)
         check_int(self.offset, "offset", 0, MAX_OFFSET)
         if self.rerank_depth is not None:
@@ -69,7 +70,7 @@ class HitFormat:
     "plain" (no marks: MCP); ``width``: snippet characters; ``score_digits``: round scores (None: as they are)."""
 
     markup: str = "html"
-    width: int = 240
+    width: int = SNIPPET_WIDTH
     score_digits: int | None = None
 
 

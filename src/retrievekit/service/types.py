@@ -40,8 +40,9 @@ class Unset(enum.Enum):
 UNSET = Unset.UNSET
 
 
-def check_text(value: Any, name: str, *, max_chars: int) -> str:
-    if not isinstance(value, str) or not value.strip():
+def check_text(value: Any, name: str, *, max_chars: int, blank: bool = False) -> str:
+    """A string of 1 to ``max_chars`` characters; ``blank``: whitespace only is allowed."""
+    if not isinstance(value, str) or not (value if blank else value.strip()):
         raise ServiceError("bad_request", f"{name} must be a non-empty string", param=name)
     if len(value) > max_chars:
         raise ServiceError("bad_request", f"{name} is {len(value)} characters; the limit is {max_chars}", param=name)

@@ -1,0 +1,201 @@
+"""What the HTTP endpoints share: the collection (opened on first use), the generator (built once), the write
+lock, reranker instances and request statistics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from retrievekit.collection import Collection
+from retrievekit.core.errors import CollectionError
+from retrievekit.rag.generators.base import GenerationError, Generator, PromptInput
+from retrievekit.serve import ServeError
+from retrievekit.serve.errors import ApiError
+from retrievekit.service.ask import Asker
+from retrievekit.service.info import metadata_fields
+from retrievekit.storage.writer import CollectionWriter
+
+logger = logging.getLogger("retrievekit.serve.app")
+
+MAX_CONCURRENT_GENERATIONS = 2
+GENERATION_WAIT_SECONDS = 60.0
+
+
+class _Guarded(Generator):
+    """A generator whose failures of any kind surface as GenerationError (answered 503, not 500): a model that runs
+    out of memory or a backend bug is the server's trouble, not the request's."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.backend, self.model, self.prompt_style = inner.backend, inner.model, inner.prompt_style
+
+    def generate(self, prompt: PromptInput, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: str | Sequence[str] | None = None) -> str:
+        try:
+            return self.inner.generate(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop)
+        except GenerationError:
+            raise
+        except Exception as exc:
+            logger.exception("the generator %r failed", self.inner)
+            raise GenerationError(f"the generator failed: {type(exc).__name__}: {exc}") from exc
+
+    def config(self) -> dict[str, Any]:
+        return self.inner.config()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class GeneratorSlot:
+    """The server's generator, built once on first use (loading a local model takes seconds) and shared by every
+    request; thread-safe. A failed load is remembered, so requests do not each retry an expensive load."""
+
+    def __init__(self, spec: str | Generator | None) -> None:
+        if spec is not None and not isinstance(spec, Generator) and not (isinstance(spec, str) and spec.strip()):
+            raise ServeError(f"generator must be a spec such as 'local' or 'openai:MODEL@URL', a Generator or None; "
+                             f"got {spec!r}")
+        self.spec = spec.strip() if isinstance(spec, str) else spec
+        self._generator: Generator | None = _Guarded(spec) if isinstance(spec, Generator) else None
+        self._failure: str | None = None
+        self._lock = threading.Lock()
+        # Generations at once: a slow local model must not occupy every worker thread and stall /api/search.
+        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_GENERATIONS)
+
+    def get(self) -> Generator | None:
+        """The generator (None when the server has none); raises GenerationError when it cannot be loaded."""
+        if self.spec is None or self._generator is not None:
+            return self._generator
+        with self._lock:
+            if self._generator is None:
+                if self._failure is not None:
+                    raise GenerationError(self._failure)
+                from retrievekit.rag.generators.base import get_generator
+
+                started = time.perf_counter()
+                try:
+                    self._generator = _Guarded(get_generator(self.spec))
+                except Exception as exc:  # missing packages, unknown names, a model that will not load
+                    self._failure = f"the generator {self.spec!r} cannot be loaded: {type(exc).__name__}: {exc}"
+                    logger.error("%s", self._failure)
+                    raise GenerationError(self._failure) from None
+                logger.info("generator %r ready in %.1f s", self.spec, time.perf_counter() - started)
+        return self._generator
+
+    @contextmanager
+    def gate(self) -> Iterator[None]:
+        """Held while an answer is generated: at most MAX_CONCURRENT_GENERATIONS at once."""
+        if not self.slots.acquire(timeout=GENERATION_WAIT_SECONDS):
+            raise ApiError(503, "generator_busy", f"{MAX_CONCURRENT_GENERATIONS} answers are being generated and "
+                           f"none finished within {GENERATION_WAIT_SECONDS:.0f} s; retry later")
+        try:
+            yield
+        finally:
+            self.slots.release()
+
+    def describe(self) -> dict[str, Any] | None:
+        """For /api/info: the config once loaded, the spec before (describing never loads a model)."""
+        if self.spec is None:
+            return None
+        if self._generator is not None:
+            return self._generator.config()
+        out: dict[str, Any] = {"spec": self.spec, "loaded": False}
+        if self._failure is not None:
+            out["error"] = self._failure
+        return out
+
+
+class ServerState:
+    """What the endpoints share: the collection (opened on first use), the write lock and request statistics."""
+
+    def __init__(self, path: Path, reports: Path, lock_timeout: float, generator: GeneratorSlot | None = None,
+                 rag_options: Mapping[str, Any] | None = None) -> None:
+        self.path = path
+        self.reports = reports
+        self.lock_timeout = lock_timeout
+        self.write_lock = threading.Lock()
+        self._collection: Collection | None = None
+        self._lock = threading.Lock()  # held briefly: counters, opening the collection
+        self._reranker_lock = threading.Lock()  # held while a reranker loads its model
+        self._rerankers: dict[str, Any] = {}
+        self._fields: tuple[int, list[str]] | None = None
+        self.requests: Counter[str] = Counter()
+        self.latencies: deque[float] = deque(maxlen=2048)
+        self.ask_latencies: deque[float] = deque(maxlen=2048)
+        self.generator = generator or GeneratorSlot(None)
+        self.rag_options = dict(rag_options or {})
+        self._asker: Asker | None = None
+
+    def collection(self) -> Collection:
+        col = self._collection
+        if col is None:
+            with self._lock:
+                if self._collection is None:
+                    try:
+                        self._collection = Collection(self.path)
+                    except CollectionError as exc:
+                        raise ApiError(503, "not_ready", f"the collection cannot be opened: {exc}") from None
+                col = self._collection
+        return col
+
+    def asker(self) -> Asker:
+        """Answers /api/ask: the RAGConfig defaults, the server's rag_options, and one RetrievalCache shared by every
+        question (its keys include the search settings and the commit generation)."""
+        if self._asker is None:
+            from retrievekit.rag.pipeline import RetrievalCache
+
+            with self._lock:
+                if self._asker is None:
+                    self._asker = Asker(options={"cache": RetrievalCache(), **self.rag_options})
+        return self._asker
+
+    def record(self, endpoint: str) -> None:
+        with self._lock:
+            self.requests[endpoint] += 1
+
+    def record_latency(self, ms: float, *, ask: bool = False) -> None:
+        with self._lock:
+            (self.ask_latencies if ask else self.latencies).append(ms)
+
+    def snapshot_stats(self) -> tuple[dict[str, int], list[float], list[float]]:
+        with self._lock:
+            return dict(self.requests), list(self.latencies), list(self.ask_latencies)
+
+    def reranker(self, name: str) -> Any:
+        """One instance per name for the server's lifetime (building one may load a model)."""
+        from retrievekit.retrieval.rerank import get_reranker
+
+        with self._reranker_lock:
+            reranker = self._rerankers.get(name)
+            if reranker is None:
+                reranker = self._rerankers[name] = get_reranker(name)
+        return reranker
+
+    def metadata_fields(self, col: Collection) -> list[str]:
+        """Metadata field names, read again only after a commit."""
+        generation = col.snapshot().generation
+        cached = self._fields
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        self._fields = (generation, metadata_fields(col))
+        return self._fields[1]
+
+    @contextmanager
+    def writer(self) -> Iterator[tuple[Collection, CollectionWriter]]:
+        """The collection's writer, under this server's write lock; commits when the block ends without error."""
+        started = time.monotonic()
+        if not self.write_lock.acquire(timeout=self.lock_timeout):
+            raise ApiError(409, "writer_busy", f"another request is writing to the collection; still busy after "
+                           f"{self.lock_timeout:g} s, try again")
+        try:
+            col = self.collection()
+            remaining = max(0.0, self.lock_timeout - (time.monotonic() - started))
+            with col.writer(lock_timeout=remaining) as w:
+                yield col, w
+        finally:
+            self.write_lock.release()
