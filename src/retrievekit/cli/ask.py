@@ -6,6 +6,8 @@ import argparse
 import textwrap
 
 from retrievekit.cli.render import print_json
+from retrievekit.rag.config import DEFAULT_RAG_CONFIG as D
+from retrievekit.service.types import MODES
 
 
 def add_ask(sub: argparse._SubParsersAction) -> None:
@@ -22,20 +24,22 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", default="local", metavar="SPEC",
                    help="'local' (offline gemma-3-270m), 'local:PATH', 'openai:MODEL@URL' (key from "
                    "$OPENAI_API_KEY), or 'none' to print the selected contexts only")
-    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "sparse"], default=None,
+    p.add_argument("--mode", choices=MODES, default=D.mode,
                    help="search mode (default hybrid when the collection has a dense index, else bm25)")
-    p.add_argument("--depth", type=int, default=20, help="passages retrieved before selection (default 20)")
-    p.add_argument("--selector", default="gap+budget:1024", metavar="SPEC",
+    p.add_argument("--depth", type=int, default=D.depth,
+                   help=f"passages retrieved before selection (default {D.depth})")
+    p.add_argument("--selector", default=D.selector, metavar="SPEC",
                    help="context selection: top:K, gap[:DROP], mmr:K[:LAMBDA], budget:TOKENS, joined by + "
-                   "(default gap+budget:1024)")
-    p.add_argument("--compress", default=None, metavar="SPEC",
+                   f"(default {D.selector})")
+    p.add_argument("--compress", default=D.compress, metavar="SPEC",
                    help="sentence-level compression: lexical[:N|:RATIO] or dense[:N|:RATIO] (default: none)")
-    p.add_argument("--expand", default=None, metavar="SPEC", help="query expansion: multi-query[:N] or hyde")
+    p.add_argument("--expand", default=D.expand, metavar="SPEC", help="query expansion: multi-query[:N] or hyde")
     p.add_argument("--filter", metavar="JSON", help="metadata filter for retrieval, as for `search`")
     p.add_argument("--allow", metavar="IDS", help="comma-separated document ids the answer may use (allow-list)")
     p.add_argument("--drop-flagged", action="store_true",
                    help="leave out passages flagged as prompt injection or poisoning (default: keep them, flagged)")
-    p.add_argument("--max-tokens", type=int, default=128, help="longest answer, in generator tokens (default 128)")
+    p.add_argument("--max-tokens", type=int, default=D.max_tokens,
+                   help=f"longest answer, in generator tokens (default {D.max_tokens})")
     p.add_argument("--json", action="store_true", help="print answer, citations and contexts as JSON")
     p.set_defaults(func=run_ask)
 
@@ -43,16 +47,14 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
 def run_ask(args: argparse.Namespace) -> int:
     from retrievekit.cli.commands import parse_filter
     from retrievekit.collection import Collection
+    from retrievekit.service.ask import Asker, AskRequest
 
-    filt = parse_filter(args.filter)
+    request = AskRequest(args.question, mode=args.mode, depth=args.depth, selector=args.selector,
+                         compress=args.compress, filter=parse_filter(args.filter), drop_flagged=args.drop_flagged,
+                         max_tokens=args.max_tokens, expand=args.expand,
+                         allow=set(args.allow.split(",")) if args.allow else None)
     col = Collection(args.collection)
-    answer = col.ask(
-        args.question,
-        generator=None if args.generator == "none" else args.generator,
-        mode=args.mode, depth=args.depth, selector=args.selector, compress=args.compress, expand=args.expand,
-        filter=filt, allow=set(args.allow.split(",")) if args.allow else None, drop_flagged=args.drop_flagged,
-        max_tokens=args.max_tokens,
-    )
+    answer = Asker().ask(col, request, generator=None if args.generator == "none" else args.generator).answer
     if args.json:
         print_json(answer.to_json())
         return 0

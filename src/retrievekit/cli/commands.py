@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 from retrievekit.analysis import available_analyzers
 from retrievekit.cli.render import print_hits, print_json, table
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.service.documents import delete_documents
+from retrievekit.service.info import collection_info
+from retrievekit.service.search import RERANK_DEPTH, SearchRequest, search_batch
+from retrievekit.service.types import MODES
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +118,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", metavar="RERANKER",
                    help="rerank the first --rerank-depth results: cross-encoder:MODEL (a local folder or hub name) "
                    "or maxsim (late interaction over the dense model's token embeddings)")
-    p.add_argument("--rerank-depth", type=int, default=100, help="candidates reranked (default 100)")
+    p.add_argument("--rerank-depth", type=int, default=RERANK_DEPTH,
+                   help=f"candidates reranked (default {RERANK_DEPTH})")
 
 
 def scoring_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -130,16 +134,20 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10, help="number of results per query (default 10)")
     p.add_argument("--filter", metavar="JSON",
                    help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\'')
-    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "sparse"],
+    p.add_argument("--mode", choices=MODES,
                    help="bm25, dense, hybrid or sparse (default: hybrid if the collection has a dense index, else "
                    "bm25)")
     p.add_argument("--fusion", choices=["rrf", "convex"], help="how hybrid mode fuses (default rrf)")
     p.add_argument("--rerank", metavar="RERANKER",
                    help="rerank the first --rerank-depth results: cross-encoder:MODEL or maxsim")
-    p.add_argument("--rerank-depth", type=int, default=100, help="candidates reranked (default 100)")
+    p.add_argument("--rerank-depth", type=int, default=RERANK_DEPTH,
+                   help=f"candidates reranked (default {RERANK_DEPTH})")
     add_scoring_options(p)
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=run_search)
+
+
+CLI_MAX_K = 1_000_000  # the command line has no server to protect: any k a machine can hold
 
 
 def parse_filter(text: str | None) -> Any:
@@ -154,29 +162,24 @@ def parse_filter(text: str | None) -> Any:
 
 def run_search(args: argparse.Namespace) -> int:
     col = Collection(args.collection)
-    filt = parse_filter(args.filter)
-    mode = args.mode or col.default_mode
-    options: dict[str, Any] = {}
-    if mode == "hybrid" and args.fusion:
+    options: dict[str, Any] = {"scorer": args.scorer, "rm3": args.rm3, **scoring_params(args)}
+    if args.fusion and (args.mode or col.default_mode) == "hybrid":
         options["fusion"] = args.fusion
-    if args.rerank:
-        options.update(rerank=args.rerank, depth=args.rerank_depth)
-    retriever = col.retriever(mode, scorer=args.scorer, rm3=args.rm3, **options, **scoring_params(args))
-    started = time.perf_counter()
-    results = retriever.search(args.queries, args.k, filter=filt)
-    elapsed = time.perf_counter() - started
+    request = SearchRequest("", k=args.k, mode=args.mode, filter=parse_filter(args.filter), rerank=args.rerank,
+                            rerank_depth=args.rerank_depth if args.rerank else None, options=options,
+                            max_k=CLI_MAX_K)
+    responses = search_batch(col, args.queries, request)
+    elapsed = responses[0].took_ms / 1000 if responses else 0.0
     if args.json:
         print_json({
-            "results": [
-                {"query": q, "hits": [{"id": d, "score": s} for d, s in results.hits(i)]}
-                for i, q in enumerate(args.queries)
-            ],
-            "mode": mode,
+            "results": [{"query": r.request.query, "hits": [{"id": h.id, "score": h.score} for h in r.hits]}
+                        for r in responses],
+            "mode": responses[0].mode if responses else args.mode or col.default_mode,
             "seconds": elapsed,
         })
         return 0
-    for i, q in enumerate(args.queries):
-        print_hits(q, col.hit_documents(results, i), col.analyzer)
+    for r in responses:
+        print_hits(r.request.query, [(h.document, h.score) for h in r.hits], col.analyzer)
     print(f"\n{len(args.queries)} quer{'y' if len(args.queries) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
     return 0
 
@@ -190,7 +193,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    info = Collection(args.collection).info()
+    info = collection_info(Collection(args.collection)).collection
     if args.json:
         print_json(info)
     else:
@@ -203,7 +206,14 @@ def add_delete(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("delete", help="delete documents by id", description="Delete documents by id and commit.")
     p.add_argument("collection", help="collection folder")
     p.add_argument("ids", nargs="+", help="document ids")
-    p.set_defaults(func=lambda a: print(f"deleted {Collection(a.collection).delete(a.ids)} document(s)") or 0)
+    p.set_defaults(func=run_delete)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    with Collection(args.collection).writer() as w:
+        deleted = delete_documents(w, args.ids)
+    print(f"deleted {deleted} document(s)")
+    return 0
 
 
 def add_optimize(sub: argparse._SubParsersAction) -> None:

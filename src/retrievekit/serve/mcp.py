@@ -19,15 +19,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from retrievekit.analysis.highlight import snippet
 from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError, RetrievekitError, require
+from retrievekit.service.documents import get_document
+from retrievekit.service.info import collection_info
+from retrievekit.service.search import MAX_QUERY_CHARS, PLAIN_HITS, SearchRequest, search
+from retrievekit.service.types import MODES, ServiceError, check_mode
 
 logger = logging.getLogger(__name__)
 
-MAX_QUERY_CHARS = 4096
 MAX_K = 100
-SNIPPET_CHARS = 300
 SearchMode = Literal["bm25", "dense", "hybrid", "sparse"]
 
 
@@ -49,45 +50,22 @@ class CollectionTools:
 
     def __init__(self, collection: str | Path | Collection, *, mode: str | None = None) -> None:
         self.col = collection if isinstance(collection, Collection) else Collection(collection)
-        modes = self.col.modes()
-        self.default_mode = mode or self.col.default_mode
-        if self.default_mode not in modes:
-            raise CollectionError(f"mode {self.default_mode!r} is not available on the collection at "
-                                  f"{self.col.path}; available: {', '.join(modes)}")
+        try:
+            self.default_mode = check_mode(self.col, mode)
+        except ServiceError as exc:
+            raise CollectionError(f"{exc} (the collection at {self.col.path})") from None
 
     def search(self, query: str, k: int = 10, mode: str | None = None,
                filter: dict[str, Any] | None = None) -> dict[str, Any]:
-        if not isinstance(query, str) or not query.strip():
-            raise RetrievekitError("query must be a non-empty string")
-        if len(query) > MAX_QUERY_CHARS:
-            raise RetrievekitError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise RetrievekitError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-        mode = mode or self.default_mode
-        modes = self.col.modes()  # re-read: another process may add an index while we serve
-        if mode not in modes:
-            raise RetrievekitError(f"mode {mode!r} is not available on this collection; available: "
-                                   f"{', '.join(modes)}")
-        if filter is not None and not isinstance(filter, dict):
-            raise RetrievekitError(f"filter must be an object of field -> condition, got {type(filter).__name__}")
-        results = self.col.search(query, k, mode=mode, filter=filter or None)
-        out = []
-        for rank, (doc, score) in enumerate(self.col.hit_documents(results), start=1):
-            out.append({"rank": rank, "id": doc.id, "title": doc.title, "score": round(float(score), 6),
-                        "snippet": snippet(doc.text, query, self.col.analyzer, width=SNIPPET_CHARS, style=("", "")),
-                        "metadata": doc.metadata})
-        return {"query": query, "mode": mode, "k": k, "hits": out}
+        request = SearchRequest(query, k=k, mode=mode or self.default_mode, filter=filter, max_k=MAX_K)
+        out = search(self.col, request).to_json(PLAIN_HITS)
+        return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
     def get_document(self, id: str) -> dict[str, Any]:
-        if not isinstance(id, str) or not id:
-            raise RetrievekitError("id must be a non-empty string")
-        doc = self.col.get(id)
-        if doc is None:
-            raise RetrievekitError(f"no document with id {id!r} in the collection at {self.col.path}")
-        return doc.to_json()
+        return get_document(self.col, id).to_json()
 
     def collection_info(self) -> dict[str, Any]:
-        return {"collection": self.col.info(), "modes": self.col.modes(), "default_mode": self.default_mode}
+        return collection_info(self.col, default_mode=self.default_mode).to_json()
 
 
 def build_server(collection: str | Path | Collection, *, mode: str | None = None, name: str = "retrievekit") -> Any:
@@ -107,7 +85,7 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
     def call(fn: Any, *args: Any) -> dict[str, Any]:
         # Expected failures become ToolError so the client sees the message (the SDK hides other exceptions).
         try:
-            return fn(*args)  # type: ignore[no-any-return]
+            return fn(*args)  # type: ignore[no-any-return,unused-ignore]
         except RetrievekitError as exc:
             raise tool_error(str(exc)) from exc
 
@@ -146,7 +124,7 @@ def serve_mcp(collection_path: str | Path, *, mode: str | None = None) -> None:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("collection", help="collection folder")
-    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "sparse"],
+    p.add_argument("--mode", choices=MODES,
                    help="default search mode (default: hybrid if the collection has a dense index, else bm25)")
 
 
