@@ -12,7 +12,8 @@ Modules: ``chunking`` (token/sentence/paragraph/Markdown/HTML/semantic chunkers 
 sources, citation parsing), ``generators`` (OpenAI-compatible HTTP, local gemma-3-270m), ``pipeline`` (``RAG``).
 """
 
+from retrievekit.rag.config import RAGConfig
 from retrievekit.rag.pipeline import RAG, Answer, RAGError, RetrievalCache
 from retrievekit.rag.types import Chunk, Passage, count_tokens
 
-__all__ = ["RAG", "Answer", "Chunk", "Passage", "RAGError", "RetrievalCache", "count_tokens"]
+__all__ = ["RAG", "Answer", "Chunk", "Passage", "RAGConfig", "RAGError", "RetrievalCache", "count_tokens"]
