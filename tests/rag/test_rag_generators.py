@@ -51,6 +51,15 @@ def test_stop_buffer_streams_exactly_what_cutting_the_whole_text_gives(text: str
     assert out == cut_at_stop(text, stops)[0]
 
 
+def test_stop_buffer_waits_for_an_earlier_stop_that_may_still_complete() -> None:
+    """'aYa' starts before 'Y' and completes later: cutting the whole text stops at 'aYa', so streaming must too
+    (found by the property test above)."""
+    buffer = StopBuffer(["Y", "aYa"])
+    assert "".join(buffer.push(p) for p in ["aa", "Y", "a"]) + buffer.flush() == cut_at_stop("aaYa", ["Y", "aYa"])[0]
+    buffer = StopBuffer(["Y", "aYa"])  # the earlier one never completes: the later one cuts at the end
+    assert "".join(buffer.push(p) for p in ["aa", "Y"]) + buffer.flush() == "aa"
+
+
 def test_helpers_validate_and_render() -> None:
     assert normalize_stop(None) == [] and normalize_stop("x") == ["x"]
     assert normalize_stop(["a", "", "a", "b"]) == ["a", "b"]

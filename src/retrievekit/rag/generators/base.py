@@ -121,27 +121,23 @@ class StopBuffer:
         if self.stopped:
             return ""
         self._pending += piece
-        text, found = cut_at_stop(self._pending, self.stop)
-        if found:
-            self.stopped = True
-            self._pending = ""
-            return text
-        if self._hold == 0:
-            out, self._pending = self._pending, ""
-            return out
-        # Hold back the longest suffix that is a prefix of some stop string.
-        keep = 0
-        for n in range(min(self._hold, len(self._pending)), 0, -1):
-            tail = self._pending[-n:]
-            if any(s.startswith(tail) for s in self.stop):
-                keep = n
-                break
-        out = self._pending[:len(self._pending) - keep]
-        self._pending = self._pending[len(self._pending) - keep:]
-        return out
+        text = self._pending
+        cut, found = cut_at_stop(text, self.stop)
+        # A stop string that starts before the one found (or anywhere in the tail, if none was found) may still
+        # complete with the next piece and then wins, being earlier: hold back from the first such start.
+        end = len(cut) if found else len(text)
+        for start in range(max(0, len(text) - self._hold), end):
+            tail = text[start:]
+            if any(len(s) > len(tail) and s.startswith(tail) for s in self.stop):
+                self._pending = tail
+                return text[:start]
+        self._pending = ""
+        self.stopped = found
+        return cut
 
     def flush(self) -> str:
-        out, self._pending = ("" if self.stopped else self._pending), ""
+        """The rest at the end of the stream (a held-back start of a stop string that never completed)."""
+        out, self._pending = ("" if self.stopped else cut_at_stop(self._pending, self.stop)[0]), ""
         return out
 
 
