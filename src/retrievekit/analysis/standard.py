@@ -161,7 +161,7 @@ def lucene_lower(text: str) -> str:
     return text.lower()
 
 
-def _make_batch_stemmer(name: str | None):  # type: ignore[no-untyped-def]
+def _make_batch_stemmer(name: str | None) -> Any:
     if name is None:
         return None
     if name == "porter":
@@ -169,7 +169,7 @@ def _make_batch_stemmer(name: str | None):  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer(name).stemWords
 
 
-def _make_stemmer(name: str | None):  # type: ignore[no-untyped-def]
+def _make_stemmer(name: str | None) -> Any:
     if name is None:
         return None
     if name == "porter":

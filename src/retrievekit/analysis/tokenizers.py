@@ -89,7 +89,7 @@ _PY_LETTER = re.compile(r"[^\W\d_]")
 _PY_DIGIT = re.compile(r"\d")
 
 
-class _SafeCharacters(dict):  # type: ignore[type-arg]
+class _SafeCharacters(dict):
     """character -> True when Python's classes give it the same word-break role as UAX#29 and it needs nothing
     beyond the flat grammar (no ideograph, kana, South-East-Asian letter, emoji or combining mark). Filled
     lazily, one entry per distinct character seen."""

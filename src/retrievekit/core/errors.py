@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class RetrievekitError(Exception):
@@ -38,7 +39,7 @@ class MissingExtraError(RetrievekitError, ImportError):
     """An optional dependency is needed; the message names the extra that installs it."""
 
 
-def require(module: str, extra: str):  # type: ignore[no-untyped-def]
+def require(module: str, extra: str) -> Any:
     """Import an optional module or raise ``MissingExtraError`` naming the extra that provides it."""
     import importlib
 

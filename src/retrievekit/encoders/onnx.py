@@ -151,11 +151,11 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     """Pool token states (batch, seq, dim) to (batch, dim) over the real tokens of ``mask`` (batch, seq)."""
     m = mask.astype(hidden.dtype)[:, :, None]
     if mode == "mean":
-        return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)  # type: ignore[no-any-return]
+        return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
     if mode == "cls":
         return hidden[:, 0]
     if mode == "max":
-        return np.where(m > 0, hidden, -np.inf).max(axis=1)  # type: ignore[no-any-return]
+        return np.where(m > 0, hidden, -np.inf).max(axis=1)
     if mode == "lasttoken":
         # the last real token, wherever the padding is
         last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1] > 0, axis=1)
@@ -197,7 +197,7 @@ def export_model(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = N
     return folder
 
 
-def _load_for_export(model: str):  # type: ignore[no-untyped-def]
+def _load_for_export(model: str) -> Any:
     from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model)
@@ -230,7 +230,7 @@ def _export_into(model: str, folder: Path) -> None:
     input_names = [n for n in _INPUTS if n != "token_type_ids"
                    or (n in tokenizer.model_input_names and n in accepted)]
 
-    class _Hidden(torch.nn.Module):  # type: ignore[misc,name-defined]
+    class _Hidden(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner

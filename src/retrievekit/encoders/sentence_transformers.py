@@ -27,7 +27,7 @@ def resolve_model_path(model: str, card: ModelCard | None) -> str:
     return card.name if card is not None else model
 
 
-def load_sentence_transformer(model: str, *, device: str | None = None, **kwargs: Any):  # type: ignore[no-untyped-def]
+def load_sentence_transformer(model: str, *, device: str | None = None, **kwargs: Any) -> Any:
     require("sentence_transformers", "dense")
     from sentence_transformers import SentenceTransformer
 
@@ -86,12 +86,12 @@ class SentenceTransformerEncoder(Encoder):
         return self._dim
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, batch_size=len(texts), show_progress_bar=False,  # type: ignore[no-any-return]
+        return self.model.encode(texts, batch_size=len(texts), show_progress_bar=False,
                                  convert_to_numpy=True, normalize_embeddings=False)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         enc = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
-        return [tuple(span) for span in enc["offset_mapping"]]  # type: ignore[misc]
+        return [tuple(span) for span in enc["offset_mapping"]]
 
     def encode_tokens(self, texts: list[str], *, batch_size: int = 32) -> list[np.ndarray]:
         """Contextual token embeddings (L2-normalised, padding removed) for late-interaction scoring."""

@@ -120,7 +120,7 @@ class WordLlamaEncoder(_StaticEncoder):
         np.clip(ids, 0, len(self._embedding) - 1, out=ids)
         # (batch, seq) @ gathered (batch, seq, dim) -> masked sum without materialising a product tensor
         summed = np.einsum("bs,bsd->bd", mask, self._embedding[ids])
-        return summed / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)  # type: ignore[no-any-return]
+        return summed / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
 
 
 class Model2VecEncoder(_StaticEncoder):
@@ -164,7 +164,7 @@ class Model2VecEncoder(_StaticEncoder):
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self._dim)
 
 
-def _import_quietly(module: str):  # type: ignore[no-untyped-def]
+def _import_quietly(module: str) -> Any:
     """``require`` the module, undoing any root-logger setup it does on import (wordllama calls basicConfig)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

@@ -164,7 +164,7 @@ class _Aligned:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.codes.shape  # type: ignore[return-value]
+        return self.codes.shape
 
 
 _MAX_FIXED_WIDTH = 64  # longer ids would make the fixed-width unicode array below wasteful

@@ -57,12 +57,13 @@ class LuceneBM25(Scorer):
     b: float = 0.4
     name: ClassVar[str] = "lucene"
 
-    def term_weights(self, df, cf, query_weights, stats):  # type: ignore[no-untyped-def]
+    def term_weights(self, df: np.ndarray, cf: np.ndarray, query_weights: np.ndarray,
+                     stats: CorpusStats) -> tuple[np.ndarray, np.ndarray]:
         n = stats.docs_with_terms
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene keeps idf as a float
         return query_weights * idf, np.zeros(len(idf))
 
-    def doc_norms(self, lengths, stats):  # type: ignore[no-untyped-def]
+    def doc_norms(self, lengths: np.ndarray, stats: CorpusStats) -> np.ndarray:
         # float32 throughout, as Lucene computes its norm cache
         avgdl, k1, b = np.float32(stats.avgdl), np.float32(self.k1), np.float32(self.b)
         qlen = quantized_lengths(lengths).astype(np.float32)
@@ -82,11 +83,12 @@ class _ClassicBM25(Scorer):
     def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         raise NotImplementedError
 
-    def term_weights(self, df, cf, query_weights, stats):  # type: ignore[no-untyped-def]
+    def term_weights(self, df: np.ndarray, cf: np.ndarray, query_weights: np.ndarray,
+                     stats: CorpusStats) -> tuple[np.ndarray, np.ndarray]:
         idf = self._idf(df.astype(np.float64), stats.docs)
         return query_weights * idf * (self.k1 + 1.0), np.zeros_like(idf)
 
-    def doc_norms(self, lengths, stats):  # type: ignore[no-untyped-def]
+    def doc_norms(self, lengths: np.ndarray, stats: CorpusStats) -> np.ndarray:
         avgdl = stats.avgdl or 1.0
         return (self.k1 * (1.0 - self.b + self.b * lengths / avgdl)).astype(np.float32)
 
@@ -100,7 +102,7 @@ class RobertsonBM25(_ClassicBM25):
 
     name: ClassVar[str] = "robertson"
 
-    def _idf(self, df, n):  # type: ignore[no-untyped-def]
+    def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         return np.log((n - df + 0.5) / (df + 0.5))
 
 
@@ -110,7 +112,7 @@ class AtireBM25(_ClassicBM25):
 
     name: ClassVar[str] = "atire"
 
-    def _idf(self, df, n):  # type: ignore[no-untyped-def]
+    def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         return np.log(n / df)
 
 
@@ -121,10 +123,11 @@ class BM25Plus(_ClassicBM25):
     delta: float = 1.0
     name: ClassVar[str] = "bm25+"
 
-    def _idf(self, df, n):  # type: ignore[no-untyped-def]
+    def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         return np.log((n + 1.0) / df)
 
-    def term_weights(self, df, cf, query_weights, stats):  # type: ignore[no-untyped-def]
+    def term_weights(self, df: np.ndarray, cf: np.ndarray, query_weights: np.ndarray,
+                     stats: CorpusStats) -> tuple[np.ndarray, np.ndarray]:
         idf = self._idf(df.astype(np.float64), stats.docs)
         return query_weights * idf * (self.k1 + 1.0), query_weights * idf * self.delta
 
@@ -140,10 +143,10 @@ class BM25L(_ClassicBM25):
     name: ClassVar[str] = "bm25l"
     mode: ClassVar[int] = MODE_BM25L
 
-    def _idf(self, df, n):  # type: ignore[no-untyped-def]
+    def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         return np.log((n + 1.0) / (df + 0.5))
 
-    def doc_norms(self, lengths, stats):  # type: ignore[no-untyped-def]
+    def doc_norms(self, lengths: np.ndarray, stats: CorpusStats) -> np.ndarray:
         avgdl = stats.avgdl or 1.0
         return (1.0 - self.b + self.b * lengths / avgdl).astype(np.float32)
 
@@ -161,11 +164,12 @@ class DirichletLM(Scorer):
     name: ClassVar[str] = "dirichlet"
     mode: ClassVar[int] = MODE_DIRICHLET
 
-    def term_weights(self, df, cf, query_weights, stats):  # type: ignore[no-untyped-def]
+    def term_weights(self, df: np.ndarray, cf: np.ndarray, query_weights: np.ndarray,
+                     stats: CorpusStats) -> tuple[np.ndarray, np.ndarray]:
         p = (cf.astype(np.float64) + 1.0) / (stats.total_terms + 1.0)
         return query_weights.astype(np.float64), 1.0 / (self.mu * p)
 
-    def doc_norms(self, lengths, stats):  # type: ignore[no-untyped-def]
+    def doc_norms(self, lengths: np.ndarray, stats: CorpusStats) -> np.ndarray:
         return np.log(self.mu / (lengths.astype(np.float64) + self.mu)).astype(np.float32)
 
     def config(self) -> dict[str, Any]:

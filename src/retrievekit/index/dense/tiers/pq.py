@@ -152,7 +152,7 @@ class OPQTier(PQTier):
         return tier
 
 
-def _factory(cls: type[PQTier]):  # type: ignore[no-untyped-def]
+def _factory(cls: type[PQTier]) -> Any:
     def make(arg: str | None, **options: Any) -> VectorTier:
         try:
             m = int(arg) if arg is not None else -1

@@ -260,7 +260,7 @@ class LeanVecOODTier(ProjectionTier):
         return tier
 
 
-def _factory(cls: type[ProjectionTier]):  # type: ignore[no-untyped-def]
+def _factory(cls: type[ProjectionTier]) -> Any:
     def make(arg: str | None, **options: Any) -> VectorTier:
         try:
             out_dim = int(arg) if arg is not None else -1

@@ -122,7 +122,7 @@ class Int8Tier(VectorTier):
         return tier
 
 
-def _no_arg(kind: str, cls: type[VectorTier]):  # type: ignore[no-untyped-def]
+def _no_arg(kind: str, cls: type[VectorTier]) -> Any:
     def factory(arg: str | None, **options: Any) -> VectorTier:
         if arg is not None:
             raise TierError(f"tier {kind!r} takes no ':' argument, got {kind}:{arg}")
