@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -39,13 +39,29 @@ from retrievekit.rag.prompts import (
 from retrievekit.rag.safety import DATA_NOTICE, allow_list, annotate, wrap_as_data
 from retrievekit.rag.selection import Selector, get_selector
 from retrievekit.rag.types import Passage, count_tokens
-from retrievekit.retrieval.base import SearchResults
+from retrievekit.retrieval.base import CollectionView, SearchResults
 from retrievekit.retrieval.fusion import rrf
 from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
+    from retrievekit.core.document import Document
     from retrievekit.rag.generators.base import Generator
+
+
+class SearchableCollection(CollectionView, Protocol):
+    """What the RAG pipeline uses of a collection (``retrievekit.Collection`` provides it)."""
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    @property
+    def default_mode(self) -> str: ...
+
+    def search(self, queries: str | Sequence[str], k: int = 10, *, mode: str = "bm25", filter: Filter | None = None,
+               threads: int = 1, **options: Any) -> SearchResults: ...
+
+    def hit_documents(self, results: SearchResults, query: int = 0,
+                      start: int = 0) -> list[tuple[Document, float]]: ...
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +198,7 @@ def parse_compress(spec: str) -> tuple[str, dict[str, Any]]:
         raise RAGError(str(exc)) from None
 
 
-def _compressor(spec: str | SentenceCompressor | None, collection: Collection) -> SentenceCompressor | None:
+def _compressor(spec: str | SentenceCompressor | None, collection: SearchableCollection) -> SentenceCompressor | None:
     """A SentenceCompressor from a ``parse_compress`` spec (dense scoring uses the collection's model)."""
     if spec is None or isinstance(spec, SentenceCompressor):
         return spec
@@ -236,7 +252,7 @@ class RAG:
 
     def __init__(
         self,
-        collection: Collection,
+        collection: SearchableCollection,
         *,
         mode: str | None = _D.mode,
         depth: int = _D.depth,

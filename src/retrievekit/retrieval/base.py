@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from retrievekit.core.filters import Filter
+
+if TYPE_CHECKING:
+    from retrievekit.analysis import Analyzer
+    from retrievekit.core.config import CollectionConfig
+    from retrievekit.core.document import Document
+    from retrievekit.encoders.base import Encoder
+    from retrievekit.encoders.splade import SpladeEncoder
+    from retrievekit.storage.snapshot import Snapshot
+
+
+class CollectionView(Protocol):
+    """What retrievers use of a collection. ``retrievekit.Collection`` (the façade above this layer) provides it;
+    retrievers depend on this, not on the façade."""
+
+    path: Path
+    analyzer: Analyzer
+
+    @property
+    def settings(self) -> CollectionConfig: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def index_config(self, kind: str, index: str = "default") -> dict[str, Any]: ...
+
+    def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Encoder: ...
+
+    def sparse_encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> SpladeEncoder: ...
+
+    def get_many(self, ids: Sequence[str]) -> list[Document | None]: ...
 
 
 @dataclass

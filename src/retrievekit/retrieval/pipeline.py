@@ -21,11 +21,11 @@ from retrievekit.core.filters import Filter
 from retrievekit.retrieval.base import Retriever, SearchResults
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
+    from retrievekit.retrieval.base import CollectionView
     from retrievekit.retrieval.rerank.base import Reranker
 
 
-def collection_of(retriever: Retriever) -> Collection | None:
+def collection_of(retriever: Retriever) -> CollectionView | None:
     return getattr(retriever, "collection", None)
 
 
@@ -94,7 +94,7 @@ class Cutoff(Retriever):
         return {"type": "cutoff", "n": self.n, "first": self.first.config()}
 
 
-def document_texts(collection: Collection) -> Callable[[Sequence[str]], list[str]]:
+def document_texts(collection: CollectionView) -> Callable[[Sequence[str]], list[str]]:
     """Document id → the text rerankers read (the collection's indexed fields, title + " " + text by default)."""
     from retrievekit.core.document import index_text
 

@@ -17,7 +17,7 @@ from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
 from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
+    from retrievekit.retrieval.base import CollectionView
     from retrievekit.storage.snapshot import Snapshot
 
 
@@ -30,7 +30,7 @@ class BM25Retriever(Retriever):
 
     def __init__(
         self,
-        collection: Collection,
+        collection: CollectionView,
         scorer: str | Mapping[str, Any] | Scorer | None = None,
         rm3: bool | Mapping[str, Any] | RM3 = False,
         use_kernel: bool = True,

@@ -15,7 +15,7 @@ from retrievekit.index.dense.segment import DEFAULT_INDEX, segment_tier, segment
 from retrievekit.retrieval.base import Retriever, SearchResults
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
+    from retrievekit.retrieval.base import CollectionView
 
 
 class DenseRetriever(Retriever):
@@ -28,7 +28,7 @@ class DenseRetriever(Retriever):
     ``cache_queries``: keep query vectors in the embedding cache (for repeated evaluations).
     """
 
-    def __init__(self, collection: Collection, index: str = DEFAULT_INDEX, *, encoder: Encoder | str | None = None,
+    def __init__(self, collection: CollectionView, index: str = DEFAULT_INDEX, *, encoder: Encoder | str | None = None,
                  prf: bool | Mapping[str, Any] = False, cache_queries: bool = False) -> None:
         self.collection = collection
         self.index = index

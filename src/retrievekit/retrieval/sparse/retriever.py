@@ -15,8 +15,8 @@ from retrievekit.retrieval.bm25.kernel import MODE_IMPACT
 from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
     from retrievekit.encoders.splade import SpladeEncoder
+    from retrievekit.retrieval.base import CollectionView
     from retrievekit.storage.snapshot import Snapshot
 
 
@@ -25,7 +25,7 @@ class LearnedSparseRetriever(Retriever):
     weights as stored (quantized). Queries are encoded by the index's own encoder, rebuilt from the stored spec,
     unless ``encoder`` is given (it must then be the same model and window)."""
 
-    def __init__(self, collection: Collection, index: str = DEFAULT_INDEX, *,
+    def __init__(self, collection: CollectionView, index: str = DEFAULT_INDEX, *,
                  encoder: SpladeEncoder | str | None = None, use_kernel: bool = True) -> None:
         self.collection = collection
         self.index = index
