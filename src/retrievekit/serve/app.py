@@ -75,7 +75,7 @@ def create_app(
     shared by all requests. ``rag_options``: further ``retrievekit.rag.RAG`` settings (template, instruction, allow,
     safety, expand, ...) and server defaults for the request's (depth, selector, compress, drop_flagged,
     max_tokens, mode, filter), which a request may override; the rest of the defaults are ``RAGConfig``'s."""
-    from retrievekit import __version__
+    from retrievekit.core.version import __version__
 
     if max_body_bytes <= 0:
         raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
