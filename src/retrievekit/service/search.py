@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from retrievekit.analysis.highlight import snippet
+from retrievekit.analysis.highlight import MAX_SCAN_CHARS, snippet
 from retrievekit.core.document import Document
 from retrievekit.service.types import check_filter, check_int, check_mode, check_text, finite
 
@@ -81,8 +81,10 @@ PLAIN_HITS = HitFormat("plain", 300, 6)
 def html_snippet(text: str, query: str, analyzer: Analyzer, *, highlight: bool = True,
                  width: int = HTML_HITS.width) -> str:
     """The best window of ``text`` for ``query`` as HTML: escaped, with query terms in ``<mark>`` when asked."""
-    clean = text.replace(_OPEN, "").replace(_CLOSE, "")
-    raw = snippet(clean, query if highlight else "", analyzer, width=width, style=(_OPEN, _CLOSE))
+    head = text[:MAX_SCAN_CHARS]  # all a snippet reads: cleaning a 200 MB text would cost more than the snippet
+    clean = head.replace(_OPEN, "").replace(_CLOSE, "")
+    raw = snippet(clean, query if highlight else "", analyzer, width=width, style=(_OPEN, _CLOSE),
+                  truncated=len(text) > len(head))
     return html.escape(raw, quote=True).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
 
 
