@@ -347,6 +347,78 @@ def test_timeouts_and_unreachable_servers(fresh: Any) -> None:
         client.generate("x")
 
 
+class TrickleServer:
+    """A raw HTTP server that answers with a status line and headers, then one byte every ``every`` seconds (at
+    most ``limit`` bytes, so a test that fails does not hang): httpx's per-read timeouts never trip on it."""
+
+    def __init__(self, headers: bytes, body: bytes, every: float = 0.05, limit: int = 400) -> None:
+        self.headers, self.body, self.every, self.limit = headers, body, every, limit
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(self.headers)
+                for byte in itertools.islice(itertools.cycle(self.body), self.limit):
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.every)
+            except OSError:
+                return  # the client gave up: what the test wants
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_the_timeout_is_a_deadline_for_the_whole_call(streamed: bool) -> None:
+    # Regression: the timeout bounded each read, so a server sending a byte a second held `timeout=3` for 42 s.
+    if streamed:  # a stream that never ends: pings, then a piece of text, again and again
+        server = TrickleServer(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n",
+                               b': ping\n\ndata: {"choices": [{"delta": {"content": "la "}}]}\n\n', every=0.002,
+                               limit=100_000)
+    else:  # a JSON answer that trickles in
+        server = TrickleServer(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n",
+                               b" ")
+    try:
+        pieces: list[str] = []
+        with _client(server.url, timeout=0.5, max_retries=3) as client, \
+                pytest.raises(GenerationError, match=r"timed out after 0.5s") as caught:
+            if streamed:
+                pieces.extend(client.stream("x"))
+            else:
+                client.generate("x")
+        assert caught.value.kind == "timeout" and server.url not in caught.value.public
+        assert not streamed or pieces  # what arrived before the deadline was delivered
+        assert server.connections == 1  # the deadline left no time for retries
+    finally:
+        server.close()
+
+
+def test_retries_stop_when_the_deadline_leaves_no_time_for_them(fresh: Any) -> None:
+    server, faults, _ = fresh
+    # the server asks for more time than the call has left
+    faults.queue += [(503, b'{"error": {"message": "busy"}}', {"retry-after": "5"})] * 3
+    with _client(server.url, timeout=1.0, max_retries=5) as client, \
+            pytest.raises(GenerationError, match="HTTP 503") as caught:
+        client.generate("x")
+    assert len(faults.requests) == 1 and caught.value.public == "the generator endpoint answered HTTP 503"
+
+
 # -- get_generator -----------------------------------------------------------------------------------------------
 def test_get_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import textwrap
+from typing import Any
 
-from retrievekit.cli.render import print_json
+from retrievekit.cli.render import print_json, terminal_safe
 from retrievekit.rag.config import DEFAULT_RAG_CONFIG as D
 from retrievekit.service.types import MODES
 
@@ -40,8 +42,27 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
                    help="leave out passages flagged as prompt injection or poisoning (default: keep them, flagged)")
     p.add_argument("--max-tokens", type=int, default=D.max_tokens,
                    help=f"longest answer, in generator tokens (default {D.max_tokens})")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up on an openai:... generator after this many seconds, retries included (default "
+                   "120); a local model is bounded by --max-tokens instead")
     p.add_argument("--json", action="store_true", help="print answer, citations and contexts as JSON")
     p.set_defaults(func=run_ask)
+
+
+def _generator(spec: str, timeout: float | None) -> Any:
+    """The --generator spec, built here when --timeout applies to it (the spec grammar has no place for it)."""
+    from retrievekit.core.errors import RetrievekitError
+
+    if timeout is None:
+        return spec
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise RetrievekitError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    if spec.strip().partition(":")[0].lower() != "openai":
+        raise RetrievekitError(f"--timeout applies to openai:MODEL@URL generators; --generator {spec!r} is not one (a "
+                       "local model's answer is bounded by --max-tokens)")
+    from retrievekit.rag.generators.base import get_generator
+
+    return get_generator(spec, timeout=timeout)
 
 
 def run_ask(args: argparse.Namespace) -> int:
@@ -53,21 +74,23 @@ def run_ask(args: argparse.Namespace) -> int:
                          compress=args.compress, filter=parse_filter(args.filter), drop_flagged=args.drop_flagged,
                          max_tokens=args.max_tokens, expand=args.expand,
                          allow=set(args.allow.split(",")) if args.allow else None)
+    generator = None if args.generator == "none" else _generator(args.generator, args.timeout)
     col = Collection(args.collection)
-    answer = Asker().ask(col, request, generator=None if args.generator == "none" else args.generator).answer
+    answer = Asker().ask(col, request, generator=generator).answer
     if args.json:
         print_json(answer.to_json())
         return 0
     if args.generator != "none":
-        print(textwrap.fill(answer.answer, 100) or "(empty answer)")
+        print(textwrap.fill(terminal_safe(answer.answer), 100) or "(empty answer)")  # untrusted text
         if answer.citations:
             print("\nCited:")
             for c in answer.citations:
-                print(f"  [{c.number}] {c.doc_id} (characters {c.start}-{c.end}, passage {c.passage_id})")
+                print(f"  [{c.number}] {terminal_safe(c.doc_id, newlines=False)} (characters {c.start}-{c.end}, "
+                      f"passage {terminal_safe(c.passage_id, newlines=False)})")
     print(f"\nContexts ({len(answer.contexts)}, {answer.context_tokens} tokens"
           + (", retrieval cached" if answer.retrieval_cached else "") + "):")
     for i, p in enumerate(answer.contexts, start=1):
         flags = f"  flags: {', '.join(p.flags)}" if p.flags else ""
-        print(f"  [{i}] {p.title or p.doc_id}  score {p.score:.4f}{flags}")
-        print(textwrap.indent(textwrap.fill(p.text, 96, max_lines=4, placeholder=" …"), "      "))
+        print(f"  [{i}] {terminal_safe(p.title or p.doc_id, newlines=False)}  score {p.score:.4f}{flags}")
+        print(textwrap.indent(textwrap.fill(terminal_safe(p.text), 96, max_lines=4, placeholder=" …"), "      "))
     return 0

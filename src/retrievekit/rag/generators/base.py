@@ -13,7 +13,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.registry import Registry, registry
@@ -29,7 +29,22 @@ PROMPT_STYLES = ("chat", "completion")
 
 
 class GenerationError(RetrievekitError):
-    """Text generation failed: the backend or endpoint is unreachable, refused the request or answered nonsense."""
+    """Text generation failed: the backend or endpoint is unreachable, refused the request or answered nonsense.
+
+    The message is for the operator (it may name the endpoint's URL, its answer or a model path); ``public`` is
+    what a remote client of a server may be told: the kind of failure only (``kind`` is a short name of it)."""
+
+    KINDS: ClassVar[dict[str, str]] = {"timeout": "the generator did not answer in time",
+                                       "unreachable": "the generator cannot be reached",
+                                       "refused": "the generator refused the request",
+                                       "bad_answer": "the generator sent an answer that cannot be read",
+                                       "unavailable": "the generator cannot be loaded",
+                                       "failed": "the generator failed"}
+
+    def __init__(self, message: str, *, kind: str = "failed", public: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind if kind in self.KINDS else "failed"
+        self.public = public or self.KINDS[self.kind]
 
 
 class GeneratorSpecError(GenerationError, ValueError):

@@ -6,6 +6,10 @@ any server that follows the OpenAI wire format works. ``base_url`` is the API ro
 server-sent events (``data: {...}`` lines ending with ``data: [DONE]``). Rate limits (429), server errors (5xx),
 dropped connections and timeouts are retried with exponential backoff, honouring ``Retry-After``; a stream is
 only retried before its first piece was delivered.
+
+``timeout`` is a deadline for the whole call (connecting, every retry and its backoff, reading the full answer or
+stream): httpx's own timeouts bound each connect and each read, so a server sending one byte a second would never
+trip them, and a stream that never ends would never end the call.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import json
 import logging
 import random
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -49,12 +55,64 @@ def endpoint_url(base_url: str, api: str) -> str:
     return f"{base}/{'chat/completions' if api == 'chat' else 'completions'}"
 
 
+class _Deadline:
+    """The deadline of one call. Each socket an attempt opens is recorded through httpx's ``trace`` extension, and
+    a timer shuts them down when the time is up: a read blocked on a trickling or silent server then fails at once
+    (closing a socket from another thread would not wake it)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def expired(self) -> bool:
+        return self._expired or time.monotonic() >= self.end
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            late = self._expired
+        if late:
+            self._shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class OpenAICompatibleGenerator(Generator):
     """Text generation over HTTP through an OpenAI-compatible ``/v1/chat/completions`` or ``/v1/completions``.
 
     ``api="chat"`` sends chat messages (a plain prompt becomes one user message); ``api="completions"`` sends a
-    plain prompt (chat messages are flattened to text). ``timeout`` is in seconds per request; ``max_retries``
-    counts retries after the first attempt. ``extra_body`` adds non-standard fields for servers that want them.
+    plain prompt (chat messages are flattened to text). ``timeout``: seconds for the whole call, retries,
+    backoff and the full answer (or stream) included; ``max_retries`` counts retries after the first attempt, made
+    only while time is left. ``extra_body`` adds non-standard fields for servers that want them.
     """
 
     backend = "openai"
@@ -97,7 +155,10 @@ class OpenAICompatibleGenerator(Generator):
         if key:
             request_headers["Authorization"] = f"Bearer {key}"
         self._httpx = httpx
-        self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=request_headers)
+        # No kept-alive connections: each attempt connects, so the deadline's trace sees (and can cut) its socket.
+        # A generation takes seconds; a connection setup costs milliseconds.
+        self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=request_headers,
+                                    limits=httpx.Limits(max_keepalive_connections=0))
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "base_url": self.base_url, "api": self.api}
@@ -148,22 +209,29 @@ class OpenAICompatibleGenerator(Generator):
         elif response.status_code == 404:
             hint = f" (check base_url {self.base_url!r} and model {self.model!r})"
         return GenerationError(f"{self.url} answered HTTP {response.status_code}{hint}"
-                               + (f": {detail}" if detail else ""))
+                               + (f": {detail}" if detail else ""), kind="refused",
+                               public=f"the generator endpoint answered HTTP {response.status_code}")
 
-    def _send(self, body: dict[str, Any]) -> Any:
-        """An open streaming response with a 2xx status, after retries; the caller closes it."""
+    def _timed_out(self, where: str) -> GenerationError:
+        return GenerationError(f"{self.url} timed out after {self.timeout:g}s: it {where} in time (the timeout "
+                               "bounds the whole call, retries included)", kind="timeout")
+
+    def _send(self, body: dict[str, Any], deadline: _Deadline) -> Any:
+        """An open streaming response with a 2xx status, after retries within the deadline; the caller closes it."""
         httpx = self._httpx
         attempt = 0
         while True:
             response = None
             try:
-                request = self._client.build_request("POST", self.url, json=body)
+                request = self._client.build_request("POST", self.url, json=body,
+                                                     timeout=httpx.Timeout(max(deadline.remaining(), 0.001)),
+                                                     extensions={"trace": deadline.trace})
                 response = self._client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if deadline.expired:
+                    raise self._timed_out("did not answer") from None
                 failure: GenerationError = GenerationError(
-                    f"{self.url} timed out after {self.timeout:g}s ({type(exc).__name__})")
-            except httpx.TransportError as exc:
-                failure = GenerationError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}")
+                    f"cannot reach {self.url}: {type(exc).__name__}: {exc}", kind="unreachable")
             else:
                 if response.status_code < 300:
                     return response
@@ -171,38 +239,41 @@ class OpenAICompatibleGenerator(Generator):
                 response.close()
                 if response.status_code not in RETRY_STATUSES:
                     raise failure
-            if attempt >= self.max_retries:
-                if self.max_retries:
-                    failure = GenerationError(f"{failure} (gave up after {attempt + 1} attempts)")
-                raise failure
             delay = self._delay(attempt, response)
+            if attempt >= self.max_retries or delay >= deadline.remaining():
+                if attempt:
+                    failure = GenerationError(f"{failure} (gave up after {attempt + 1} attempts)", kind=failure.kind,
+                                              public=failure.public)
+                raise failure
             logger.warning("%s; retrying in %.2fs (attempt %d of %d)", failure, delay, attempt + 2,
                            self.max_retries + 1)
             time.sleep(delay)
             attempt += 1
 
-    def _read_json(self, response: Any) -> Any:
+    def _read_json(self, response: Any, deadline: _Deadline) -> Any:
         try:
             raw = response.read()
-        except self._httpx.TimeoutException as exc:
-            raise GenerationError(f"{self.url} timed out after {self.timeout:g}s while sending its answer") from exc
-        except self._httpx.TransportError as exc:
-            raise GenerationError(f"{self.url} dropped the connection: {exc}") from exc
+        except (self._httpx.TimeoutException, self._httpx.TransportError) as exc:
+            if deadline.expired:
+                raise self._timed_out("did not finish sending its answer") from None
+            raise GenerationError(f"{self.url} dropped the connection: {exc}", kind="unreachable") from exc
         try:
             return json.loads(raw)
         except ValueError as exc:
             raise GenerationError(f"{self.url} answered HTTP {response.status_code} with invalid JSON: "
-                                  f"{raw[:200]!r}") from exc
+                                  f"{raw[:200]!r}", kind="bad_answer") from exc
 
     def _text_of(self, data: Any, *, delta: bool) -> str | None:
         """The text of one response or stream chunk (None: a chunk without text, e.g. only a role or usage)."""
         if isinstance(data, dict) and data.get("error"):
             err = data["error"]
             message = err.get("message", err) if isinstance(err, dict) else err
-            raise GenerationError(f"{self.url} reported an error: {message}")
+            raise GenerationError(f"{self.url} reported an error: {message}", kind="refused",
+                                  public="the generator endpoint reported an error")
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or (not choices and not delta):
-            raise GenerationError(f"{self.url} answered without the expected 'choices' field: {str(data)[:200]}")
+            raise GenerationError(f"{self.url} answered without the expected 'choices' field: {str(data)[:200]}",
+                                  kind="bad_answer")
         if not choices:
             return None  # e.g. the final usage chunk of a stream
         choice = choices[0] if isinstance(choices[0], dict) else {}
@@ -212,9 +283,10 @@ class OpenAICompatibleGenerator(Generator):
             part = choice.get("delta" if delta else "message")
             text = part.get("content") if isinstance(part, dict) else None
             if part is None and not delta:
-                raise GenerationError(f"{self.url} answered a choice without 'message': {str(data)[:200]}")
+                raise GenerationError(f"{self.url} answered a choice without 'message': {str(data)[:200]}",
+                                      kind="bad_answer")
         if text is not None and not isinstance(text, str):
-            raise GenerationError(f"{self.url} answered non-text content: {str(text)[:200]}")
+            raise GenerationError(f"{self.url} answered non-text content: {str(text)[:200]}", kind="bad_answer")
         return text
 
     # -- public API --------------------------------------------------------------------------------------------
@@ -222,11 +294,15 @@ class OpenAICompatibleGenerator(Generator):
                  stop: str | Sequence[str] | None = None) -> str:
         stops = normalize_stop(stop)
         body = self._payload(prompt, max_tokens, temperature, stops, stream=False)
-        response = self._send(body)
+        deadline = _Deadline(self.timeout)
         try:
-            data = self._read_json(response)
+            response = self._send(body, deadline)
+            try:
+                data = self._read_json(response, deadline)
+            finally:
+                response.close()
         finally:
-            response.close()
+            deadline.cancel()
         text = self._text_of(data, delta=False) or ""
         return cut_at_stop(text, stops)[0]
 
@@ -234,32 +310,38 @@ class OpenAICompatibleGenerator(Generator):
                stop: str | Sequence[str] | None = None) -> Iterator[str]:
         stops = normalize_stop(stop)
         body = self._payload(prompt, max_tokens, temperature, stops, stream=True)
-        response = self._send(body)
+        deadline = _Deadline(self.timeout)  # runs from the first next(): a stream that never ends is cut
         try:
-            if "text/event-stream" not in response.headers.get("content-type", ""):
-                # Some servers ignore "stream": true and answer one JSON body.
-                text = self._text_of(self._read_json(response), delta=False) or ""
-                text = cut_at_stop(text, stops)[0]
-                if text:
-                    yield text
-                return
-            buffer = StopBuffer(stops)
-            for piece in self._events(response):
-                out = buffer.push(piece)
-                if out:
-                    yield out
-                if buffer.stopped:
+            response = self._send(body, deadline)
+            try:
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    # Some servers ignore "stream": true and answer one JSON body.
+                    text = self._text_of(self._read_json(response, deadline), delta=False) or ""
+                    text = cut_at_stop(text, stops)[0]
+                    if text:
+                        yield text
                     return
-            tail = buffer.flush()
-            if tail:
-                yield tail
+                buffer = StopBuffer(stops)
+                for piece in self._events(response, deadline):
+                    out = buffer.push(piece)
+                    if out:
+                        yield out
+                    if buffer.stopped:
+                        return
+                tail = buffer.flush()
+                if tail:
+                    yield tail
+            finally:
+                response.close()
         finally:
-            response.close()
+            deadline.cancel()
 
-    def _events(self, response: Any) -> Iterator[str]:
+    def _events(self, response: Any, deadline: _Deadline) -> Iterator[str]:
         """Text pieces of a server-sent-events stream, until ``[DONE]`` or the end of the body."""
         try:
             for line in response.iter_lines():
+                if deadline.expired:
+                    raise self._timed_out("did not finish its stream")
                 if not line.startswith("data:"):
                     continue  # blank separators, comments (": ping"), "event:" and "id:" fields
                 data = line[5:].strip()
@@ -268,11 +350,13 @@ class OpenAICompatibleGenerator(Generator):
                 try:
                     chunk = json.loads(data)
                 except ValueError as exc:
-                    raise GenerationError(f"{self.url} streamed invalid JSON: {data[:200]!r}") from exc
+                    raise GenerationError(f"{self.url} streamed invalid JSON: {data[:200]!r}",
+                                          kind="bad_answer") from exc
                 text = self._text_of(chunk, delta=True)
                 if text:
                     yield text
-        except self._httpx.TimeoutException as exc:
-            raise GenerationError(f"{self.url} timed out after {self.timeout:g}s in the middle of a stream") from exc
-        except self._httpx.TransportError as exc:
-            raise GenerationError(f"{self.url} dropped the connection in the middle of a stream: {exc}") from exc
+        except (self._httpx.TimeoutException, self._httpx.TransportError) as exc:
+            if deadline.expired:
+                raise self._timed_out("did not finish its stream") from None
+            raise GenerationError(f"{self.url} dropped the connection in the middle of a stream: {exc}",
+                                  kind="unreachable") from exc
