@@ -3,18 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from paths import DATA, IN_CI
+from paths import shared_data
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA.is_dir():
-        message = (f"evaluation data not found at {DATA}; set RETRIEVEKIT_TEST_DATA to the folder holding the "
-                   "BEIR sets (scifact, ...)")
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return DATA
+    """The shared evaluation data folder (skips without it; fails under CI=true)."""
+    return shared_data()
 
 
 @pytest.fixture(autouse=True)

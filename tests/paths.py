@@ -15,3 +15,18 @@ REPO = TESTS.parent
 FIXTURES = TESTS / "data"
 DATA = Path(os.environ.get("RETRIEVEKIT_TEST_DATA") or REPO.parent / "shared" / "data")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def shared_data(*parts: str) -> Path:
+    """``DATA/parts...``, the way every test reaches the shared evaluation data: when it is missing the test skips,
+    or fails under CI, so no data test can pass unnoticed by skipping there."""
+    import pytest
+
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        message = (f"evaluation data not found at {path}; set RETRIEVEKIT_TEST_DATA to the folder holding the BEIR "
+                   "sets (scifact, ...)")
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

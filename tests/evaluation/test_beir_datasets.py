@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from paths import DATA
+from paths import shared_data
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, InputFormatError
@@ -122,9 +122,7 @@ def test_iter_corpus_fallback_without_ingest(tmp_path, monkeypatch):
 
 
 def test_shared_scifact_folder():
-    folder = DATA / "scifact"
-    if not (folder / "corpus.jsonl").is_file():
-        pytest.skip("shared scifact data is not available")
+    folder = shared_data("scifact", "corpus.jsonl").parent
     ds = load_beir(folder)
     assert len(ds.queries) == 300 and len(ds.qrels) == 300
     assert sum(len(d) for d in ds.qrels.values()) == 339

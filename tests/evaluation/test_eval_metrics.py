@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from paths import DATA
+from paths import shared_data
 from scipy import sparse
 
 from retrievekit.core.errors import InputFormatError
@@ -107,9 +107,7 @@ def _tokens(text: str) -> list[str]:
 def bm25_run(name: str, depth: int = 1000, k1: float = 0.9, b: float = 0.4) -> tuple[dict, dict]:
     """A deterministic BM25 top-``depth`` run over a shared dataset's judged test queries (cached:
     callers must not modify the result)."""
-    folder = DATA / name
-    if not (folder / "corpus.jsonl").is_file():
-        pytest.skip(f"{folder} is not available")
+    folder = shared_data(name, "corpus.jsonl").parent
     docs = _jsonl(folder / "corpus.jsonl")
     qrels = _tsv_qrels(folder / "qrels" / "test.tsv")
     queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]

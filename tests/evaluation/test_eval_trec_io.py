@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from paths import DATA
+from paths import shared_data
 
 from retrievekit.core.errors import InputFormatError
 from retrievekit.evaluation import evaluate, read_qrels, read_run, write_qrels, write_run
@@ -112,9 +112,7 @@ def test_repeated_identical_judgment_is_accepted(tmp_path):
 
 
 def test_real_beir_qrels_and_run_file_evaluate_like_in_memory(tmp_path):
-    qrels_path = DATA / "scifact" / "qrels" / "test.tsv"
-    if not qrels_path.is_file():
-        pytest.skip("shared scifact data is not available")
+    qrels_path = shared_data("scifact", "qrels", "test.tsv")
     qrels = read_qrels(qrels_path)
     assert len(qrels) == 300 and sum(len(d) for d in qrels.values()) == 339
     write_qrels(qrels, tmp_path / "scifact.qrels")

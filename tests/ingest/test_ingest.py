@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from paths import DATA
+from paths import shared_data
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import InputFormatError, RetrievekitError
@@ -185,9 +185,8 @@ def test_beir_forced_on_folder_without_corpus(tmp_path: Path) -> None:
         read_documents(tmp_path, format="beir")
 
 
-@pytest.mark.skipif(not (DATA / "scifact" / "corpus.jsonl").exists(), reason="shared data not present")
 def test_beir_scifact() -> None:
-    docs = list(read_documents(DATA / "scifact"))
+    docs = list(read_documents(shared_data("scifact", "corpus.jsonl").parent))
     assert len(docs) == 5183
     assert len({d.id for d in docs}) == 5183
     assert docs[0].id == "4983" and docs[0].title.startswith("Microstructural development")
