@@ -12,8 +12,9 @@ Two built-in templates:
 A custom template is a string with ``{instruction}``, ``{sources}`` and ``{question}`` placeholders (only those
 three are replaced, so other braces are kept as written); it gives a completion-style string.
 
-Each source's text passes through ``wrap`` (identity by default) so that a caller can mark retrieved text as data,
-not instructions, with its own delimiter scheme.
+Each source's title and text pass through ``wrap`` (identity by default) so that a caller can mark retrieved text as
+data, not instructions, with its own delimiter scheme: a title is retrieved text too, so with a ``wrap`` it goes inside
+the block (``[n]`` then the wrapped ``Title: ...`` line and text); without one a source is ``[n] title`` and its text.
 """
 
 from __future__ import annotations
@@ -50,8 +51,14 @@ _EXAMPLE_SOURCES = (("Mount Everest", "Mount Everest is Earth's highest mountain
 _EXAMPLE_QA = (("How high is Mount Everest?", "8,849 metres [1]."), ("Who first climbed K2?", f"{UNKNOWN_ANSWER}."))
 
 
+def _source(number: int, title: str, text: str, wrap: Callable[[str], str]) -> str:
+    if wrap is _identity:
+        return f"[{number}] {title}\n{text}"
+    return f"[{number}]\n" + wrap("Title: " + title + "\n" + text)  # the title is retrieved data too
+
+
 def _example(wrap: Callable[[str], str]) -> str:
-    sources = "\n".join(f"[{n}] {title}\n{wrap(text)}" for n, (title, text) in enumerate(_EXAMPLE_SOURCES, start=1))
+    sources = "\n".join(_source(n, title, text, wrap) for n, (title, text) in enumerate(_EXAMPLE_SOURCES, start=1))
     answers = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in _EXAMPLE_QA)
     return f"Sources:\n{sources}\n\n{answers}\n"
 
@@ -90,11 +97,12 @@ def _passage_end(passage: Passage) -> int:
 
 
 def format_sources(passages: Sequence[Passage], wrap: Callable[[str], str] = _identity) -> str:
-    """``[n] title`` and the (wrapped) text of each passage, numbered from 1, separated by blank lines."""
+    """Each passage numbered from 1, separated by blank lines: ``[n] title`` and its text, or with a ``wrap``
+    ``[n]`` and the wrapped title and text (a passage without a title is headed by its document id)."""
     blocks = []
     for number, passage in enumerate(passages, start=1):
         title = " ".join((passage.title or passage.doc_id).split())
-        blocks.append(f"[{number}] {title}\n{wrap(passage.text.strip())}")
+        blocks.append(_source(number, title, passage.text.strip(), wrap))
     return "\n\n".join(blocks)
 
 
