@@ -509,6 +509,8 @@ def test_searches_see_whole_commits_while_documents_are_added(col_path: Path) ->
                     mode = ("bm25", "hybrid", "dense")[int(rng.integers(3))]
                     r = http.post("/api/search", json={"query": "shared words", "k": 100, "mode": mode,
                                                        "filter": {"batch": b}})
+                    if r.status_code == 400 and "no document has this metadata field" in r.text:
+                        continue  # before the first batch commits, no document has "batch": a bad_filter error
                     if r.status_code != 200:
                         problems.append(f"search: {r.status_code} {r.text}")
                         return

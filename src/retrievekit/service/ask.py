@@ -144,7 +144,7 @@ class Asker:
         check_selector(options["selector"], dense)
         check_compress(options.get("compress"), dense)
         if "filter" in options:
-            options["filter"] = check_filter(options["filter"])
+            options["filter"] = check_filter(options["filter"], col=col)
         return options
 
     def pipeline(self, col: Collection, request: AskRequest, generator: str | Generator | None = None) -> RAG:

@@ -61,7 +61,7 @@ class SearchRequest:
         if self.rerank_depth is not None:
             check_int(self.rerank_depth, "rerank_depth", 1, MAX_OFFSET + MAX_K)
         mode = check_mode(col, self.mode)
-        return replace(self, mode=mode, filter=check_filter(self.filter))
+        return replace(self, mode=mode, filter=check_filter(self.filter, col=col))
 
 
 @dataclass(frozen=True)

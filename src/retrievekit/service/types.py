@@ -73,10 +73,11 @@ def check_mode(col: Collection, mode: str | None, name: str = "mode") -> str:
     return mode
 
 
-def check_filter(value: Any, name: str = "filter") -> dict[str, Any] | None:
+def check_filter(value: Any, name: str = "filter", col: Collection | None = None) -> dict[str, Any] | None:
     """A metadata filter (an object of field -> condition), compiled so a bad one fails before any work; an empty
-    one is None."""
-    from retrievekit.core.filters import FilterError, compile_filter
+    one is None. With ``col``: also checked against the collection's metadata fields (a field no document has, or
+    a value of a type the field never holds, would match nothing without a word)."""
+    from retrievekit.core.filters import FilterError, parse_filter
 
     if value is None:
         return None
@@ -86,7 +87,10 @@ def check_filter(value: Any, name: str = "filter") -> dict[str, Any] | None:
     if not value:
         return None
     try:
-        compile_filter(value)
+        if col is not None:
+            col.snapshot().check_filter(value)
+        else:
+            parse_filter(value)
     except FilterError as exc:
         raise ServiceError("bad_filter", str(exc), param=name) from None
     return value

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,30 @@ import numpy as np
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError
 from retrievekit.core.files import fsync_dir, fsync_write_array, fsync_write_text, load_array
+from retrievekit.core.filters import json_type
 from retrievekit.index.base import IndexBuilder, streaming_indexes
+
+MAX_CACHED_COLUMNS = 16  # metadata columns a reader keeps for filters, least recently used dropped first
+COLUMN_CACHE_BYTES = 64 << 20  # and their estimated size
+
+
+class FieldTypes:
+    """Collects, per metadata field, the JSON types of its values (a list: "array" and its elements' types)."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, set[str]] = {}
+
+    def add(self, metadata: Mapping[str, Any]) -> None:
+        for name, value in metadata.items():
+            kinds = self.types.setdefault(name, set())
+            if isinstance(value, list):
+                kinds.add("array")
+                kinds.update(json_type(v) for v in value)
+            else:
+                kinds.add(json_type(value))
+
+    def frozen(self) -> dict[str, frozenset[str]]:
+        return {name: frozenset(kinds) for name, kinds in self.types.items()}
 
 
 def index_builders(config: Mapping[str, Any]) -> dict[str, Callable[[], IndexBuilder]]:
@@ -101,7 +126,8 @@ class SegmentReader:
         except (OSError, KeyError, ValueError) as exc:
             raise CollectionError(f"segment {folder} is missing or damaged: {exc}") from exc
         self._ids: list[str] | None = None
-        self._columns: dict[str, list[Any]] = {}
+        self._columns: OrderedDict[str, tuple[list[Any], int]] = OrderedDict()  # field -> (values, est. bytes), LRU
+        self._field_types: dict[str, frozenset[str]] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -130,17 +156,69 @@ class SegmentReader:
             self._meta_file.seek(0)
             return self._meta_file.readlines()
 
-    def metadata_column(self, field: str) -> list[Any]:
-        """Values of one metadata field for every document (None where absent), cached."""
-        column = self._columns.get(field)
-        if column is None:
-            with self._lock:
+    def field_types(self, prefetch: Sequence[str] = ()) -> dict[str, frozenset[str]]:
+        """Metadata field -> the JSON types its values take (list elements included). Computed by one pass over
+        metadata.jsonl on first use (segments are immutable; the stored format stays as it was), which also reads
+        and caches the columns of ``prefetch`` so that the filter asking for the types costs no second pass."""
+        if self._field_types is None:
+            self.metadata_columns(list(prefetch))
+        assert self._field_types is not None
+        return self._field_types
+
+    def metadata_columns(self, fields: list[str]) -> dict[str, list[Any] | None]:
+        """Values of the metadata ``fields`` for every document (None where absent), read in one pass over
+        metadata.jsonl; a field no document of this segment has gives None instead of a column. Recently used
+        columns are cached, bounded by count and estimated size (a filter may name any field)."""
+        with self._lock:
+            known = self._field_types
+            out: dict[str, list[Any] | None] = {}
+            for f in fields:
+                if known is not None and f not in known:
+                    out[f] = None
+                elif f in self._columns:
+                    self._columns.move_to_end(f)
+                    out[f] = self._columns[f][0]
+            missing = [f for f in dict.fromkeys(fields) if f not in out]
+            if missing or known is None:
+                # present values only: a field named by a filter but held by few documents costs little
+                found: dict[str, dict[int, Any]] = {f: {} for f in missing}
+                tracker = FieldTypes() if known is None else None
                 self._meta_file.seek(0)
-                values = []
-                for line in self._meta_file:
-                    values.append(json.loads(line).get(field))
-                self._columns[field] = column = values
-        return column
+                for local, line in enumerate(self._meta_file):
+                    meta = json.loads(line)
+                    if tracker is not None:
+                        tracker.add(meta)
+                    for f, values in found.items():
+                        value = meta.get(f)
+                        if value is not None:
+                            values[local] = value
+                if tracker is not None:
+                    self._field_types = tracker.frozen()
+                for f, present in found.items():
+                    if not present:
+                        out[f] = None
+                        continue
+                    column: list[Any] = [None] * self.n_docs
+                    for local, value in present.items():
+                        column[local] = value
+                    out[f] = column
+                    self._cache_column(f, column)
+        return out
+
+    def _cache_column(self, field: str, values: list[Any]) -> None:
+        size = 8 * len(values) + sum(sys.getsizeof(v) for v in values if v is not None)
+        if size > COLUMN_CACHE_BYTES:
+            return
+        self._columns[field] = (values, size)
+        total = sum(s for _, s in self._columns.values())
+        while len(self._columns) > MAX_CACHED_COLUMNS or total > COLUMN_CACHE_BYTES:
+            _, (_, dropped) = self._columns.popitem(last=False)
+            total -= dropped
+
+    def metadata_column(self, field: str) -> list[Any]:
+        """Values of one metadata field for every document (None where absent)."""
+        column = self.metadata_columns([field])[field]
+        return [None] * self.n_docs if column is None else column
 
     def close(self) -> None:
         for f in (self._docs_file, self._ids_file, self._meta_file):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,10 @@ import numpy as np
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError
-from retrievekit.core.files import load_array
-from retrievekit.core.filters import Filter, evaluate_filter, filter_key
+from retrievekit.core.filters import Filter, check_fields, evaluate_filter, filter_key, parse_filter
 from retrievekit.index.base import model_indexes, streaming_indexes
 from retrievekit.storage.manifest import Manifest
-from retrievekit.storage.segment import SegmentReader
+from retrievekit.storage.segment import SegmentReader, read_deletes
 
 
 class Snapshot:
@@ -34,8 +33,8 @@ class Snapshot:
                 reader = readers[entry.name] = SegmentReader(folder / entry.name)
             self.segments.append(reader)
             if entry.deletes_file:
-                deleted = load_array(folder / entry.name / entry.deletes_file)
-                self.live.append((~np.asarray(deleted, dtype=bool)).astype(np.uint8))
+                deleted = read_deletes(folder / entry.name, entry.deletes_file, entry.docs)
+                self.live.append((~deleted).astype(np.uint8))
             else:
                 self.live.append(None)
         self.bases = np.cumsum([0] + [s.n_docs for s in self.segments])
@@ -46,6 +45,7 @@ class Snapshot:
         self._lock = threading.Lock()
         self._id_map: dict[str, tuple[int, int]] | None = None
         self._id_array: np.ndarray | None = None
+        self._fields: dict[str, frozenset[str]] | None = None
 
     def _open_indexes(self) -> None:
         """Open every model-built index's files now: a merge may delete an old segment's folder while this snapshot
@@ -79,10 +79,29 @@ class Snapshot:
     def live_docs(self) -> int:
         return self.manifest.live_docs
 
+    def metadata_fields(self, prefetch: Sequence[str] = ()) -> dict[str, frozenset[str]]:
+        """Metadata field -> the JSON types its values take, over every segment (deleted documents included).
+        Segments not yet read also read the columns of ``prefetch`` in the same pass."""
+        if self._fields is None:
+            merged: dict[str, set[str]] = {}
+            for seg in self.segments:
+                for name, kinds in seg.field_types(prefetch).items():
+                    merged.setdefault(name, set()).update(kinds)
+            self._fields = {name: frozenset(kinds) for name, kinds in merged.items()}
+        return self._fields
+
+    def check_filter(self, filter: Filter) -> None:
+        """FilterError if ``filter`` is malformed, too large, names a field no document has or compares a field
+        with a type it never holds. A collection without documents has nothing to check against."""
+        fields = parse_filter(filter)
+        if any(seg.n_docs for seg in self.segments):
+            check_fields(filter, self.metadata_fields(prefetch=list(fields)))
+
     def allowed(self, filter: Filter | None) -> list[np.ndarray | None]:
         """Per segment: uint8 mask of documents a search may return (live and matching ``filter``)."""
         if not filter:
             return self.live
+        self.check_filter(filter)  # before filter_key: bounds the filter's size and nesting
         key = filter_key(filter)
         with self._lock:
             cached = self._masks.get(key)
@@ -90,7 +109,7 @@ class Snapshot:
             return cached
         masks: list[np.ndarray | None] = []
         for seg, live in zip(self.segments, self.live):
-            mask = evaluate_filter(filter, seg.metadata_column, seg.n_docs)
+            mask = evaluate_filter(filter, seg.metadata_columns, seg.n_docs)
             masks.append(mask if live is None else mask & live)
         with self._lock:
             self._masks[key] = masks
