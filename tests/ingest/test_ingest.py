@@ -80,7 +80,7 @@ def test_jsonl_empty_document_is_yielded(tmp_path: Path) -> None:
         ('{"_id": true, "text": "x"}', "string or an integer"),
         ('{"_id": null, "text": "x"}', "string or an integer"),
         ('{"_id": "a", "text": ["x"]}', "must be a string"),
-        ('{"_id": "a", "title": 3}', "must be a string"),
+        ('{"_id": "a", "title": true}', "must be a string"),
     ],
 )
 def test_jsonl_bad_lines_name_file_and_line(tmp_path: Path, line: str, fragment: str) -> None:
@@ -201,8 +201,8 @@ def test_csv_basic(tmp_path: Path) -> None:
                     encoding="utf-8")
     docs = list(read_documents(path))
     assert docs == [
-        Document(id="1", title="First", text='hello, "world"\nsecond line', metadata={"year": "2001"}),
-        Document(id="2", text="plain", metadata={"year": ""}),
+        Document(id="1", title="First", text='hello, "world"\nsecond line', metadata={"year": 2001}),
+        Document(id="2", text="plain", metadata={}),  # a numeric column: typed, empty cells left out
     ]
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import InputFormatError
 
 #: Progress callback: called with the number of *source* bytes just consumed (an increment, not a total).
@@ -123,21 +125,41 @@ def coerce_id(value: Any, field: str, path: Path, line: int | None) -> str:
             path=path,
             line=line,
         )
-    text = str(value)
+    text = value if isinstance(value, str) else _number_text(value, field, path, line)
     if not text.strip():
         raise InputFormatError(f"id field {field!r} is empty", path=path, line=line)
     return text
 
 
 def coerce_text(value: Any, field: str, path: Path, line: int | None) -> str:
-    """A title/text value: a string, or null/absent meaning empty."""
+    """A title/text value: a string, a number (its decimal form: a title ``0`` is ``"0"``, as in ``as_document``),
+    or null/absent meaning empty."""
     if value is None:
         return ""
+    if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value)):
+        return _number_text(value, field, path, line)
     if not isinstance(value, str):
         raise InputFormatError(
             f"field {field!r} must be a string, got {type(value).__name__}", path=path, line=line
         )
     return value
+
+
+def _number_text(value: int | float, field: str, path: Path, line: int | None) -> str:
+    try:
+        return str(value)
+    except ValueError:  # Python will not print an integer of more than 4,300 digits
+        raise InputFormatError(f"field {field!r} is an integer of over 4,300 digits; write it as a string",
+                               path=path, line=line) from None
+
+
+def checked(doc: Document, path: Path, line: int | None) -> Document:
+    """``doc`` if it can be stored (``core.document.document_problem``), else an error naming the file and line:
+    readers check here, so a bad record is reported where it is, not as its position in a later batch."""
+    problem = document_problem(doc)
+    if problem is not None:
+        raise InputFormatError(problem, path=path, line=line)
+    return doc
 
 
 def pick_field(available: Sequence[str] | set[str] | dict[str, Any], explicit: str | None,

@@ -12,7 +12,7 @@ from retrievekit.chunking.base import ChunkingError
 from retrievekit.chunking.html_text import HTMLText
 from retrievekit.core.document import Document
 from retrievekit.core.errors import InputFormatError
-from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists
+from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists, checked
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +139,9 @@ def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict") 
             title = rst_title(content)
     if not title:
         title = Path(rel).stem
-    return Document(id=rel, text=text, title=title,
-                    metadata={"path": rel, "extension": extension, "bytes": len(data)})
+    # checked: a file name that is not valid UTF-8 (a lone surrogate here) or holds a line break cannot be an id.
+    return checked(Document(id=rel, text=text, title=title,
+                            metadata={"path": rel, "extension": extension, "bytes": len(data)}), path, None)
 
 
 _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")

@@ -18,6 +18,7 @@ from retrievekit.ingest.base import (
     OnBytes,
     check_encoding_errors,
     check_exists,
+    checked,
     coerce_id,
     coerce_text,
     decode_line,
@@ -45,9 +46,11 @@ def read_jsonl(
     object under ``"metadata"`` is merged in (so files written from ``Document.to_json()`` read back equal).
 
     Blank lines are skipped. Malformed JSON, a line that is not an object, a missing/empty/ill-typed id,
-    a duplicate id or (with ``encoding_errors="strict"``) invalid UTF-8 raise ``InputFormatError`` naming
-    the file and line. Empty documents (no title and no text) are yielded: they are stored and can be
-    fetched by id, but match no query.
+    a duplicate id, (with ``encoding_errors="strict"``) invalid UTF-8, or a record that cannot be stored (a
+    lone surrogate escape such as ``"\\ud800"``, NaN/Infinity, metadata nested deeper than
+    ``MAX_METADATA_DEPTH``, an id with a line break) raise ``InputFormatError`` naming the file and line.
+    Empty documents (no title and no text) are yielded: they are stored and can be fetched by id, but match no
+    query.
     """
     path = Path(path)
     check_exists(path)  # checked here, at call time, not on the first next()
@@ -77,6 +80,9 @@ def _parse_line(raw: bytes, path: Path, number: int, errors: str) -> dict[str, A
                                line=number) from exc
     except RecursionError as exc:  # absurdly deep nesting; json raises this instead of a decode error
         raise InputFormatError("JSON nested too deeply", path=path, line=number) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's limit on int <-> text)
+        raise InputFormatError("a number has more than 4,300 digits, too many to read; write such a value as a "
+                               "string", path=path, line=number) from exc
     if not isinstance(obj, dict):
         raise InputFormatError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=number)
     return obj
@@ -91,7 +97,8 @@ def record_to_document(
     title_field: str,
     text_field: str | None,
 ) -> Document:
-    """Map one parsed record (JSON object or CSV row) onto a ``Document``; leftover keys become metadata."""
+    """Map one parsed record (JSON object or CSV row) onto a ``Document``; leftover keys become metadata. The
+    document is validated here (``checked``), so every bad value is reported with the file and line."""
     id_key = pick_field(obj, id_field, ID_FIELDS)
     if id_key is None or id_key not in obj:
         wanted = repr(id_field) if id_field is not None else " or ".join(map(repr, ID_FIELDS))
@@ -109,4 +116,4 @@ def record_to_document(
         metadata.update(nested)
         used.add("metadata")
     metadata.update((key, value) for key, value in obj.items() if key not in used)
-    return Document(id=doc_id, text=text, title=title, metadata=metadata)
+    return checked(Document(id=doc_id, text=text, title=title, metadata=metadata), path, line)
