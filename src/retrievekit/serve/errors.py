@@ -1,9 +1,13 @@
-"""Errors of the HTTP API: every failure is answered as ``{"error": {"code", "message"}}`` with a fitting status."""
+"""Errors of the HTTP API: every failure is answered as ``{"error": {"code", "message"}}`` with a fitting status.
+
+Messages never carry the server's file paths (``redact``) or what an upstream generator answered (its URL, its
+body): those go to the server log, and the client gets the kind of failure."""
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +23,7 @@ from retrievekit.core.errors import (
     RetrievekitError,
 )
 from retrievekit.core.filters import FilterError
+from retrievekit.serve.redact import redact_paths
 from retrievekit.serve.schemas import SEARCH_MODES, ErrorResponse
 from retrievekit.service.types import ServiceError
 
@@ -27,7 +32,7 @@ logger = logging.getLogger("retrievekit.serve.app")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 # Service error codes answered with a status other than 400.
-_SERVICE_STATUS = {"not_found": 404, "generator_unavailable": 503, "generator_busy": 503}
+_SERVICE_STATUS = {"not_found": 404, "read_only": 409, "generator_unavailable": 503, "generator_busy": 503}
 # Library errors -> (status, code); the first matching class wins.
 _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
     (CollectionLockedError, 409, "writer_busy"),
@@ -60,7 +65,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error responses of a route for the OpenAPI document."""
-    extra = {404: "not found", 409: "another writer holds the collection"}
+    extra = {404: "not found", 409: "another writer holds the collection, or the id names a read-only passage"}
     return {**_ERRORS, **{s: {"model": ErrorResponse, "description": extra[s]} for s in statuses}}
 
 
@@ -73,17 +78,35 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+def _redacted(request: Request, message: str) -> str:
+    """``message`` without the server's paths (the collection and reports folders are named, others shortened)."""
+    server = getattr(request.app.state, "server", None)
+    named = [] if server is None else [(server.path, "<collection>"), (server.reports, "<reports>")]
+    return redact_paths(message, named)
+
+
+def _public(exc: BaseException) -> str | None:
+    """What a remote client may be told of a generator failure (its ``public`` text), if ``exc`` is or wraps one."""
+    for err in (exc, exc.__cause__):
+        public = getattr(err, "public", None)
+        if isinstance(public, str):
+            return f"{public}; the server log has the details"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, _redacted(request, exc.message), exc.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         status = _SERVICE_STATUS.get(exc.code, 400)
+        message = exc.message
         if status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(status, exc.code, exc.message)
+            message = _public(exc) or _redacted(request, message)
+        return error_response(status, exc.code, message)
 
     @app.exception_handler(RetrievekitError)
     async def library_error(request: Request, exc: RetrievekitError) -> JSONResponse:
@@ -91,16 +114,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
         if isinstance(exc, RerankerError):
             return error_response(400, "rerank_unavailable", str(exc))
+        public = _public(exc)
+        if public is not None:  # a GenerationError outside the ask service
+            logger.warning("%s %s: %s", request.method, request.url.path, exc)
+            return error_response(503, "generator_unavailable", public)
         status, code = next((s, c) for cls, s, c in _LIBRARY_ERRORS if isinstance(exc, cls))
         if status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(status, code, str(exc))
+        return error_response(status, code, _redacted(request, str(exc)))
 
     @app.exception_handler(OSError)
     async def storage_error(request: Request, exc: OSError) -> JSONResponse:
         # e.g. the collection folder was removed or its disk failed while serving: not the client's fault
         logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(503, "collection_unavailable", f"the collection cannot be read: {exc}")
+        what = exc.strerror or type(exc).__name__
+        name = f" ({Path(exc.filename).name})" if isinstance(exc.filename, str) else ""
+        return error_response(503, "collection_unavailable", f"the collection cannot be read: {what}{name}")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 
 from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError, RetrievekitError, require
-from retrievekit.service.documents import get_document
+from retrievekit.serve.redact import redact_paths
+from retrievekit.service.documents import describe_document
 from retrievekit.service.info import collection_info
 from retrievekit.service.search import MAX_QUERY_CHARS, PLAIN_HITS, SearchRequest, search
 from retrievekit.service.types import MODES, ServiceError, check_mode
@@ -62,7 +63,7 @@ class CollectionTools:
         return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
     def get_document(self, id: str) -> dict[str, Any]:
-        return get_document(self.col, id).to_json()
+        return describe_document(self.col, id)
 
     def collection_info(self) -> dict[str, Any]:
         return collection_info(self.col, default_mode=self.default_mode).to_json()
@@ -83,11 +84,17 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
     )
 
     def call(fn: Any, *args: Any) -> dict[str, Any]:
-        # Expected failures become ToolError so the client sees the message (the SDK hides other exceptions).
+        # Expected failures become ToolError so the client sees the message (the SDK hides other exceptions);
+        # the client is told no server path (the full message is logged).
         try:
             return fn(*args)  # type: ignore[no-any-return,unused-ignore]
         except RetrievekitError as exc:
-            raise tool_error(str(exc)) from exc
+            logger.warning("%s failed: %s", getattr(fn, "__name__", "tool"), exc)
+            raise tool_error(redact_paths(str(exc), [(tools.col.path, "<collection>")])) from exc
+        except OSError as exc:  # e.g. a segment file removed under a running server
+            logger.warning("%s failed: %s", getattr(fn, "__name__", "tool"), exc)
+            name = f" ({Path(exc.filename).name})" if isinstance(exc.filename, str) else ""
+            raise tool_error(f"the collection cannot be read: {exc.strerror or type(exc).__name__}{name}") from exc
 
     @server.tool(description="Search the collection. Returns ranked hits (rank, id, title, score, snippet, "
                  f"metadata). Modes available here: {', '.join(modes)} (default {tools.default_mode}).")

@@ -3,12 +3,13 @@ lock, reranker instances and request statistics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ logger = logging.getLogger("retrievekit.serve.app")
 
 MAX_CONCURRENT_GENERATIONS = 2
 GENERATION_WAIT_SECONDS = 60.0
+# Questions that may wait for a generation slot; more are answered 503 at once (waiting costs no worker thread,
+# but an unbounded queue would only turn a slow generator into ever longer waits).
+MAX_WAITING_GENERATIONS = 32
+RETRY_AFTER_SECONDS = 10
 
 
 class _Guarded(Generator):
@@ -43,7 +48,8 @@ class _Guarded(Generator):
             raise
         except Exception as exc:
             logger.exception("the generator %r failed", self.inner)
-            raise GenerationError(f"the generator failed: {type(exc).__name__}: {exc}") from exc
+            raise GenerationError(f"the generator failed: {type(exc).__name__}: {exc}",
+                                  public=f"the generator failed ({type(exc).__name__})") from exc
 
     def config(self) -> dict[str, Any]:
         return self.inner.config()
@@ -54,7 +60,11 @@ class _Guarded(Generator):
 
 class GeneratorSlot:
     """The server's generator, built once on first use (loading a local model takes seconds) and shared by every
-    request; thread-safe. A failed load is remembered, so requests do not each retry an expensive load."""
+    request; thread-safe. A failed load is remembered, so requests do not each retry an expensive load.
+
+    At most MAX_CONCURRENT_GENERATIONS answers are generated at once. A question waits for a slot in the event
+    loop (``slot``), never in a worker thread: threads waiting for a slow generator would starve /api/search and
+    /health of workers. At most MAX_WAITING_GENERATIONS wait; more are answered 503 with Retry-After."""
 
     def __init__(self, spec: str | Generator | None) -> None:
         if spec is not None and not isinstance(spec, Generator) and not (isinstance(spec, str) and spec.strip()):
@@ -64,8 +74,11 @@ class GeneratorSlot:
         self._generator: Generator | None = _Guarded(spec) if isinstance(spec, Generator) else None
         self._failure: str | None = None
         self._lock = threading.Lock()
-        # Generations at once: a slow local model must not occupy every worker thread and stall /api/search.
+        # A threading semaphore, not an asyncio one: it does not belong to one event loop, and ``gate`` (for
+        # callers in threads) shares it.
         self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_GENERATIONS)
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
 
     def get(self) -> Generator | None:
         """The generator (None when the server has none); raises GenerationError when it cannot be loaded."""
@@ -74,7 +87,7 @@ class GeneratorSlot:
         with self._lock:
             if self._generator is None:
                 if self._failure is not None:
-                    raise GenerationError(self._failure)
+                    raise GenerationError(self._failure, kind="unavailable")
                 from retrievekit.rag.generators.base import get_generator
 
                 started = time.perf_counter()
@@ -83,16 +96,43 @@ class GeneratorSlot:
                 except Exception as exc:  # missing packages, unknown names, a model that will not load
                     self._failure = f"the generator {self.spec!r} cannot be loaded: {type(exc).__name__}: {exc}"
                     logger.error("%s", self._failure)
-                    raise GenerationError(self._failure) from None
+                    raise GenerationError(self._failure, kind="unavailable") from None
                 logger.info("generator %r ready in %.1f s", self.spec, time.perf_counter() - started)
         return self._generator
 
+    def _busy(self, why: str) -> ApiError:
+        return ApiError(503, "generator_busy", f"{MAX_CONCURRENT_GENERATIONS} answers are being generated and {why}; "
+                        f"retry in {RETRY_AFTER_SECONDS} s", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Held (from the event loop) while an answer is generated. Waiting polls the semaphore with short sleeps:
+        a waiting question holds no thread, and the semaphore is shared by every event loop and thread."""
+        if not self.slots.acquire(blocking=False):
+            with self._waiting_lock:
+                if self._waiting >= MAX_WAITING_GENERATIONS:
+                    raise self._busy(f"{self._waiting} more questions are waiting")
+                self._waiting += 1
+            try:
+                deadline, pause = time.monotonic() + GENERATION_WAIT_SECONDS, 0.005
+                while not self.slots.acquire(blocking=False):
+                    if time.monotonic() >= deadline:
+                        raise self._busy(f"none finished within {GENERATION_WAIT_SECONDS:.0f} s")
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.1)
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= 1
+        try:
+            yield
+        finally:
+            self.slots.release()
+
     @contextmanager
     def gate(self) -> Iterator[None]:
-        """Held while an answer is generated: at most MAX_CONCURRENT_GENERATIONS at once."""
+        """``slot`` for a caller in a worker thread (it blocks that thread while it waits)."""
         if not self.slots.acquire(timeout=GENERATION_WAIT_SECONDS):
-            raise ApiError(503, "generator_busy", f"{MAX_CONCURRENT_GENERATIONS} answers are being generated and "
-                           f"none finished within {GENERATION_WAIT_SECONDS:.0f} s; retry later")
+            raise self._busy(f"none finished within {GENERATION_WAIT_SECONDS:.0f} s")
         try:
             yield
         finally:
@@ -105,8 +145,8 @@ class GeneratorSlot:
         if self._generator is not None:
             return self._generator.config()
         out: dict[str, Any] = {"spec": self.spec, "loaded": False}
-        if self._failure is not None:
-            out["error"] = self._failure
+        if self._failure is not None:  # the details (paths, exceptions) are in the server log
+            out["error"] = GenerationError.KINDS["unavailable"] + "; see the server log"
         return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from retrievekit.serve.errors import responses
 from retrievekit.serve.schemas import AskRequest, AskResponse, ErrorResponse
@@ -27,13 +28,22 @@ def router(state: ServerState) -> APIRouter:
 
     @api.post("/api/ask", response_model=AskResponse,
               responses={**responses(), 503: {"model": ErrorResponse, "description": "the collection is not "
-                                              "available, or the generator cannot be loaded or reached "
-                                              "(generator_unavailable)"}})
-    def ask(req: AskRequest) -> dict[str, Any]:
+                                              "available, the generator cannot be loaded or reached "
+                                              "(generator_unavailable) or is busy (generator_busy)"}})
+    async def ask(req: AskRequest) -> dict[str, Any]:
         """Answer a question from the collection with numbered citations: retrieve, select (and compress) contexts,
-        generate. Without a generator the answer is empty and the selected contexts are the result."""
-        col = state.collection()
-        response = state.asker().ask(col, to_service(req), generator=state.generator.get, gate=state.generator.gate)
+        generate. Without a generator the answer is empty and the selected contexts are the result. When every
+        generation slot is taken and too many questions wait, the answer is 503 generator_busy with Retry-After."""
+        # An async route: the question waits for a generation slot in the event loop, holding no worker thread,
+        # so searches and health checks never queue behind slow generations. The work itself runs in threads.
+        request, asker = to_service(req), state.asker()
+        col = await run_in_threadpool(state.collection)
+        await run_in_threadpool(asker.rag_options, col, request)  # a bad request is answered without waiting
+        if state.generator.spec is None:
+            response = await run_in_threadpool(asker.ask, col, request)
+        else:
+            async with state.generator.slot():
+                response = await run_in_threadpool(asker.ask, col, request, generator=state.generator.get)
         state.record_latency(response.took_ms, ask=True)
         return response.to_json()
 

@@ -48,8 +48,8 @@ def router(state: ServerState) -> APIRouter:
         """The newest report.json of the reports folder, with the names of its plots."""
         found = latest_report(state.reports)
         if found is None:
-            raise ApiError(404, "no_report", f"no evaluation report yet (looked for report.json in {state.reports}; "
-                           "write one with `retrievekit eval ... --report DIR`)")
+            raise ApiError(404, "no_report", "no evaluation report yet (no report.json in the server's reports "
+                           "folder; write one with `retrievekit eval ... --report DIR` and serve with --reports DIR)")
         return found[1]
 
     @api.get("/api/eval/plots/{name}", response_class=FileResponse,

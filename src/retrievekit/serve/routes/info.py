@@ -25,7 +25,7 @@ def health_router(state: ServerState) -> APIRouter:
     api = APIRouter(tags=["health"])
 
     @api.get("/health", response_model=HealthResponse)
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # async: answered by the event loop even when every worker is busy
         return {"status": "ok"}
 
     @api.get("/ready", response_model=ReadyResponse,
