@@ -38,6 +38,13 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="what answers questions at /api/ask and on the Ask page: 'local' (the offline gemma-3-270m, "
                    "loaded on the first question), 'openai:MODEL@URL' (an OpenAI-compatible server) or "
                    "'local:PATH_OR_NAME'; default: none (questions get the selected contexts, no answer text)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close a connection that has not sent a complete request head this long after connecting "
+                   "or after its last response (default 10)")
+    p.add_argument("--keep-alive", type=int, default=5, metavar="SECONDS",
+                   help="close an idle kept-alive connection after this long (default 5)")
+    p.add_argument("--max-connections", type=int, default=256, metavar="N",
+                   help="answer 503 to requests beyond N open connections (default 256)")
     p.set_defaults(func=run_serve)
 
 
@@ -48,13 +55,19 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ServeError(f"--max-body-mb must be a positive number, got {args.max_body_mb}")
     if args.rate_limit is not None and not (args.rate_limit > 0 and math.isfinite(args.rate_limit)):
         raise ServeError(f"--rate-limit must be a positive number of requests per second, got {args.rate_limit}")
+    if not (args.header_timeout > 0 and math.isfinite(args.header_timeout)):
+        raise ServeError(f"--header-timeout must be a positive number of seconds, got {args.header_timeout}")
+    if args.keep_alive < 1 or args.max_connections < 1:
+        raise ServeError(f"--keep-alive and --max-connections must be at least 1, got {args.keep_alive} and "
+                         f"{args.max_connections}")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be between 0 and 65535, got {args.port}")
     from retrievekit.serve.app import run
 
     run(args.collection, host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         cors_origins=args.cors, max_body_bytes=int(args.max_body_mb * 2**20), rate_limit=args.rate_limit,
-        reports=args.reports, generator=args.generator or None)
+        reports=args.reports, generator=args.generator or None, header_timeout=args.header_timeout,
+        keep_alive=args.keep_alive, max_connections=args.max_connections)
     return 0
 
 

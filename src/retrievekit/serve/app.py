@@ -34,11 +34,12 @@ from retrievekit.serve.routes.eval import latest_report  # noqa: E402
 from retrievekit.serve.state import GeneratorSlot, ServerState  # noqa: E402
 from retrievekit.service.search import html_snippet  # noqa: E402
 
-__all__ = ["ApiError", "create_app", "html_snippet", "latest_report", "run"]
+__all__ = ["ApiError", "create_app", "html_snippet", "latest_report", "run", "startup_message"]
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds for a request head (see serve.protocol)
 
 
 def _check_rag_options(rag_options: dict[str, Any]) -> None:
@@ -131,17 +132,30 @@ def run(
     log_level: str = "info",
     generator: str | Generator | None = None,
     rag_options: dict[str, Any] | None = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    keep_alive: int = 5,
+    max_connections: int = 256,
 ) -> None:
     """Serve ``collection`` with uvicorn until interrupted. Refuses a host other machines can reach unless an API
     key is set, and a folder that holds no collection. ``generator`` answers /api/ask (see ``create_app``): a
-    ``"local"`` model loads on the first question; any other spec is built now, so a typo fails at start."""
+    ``"local"`` model loads on the first question; any other spec is built now, so a typo fails at start.
+
+    Connections: a client must send a complete request head within ``header_timeout`` seconds of connecting (and
+    of each response), an idle kept-alive connection is closed after ``keep_alive`` seconds, and beyond
+    ``max_connections`` open connections requests are answered 503, so idle or trickling clients cannot hold the
+    server."""
     if not is_loopback(host) and not api_key:
         raise ServeError(f"refusing to serve on {host!r} without an API key: anyone who can reach that address could "
                          "read and change the collection. Pass --api-key KEY (or set RETRIEVEKIT_API_KEY), or serve "
                          "on 127.0.0.1")
     if not (Path(collection) / MANIFEST).is_file():
         raise ServeError(f"no collection at {collection} (no {MANIFEST}); create one with `retrievekit index`")
+    if not (header_timeout > 0 and math.isfinite(header_timeout)):
+        raise ServeError(f"header_timeout must be a positive number of seconds, got {header_timeout}")
+    if keep_alive < 1 or max_connections < 1:
+        raise ServeError(f"keep_alive and max_connections must be at least 1, got {keep_alive} and {max_connections}")
     uvicorn = require("uvicorn", "serve")
+    from retrievekit.serve.protocol import HeaderTimeoutProtocol
     app = create_app(collection, api_key=api_key, cors_origins=cors_origins, max_body_bytes=max_body_bytes,
                      rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options)
     if isinstance(generator, str) and generator.strip().partition(":")[0].lower() != "local":
@@ -149,6 +163,22 @@ def run(
             app.state.server.generator.get()
         except GenerationError as exc:
             raise ServeError(str(exc)) from None
+    print(startup_message(collection, host, port, api_key=bool(api_key)), flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=HeaderTimeoutProtocol.with_timeout(header_timeout),
+                timeout_keep_alive=keep_alive, limit_concurrency=max_connections)
+
+
+def startup_message(collection: str | Path, host: str, port: int, *, api_key: bool = False) -> str:
+    """What ``serve`` prints before uvicorn's log: where the UI, the API docs and the API are, and how to reach the
+    collection over MCP."""
     shown = f"[{host}]" if ":" in host else host
-    logger.info("serving %s at http://%s:%d/ (web UI at /ui/, API docs at /docs)", collection, shown, port)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    base = f"http://{shown}:{port}"
+    lines = [f"retrievekit: serving {collection} at {base}/",
+             f"  web UI     {base}/ui/",
+             f"  API docs   {base}/docs  (OpenAPI schema: {base}/openapi.json)",
+             f"  search     curl '{base}/api/search?query=your+words'",
+             f"  MCP        retrievekit mcp {collection}  (stdio, for MCP clients such as Claude Desktop)"]
+    if api_key:
+        lines.append("  API calls need 'Authorization: Bearer KEY' (the UI asks for the key)")
+    lines.append("  stop with Ctrl+C")
+    return "\n".join(lines)

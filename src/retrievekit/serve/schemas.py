@@ -45,7 +45,8 @@ class ErrorResponse(BaseModel):
 
 
 class SearchRequest(_Strict):
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the query text")
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS, validation_alias=AliasChoices("query", "q"),
+                        description="the query text (`q` is accepted as an alias, as in GET /api/search)")
     k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="number of hits to return")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="hits to skip (pagination)")
     mode: Mode = Field("bm25", description="search mode; /api/info lists the modes this collection supports (an "
@@ -91,11 +92,19 @@ class DocumentPatch(_Strict):
     metadata: JSONObject | None = Field(None, description="replaces the whole metadata dict when given")
 
 
+class PassageRef(BaseModel):
+    id: str = Field(description="the passage id, DOC_ID#N (what search hits name)")
+    start: int | None = Field(description="character offset of the passage in the document text")
+    end: int | None
+
+
 class DocumentOut(BaseModel):
     id: str
     title: str
     text: str
     metadata: dict[str, Any]
+    passages: list[PassageRef] | None = Field(None, description="in a passage collection: the document's passages "
+                                              "(read-only; the text is reassembled from them)")
 
 
 class AddedResponse(BaseModel):

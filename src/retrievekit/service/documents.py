@@ -5,6 +5,10 @@ Writes take an open ``CollectionWriter`` (the caller decides how it is locked an
 
     with col.writer() as w:
         add_documents(w, [{"id": "a", "text": "..."}])
+
+In a passage collection a document is stored as its passages ``ID#0``, ``ID#1``, ...; every call here addresses
+the document by its own id: ``get_document`` reassembles it, ``describe_document`` also lists its passages, and
+updates re-chunk it. Passages are read-only views: a write naming a passage id is refused (``read_only``).
 """
 
 from __future__ import annotations
@@ -13,14 +17,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from retrievekit.core.document import Document
 from retrievekit.service.types import ServiceError
+from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
 
 if TYPE_CHECKING:
     from retrievekit.collection import Collection
-    from retrievekit.core.document import Document
+    from retrievekit.storage.snapshot import Snapshot
     from retrievekit.storage.writer import CollectionWriter
 
-__all__ = ["DocumentPatch", "add_documents", "delete_documents", "get_document", "update_document"]
+__all__ = ["DocumentPatch", "add_documents", "delete_documents", "describe_document", "get_document",
+           "update_document"]
+
+_SPAN_KEYS = (PASSAGE_OF, PASSAGE_START, PASSAGE_END)
 
 
 def _check_id(doc_id: Any) -> str:
@@ -33,16 +42,107 @@ def _missing(doc_id: str, hint: str = "") -> ServiceError:
     return ServiceError("not_found", f"no document with id {doc_id!r}{hint}", param="id")
 
 
-def get_document(col: Collection, doc_id: str) -> Document:
-    doc = col.get(_check_id(doc_id))
-    if doc is None:
+def _is_passage_collection(col: Collection) -> bool:
+    return bool(col.config.get("passages"))
+
+
+def _passages_of(snap: Snapshot, doc_id: str) -> list[Document]:
+    """The passages ``doc_id#0``, ``#1``, ... of a document (numbered without gaps), in order."""
+    out: list[Document] = []
+    while (passage := snap.get(f"{doc_id}#{len(out)}")) is not None and passage.metadata.get(PASSAGE_OF) == doc_id:
+        out.append(passage)
+    return out
+
+
+def _owner(snap: Snapshot, doc_id: str) -> str | None:
+    """The document a stored passage id belongs to (None: ``doc_id`` is no passage)."""
+    stored = snap.get(doc_id)
+    owner = stored.metadata.get(PASSAGE_OF) if stored is not None else None
+    return owner if isinstance(owner, str) and owner != doc_id else None
+
+
+def _read_only(doc_id: str, owner: str) -> ServiceError:
+    return ServiceError("read_only", f"{doc_id!r} is a passage of the document {owner!r}; passages are read-only "
+                        f"views: address the document {owner!r}", param="id")
+
+
+def _document_metadata(passages: Sequence[Document]) -> dict[str, Any]:
+    """The document's own metadata: the first passage's without the passage span (a ``heading`` the chunker set
+    differs between passages; one the document had is on all of them)."""
+    meta = {k: v for k, v in passages[0].metadata.items() if k not in _SPAN_KEYS}
+    if PASSAGE_HEADING in meta and any(p.metadata.get(PASSAGE_HEADING) != meta[PASSAGE_HEADING] for p in passages):
+        del meta[PASSAGE_HEADING]
+    return meta
+
+
+def _joined_text(passages: Sequence[Document]) -> str:
+    """The document text from its passages: each passage is the slice [start, end) of it, so they are laid at
+    their offsets (overlaps agree); the gaps between them (whitespace the chunker left out) become spaces, so the
+    offsets still hold. Passages that are not slices (HTML: offsets into the source) are joined by blank lines."""
+    spans = [(p.metadata.get(PASSAGE_START), p.metadata.get(PASSAGE_END), p.text) for p in passages]
+    if not all(isinstance(s, int) and isinstance(e, int) and e - s == len(t) for s, e, t in spans):
+        return "\n\n".join(p.text for p in passages)
+    parts, pos = [], 0
+    for start, end, text in sorted(spans, key=lambda span: span[0]):
+        if start > pos:
+            parts.append(" " * (start - pos))
+            pos = start
+        if end > pos:
+            parts.append(text[pos - start:])
+            pos = end
+    return "".join(parts)
+
+
+def _find(col: Collection, doc_id: str) -> tuple[Document, list[Document] | None]:
+    """The document and, in a passage collection, its passages (None: stored whole, or a passage id itself)."""
+    _check_id(doc_id)
+    if _is_passage_collection(col):
+        snap = col.snapshot()
+        passages = _passages_of(snap, doc_id)
+        if passages:
+            return Document(id=doc_id, title=passages[0].title, text=_joined_text(passages),
+                            metadata=_document_metadata(passages)), passages
+        found = snap.get(doc_id)  # a passage id: the passage, read-only
+    else:
+        found = col.get(doc_id)
+    if found is None:
         raise _missing(doc_id)
-    return doc
+    return found, None
 
 
-def add_documents(w: CollectionWriter, documents: Iterable[Mapping[str, Any]]) -> int:
-    """Add documents (an existing id is replaced); the number added."""
-    return int(w.add([dict(d) for d in documents]))
+def get_document(col: Collection, doc_id: str) -> Document:
+    """A document by id; in a passage collection reassembled from its passages (a passage id gives the passage)."""
+    return _find(col, doc_id)[0]
+
+
+def describe_document(col: Collection, doc_id: str) -> dict[str, Any]:
+    """``get_document`` as JSON; in a passage collection with ``passages``: each passage's id and character span."""
+    doc, passages = _find(col, doc_id)
+    out = doc.to_json()
+    if passages is not None:
+        out["passages"] = [{"id": p.id, "start": p.metadata.get(PASSAGE_START), "end": p.metadata.get(PASSAGE_END)}
+                           for p in passages]
+    return out
+
+
+def _refuse_passage_ids(col: Collection | None, ids: Iterable[str]) -> None:
+    """A write naming a passage (not a document) of a passage collection is refused."""
+    if col is None or not _is_passage_collection(col):
+        return
+    snap = col.snapshot()
+    for doc_id in ids:
+        owner = _owner(snap, doc_id) if isinstance(doc_id, str) else None
+        if owner is not None and not _passages_of(snap, doc_id):
+            raise _read_only(doc_id, owner)
+
+
+def add_documents(w: CollectionWriter, documents: Iterable[Mapping[str, Any]], *,
+                  col: Collection | None = None) -> int:
+    """Add documents (an existing id is replaced); the number added. ``col``: the collection, to refuse a passage
+    id of a passage collection as a document id."""
+    batch = [dict(d) for d in documents]
+    _refuse_passage_ids(col, [d.get("id", d.get("_id")) for d in batch])
+    return int(w.add(batch))
 
 
 @dataclass
@@ -62,16 +162,32 @@ def update_document(col: Collection, w: CollectionWriter, doc_id: str, patch: Do
                     hint: str = " (add it first)") -> None:
     """Change an existing document. ``col`` must show the writer's latest commit (nobody else commits while the
     writer is held)."""
-    doc = col.get(_check_id(doc_id))
-    if doc is None:
-        raise _missing(doc_id, hint)
-    w.add([{**doc.to_json(), **patch.changes()}])
+    _refuse_passage_ids(col, [_check_id(doc_id)])
+    try:
+        doc, passages = _find(col, doc_id)
+    except ServiceError:
+        raise _missing(doc_id, hint) from None
+    changes = patch.changes()
+    if passages is None or "text" in changes:
+        w.add([{**doc.to_json(), **changes}])  # a passage collection re-chunks the new text
+        return
+    # Title or metadata only: the passages keep their text and spans (re-chunking the reassembled text would turn
+    # the whitespace between passages into spaces).
+    title, metadata = changes.get("title", doc.title), changes.get("metadata", doc.metadata)
+    w._store_batch([Document(id=p.id, title=title, text=p.text, metadata={
+        **metadata, **{k: v for k, v in p.metadata.items() if k in _SPAN_KEYS or (k == PASSAGE_HEADING
+                                                                                  and k not in doc.metadata)}})
+        for p in passages])
 
 
-def delete_documents(w: CollectionWriter, ids: Sequence[str], *, require: bool = False) -> int:
-    """Delete documents by id; the number deleted. ``require``: a missing id (one id asked) is not_found."""
+def delete_documents(w: CollectionWriter, ids: Sequence[str], *, require: bool = False,
+                     col: Collection | None = None) -> int:
+    """Delete documents by id (in a passage collection: all passages of each); the number deleted. ``require``: a
+    missing id (one id asked) is not_found. ``col``: the collection, to refuse passage ids of a passage
+    collection."""
     for doc_id in ids:
         _check_id(doc_id)
+    _refuse_passage_ids(col, ids)
     deleted = int(w.delete(list(ids)))
     if require and not deleted and len(ids) == 1:
         raise _missing(ids[0])

@@ -22,21 +22,25 @@ from retrievekit.service import documents as service
 def router(state: ServerState) -> APIRouter:
     api = APIRouter(tags=["documents"])
 
-    @api.get("/api/documents/{doc_id:path}", response_model=DocumentOut, responses=responses(404))
+    @api.get("/api/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_none=True,
+             responses=responses(404))
     def get_document(doc_id: str) -> dict[str, Any]:
-        """A document by id (ids are opaque: looked up in the collection, never used as a path)."""
-        return service.get_document(state.collection(), doc_id).to_json()
+        """A document by id (ids are opaque: looked up in the collection, never used as a path). In a passage
+        collection the document is reassembled from its passages, which are listed; a passage id gives that
+        passage (passages are read-only: writes address the document)."""
+        return service.describe_document(state.collection(), doc_id)
 
     @api.post("/api/documents", response_model=AddedResponse, responses=responses(409))
     def add_documents(body: DocumentsIn) -> dict[str, Any]:
         """Add documents in one atomic commit (all or none); a document whose id exists replaces it."""
         with state.writer() as (col, w):
-            added = service.add_documents(w, [d.model_dump() for d in body.documents])
+            added = service.add_documents(w, [d.model_dump() for d in body.documents], col=col)
         return {"added": added, "documents": len(col)}
 
     @api.put("/api/documents/{doc_id:path}", response_model=UpdatedResponse, responses=responses(404, 409))
     def update_document(doc_id: str, patch: DocumentPatch) -> dict[str, Any]:
-        """Change an existing document: fields left out keep their values."""
+        """Change an existing document: fields left out keep their values. In a passage collection a new text is
+        chunked again; a passage id is refused with 409 read_only."""
         with state.writer() as (col, w):  # col shows the latest commit: nobody else commits while we hold the writer
             service.update_document(col, w, doc_id, service.DocumentPatch(**patch.model_dump(exclude_none=True)),
                                     hint=" (add it with POST /api/documents)")
@@ -44,8 +48,8 @@ def router(state: ServerState) -> APIRouter:
 
     @api.delete("/api/documents/{doc_id:path}", response_model=DeletedResponse, responses=responses(404, 409))
     def delete_document(doc_id: str) -> dict[str, Any]:
-        with state.writer() as (_, w):
-            service.delete_documents(w, [doc_id], require=True)
+        with state.writer() as (col, w):
+            service.delete_documents(w, [doc_id], require=True, col=col)
         return {"deleted": 1}
 
     return api

@@ -40,7 +40,10 @@ def router(state: ServerState) -> APIRouter:
 
     @api.get("/api/search", response_model=SearchResponse, responses=responses())
     def search_get(
-        q: str = Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query text"),
+        query: str | None = Query(None, min_length=1, max_length=MAX_QUERY_CHARS,
+                                  description="the query text (required: as `query` or its alias `q`)"),
+        q: str | None = Query(None, min_length=1, max_length=MAX_QUERY_CHARS,
+                              description="alias of `query` (the name the web UI's URLs use)"),
         k: int = Query(DEFAULT_K, ge=1, le=MAX_K),
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
         mode: Mode = Query("bm25", description="search mode (see /api/info)"),
@@ -48,7 +51,13 @@ def router(state: ServerState) -> APIRouter:
         rerank: str | None = Query(None, max_length=256),
         highlight: bool = Query(True),
     ) -> dict[str, Any]:
-        """The same search for simple clients: ``/api/search?q=...&k=10``."""
+        """The same search for simple clients: ``/api/search?query=...&k=10`` (``q=`` works too)."""
+        if query is not None and q is not None and query != q:
+            raise ApiError(400, "bad_request", "query and its alias q were both given, with different values; "
+                           "pass one of them")
+        text = query if query is not None else q
+        if text is None:
+            raise ApiError(422, "validation_error", "query: Field required (pass ?query=TEXT, or its alias ?q=TEXT)")
         parsed = None
         if filter:
             try:
@@ -58,7 +67,7 @@ def router(state: ServerState) -> APIRouter:
             if not isinstance(parsed, dict):
                 raise ApiError(400, "bad_filter", "filter must be a JSON object of field -> condition")
         try:
-            req = SearchRequest(query=q, k=k, offset=offset, mode=mode, filter=parsed, rerank=rerank,
+            req = SearchRequest(query=text, k=k, offset=offset, mode=mode, filter=parsed, rerank=rerank,
                                 highlight=highlight)
         except ValueError as exc:
             raise ApiError(400, "bad_filter", f"invalid filter: {exc}") from None

@@ -262,6 +262,8 @@
     selector.placeholder = defaults.selector || "gap+budget:1024";
     showGenerator(askInfo.generator || null);
     document.body.dataset.ready = "true";
+    // A shared link (?q=...) asks its question, as the search page runs its query.
+    if (params.get("q") && question.value.trim()) ask();
   }).catch((err) => {
     rk.showError(errorBox, err);
     document.body.dataset.ready = "true";
