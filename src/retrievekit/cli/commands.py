@@ -7,13 +7,41 @@ import json
 from typing import Any
 
 from retrievekit.analysis import available_analyzers
-from retrievekit.cli.render import print_hits, print_json, table
+from retrievekit.cli.render import flat_rows, print_hits, print_json, table, wrapped_rows
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.service.documents import delete_documents
 from retrievekit.service.info import collection_info
-from retrievekit.service.search import RERANK_DEPTH, SearchRequest, search_batch
-from retrievekit.service.types import MODES
+from retrievekit.service.search import RERANK_DEPTH, HitFormat, SearchRequest, search_batch
+from retrievekit.service.types import MODES, check_filter
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (checked while parsing, before any work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
+    return value
+
+
+def add_lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-timeout", type=seconds, default=0.0, metavar="SECONDS",
+                   help="when another process is writing the collection, wait up to this long for it to finish "
+                   "(default 0: fail at once)")
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:
@@ -54,27 +82,47 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="store and search documents as passages for RAG: sentences[:TOKENS], paragraphs[:TOKENS], "
                    "tokens:SIZE[:OVERLAP], markdown[:TOKENS], html[:TOKENS] or semantic (needs --dense); each passage "
                    "keeps its document id and character span (set when the collection is created)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="processes that analyse and index in parallel (default: CPU count, at most 4; 1 = none)")
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    add_lock_timeout(p)
+    p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_index)
+
+
+def check_index_args(args: argparse.Namespace) -> None:
+    """The arguments of ``index`` that can be checked before anything is created or read."""
+    from pathlib import Path
+
+    from retrievekit.ingest import detect_format
+    from retrievekit.ingest.base import check_exists
+
+    for flag, value in (("--chunking", args.chunking), ("--vectors", args.vectors)):
+        if value and not args.dense:
+            raise RetrievekitError(f"{flag} sets up the dense index: pass --dense too")
+    if args.passages and str(args.passages).split(":")[0] == "semantic" and not args.dense:
+        raise RetrievekitError("--passages semantic splits documents with the dense model: pass --dense too")
+    check_exists(Path(args.source))
+    if args.format is None:
+        detect_format(args.source)
 
 
 def run_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    check_index_args(args)
     fields = args.fields.split(",")
     exists = Path(args.collection, "manifest.json").is_file()
     col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
                             dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors,
                             passages=args.passages)
     if args.dense and "default" not in (col.config.get("dense") or {}):
-        col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress)
+        col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress,
+                            lock_timeout=args.lock_timeout)
     report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
-                        encoding_errors=args.encoding_errors)
+                        encoding_errors=args.encoding_errors, lock_timeout=args.lock_timeout)
     if args.sparse and "default" not in (col.config.get("sparse") or {}):
-        col.add_sparse_index(args.sparse, progress=not args.no_progress)
+        col.add_sparse_index(args.sparse, progress=not args.no_progress, lock_timeout=args.lock_timeout)
     info = col.info()
     summary = {
         "collection": str(col.path),
@@ -118,7 +166,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", metavar="RERANKER",
                    help="rerank the first --rerank-depth results: cross-encoder:MODEL (a local folder or hub name) "
                    "or maxsim (late interaction over the dense model's token embeddings)")
-    p.add_argument("--rerank-depth", type=int, default=RERANK_DEPTH,
+    p.add_argument("--rerank-depth", type=positive_int, default=RERANK_DEPTH,
                    help=f"candidates reranked (default {RERANK_DEPTH})")
 
 
@@ -131,23 +179,27 @@ def add_search(sub: argparse._SubParsersAction) -> None:
                        description="Rank the collection's documents for one or more queries.")
     p.add_argument("collection", help="collection folder")
     p.add_argument("queries", nargs="+", help="query text(s)")
-    p.add_argument("-k", type=int, default=10, help="number of results per query (default 10)")
+    p.add_argument("-k", type=positive_int, default=10, help="number of results per query (default 10)")
     p.add_argument("--filter", metavar="JSON",
                    help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\'')
     p.add_argument("--mode", choices=MODES,
                    help="bm25, dense, hybrid or sparse (default: hybrid if the collection has a dense index, else "
                    "bm25)")
-    p.add_argument("--fusion", choices=["rrf", "convex"], help="how hybrid mode fuses (default rrf)")
+    p.add_argument("--fusion", choices=["rrf", "convex"],
+                   help="how hybrid mode fuses BM25 and dense results: rrf (reciprocal rank fusion, k=60) or convex "
+                   "(min-max normalised scores, equal weights). Default: z-scored scores, 0.2 x BM25 + 0.8 x dense")
     p.add_argument("--rerank", metavar="RERANKER",
                    help="rerank the first --rerank-depth results: cross-encoder:MODEL or maxsim")
-    p.add_argument("--rerank-depth", type=int, default=RERANK_DEPTH,
+    p.add_argument("--rerank-depth", type=positive_int, default=RERANK_DEPTH,
                    help=f"candidates reranked (default {RERANK_DEPTH})")
     add_scoring_options(p)
-    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print results as JSON (per hit: rank, id, score, title, plain-text snippet, metadata)")
     p.set_defaults(func=run_search)
 
 
 CLI_MAX_K = 1_000_000  # the command line has no server to protect: any k a machine can hold
+JSON_HITS = HitFormat("plain", 300)  # the MCP server's plain snippets, scores unrounded
 
 
 def parse_filter(text: str | None) -> Any:
@@ -155,24 +207,39 @@ def parse_filter(text: str | None) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RetrievekitError(f"--filter is not valid JSON: {exc}") from None
+    try:
+        check_filter(value)  # a bad filter fails before any collection is opened
+    except RetrievekitError as exc:
+        message = str(exc)
+        raise RetrievekitError("--" + message if message.startswith("filter") else f"--filter: {message}") from None
+    return value
 
 
 def run_search(args: argparse.Namespace) -> int:
+    if args.k > CLI_MAX_K:
+        raise RetrievekitError(f"-k is at most {CLI_MAX_K:,}, got {args.k:,}")
+    if args.fusion and args.mode not in (None, "hybrid"):
+        raise RetrievekitError(f"--fusion applies to --mode hybrid, not --mode {args.mode}")
+    search_filter = parse_filter(args.filter)
     col = Collection(args.collection)
+    if args.fusion and (args.mode or col.default_mode) != "hybrid":
+        raise RetrievekitError(f"--fusion applies to hybrid search, but {args.collection} has no dense index "
+                               f"(its default mode is {col.default_mode})")
     options: dict[str, Any] = {"scorer": args.scorer, "rm3": args.rm3, **scoring_params(args)}
-    if args.fusion and (args.mode or col.default_mode) == "hybrid":
+    if args.fusion:
         options["fusion"] = args.fusion
-    request = SearchRequest("", k=args.k, mode=args.mode, filter=parse_filter(args.filter), rerank=args.rerank,
+    request = SearchRequest("", k=args.k, mode=args.mode, filter=search_filter, rerank=args.rerank,
                             rerank_depth=args.rerank_depth if args.rerank else None, options=options,
                             max_k=CLI_MAX_K)
     responses = search_batch(col, args.queries, request)
     elapsed = responses[0].took_ms / 1000 if responses else 0.0
     if args.json:
         print_json({
-            "results": [{"query": r.request.query, "hits": [{"id": h.id, "score": h.score} for h in r.hits]}
+            "results": [{"query": r.request.query,
+                         "hits": [h.to_json(r.request.query, col.analyzer, JSON_HITS) for h in r.hits]}
                         for r in responses],
             "mode": responses[0].mode if responses else args.mode or col.default_mode,
             "seconds": elapsed,
@@ -197,8 +264,7 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
     else:
-        rows = [(k, json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in info.items()]
-        print(table(["property", "value"], rows))
+        print(table(["property", "value"], wrapped_rows(list(flat_rows(info)))))
     return 0
 
 
@@ -206,11 +272,12 @@ def add_delete(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("delete", help="delete documents by id", description="Delete documents by id and commit.")
     p.add_argument("collection", help="collection folder")
     p.add_argument("ids", nargs="+", help="document ids")
+    add_lock_timeout(p)
     p.set_defaults(func=run_delete)
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    with Collection(args.collection).writer() as w:
+    with Collection(args.collection).writer(lock_timeout=args.lock_timeout) as w:
         deleted = delete_documents(w, args.ids)
     print(f"deleted {deleted} document(s)")
     return 0
@@ -220,6 +287,17 @@ def add_optimize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("optimize", help="merge segments and drop deleted documents",
                        description="Merge all segments into one and purge deleted documents.")
     p.add_argument("collection", help="collection folder")
-    p.set_defaults(func=lambda a: print(f"optimized: generation {Collection(a.collection).optimize()}") or 0)
+    add_lock_timeout(p)
+    p.set_defaults(func=run_optimize)
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    w = Collection(args.collection).writer(lock_timeout=args.lock_timeout)  # as Collection.optimize, with a wait
+    try:
+        generation = w.optimize()
+    finally:
+        w.close()
+    print(f"optimized: generation {generation}")
+    return 0
 
 

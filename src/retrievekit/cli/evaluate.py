@@ -9,13 +9,14 @@ significance tests against the first are under ``significance``.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from retrievekit.cli.commands import add_model_options, add_scoring_options, scoring_params
+from retrievekit.cli.commands import add_model_options, add_scoring_options, positive_int, scoring_params
 from retrievekit.cli.render import print_json, table
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
@@ -43,9 +44,12 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", action="append", metavar="SPEC",
                    help="a configuration to evaluate; repeat to compare several. SPEC is NAME[+rm3][:key=value,...] "
                    "with NAME one of lucene, robertson, atire, bm25l, bm25+, dirichlet, e.g. 'lucene', "
-                   "'lucene:k1=1.2,b=0.75', 'lucene+rm3', 'dirichlet:mu=2000'; or dense[+prf][:fb_docs=3,alpha=1,"
-                   "beta=0.5], or hybrid[:method=rrf|convex,k=60,w=0.5,norm=minmax|zscore|dbsf,depth=1000] (w = "
-                   "BM25's weight). Default: one system from --mode, --scorer and its options")
+                   "'lucene:k1=1.2,b=0.75', 'lucene+rm3', 'lucene+rm3:fb_docs=10,fb_terms=10,original_weight=0.5', "
+                   "'dirichlet:mu=2000'; or dense[+prf][:fb_docs=3,alpha=1,beta=0.5]; or hybrid (as `search`: "
+                   "z-scored scores, 0.2 x BM25 + 0.8 x dense), hybrid:method=rrf[,k=60] or "
+                   "hybrid:method=convex[,w=0.5,norm=minmax|zscore|dbsf] (w = BM25's weight; options without method= "
+                   "adjust the default), each with depth=N (default: the larger of --depth and 100). Default: one "
+                   "system from --mode, --scorer and its options")
     p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="bm25",
                    help="the system evaluated when no --system is given: bm25 (default), dense (needs --model's "
                    "encoder; embeddings cached, so a second run skips encoding) or hybrid (BM25 and dense fused)")
@@ -59,7 +63,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fields", default="title,text", help="document parts indexed (default: title,text)")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated metrics (default: {','.join(DEFAULT_METRICS)})")
-    p.add_argument("--depth", type=int, default=1000, help="documents retrieved per query (default 1000)")
+    p.add_argument("--depth", type=positive_int, default=1000, help="documents retrieved per query (default 1000)")
     p.add_argument("--ignore-identical-ids", action="store_true",
                    help="drop retrieved documents whose id equals the query id (BEIR's ArguAna/Quora setting)")
     p.add_argument("--ties", choices=["anserini", "raw"], default="anserini",
@@ -80,68 +84,118 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 DENSE_SYSTEMS = ("dense", "hybrid")
+SYSTEM_FORMS = ("NAME[+rm3][:key=value,...] with NAME a scoring function (lucene, robertson, atire, bm25l, bm25+, "
+                "dirichlet), dense[+prf][:fb_docs=N,alpha=A,beta=B] or hybrid[:method=rrf|convex,k=K,w=W,"
+                "norm=NORM,depth=N]")
+
+
+def _number(spec: str, key: str, value: str, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        what = "an integer" if kind is int else "a number"
+        raise RetrievekitError(f"--system {spec!r}: {key} must be {what} of 0 or more, got {value!r}")
+    return number
+
+
+def _options(spec: str, params: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in filter(None, params.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise RetrievekitError(f"--system {spec!r}: expected key=value, got {item!r}")
+        values[key.strip()] = value.strip()
+    return values
 
 
 def parse_dense_system(spec: str) -> tuple[str, dict[str, Any]]:
-    """'dense', 'dense+prf:fb_docs=5', 'hybrid', 'hybrid:method=convex,w=0.3,norm=zscore' -> (kind, options)."""
+    """'dense', 'dense+prf:fb_docs=5', 'hybrid', 'hybrid:method=convex,w=0.3,norm=zscore' -> (kind, options).
+    Hybrid options without ``method`` adjust the search default (z-scored convex, 0.2 BM25 + 0.8 dense)."""
+    from retrievekit.collection import HYBRID_FUSION
+    from retrievekit.retrieval.fusion import FUSERS, NORMALIZERS
+
     head, _, params = spec.partition(":")
     kind = head.removesuffix("+prf")
-    values: dict[str, Any] = {}
-    for item in filter(None, params.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise RetrievekitError(f"bad system {spec!r}: expected key=value, got {item!r}")
-        values[key] = value
+    values = _options(spec, params)
     if kind == "dense":
         prf: dict[str, Any] | bool = False
         if head.endswith("+prf"):
-            prf = {k: (int(v) if k == "fb_docs" else float(v)) for k, v in values.items()}
+            unknown = sorted(set(values) - {"fb_docs", "alpha", "beta"})
+            if unknown:
+                raise RetrievekitError(f"--system {spec!r}: unknown dense+prf options {unknown} "
+                                       "(use fb_docs, alpha, beta)")
+            prf = {k: _number(spec, k, v, int if k == "fb_docs" else float) for k, v in values.items()} or True
         elif values:
-            raise RetrievekitError(f"bad system {spec!r}: dense options need '+prf' (fb_docs, alpha, beta)")
+            raise RetrievekitError(f"--system {spec!r}: dense options need '+prf' (fb_docs, alpha, beta)")
         return kind, {"prf": prf}
-    from retrievekit.collection import HYBRID_FUSION
-
-    if not values:
-        return kind, {"fusion": dict(HYBRID_FUSION)}
-    fusion: dict[str, Any] = {"method": values.pop("method", "rrf")}
+    if head != kind:
+        raise RetrievekitError(f"--system {spec!r}: '+prf' applies to dense only")
+    fusion: dict[str, Any] = {}
+    if "method" in values:
+        fusion["method"] = values.pop("method")
+        if fusion["method"] not in FUSERS.names():
+            raise RetrievekitError(f"--system {spec!r}: unknown method {fusion['method']!r}; choose one of "
+                                   f"{', '.join(FUSERS.names())}")
+    method = FUSERS.entry(fusion.get("method", HYBRID_FUSION["method"])).name
     if "k" in values:
-        fusion["k"] = int(values.pop("k"))
+        if method != "rrf":
+            raise RetrievekitError(f"--system {spec!r}: k is RRF's constant; add method=rrf")
+        fusion["k"] = _number(spec, "k", values.pop("k"), int)
     if "w" in values:
-        w = float(values.pop("w"))
+        w = _number(spec, "w", values.pop("w"), float)
+        if w > 1:
+            raise RetrievekitError(f"--system {spec!r}: w (BM25's weight) must be from 0 to 1, got {w}")
         fusion["weights"] = [w, 1.0 - w]
     if "norm" in values:
+        if method == "rrf":
+            raise RetrievekitError(f"--system {spec!r}: norm applies to method=convex, not rrf")
         fusion["normalization"] = values.pop("norm")
+        if fusion["normalization"] not in NORMALIZERS.names():
+            raise RetrievekitError(f"--system {spec!r}: unknown norm {fusion['normalization']!r}; choose one of "
+                                   f"{', '.join(NORMALIZERS.names())}")
     if "depth" in values:
-        fusion["depth"] = int(values.pop("depth"))
+        fusion["depth"] = _number(spec, "depth", values.pop("depth"), int) or 1
     if values:
-        raise RetrievekitError(f"bad system {spec!r}: unknown hybrid options {sorted(values)} "
+        raise RetrievekitError(f"--system {spec!r}: unknown hybrid options {sorted(values)} "
                                "(use method, k, w, norm, depth)")
-    return kind, {"fusion": fusion}
+    return kind, {"fusion": fusion if "method" in fusion else {**HYBRID_FUSION, **fusion}}
 
 
 def parse_system(spec: str) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
-    """'lucene+rm3:k1=1.2,fb_terms=20' -> ('lucene', {'k1': 1.2}, {'fb_terms': 20})."""
+    """'lucene+rm3:k1=1.2,fb_terms=20' -> ('lucene', {'k1': 1.2}, {'fb_terms': 20}); an unknown name or parameter
+    fails here, before any indexing."""
+    from retrievekit.retrieval.bm25.scoring import SCORERS, get_scorer
+
     head, _, params = spec.partition(":")
     with_rm3 = head.endswith("+rm3")
     name = head.removesuffix("+rm3")
+    if name not in SCORERS.names():
+        raise RetrievekitError(f"--system {spec!r}: unknown system {name!r}; valid: "
+                               f"{', '.join([*SCORERS.names(), *DENSE_SYSTEMS])} ({SYSTEM_FORMS})")
     scorer: dict[str, Any] = {}
     rm3: dict[str, Any] | None = {} if with_rm3 else None
-    for item in filter(None, params.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise RetrievekitError(f"bad system {spec!r}: expected key=value, got {item!r}")
-        number: Any = float(value) if any(c in value for c in ".e") else int(value)
+    for key, value in _options(spec, params).items():
         if key in ("fb_docs", "fb_terms", "original_weight"):
             if rm3 is None:
-                raise RetrievekitError(f"bad system {spec!r}: {key} needs '+rm3'")
-            rm3[key] = number
+                raise RetrievekitError(f"--system {spec!r}: {key} needs '+rm3'")
+            rm3[key] = _number(spec, key, value, float if key == "original_weight" else int)
         else:
-            scorer[key] = float(number)
+            scorer[key] = float(_number(spec, key, value, float))
+    try:
+        get_scorer(name, **scorer)
+    except RetrievekitError as exc:
+        raise RetrievekitError(f"--system {spec!r}: {exc}") from None
     return name, scorer, rm3
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    dataset = load_beir(args.data, split=args.split, corpus=args.corpus)
+    from retrievekit.analysis import get_analyzer
+    from retrievekit.evaluation.metrics import parse_metric
+    from retrievekit.retrieval.bm25.scoring import get_scorer
+
+    # Every argument is checked before the dataset is read (or downloaded) and indexed.
     default = args.scorer + ("+rm3" if args.rm3 else "") if args.mode == "bm25" else args.mode
     specs = args.system or [default]
     systems: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
@@ -150,14 +204,28 @@ def run_eval(args: argparse.Namespace) -> int:
             systems.append((spec, *parse_dense_system(spec), None))
             continue
         name, params, rm3 = parse_system(spec)
-        if not args.system:
+        if not args.system and scoring_params(args):
             params.update(scoring_params(args))
+            try:
+                get_scorer(name, **params)  # e.g. --mu with a BM25 scorer fails here, not after indexing
+            except RetrievekitError as exc:
+                raise RetrievekitError(f"--scorer {name}: {exc}") from None
         systems.append((spec, name, params, rm3))
     needs_dense = any(name in DENSE_SYSTEMS for _, name, _, _ in systems)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    for metric in metrics:
+        try:
+            parse_metric(metric)
+        except RetrievekitError as exc:
+            raise RetrievekitError(f"--metrics: {exc}") from None
     for required in ("ndcg@10", "recall@100"):
         if required not in metrics:
             metrics.append(required)
+    if args.vectors and not needs_dense:
+        raise RetrievekitError("--vectors sets the dense search tier: evaluate a dense or hybrid system too "
+                               "(--mode dense|hybrid or --system dense|hybrid)")
+    get_analyzer(args.analyzer)
+    dataset = load_beir(args.data, split=args.split, corpus=args.corpus)
 
     temp = None
     fields = args.fields.split(",")

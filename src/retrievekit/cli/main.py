@@ -11,9 +11,11 @@ from retrievekit.cli.commands import add_delete, add_index, add_info, add_optimi
 from retrievekit.cli.components import add_components
 from retrievekit.cli.demo import add_demo
 from retrievekit.cli.distill import add_distill
+from retrievekit.cli.errors import cli_message, command_parser
 from retrievekit.cli.evaluate import add_eval
 from retrievekit.cli.serve import add_serve
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.progress import silence_library_progress
 from retrievekit.core.version import __version__
 from retrievekit.serve.mcp import add_mcp
 
@@ -35,13 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "no_progress", False):
+        silence_library_progress()
     try:
         return int(args.func(args) or 0)
     except RetrievekitError as exc:
-        print(f"retrievekit {args.command}: error: {exc}", file=sys.stderr)
+        message = cli_message(exc, command_parser(parser, args.command))
+        print(f"retrievekit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; nothing uncommitted was saved", file=sys.stderr)

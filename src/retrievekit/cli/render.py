@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from retrievekit.analysis import Analyzer
-from retrievekit.analysis.highlight import ANSI, MARKERS, snippet
+from retrievekit.analysis.highlight import ANSI, MARKERS, MAX_SCAN_CHARS, snippet
 from retrievekit.core.document import Document
+
+# Terminal control: escape sequences (CSI, OSC ... BEL/ST, two-character ESC forms, their 8-bit C1 forms) are
+# dropped whole (a string sequence only with its terminator); any other control character (C0 but tab and
+# newline, DEL, C1) becomes U+FFFD. Documents and generated answers are untrusted: printed raw they could
+# recolour, retitle or rewrite the user's terminal.
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+                      r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x90\x98\x9c-\x9f]*(?:\x07|\x1b\\|\x9c)"
+                      r"|\x1b[ -/]*[0-~]?")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile(r"[\n\t\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029]")  # what json.dumps(ensure_ascii=False) leaves raw
+
+
+def terminal_safe(text: str, *, newlines: bool = True) -> str:
+    """``text`` without terminal escape sequences or control characters; ``newlines`` False: line breaks and tabs
+    become spaces too (for text that must stay on one line: ids, titles, queries)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # a bare CR would let text overwrite its own line
+    if not newlines:
+        text = _LINE_BREAKS.sub(" ", text)
+    return _CONTROLS.sub("\ufffd", _ESCAPES.sub("", text))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -17,7 +39,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    body = ["  ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join([line, sep, *body])
 
 
@@ -34,16 +56,53 @@ def _numeric(cell: str) -> bool:
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    # C0 controls are escaped by json.dumps; DEL, C1 and line separators are escaped here (valid JSON, inert text).
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    print(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+def flat_rows(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted.key, value) rows of nested settings, lists of plain values joined by commas: a table of
+    ``info`` stays readable instead of one JSON cell as wide as the screen."""
+    if isinstance(obj, dict) and obj:
+        for key, value in obj.items():
+            yield from flat_rows(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, list) and all(not isinstance(v, (dict, list)) for v in obj):
+        yield prefix, ", ".join(str(v) for v in obj)  # no thousands separators beside the list's commas
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from flat_rows(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, "none" if obj is None or obj == {} else obj
+
+
+def wrapped_rows(rows: Sequence[tuple[str, Any]], width: int = 72) -> list[tuple[str, Any]]:
+    """Long string values over several lines (continuation rows have an empty key)."""
+    out: list[tuple[str, Any]] = []
+    for key, value in rows:
+        if isinstance(value, str) and len(value) > width:
+            lines = textwrap.wrap(value, width, break_on_hyphens=False) or [""]
+            out += [(key, lines[0]), *(("", line) for line in lines[1:])]
+        else:
+            out.append((key, value))
+    return out
 
 
 def print_hits(query: str, hits: list[tuple[Document, float]], analyzer: Analyzer, *, width: int = 200) -> None:
     style = ANSI if sys.stdout.isatty() else MARKERS
-    print(f"\n» {query}")
+    print(f"\n» {terminal_safe(query, newlines=False)}")
     if not hits:
         print("   (no match)")
     for rank, (doc, score) in enumerate(hits, 1):
-        title = snippet(doc.title, query, analyzer, width=120, style=style) if doc.title else ""
-        print(f"{rank:>3}. {doc.id}  (score {score:.3f})" + (f"  {title}" if title else ""))
+        title = safe_snippet(doc.title, query, analyzer, width=120, style=style) if doc.title else ""
+        doc_id = terminal_safe(doc.id, newlines=False)
+        print(f"{rank:>3}. {doc_id}  (score {score:.3f})" + (f"  {title}" if title else ""))
         if doc.text:
-            print("     " + snippet(doc.text, query, analyzer, width=width, style=style))
+            print("     " + safe_snippet(doc.text, query, analyzer, width=width, style=style))
+
+
+def safe_snippet(text: str, query: str, analyzer: Analyzer, *, width: int, style: tuple[str, str]) -> str:
+    """A snippet of untrusted ``text`` for the terminal: cleaned before the highlight marks are added (only the part
+    a snippet reads is cleaned)."""
+    head = text[:MAX_SCAN_CHARS]
+    return snippet(terminal_safe(head), query, analyzer, width=width, style=style, truncated=len(text) > len(head))
