@@ -64,6 +64,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")
+    p.add_argument("--schema", metavar="COLUMN=TYPE,...",
+                   help="CSV/TSV: types of metadata columns, e.g. year=int,score=float,flag=bool,zip=str (int, float, "
+                   "bool, str). Other columns are inferred: booleans or numbers when every value is one, else text")
     p.add_argument("--dense", metavar="ENCODER", nargs="?", const="minilm",
                    help="also build a dense index with this encoder (default when given without a value: minilm = "
                    "all-MiniLM-L6-v2, offline). Also: onnx-int8:minilm, bge-small-en-v1.5, wordllama, any "
@@ -107,10 +110,26 @@ def check_index_args(args: argparse.Namespace) -> None:
         detect_format(args.source)
 
 
+def schema_option(args: argparse.Namespace) -> dict[str, Any]:
+    """``--schema`` as the CSV/TSV reader's option, checked before anything is created."""
+    if not args.schema:
+        return {}
+    from retrievekit.ingest import detect_format
+    from retrievekit.ingest.delimited import parse_schema
+
+    fmt = args.format or detect_format(args.source)
+    if fmt not in ("csv", "tsv"):
+        raise RetrievekitError(f"--schema types the columns of CSV/TSV files; {args.source} is read as {fmt} "
+                               "(see --format)")
+    parse_schema(args.schema)
+    return {"schema": args.schema}
+
+
 def run_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     check_index_args(args)
+    reader_options = schema_option(args)
     fields = args.fields.split(",")
     exists = Path(args.collection, "manifest.json").is_file()
     col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
@@ -120,7 +139,7 @@ def run_index(args: argparse.Namespace) -> int:
         col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress,
                             lock_timeout=args.lock_timeout)
     report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
-                        encoding_errors=args.encoding_errors, lock_timeout=args.lock_timeout)
+                        encoding_errors=args.encoding_errors, **reader_options, lock_timeout=args.lock_timeout)
     if args.sparse and "default" not in (col.config.get("sparse") or {}):
         col.add_sparse_index(args.sparse, progress=not args.no_progress, lock_timeout=args.lock_timeout)
     info = col.info()
