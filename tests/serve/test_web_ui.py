@@ -416,6 +416,15 @@ def test_ask_shows_the_answer_with_citation_links_to_the_contexts(page: Page, as
     assert "selector=top%3A5" in page.url and "drop_flagged=1" in page.url
 
 
+def test_ask_page_runs_the_question_of_a_shared_link(page: Page, ask_server: ServerThread) -> None:
+    # Regression: ?q= filled the question box but nothing was asked.
+    with page.expect_response(lambda r: r.url.endswith("/api/ask")) as response:
+        page.goto(f"{ask_server.url}/ui/ask.html?q=who+developed+BM25+ranking&selector=top%3A2")
+    assert response.value.ok
+    expect(page.get_by_label("Question")).to_have_value("who developed BM25 ranking")
+    expect(page.locator("#answer-text")).to_contain_text("Robertson and Sparck Jones developed BM25")
+
+
 def test_ask_shows_i_dont_know_and_errors(page: Page, ask_server: ServerThread) -> None:
     open_ask(page, ask_server.url)
     data = ask_question(page, "quantum chromodynamics gluon")
