@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from retrievekit.analysis import available_analyzers
@@ -110,6 +114,32 @@ def check_index_args(args: argparse.Namespace) -> None:
         detect_format(args.source)
 
 
+@contextlib.contextmanager
+def removed_on_failure(folder: Path) -> Iterator[None]:
+    """A first ingest that fails leaves nothing behind (a leftover empty collection would answer every search with
+    "no match"): what this command created is removed — the collection folder and any parent it made, or, when the
+    folder already existed, only the entries made in it. An existing collection is never touched."""
+    if (folder / "manifest.json").exists() or (folder.exists() and not folder.is_dir()):
+        yield
+        return
+    before = set(folder.iterdir()) if folder.exists() else None
+    top = folder.absolute()
+    while before is None and not top.parent.exists():  # the topmost folder this command will create
+        top = top.parent
+    try:
+        yield
+    except BaseException:
+        if before is None:
+            shutil.rmtree(top, ignore_errors=True)
+        else:
+            for entry in set(folder.iterdir()) - before:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        raise
+
+
 def schema_option(args: argparse.Namespace) -> dict[str, Any]:
     """``--schema`` as the CSV/TSV reader's option, checked before anything is created."""
     if not args.schema:
@@ -132,14 +162,15 @@ def run_index(args: argparse.Namespace) -> int:
     reader_options = schema_option(args)
     fields = args.fields.split(",")
     exists = Path(args.collection, "manifest.json").is_file()
-    col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
-                            dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors,
-                            passages=args.passages)
-    if args.dense and "default" not in (col.config.get("dense") or {}):
-        col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=not args.no_progress,
-                            lock_timeout=args.lock_timeout)
-    report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
-                        encoding_errors=args.encoding_errors, **reader_options, lock_timeout=args.lock_timeout)
+    with removed_on_failure(Path(args.collection)):
+        col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
+                                dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors,
+                                passages=args.passages)
+        if args.dense and "default" not in (col.config.get("dense") or {}):
+            col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors,
+                                progress=not args.no_progress, lock_timeout=args.lock_timeout)
+        report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
+                            encoding_errors=args.encoding_errors, **reader_options, lock_timeout=args.lock_timeout)
     if args.sparse and "default" not in (col.config.get("sparse") or {}):
         col.add_sparse_index(args.sparse, progress=not args.no_progress, lock_timeout=args.lock_timeout)
     info = col.info()
