@@ -98,7 +98,7 @@ def test_duplicate_id_in_batch_rejected(col: Collection) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"text": "no id"}, {"id": "", "text": "empty"}, {"id": "a\nb", "text": "newline"},
-                                 {"id": "ok", "text": 5}, {"id": "m", "metadata": {"when": object()}},
+                                 {"id": "ok", "text": ["x"]}, {"id": "m", "metadata": {"when": object()}},
                                  {"id": "nan", "metadata": {"x": float("nan")}}])
 def test_bad_documents_rejected(col: Collection, bad: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(InputFormatError):

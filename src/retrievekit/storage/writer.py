@@ -7,8 +7,8 @@ previous manifest and everything it references intact; its half-written files ar
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrievekit.core.document import Document
+from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.core.files import fsync_write_array
 from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
@@ -51,38 +51,56 @@ DEFAULT_MAX_BUFFERED_POSTINGS = 40_000_000  # ~0.6 GB of in-memory postings befo
 
 
 def as_document(item: Document | Mapping[str, Any], position: int | None = None) -> Document:
-    """Accept a Document or a dict with ``id``/``_id``, ``title``, ``text`` and ``metadata`` (or extra keys)."""
+    """Accept a Document or a dict with ``id``/``_id``, ``title``, ``text`` and ``metadata`` (or extra keys), and
+    validate it (``core.document.document_problem``): every document added passes here. Integer ids and numeric
+    titles/texts become strings; a None title/text is empty. Errors name ``item POSITION`` and the id."""
+    where = f"item {position}" if position is not None else "document"
     if isinstance(item, Document):
-        doc = item
+        doc_id, title, text, metadata = item.id, item.title, item.text, item.metadata
     elif isinstance(item, Mapping):
         data = dict(item)
         doc_id = data.pop("id", None)
         if doc_id is None:
             doc_id = data.pop("_id", None)
-        metadata = dict(data.pop("metadata", None) or {})
-        title = data.pop("title", "") or ""
-        text = data.pop("text", "") or ""
+        metadata = data.pop("metadata", None)
+        metadata = {} if metadata is None else metadata
+        if not isinstance(metadata, Mapping):
+            raise InputFormatError(f"{where}: metadata must be a JSON object (dict), got {type(metadata).__name__}")
+        metadata = dict(metadata)
+        title = data.pop("title", None)
+        text = data.pop("text", None)
         metadata.update(data)
-        doc = Document(id=doc_id, title=title, text=text, metadata=metadata)
     else:
-        raise InputFormatError(f"item {position}: expected a Document or a dict, got {type(item).__name__}")
-    where = f"item {position}" if position is not None else "document"
-    if isinstance(doc.id, int) and not isinstance(doc.id, bool):
-        doc = Document(id=str(doc.id), title=doc.title, text=doc.text, metadata=doc.metadata)
-    if not isinstance(doc.id, str) or not doc.id.strip():
-        raise InputFormatError(f"{where}: missing or empty document id ({doc.id!r})")
-    if any(c in doc.id for c in "\n\r\x00"):
-        raise InputFormatError(f"{where}: document id {doc.id!r} contains a line break or NUL character")
-    if not isinstance(doc.title, str) or not isinstance(doc.text, str):
-        raise InputFormatError(f"{where} ({doc.id!r}): title and text must be strings")
-    if not isinstance(doc.metadata, dict) or not all(isinstance(k, str) for k in doc.metadata):
-        raise InputFormatError(f"{where} ({doc.id!r}): metadata must be a dict with string keys")
-    if doc.metadata:
+        raise InputFormatError(f"{where}: expected a Document or a dict, got {type(item).__name__}")
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         try:
-            json.dumps(doc.metadata, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InputFormatError(f"{where} ({doc.id!r}): metadata is not JSON-serialisable: {exc}") from None
+            doc_id = str(doc_id)
+        except ValueError:  # Python will not print an integer of more than 4,300 digits
+            raise InputFormatError(f"{where}: the integer id has over 4,300 digits; ids are strings") from None
+    title, text = _as_text(title), _as_text(text)
+    if isinstance(item, Document) and doc_id is item.id and title is item.title and text is item.text:
+        doc = item
+    else:
+        doc = Document(id=doc_id, title=title, text=text, metadata=metadata)
+    problem = document_problem(doc)
+    if problem is not None:
+        if isinstance(doc.id, str) and doc.id.strip() and "document id" not in problem:
+            where += f" (id {_clip(doc.id)})"
+        raise InputFormatError(f"{where}: {problem}")
     return doc
+
+
+def _as_text(value: Any) -> Any:
+    """A title or text: None is empty, a number its decimal form (``0`` -> ``"0"``, not dropped as falsy)."""
+    if value is None:
+        return ""
+    if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    return value
+
+
+def _clip(doc_id: str) -> str:
+    return repr(doc_id) if len(doc_id) <= 60 else repr(doc_id[:50] + "…")
 
 
 class CollectionWriter:
@@ -132,6 +150,7 @@ class CollectionWriter:
         self._deleted: dict[str, np.ndarray] = {}  # committed segment name -> deleted mask (bool), if changed
         self._committed_ids: dict[str, tuple[str, int]] | None = None
         self._readers: dict[str, SegmentReader] = {}
+        self._failed: str | None = None  # why the open segment may be half-written (see _store)
         self.added = 0
         self.removed = 0
 
@@ -186,8 +205,11 @@ class CollectionWriter:
         batch is rejected before anything is written. In a passage collection each document is stored as its
         passages (replacing all passages of an earlier version); the count returned is of documents."""
         self._check_open()
-        batch = self._prepare(documents)
-        self._store(list(self._passages(batch)) if self._chunker is not None else batch)
+        batch = self._prepare(documents)  # the whole batch is validated (and chunked) before anything changes
+        if self._chunker is None:
+            self._store(batch)
+        else:
+            self._store([p for doc in batch for p in self._chunk(doc)], replaces=[doc.id for doc in batch])
         self.added += len(batch)
         return len(batch)
 
@@ -197,17 +219,25 @@ class CollectionWriter:
         self._store(batch)
         return len(batch)
 
-    def _store(self, batch: list[Document]) -> None:
-        """Add validated documents to the open segment, replacing earlier versions by id."""
-        for doc in batch:
-            self._remove(doc.id)
-            if self._current is None:
-                self._current_name = self._new_segment_name()
-                self._current = SegmentWriter(self.folder / self._current_name, self._builders)
-            local = self._current.add(doc)
-            self._pending[doc.id] = (self._current_name, local)
-            if self._current.buffered > self.max_buffered_postings:
-                self._finish_current()
+    def _store(self, batch: list[Document], replaces: Iterable[str] = ()) -> None:
+        """Add validated documents to the open segment, replacing earlier versions by id (and the passages of the
+        documents ``replaces``). A failure here (I/O) may leave the open segment half-written: the writer then
+        refuses to go on until ``rollback()``, so a part of a batch can never be committed."""
+        try:
+            for doc_id in replaces:
+                self._remove_passages(doc_id)
+            for doc in batch:
+                self._remove(doc.id)
+                if self._current is None:
+                    self._current_name = self._new_segment_name()
+                    self._current = SegmentWriter(self.folder / self._current_name, self._builders)
+                local = self._current.add(doc)
+                self._pending[doc.id] = (self._current_name, local)
+                if self._current.buffered > self.max_buffered_postings:
+                    self._finish_current()
+        except BaseException as exc:
+            self._failed = f"{type(exc).__name__}: {exc}"
+            raise
 
     def add_parallel(self, documents: Iterable[Document | Mapping[str, Any]], workers: int,
                      batch_size: int = 1000) -> int:
@@ -230,17 +260,30 @@ class CollectionWriter:
                   counter: list[int] | None = None) -> Iterator[Document]:
         """Each document's passages as documents ``ID#i``, linked to it by metadata; earlier passages of the same
         id are removed first (a new version may have fewer)."""
-        assert self._chunker is not None
         for i, item in enumerate(documents):
             doc = as_document(item, i)
+            passages = self._chunk(doc)
             self._remove_passages(doc.id)
             if counter is not None:
                 counter[0] += 1
-            for chunk in self._chunker.chunk(doc.id, doc.text):
-                meta = {**doc.metadata, PASSAGE_OF: doc.id, PASSAGE_START: chunk.start, PASSAGE_END: chunk.end}
-                if chunk.metadata.get("heading"):
-                    meta[PASSAGE_HEADING] = chunk.metadata["heading"]
-                yield Document(id=chunk.id, title=doc.title, text=chunk.text, metadata=meta)
+            yield from passages
+
+    def _chunk(self, doc: Document) -> list[Document]:
+        """The passages of one document. An empty (or blank) document is one empty passage ``ID#0``: it is still
+        stored, counted and fetched like any other, it only matches no query (unless by its title)."""
+        assert self._chunker is not None
+        base = {**doc.metadata, PASSAGE_OF: doc.id}
+        chunks = self._chunker.chunk(doc.id, doc.text)
+        if not chunks:
+            return [Document(id=f"{doc.id}#0", title=doc.title, text=doc.text,
+                             metadata={**base, PASSAGE_START: 0, PASSAGE_END: len(doc.text)})]
+        passages = []
+        for chunk in chunks:
+            meta = {**base, PASSAGE_START: chunk.start, PASSAGE_END: chunk.end}
+            if chunk.metadata.get("heading"):
+                meta[PASSAGE_HEADING] = chunk.metadata["heading"]
+            passages.append(Document(id=chunk.id, title=doc.title, text=chunk.text, metadata=meta))
+        return passages
 
     def _remove_passages(self, doc_id: str) -> int:
         """Remove the passages ``doc_id#0``, ``#1``, ... of a document (they are numbered without gaps)."""
@@ -470,6 +513,9 @@ class CollectionWriter:
     def _check_open(self) -> None:
         if self.closed:
             raise CollectionError("this writer is closed; open a new one with collection.writer()")
+        if self._failed is not None:
+            raise CollectionError(f"an earlier add() failed while writing ({self._failed}); its batch may be "
+                                  "partly written, so nothing uncommitted can be committed: call rollback()")
 
     def _close_readers(self) -> None:
         for reader in self._readers.values():
