@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
-from retrievekit.cli.ask import add_ask
-from retrievekit.cli.commands import add_delete, add_index, add_info, add_optimize, add_search
-from retrievekit.cli.components import add_components
-from retrievekit.cli.demo import add_demo
-from retrievekit.cli.distill import add_distill
 from retrievekit.cli.errors import cli_message, command_parser
-from retrievekit.cli.evaluate import add_eval
-from retrievekit.cli.serve import add_serve
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.progress import silence_library_progress
 from retrievekit.core.version import __version__
-from retrievekit.serve.mcp import add_mcp
+
+# command -> the module and function that add its subparser, in `--help` order. Only the invoked command's module is
+# imported (each pulls in its own layers: RAG, evaluation, the server), which keeps a cold `search` near a second.
+COMMANDS = {
+    "demo": ("retrievekit.cli.demo", "add_demo"),
+    "index": ("retrievekit.cli.commands", "add_index"),
+    "search": ("retrievekit.cli.commands", "add_search"),
+    "eval": ("retrievekit.cli.evaluate", "add_eval"),
+    "info": ("retrievekit.cli.commands", "add_info"),
+    "delete": ("retrievekit.cli.commands", "add_delete"),
+    "optimize": ("retrievekit.cli.commands", "add_optimize"),
+    "distill": ("retrievekit.cli.distill", "add_distill"),
+    "serve": ("retrievekit.cli.serve", "add_serve"),
+    "mcp": ("retrievekit.serve.mcp", "add_mcp"),
+    "ask": ("retrievekit.cli.ask", "add_ask"),
+    "components": ("retrievekit.cli.components", "add_components"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _invoked(argv: list[str]) -> str | None:
+    """The command named on the command line (the first argument that is not an option), if it is a known one."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` naming a known command, only that command's subparser (and imports)."""
     parser = argparse.ArgumentParser(
         prog="retrievekit",
         description="retrievekit: index documents into collections, search them with Lucene-exact BM25, dense "
@@ -30,14 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (add_demo, add_index, add_search, add_eval, add_info, add_delete, add_optimize, add_distill, add_serve,
-                add_mcp, add_ask, add_components):
-        add(sub)
+    invoked = _invoked(argv) if argv is not None else None
+    for command, (module, function) in COMMANDS.items():
+        if invoked in (None, command):  # no or an unknown command (help, a typo): every command, for the listing
+            getattr(importlib.import_module(module), function)(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
