@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 from collections import OrderedDict
@@ -100,10 +101,16 @@ class SegmentWriter:
         fsync_dir(self.folder)
         return info
 
-    def abort(self) -> None:
+    def abort(self, remove: bool = True) -> None:
+        """Close (and unless told not to, delete) the unfinished segment. Never raises: on a full disk, closing
+        flushes the buffer and fails again (the file is closed all the same), and the cleanup must go on."""
         for f in (self._docs, self._meta):
-            if not f.closed:
+            try:
                 f.close()
+            except OSError:
+                pass
+        if remove:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class SegmentReader:
@@ -113,18 +120,33 @@ class SegmentReader:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.name = folder.name
+        reading = "segment.json"  # named in the error if anything here fails
         try:
-            self.info = json.loads((folder / "segment.json").read_text("utf-8"))
+            self.info = json.loads((folder / reading).read_text("utf-8"))
             self.n_docs: int = self.info["docs"]
-            self._docs_file = open(folder / "docs.jsonl", "rb")  # noqa: SIM115
-            self._ids_file = open(folder / "ids.txt", "rb")  # noqa: SIM115
-            self._meta_file = open(folder / "metadata.jsonl", "rb")  # noqa: SIM115
-            self.doc_offsets = load_array(folder / "doc_offsets.npy")
+            reading = "docs.jsonl"
+            self._docs_file = open(folder / reading, "rb")  # noqa: SIM115
+            reading = "ids.txt"
+            self._ids_file = open(folder / reading, "rb")  # noqa: SIM115
+            reading = "metadata.jsonl"
+            self._meta_file = open(folder / reading, "rb")  # noqa: SIM115
+            reading = "doc_offsets.npy"
+            self.doc_offsets = load_array(folder / reading)
+            if self.doc_offsets.shape != (self.n_docs + 1,):
+                raise self.damaged(reading, f"{self.doc_offsets.shape} offsets for {self.n_docs:,} documents")
+            size = os.fstat(self._docs_file.fileno()).st_size
+            if size < int(self.doc_offsets[-1]):
+                raise self.damaged("docs.jsonl", f"truncated ({size:,} bytes where its offsets need "
+                                   f"{int(self.doc_offsets[-1]):,})")
+            reading = ""
             self.extras: dict[str, Any] = {}  # this segment's opened indexes, cached by their kinds (index/base.py)
             for kind in streaming_indexes():  # always present: opened now, with the segment
                 kind.open(self, {}, kind.key)
-        except (OSError, KeyError, ValueError) as exc:
-            raise CollectionError(f"segment {folder} is missing or damaged: {exc}") from exc
+        except CollectionError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            filename = getattr(exc, "filename", None)
+            raise self.damaged(Path(filename).name if filename else reading or None, _reason(exc)) from None
         self._ids: list[str] | None = None
         self._columns: OrderedDict[str, tuple[list[Any], int]] = OrderedDict()  # field -> (values, est. bytes), LRU
         self._field_types: dict[str, frozenset[str]] | None = None
@@ -136,19 +158,34 @@ class SegmentReader:
             with self._lock:
                 if self._ids is None:
                     self._ids_file.seek(0)
-                    self._ids = self._ids_file.read().decode("utf-8").split("\n")[:-1]
+                    ids = self._ids_file.read().decode("utf-8", "replace").split("\n")[:-1]
+                    if len(ids) != self.n_docs:
+                        raise self.damaged("ids.txt", f"{len(ids):,} ids for {self.n_docs:,} documents")
+                    self._ids = ids
         return self._ids
 
     def document(self, local: int) -> Document:
         start, end = int(self.doc_offsets[local]), int(self.doc_offsets[local + 1])
         data = os.pread(self._docs_file.fileno(), end - start, start)
-        return Document.from_json(json.loads(data))
+        try:
+            return Document.from_json(json.loads(data))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise self.damaged("docs.jsonl", f"document {local + 1} (bytes {start}-{end}) "
+                               f"{_reason(exc)}") from None
 
     def iter_documents(self) -> Iterator[Document]:
         with open(self._docs_file.fileno(), "rb", closefd=False) as f:
             f.seek(0)
-            for line in f:
-                yield Document.from_json(json.loads(line))
+            for number, line in enumerate(f, start=1):
+                try:
+                    yield Document.from_json(json.loads(line))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise self.damaged("docs.jsonl", f"line {number} {_reason(exc)}") from None
+
+    def damaged(self, file: str | None, problem: str) -> CollectionError:
+        """The error for a damaged or missing file of this segment: it names the file relative to the collection
+        (no server path reaches a client) and how to recover."""
+        return damaged_error(self.folder, file, problem)
 
     def metadata_lines(self) -> list[bytes]:
         """The raw metadata line of every document."""
@@ -260,6 +297,8 @@ def merge_segments(
             new_docs[si][local] = new
             start, end = int(reader.doc_offsets[local]), int(reader.doc_offsets[local + 1])
             line = os.pread(reader._docs_file.fileno(), end - start, start)
+            if len(line) != end - start:  # copying it would carry the damage into the merged segment
+                raise reader.damaged("docs.jsonl", f"truncated at document {local + 1}")
             docs_out.write(line)
             offsets.append(offsets[-1] + len(line))
             meta_out.write(metadata[si][local])
@@ -279,3 +318,35 @@ def merge_segments(
     fsync_write_text(folder / "segment.json", json.dumps(info))
     fsync_dir(folder)
     return info, new_docs
+
+
+def damaged_error(segment: Path, file: str | Path | None, problem: str) -> CollectionError:
+    """A damaged or missing segment file, named relative to the collection folder (error messages may reach
+    HTTP clients: no server path), with the way to recover."""
+    name = f"{segment.name}/{Path(file).name}" if file else segment.name
+    return CollectionError(
+        f"collection {segment.parent.name!r} is damaged: {name}: {problem}. Restore the collection folder from a "
+        "backup, or re-create the collection from its source documents"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message without the absolute path an OSError carries."""
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if isinstance(exc, OSError):
+        return f"unreadable ({exc.strerror or type(exc).__name__})"
+    if isinstance(exc, KeyError):
+        return f"lacks the field {exc}"
+    return f"invalid ({type(exc).__name__}: {exc})"
+
+
+def read_deletes(segment: Path, deletes_file: str, docs: int) -> np.ndarray:
+    """A committed deletion mask (bool, one per document); a missing or damaged file is a clear error."""
+    try:
+        mask = load_array(segment / deletes_file)
+    except (OSError, ValueError) as exc:
+        raise damaged_error(segment, deletes_file, _reason(exc)) from None
+    if mask.shape != (docs,):
+        raise damaged_error(segment, deletes_file, f"{mask.shape} flags for {docs:,} documents")
+    return np.asarray(mask, dtype=bool)

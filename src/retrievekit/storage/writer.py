@@ -23,7 +23,13 @@ from retrievekit.core.files import fsync_write_array
 from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
 from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry
-from retrievekit.storage.segment import SegmentReader, SegmentWriter, index_builders, merge_segments
+from retrievekit.storage.segment import (
+    SegmentReader,
+    SegmentWriter,
+    index_builders,
+    merge_segments,
+    read_deletes,
+)
 
 if TYPE_CHECKING:
     from retrievekit.chunking import Chunker
@@ -165,7 +171,7 @@ class CollectionWriter:
         mask = self._deleted.get(entry.name)
         if mask is None:
             if entry.deletes_file:
-                mask = np.load(self.folder / entry.name / entry.deletes_file).astype(bool)
+                mask = read_deletes(self.folder / entry.name, entry.deletes_file, entry.docs).copy()
             else:
                 mask = np.zeros(entry.docs, dtype=bool)
             self._deleted[entry.name] = mask
@@ -457,7 +463,7 @@ class CollectionWriter:
                 entry = entries[i]
                 deleted = None
                 if entry.deletes_file:
-                    deleted = np.load(self.folder / entry.name / entry.deletes_file).astype(bool)
+                    deleted = read_deletes(self.folder / entry.name, entry.deletes_file, entry.docs)
                 sources.append((SegmentReader(self.folder / entry.name), deleted))
             info, new_docs = merge_segments(self.folder / name, sources, self._manifest.config)
             self._merge_indexes(name, [reader for reader, _ in sources], new_docs, info["docs"])
