@@ -14,10 +14,12 @@ from retrievekit.analysis import Analyzer, get_analyzer
 from retrievekit.core.config import BM25Config, CollectionConfig, DenseIndexConfig, PassagesConfig
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
+from retrievekit.core.files import tree_bytes
 from retrievekit.core.filters import Filter
 from retrievekit.core.progress import progress_bar
 from retrievekit.retrieval.base import Retriever, SearchResults
 from retrievekit.retrieval.bm25.retriever import BM25Retriever
+from retrievekit.storage.disk import DiskFullError, estimate_need
 from retrievekit.storage.lock import WriterLock
 from retrievekit.storage.manifest import MANIFEST, Manifest
 from retrievekit.storage.segment import SegmentReader
@@ -235,6 +237,9 @@ class Collection:
                     workers = min(os.cpu_count() or 1, 4)
                 w.add_parallel(read_documents(source, format, **reader_options), workers, batch_size)
                 added = w.added
+        except DiskFullError as exc:  # the writer knows what it wrote; here the input's size tells what it needs
+            needed = estimate_need(self.path, estimate_size(source, format))
+            raise DiskFullError(exc.collection, exc.written, needed) from None
         finally:
             bar.close()
         seconds = time.perf_counter() - started
@@ -343,9 +348,21 @@ class Collection:
         return self.snapshot().iter_documents()
 
     def info(self) -> dict[str, Any]:
-        snap = self.snapshot()
+        # A commit running meanwhile may remove files of the snapshot described (a merge deletes old segments):
+        # describe the newer snapshot then, as searches do, instead of failing.
+        for attempt in range(20):
+            snap = self.snapshot()
+            try:
+                return self._info(snap)
+            except (OSError, CollectionError):
+                if attempt == 19 or self.snapshot() is snap:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _info(self, snap: Snapshot) -> dict[str, Any]:
         settings = snap.manifest.settings
-        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        size = tree_bytes(self.path)  # skips what a concurrent commit removes while it counts
         return {
             "path": str(self.path),
             "analyzer": settings.bm25.analyzer,
@@ -509,7 +526,7 @@ def _dense_info(snap: Any, name: str, config: dict[str, Any]) -> dict[str, Any]:
     from retrievekit.index.dense.segment import segment_tier, vectors_file
 
     vname = vectors_file(config)
-    float_bytes = sum((seg.folder / vname).stat().st_size for seg in snap.segments if (seg.folder / vname).exists())
+    float_bytes = sum(tree_bytes(seg.folder, vname) for seg in snap.segments)
     info: dict[str, Any] = {"model": config["encoder"].get("model"), "backend": config["encoder"].get("backend"),
                             "dim": config["encoder"].get("dim"), "chunking": config.get("chunking"),
                             "vectors": config.get("vectors") or "float32", "vector_bytes": float_bytes}
@@ -517,8 +534,7 @@ def _dense_info(snap: Any, name: str, config: dict[str, Any]) -> dict[str, Any]:
     tiers: dict[str, Any] = {"float32": {"disk_bytes": float_bytes,
                                          "memory": "memory-mapped" if spec else "memory-mapped, scanned"}}
     if spec:
-        disk = sum(f.stat().st_size for seg in snap.segments for f in (seg.folder / tier_folder(vname)).rglob("*")
-                   if f.is_file())
+        disk = sum(tree_bytes(seg.folder / tier_folder(vname)) for seg in snap.segments)
         memory = sum(segment_tier(seg, config, name).memory_bytes() for seg in snap.segments)
         docs = max(1, sum(seg.n_docs for seg in snap.segments))
         tiers[spec.get("ann") or spec["tier"]] = {"disk_bytes": disk, "memory_bytes": memory,

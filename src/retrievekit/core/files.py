@@ -56,3 +56,22 @@ def load_array(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     # A plain ndarray view of the map: numpy.memmap's subclass hooks cost microseconds per indexing call.
     return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+
+
+def tree_bytes(path: Path, name: str | None = None) -> int:
+    """Bytes of the files under ``path`` (only the entry ``name`` in it, if given); files and folders removed while
+    it counts (by a concurrent commit or merge) are skipped, never an error."""
+    total = 0
+    try:
+        entries = [e for e in os.scandir(path) if name is None or e.name == name]
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += tree_bytes(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            pass
+    return total

@@ -21,6 +21,7 @@ from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.core.files import fsync_write_array
 from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
+from retrievekit.storage.disk import frees_space_when_full
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
 from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry
 from retrievekit.storage.segment import (
@@ -206,6 +207,7 @@ class CollectionWriter:
         return True
 
     # -- public API --------------------------------------------------------------------------------------------
+    @frees_space_when_full
     def add(self, documents: Iterable[Document | Mapping[str, Any]]) -> int:
         """Add (or replace, by id) a batch of documents. A duplicate id inside one batch is an error and the
         batch is rejected before anything is written. In a passage collection each document is stored as its
@@ -245,6 +247,7 @@ class CollectionWriter:
             self._failed = f"{type(exc).__name__}: {exc}"
             raise
 
+    @frees_space_when_full
     def add_parallel(self, documents: Iterable[Document | Mapping[str, Any]], workers: int,
                      batch_size: int = 1000) -> int:
         """``add`` for a large stream: ``workers`` processes each analyse and index a share of the batches into a
@@ -334,6 +337,7 @@ class CollectionWriter:
         self._current = None
         self._current_name = ""
 
+    @frees_space_when_full
     def commit(self) -> int:
         """Publish everything added/deleted so far atomically; returns the new generation."""
         self._check_open()
@@ -398,6 +402,7 @@ class CollectionWriter:
                 for entry in self._finished:
                     self._encode(kind, entry.name, config, encoder, self._new_deleted.get(entry.name))
 
+    @frees_space_when_full
     def add_index(self, kind_key: str, name: str, config: dict[str, Any]) -> int:
         """Encode every committed document for a new index of ``kind_key`` ("dense" or "sparse") and commit it.
         Dense encoding is resumable: vectors of an interrupted run come back from the embedding cache."""
@@ -437,6 +442,7 @@ class CollectionWriter:
     def drop_sparse_index(self, name: str) -> int:
         return self.drop_index("sparse", name)
 
+    @frees_space_when_full
     def optimize(self) -> int:
         """Commit, then merge all segments into one (dropping deleted documents) and commit again."""
         self.commit()
