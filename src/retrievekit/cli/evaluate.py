@@ -67,9 +67,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore-identical-ids", action="store_true",
                    help="drop retrieved documents whose id equals the query id (BEIR's ArguAna/Quora setting)")
     p.add_argument("--ties", choices=["anserini", "raw"], default="anserini",
-                   help="how tied scores are ordered for evaluation: anserini (default; round to 4 decimals, ties by "
-                   "document id ascending, as every Pyserini/Anserini run, so numbers compare with theirs) or raw "
-                   "(raw float32 scores, trec_eval's own tie order: document id descending)")
+                   help="how tied scores are ordered for evaluation: anserini (default; the scores a Pyserini run file "
+                   "holds: Anserini's 4-decimal rounding and 1e-6 tie steps in float32, so numbers compare with "
+                   "theirs) or raw (raw float32 scores); trec_eval orders equal scores by document id descending")
     p.add_argument("--collection", metavar="PATH",
                    help="keep the index in this folder and reuse it on later runs (default: a temporary folder)")
     p.add_argument("--significance", choices=["t", "permutation"], default="t",
