@@ -174,7 +174,7 @@ def update_document(col: Collection, w: CollectionWriter, doc_id: str, patch: Do
     # Title or metadata only: the passages keep their text and spans (re-chunking the reassembled text would turn
     # the whitespace between passages into spaces).
     title, metadata = changes.get("title", doc.title), changes.get("metadata", doc.metadata)
-    w._store_batch([Document(id=p.id, title=title, text=p.text, metadata={
+    w.add_as_is([Document(id=p.id, title=title, text=p.text, metadata={
         **metadata, **{k: v for k, v in p.metadata.items() if k in _SPAN_KEYS or (k == PASSAGE_HEADING
                                                                                   and k not in doc.metadata)}})
         for p in passages])

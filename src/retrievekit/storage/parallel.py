@@ -196,7 +196,7 @@ def index_in_parallel(
 ) -> int:
     """Add ``documents`` through ``workers`` processes; returns how many were added (not yet committed)."""
     if workers < 2:
-        return sum(writer._store_batch(batch) for batch in _batches(documents, batch_size))
+        return sum(writer.add_as_is(batch) for batch in _batches(documents, batch_size))
     methods = mp.get_all_start_methods()
     ctx: Any = mp.get_context("fork" if "fork" in methods else "spawn")
     names = [writer._new_segment_name() for _ in range(workers)]

@@ -221,8 +221,10 @@ class CollectionWriter:
         self.added += len(batch)
         return len(batch)
 
-    def _store_batch(self, documents: Iterable[Document | Mapping[str, Any]]) -> int:
-        """Validate and store documents exactly as given (a stream whose passages are already made)."""
+    def add_as_is(self, documents: Iterable[Document | Mapping[str, Any]]) -> int:
+        """Validate and store documents exactly as given, without chunking: a passage collection's passages already
+        made (the parallel ingest) or rewritten in place (a title or metadata change). Returns how many."""
+        self._check_open()
         batch = self._prepare(documents)
         self._store(batch)
         return len(batch)
