@@ -32,10 +32,11 @@ FAST_DEMO_MODEL = "onnx-int8:minilm"
 DEMO_CORPUS = "public-1"
 DEMO_DOCS = 6_200  # about, for the time estimate (6,233 docstrings on Python 3.11)
 
-# For the time estimate, measured by benchmarks/run_cold_start.py on a quiet 2-core AMD EPYC: documents encoded per
-# second per core (docstrings average ~65 tokens), and the seconds of the one-time ONNX export (torch import,
-# model load, export, int8 quantisation) and of parsing + BM25 indexing.
-DOCS_PER_CORE_SECOND = {FAST_DEMO_MODEL: 55.0, DEMO_MODEL: 12.0}
+# For the time estimate, from benchmarks/run_cold_start.py on a 2-core AMD EPYC (the whole first run: 102 CPU
+# seconds, ~80 of them encoding): documents encoded per second per core (docstrings average ~65 tokens), rounded
+# down for a machine doing other work; seconds of the one-time ONNX export (torch import, model load, export, int8
+# quantisation) and of parsing + BM25 indexing. Sentence-transformers: 20 docs/s on 2 cores (issue 12).
+DOCS_PER_CORE_SECOND = {FAST_DEMO_MODEL: 55.0, DEMO_MODEL: 10.0}
 EXPORT_SECONDS = 15.0
 PARSE_SECONDS = 8.0
 
