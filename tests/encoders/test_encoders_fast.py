@@ -43,11 +43,6 @@ EXPECTED_TOP = [0, 1, 2]
 
 # -- ONNX ---------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
 def st_encoder():  # type: ignore[no-untyped-def]
     from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 

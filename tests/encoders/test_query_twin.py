@@ -41,14 +41,13 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules,
 
 
 @pytest.fixture(scope="module")
-def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache_home(onnx_home: Path, onnx_cache: Path) -> Path:
     """A RETRIEVEKIT_CACHE holding the ONNX export of MiniLM, made the way `index --dense` makes it."""
     from retrievekit.encoders.onnx import ensure_query_twin
 
-    home = tmp_path_factory.mktemp("twin-cache")
     spec = {"backend": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2"}
-    assert ensure_query_twin(spec, cache_dir=home / "onnx") is not None
-    return home
+    assert ensure_query_twin(spec, cache_dir=onnx_cache) is not None
+    return onnx_home
 
 
 @pytest.fixture(scope="module")
