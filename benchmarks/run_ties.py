@@ -291,16 +291,17 @@ def run_retrievekit(dataset: Path, pyserini_run: dict[str, dict[str, float]] | N
 def render(doc: dict[str, Any]) -> str:
     """The BENCHMARKS.md section from ``ties.json`` (benchmarks/report.py calls this)."""
     lines = ["## Pyserini's tie handling on long queries (`--ties anserini`)", "",
-             "`python benchmarks/run_ties.py --pyserini-python VENV/bin/python` builds sets whose queries are corpus "
-             "documents (ArguAna-like: BM25 scores in the hundreds, the query comes back first), runs real Pyserini "
-             "1.6.0 (Anserini 1.7.1) as its BEIR 2CR regressions do (BeirFlatCollection index; `pyserini.search.lucene "
-             "--bm25 --remove-query --hits 1000 --output-format trec`; pytrec_eval) and compares with "
-             "`retrievekit eval --ignore-identical-ids` in each `--ties` mode. Anserini's tie adjuster rounds in "
-             "double but compares and steps in float32, where its 1e-6 tie step vanishes above 64, so such ties stay equal and trec_eval ranks "
-             "them by id *descending*; it never re-sorts. The emulation follows that (the previous one — ties by id "
-             "ascending, strictly decreasing — gave nDCG@10 0.2837 / MAP 0.1313 on nfcorpus-doc2doc with this "
-             "script at commit 0828048). \"Lucene raw → emulation\": Lucene's own raw scores through "
-             "`to_run(ties=\"anserini\")` against the scores in Pyserini's run file.", "",
+             '`python benchmarks/run_ties.py --pyserini-python VENV/bin/python` builds sets whose queries are '
+             'corpus documents (ArguAna-like: BM25 scores in the hundreds, the query comes back first), runs real '
+             'Pyserini 1.6.0 (Anserini 1.7.1) as its BEIR 2CR regressions do (BeirFlatCollection index; '
+             '`pyserini.search.lucene --bm25 --remove-query --hits 1000 --output-format trec`; pytrec_eval) and '
+             "compares with `retrievekit eval --ignore-identical-ids` in each `--ties` mode. Anserini's tie "
+             'adjuster rounds in double but compares and steps in float32, where its 1e-6 tie step vanishes above '
+             '64, so such ties stay equal and trec_eval ranks them by id *descending*; it never re-sorts. The '
+             'emulation follows that (the previous one — ties by id ascending, strictly decreasing — gave nDCG@10 '
+             '0.2837 / MAP 0.1313 on nfcorpus-doc2doc with this script at commit 0828048). "Lucene raw → '
+             'emulation": Lucene\'s own raw scores through `to_run(ties="anserini")` against the scores in '
+             "Pyserini's run file.", "",
              "| set | queries | system | nDCG@10 | R@100 | MAP | R@1000 | queries ordered differently "
              "| scores differing |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
