@@ -290,7 +290,8 @@ def render(docs: list[dict[str, Any]]) -> str:
         from report_load import render as render_load
 
         lines += [render_load(json.loads(load.read_text())).rstrip("\n"), ""]
-    for name, module in (("ties.json", "run_ties"), ("cold_start.json", "run_cold_start")):
+    for name, module in (("ties.json", "run_ties"), ("cold_start.json", "run_cold_start"),
+                         ("highlight.json", "run_highlight")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():
             render_section = __import__(module).render
@@ -308,7 +309,8 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_ann.py && python benchmarks/run_load.py",
         "python benchmarks/run_rag.py && python benchmarks/run_rag_e2e.py",
         "python benchmarks/run_ties.py --pyserini-python VENV/bin/python   # Pyserini in its own venv",
-        "python benchmarks/run_cold_start.py && python benchmarks/import_graph.py && python benchmarks/report.py",
+        "python benchmarks/run_cold_start.py && python benchmarks/run_highlight.py",
+        "python benchmarks/import_graph.py && python benchmarks/report.py",
         "```",
         "",
         "Options: `--datasets scifact,synthetic`, `--systems bm25s,retrievekit`, `--synthetic-docs 100000`, "
