@@ -146,9 +146,8 @@ def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = ["## Cold start: first demo run and one search per process", "",
              f"`python benchmarks/run_cold_start.py` — {m['cpu']}, {m['cpus']} cores, Python {m['python']}, "
-             f"onnxruntime {m['packages']['onnxruntime']}; the machine was shared with other work, so each row "
-             "gives the CPU seconds used and the 1-minute load average before it (a load above the core count "
-             "stretches wall time).", ""]
+             f"onnxruntime {m['packages']['onnxruntime']}; each row gives the CPU seconds used and the 1-minute load "
+             "average before it (a load above the core count stretches wall time).", ""]
     demo = doc.get("demo")
     if demo:
         lines += ["First `retrievekit demo` from a clean cache (empty RETRIEVEKIT_CACHE and RETRIEVEKIT_HOME: "
@@ -164,8 +163,9 @@ def render(doc: dict[str, Any]) -> str:
                   f"machine at a load of {demo['load_before']:.1f} on {m['cpus']} cores; it used "
                   f"{demo['first_run_cpu_seconds']:.0f} CPU seconds "
                   f"({demo['first_run_cpu_seconds'] / m['cpus']:.0f} per core, most of them encoding on every "
-                  "core), so an idle machine should take roughly a minute (estimated, not measured: this one was "
-                  "never idle). The second run reuses the collection and the export.", ""]
+                  "core)" + (", so an idle machine should take roughly that per-core time (estimated: this one was "
+                             "busy)" if demo["load_before"] >= m["cpus"] else "") +
+                  ". The second run reuses the collection and the export.", ""]
     lines += ["`retrievekit search COL \"query\" --mode M`, each a new process (interpreter start, imports, opening "
               f"the collection, query encoding, search, printing), {doc['repeats']} runs. Goal for hybrid: ≤ 1.5 s. "
               "\"no export\" = the same collection with an empty cache: queries encoded by sentence-transformers, "
