@@ -23,6 +23,8 @@ COMMANDS = {
     "delete": ("retrievekit.cli.commands", "add_delete"),
     "optimize": ("retrievekit.cli.commands", "add_optimize"),
     "distill": ("retrievekit.cli.distill", "add_distill"),
+    "build-data": ("retrievekit.cli.training", "add_build_data"),
+    "mine-negatives": ("retrievekit.cli.training", "add_mine_negatives"),
     "serve": ("retrievekit.cli.serve", "add_serve"),
     "mcp": ("retrievekit.serve.mcp", "add_mcp"),
     "ask": ("retrievekit.cli.ask", "add_ask"),
