@@ -1,9 +1,12 @@
 """Adapting retrievers to a user's data: training data builders (qrels, self-supervised pairs, mined hard
 negatives) as plain JSONL, and the trainers that consume it."""
 
+from retrievekit.training._deps import TrainingError, read_card
 from retrievekit.training.builders import from_qrels, inverse_cloze, random_crops, title_body
 from retrievekit.training.data import TrainingDataError, TrainingExample, TrainingSet
+from retrievekit.training.encoder_training import train_encoder
 from retrievekit.training.mining import mine_negatives
+from retrievekit.training.reranker_training import train_reranker
 
-__all__ = ["TrainingDataError", "TrainingExample", "TrainingSet", "from_qrels", "inverse_cloze", "mine_negatives",
-           "random_crops", "title_body"]
+__all__ = ["TrainingDataError", "TrainingError", "TrainingExample", "TrainingSet", "from_qrels", "inverse_cloze",
+           "mine_negatives", "random_crops", "read_card", "title_body", "train_encoder", "train_reranker"]

