@@ -98,8 +98,9 @@ def test_same_seed_same_model_and_the_other_losses(base: Path, tmp_path: Path) -
 
     scored = TrainingSet(TrainingExample(str(e["query"]), str(e["positive"]), negatives=list(e["negatives"]),
                                          teacher_scores=[5.0, 1.0, 0.5]) for e in train_examples())
-    mse = train_encoder(str(base), scored, tmp_path / "mse", loss="margin-mse", epochs=1, temperature=0.1, **FAST)
-    assert read_card(mse)["recipe"]["loss"] == "margin-mse"
+    mse = train_encoder(str(base), scored, tmp_path / "mse", loss="margin-mse", epochs=1, temperature=0.1,
+                        dev=scored[:6], **FAST)
+    assert read_card(mse)["recipe"]["loss"] == "margin-mse" and "mrr@10" in read_card(mse)["metrics"]
 
 
 class Record:  # examples may be objects with attributes (e.g. a TrainingExample), not only dicts

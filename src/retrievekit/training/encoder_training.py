@@ -196,4 +196,5 @@ def _evaluator(records: list[Example], batch_size: int) -> Any:
 
 def _metrics(scores: dict[str, float]) -> dict[str, float]:
     keep = ("recall@1", "recall@10", "mrr@10", "ndcg@10")
-    return {k.split("_", 2)[-1]: float(v) for k, v in scores.items() if k.endswith(keep) and "_cosine_" in k}
+    # keys read "dev_<score function>_<metric>"; the score function is the model's own (cosine, dot, ...)
+    return {k.rsplit("_", 1)[-1]: float(v) for k, v in scores.items() if k.endswith(keep)}
