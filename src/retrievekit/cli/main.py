@@ -25,6 +25,7 @@ COMMANDS = {
     "distill": ("retrievekit.cli.distill", "add_distill"),
     "build-data": ("retrievekit.cli.training", "add_build_data"),
     "mine-negatives": ("retrievekit.cli.training", "add_mine_negatives"),
+    "train": ("retrievekit.cli.training", "add_train"),
     "serve": ("retrievekit.cli.serve", "add_serve"),
     "mcp": ("retrievekit.serve.mcp", "add_mcp"),
     "ask": ("retrievekit.cli.ask", "add_ask"),

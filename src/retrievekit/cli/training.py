@@ -1,10 +1,13 @@
 """`retrievekit build-data` and `retrievekit mine-negatives`: training data (JSONL of query, positive, negatives)
-from a collection's documents and judgements, and hard negatives mined from its own retrievers."""
+from a collection's documents and judgements, and hard negatives mined from its own retrievers. `retrievekit train`:
+a dense encoder or a reranker trained on such data."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +16,9 @@ from retrievekit.collection import Collection
 from retrievekit.core.errors import InputFormatError
 from retrievekit.training.builders import from_qrels, inverse_cloze, random_crops, title_body
 from retrievekit.training.data import TrainingSet
+from retrievekit.training.encoder_training import ENCODER_LOSSES
 from retrievekit.training.mining import MODES, mine_negatives
+from retrievekit.training.reranker_training import RERANKER_LOSSES
 
 SOURCES = "qrels:PATH | ict | crop | title"
 BUILDERS: dict[str, Callable[..., TrainingSet]] = {"ict": inverse_cloze, "crop": random_crops, "title": title_body}
@@ -56,6 +61,119 @@ def add_mine_negatives(sub: argparse._SubParsersAction) -> None:
                    help="drop candidates scoring above (1 - M) x the positive's score (default 0.05; a negative "
                    "value turns the rule off)")
     p.set_defaults(func=run_mine_negatives)
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a dense encoder or a reranker on training data (JSONL)",
+        description="Fine-tune --base on the training data of --data and save a model folder to --out (with "
+        "MODEL_CARD.md): usable wherever a model name is (index --dense FOLDER, search --rerank FOLDER). A share "
+        "of the data's queries (--dev-fraction) is held out and scored each epoch.")
+    p.add_argument("kind", choices=("dense", "reranker"), help="what to train")
+    p.add_argument("collection", help="collection folder the model is trained for (checked before training)")
+    p.add_argument("--data", required=True, metavar="FILE[:WEIGHT],...",
+                   help="training data JSONL; several files (comma-separated) are mixed, in proportion to their "
+                   "weights when given (a missing weight counts 1)")
+    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write (replaced atomically)")
+    p.add_argument("--base", default="minilm", help="model to start from: alias, folder or hub name (default minilm)")
+    p.add_argument("--loss", help=f"dense: {' | '.join(ENCODER_LOSSES)} (default mnrl); reranker: "
+                   f"{' | '.join(RERANKER_LOSSES)} (default bce)")
+    p.add_argument("--epochs", type=positive_float, default=1.0, metavar="N", help="epochs (default 1)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default 32 dense, 16 reranker)")
+    p.add_argument("--learning-rate", type=positive_float, default=2e-5, metavar="LR", help="(default 2e-5)")
+    p.add_argument("--max-length", type=positive_int, metavar="N", help="truncate texts to N tokens")
+    p.add_argument("--dev-fraction", type=float, default=0.1, metavar="F",
+                   help="share of queries held out for dev metrics (default 0.1; 0 for none)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=run_train)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from retrievekit.training._deps import read_card, require_training
+
+    # everything that can fail on the input fails here, before the (slow) model load and before --out is touched
+    if not Path(args.collection).is_dir():
+        raise InputFormatError("no such collection folder", args.collection)
+    Collection(args.collection)
+    losses = ENCODER_LOSSES if args.kind == "dense" else RERANKER_LOSSES
+    loss = args.loss or losses[0]
+    if loss not in losses:
+        raise InputFormatError(f"unknown --loss {loss!r} for {args.kind}; choose one of: {', '.join(losses)}")
+    data = load_data_spec(args.data, seed=args.seed)
+    train, dev = data.split(args.dev_fraction, seed=args.seed)
+    if not len(train):
+        raise InputFormatError(f"no training examples left after holding out --dev-fraction {args.dev_fraction}",
+                               args.data)
+    require_training()
+    options = {"loss": loss, "epochs": args.epochs, "learning_rate": args.learning_rate, "seed": args.seed,
+               "dev": dev if len(dev) else None, "resume": args.resume, "overwrite": args.overwrite,
+               "device": args.device, "progress": True}
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
+    if args.max_length:
+        options["max_length"] = args.max_length
+    print(f"training a {args.kind} model from {args.base} on {len(train)} examples ({len(dev)} held out for dev)",
+          file=sys.stderr)
+    if args.kind == "dense":
+        from retrievekit.training.encoder_training import train_encoder
+
+        out = train_encoder(args.base, train, args.out, **options)
+    else:
+        from retrievekit.training.reranker_training import train_reranker
+
+        out = train_reranker(args.base, train, args.out, **options)
+    card = read_card(out)
+    losses_seen = card.get("loss_curve") or []
+    rows = [("model", str(out)), ("steps", str(card["global_step"])), ("seconds", f"{card['train_seconds']:.1f}"),
+            ("final loss", f"{losses_seen[-1]:.4f}" if losses_seen else "-")]
+    rows += [(f"dev {name}", f"{value:.4f}") for name, value in sorted(card.get("metrics", {}).items())]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+    return 0
+
+
+def load_data_spec(spec: str, *, seed: int = 0) -> TrainingSet:
+    """``FILE[:WEIGHT][,FILE2[:WEIGHT]]``: one set, or several mixed (weighted if any weight is given)."""
+    files: list[str] = []
+    weights: list[float | None] = []
+    for part in spec.split(","):
+        path, colon, weight = part.strip().rpartition(":")
+        if not colon:
+            path, weight = weight, ""
+        if not path:
+            raise InputFormatError(f"--data {spec!r}: an empty file name (expected FILE[:WEIGHT],...)")
+        try:
+            value = float(weight) if weight else None
+        except ValueError:
+            raise InputFormatError(f"--data: weight {weight!r} of {path} is not a number", spec) from None
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InputFormatError(f"--data: weight {weight!r} of {path} must be a number >= 0", spec)
+        files.append(path)
+        weights.append(value)
+    sets = [TrainingSet.load(path) for path in files]
+    for path, data in zip(files, sets):
+        if not len(data):
+            raise InputFormatError("training data file has no examples", path)
+    if len(sets) == 1:
+        return sets[0]
+    if all(w is None for w in weights):
+        return TrainingSet.mix(sets, seed=seed)
+    return TrainingSet.mix(sets, [1.0 if w is None else w for w in weights], seed=seed)
 
 
 def run_build_data(args: argparse.Namespace) -> int:
