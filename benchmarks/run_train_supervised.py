@@ -1,9 +1,9 @@
 """Supervised fine-tuning of MiniLM on SciFact's `train` judgements, scored on its `test` split.
 
 scifact train qrels → `from_qrels` over a BM25 collection of the corpus → `mine_negatives` (BM25, --negatives per
-query, false-negative margin on) → `train_encoder("minilm", loss="mnrl", epochs=1, max_length=256)` → `retrievekit
-eval --mode dense --model FOLDER` on the test split (a fresh dense index of the corpus encoded by the trained
-model). Base MiniLM scores nDCG@10 0.6451 there (BENCHMARKS.md).
+query, false-negative margin on; examples left with fewer are dropped unless --keep-short) → `train_encoder("minilm",
+loss="mnrl", epochs=1, max_length=256)` → `retrievekit eval --mode dense --model FOLDER` on the test split (a fresh
+dense index of the corpus encoded by the trained model). Base MiniLM scores nDCG@10 0.6451 there (BENCHMARKS.md).
 
     python benchmarks/run_train_supervised.py                 # the benchmark: every train query, the whole corpus
     python benchmarks/run_train_supervised.py --limit 50      # a smoke run: 50 train queries, and the test split
@@ -77,6 +77,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep-short", action="store_true",
+                        help="keep examples with fewer mined negatives than --negatives (the trainer then uses the "
+                        "fewest any example has, possibly none)")
     parser.add_argument("--skip-eval", action="store_true", help="train only (timing)")
     args = parser.parse_args()
 
@@ -92,6 +95,12 @@ def main() -> None:
     started = time.perf_counter()
     data = from_qrels(collection, train_split.queries, {q: train_split.qrels[q] for q in qids})
     mined = mine_negatives(data, collection, mode="bm25", per_query=args.negatives)
+    if not args.keep_short:
+        # the trainer uses the fewest negatives any example has for every example: one example left without mined
+        # negatives (its positive not retrieved, or every candidate within the margin) would turn them all off
+        full = [e for e in mined if len(e.negatives) >= args.negatives]
+        dropped = len(mined) - len(full)
+        mined = type(mined)(full, stats={**mined.stats, "dropped_short_of_negatives": dropped})
     data_seconds = time.perf_counter() - started
     print(f"{len(mined)} examples ({mined.stats}) in {data_seconds:.1f} s", flush=True)
 
@@ -111,7 +120,8 @@ def main() -> None:
         "recipe": {"base": "minilm", "loss": "mnrl", "epochs": args.epochs, "batch_size": args.batch_size,
                    "max_length": args.max_length, "mined_negatives": args.negatives, "miner": "bm25",
                    "seed": args.seed},
-        "train_queries": len(qids), "examples": len(mined), "data_seconds": round(data_seconds, 1),
+        "train_queries": len(qids), "examples": len(mined), "data_stats": mined.stats,
+        "hard_negatives_per_example": card["data"]["negatives_per_example"], "data_seconds": round(data_seconds, 1),
         "train_seconds": round(train_seconds, 1), "seconds_per_example": round(train_seconds / len(mined), 3),
         "steps": card["global_step"], "loss_curve": card["loss_curve"],
     }
