@@ -21,6 +21,7 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def evaluate(data: Path, model: str) -> dict:
     cmd = [sys.executable, "-m", "retrievekit", "eval", str(data), "--mode", "dense", "--model", model,
            "--no-progress", "--json"]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # a fresh embedding cache: the cache is keyed by the model's name (here a folder path), not its weights, so a
+    # retrained folder at the same path would reuse the vectors of the model it replaced
+    with tempfile.TemporaryDirectory(dir=WORK) as cache:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RETRIEVEKIT_CACHE": cache})
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     report = json.loads(proc.stdout)
