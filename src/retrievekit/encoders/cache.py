@@ -31,9 +31,32 @@ def default_cache_root() -> Path:
     return Path(root) / "embeddings" if root else Path.home() / ".cache" / "retrievekit" / "embeddings"
 
 
+def model_folder_fingerprint(model: Any) -> str | None:
+    """For a model that is a local folder: a digest of its files' names, sizes and modification times (training
+    checkpoints left out). A model retrained into the same folder gives other vectors, so its cache must differ;
+    hub names and aliases have none."""
+    if not isinstance(model, str) or not model:
+        return None
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha1()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if rel.parts[0] == "checkpoints" or not path.is_file():
+            continue
+        st = path.stat()
+        digest.update(f"{rel.as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def spec_key(spec: dict[str, Any]) -> str:
-    """Folder name for one encoder configuration (every field that changes the vectors, backend included)."""
+    """Folder name for one encoder configuration (every field that changes the vectors, backend included, and for a
+    local model folder the fingerprint of its files)."""
     relevant = {k: spec.get(k) for k in sorted(spec) if k not in ("device", "threads", "cache_dir")}
+    fingerprint = model_folder_fingerprint(spec.get("model"))
+    if fingerprint is not None:
+        relevant["model_files"] = fingerprint
     digest = hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
     model = str(spec.get("model", "model")).rstrip("/").split("/")[-1]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:40]
