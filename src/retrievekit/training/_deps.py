@@ -140,6 +140,33 @@ def run_training(train: Callable[[], T], *, batch_size: int, cached_hint: str) -
                             f"(halve it until it fits){cached_hint}, or a shorter max_length") from exc
 
 
+def trainer_arguments(work: Path, *, rows: int, epochs: float, batch_size: int, learning_rate: float,
+                      warmup_ratio: float, seed: int, device: str, evaluate: bool, progress: bool) -> dict[str, Any]:
+    """The training arguments both trainers share: checkpoints in ``work/checkpoints`` (one kept, each epoch, so a
+    run resumes), seeded data order, warm-up as a share of all steps, about 50 loss log points."""
+    steps_per_epoch = max(1, -(-rows // batch_size))
+    return dict(output_dir=str(work / CHECKPOINTS), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+                per_device_eval_batch_size=batch_size, learning_rate=learning_rate,
+                warmup_steps=int(warmup_ratio * steps_per_epoch * epochs), seed=seed, data_seed=seed,
+                use_cpu=device == "cpu", save_strategy="epoch", save_total_limit=1,
+                eval_strategy="epoch" if evaluate else "no", logging_strategy="steps",
+                logging_steps=max(1, int(steps_per_epoch * epochs) // 50), disable_tqdm=not progress,
+                report_to="none", dataloader_num_workers=0)
+
+
+def run_card(trainer: Any, checkpoint: str | None, *, kind: str, base: str, device: str, seconds: float,
+             examples: int, rows: int, negatives: int, dev_examples: int, recipe: dict[str, Any],
+             metrics: dict[str, Any]) -> dict[str, Any]:
+    """The model card of a finished run (both trainers write the same fields)."""
+    return {"kind": kind, "base_model": str(base), "device": device, "train_seconds": seconds,
+            "data": {"examples": examples, "pairs": rows, "negatives_per_example": negatives,
+                     "dev_examples": dev_examples},
+            "recipe": recipe, "global_step": trainer.state.global_step,
+            "epochs_done": float(trainer.state.epoch or 0.0),
+            "resumed_from": Path(checkpoint).name if checkpoint else None,
+            "loss_curve": loss_history(trainer.state.log_history), "metrics": metrics}
+
+
 def loss_history(log_history: Sequence[Mapping[str, Any]]) -> list[float]:
     return [float(entry["loss"]) for entry in log_history if "loss" in entry]
 

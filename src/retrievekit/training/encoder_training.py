@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrievekit.training._deps import (
-    CHECKPOINTS,
     Example,
     TrainingError,
-    loss_history,
     normalise_examples,
     prepare_work,
     publish,
     quiet,
     require_training,
     resolve_device,
+    run_card,
     run_training,
+    trainer_arguments,
     write_card,
 )
 
@@ -105,16 +105,12 @@ def train_encoder(
     evaluator = _evaluator(dev_records, batch_size) if dev_records else None
 
     work, checkpoint = prepare_work(out, resume=resume, overwrite=overwrite)
-    steps_per_epoch = max(1, -(-len(dataset) // batch_size))
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(work / CHECKPOINTS), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size, learning_rate=learning_rate,
-        warmup_steps=int(warmup_ratio * steps_per_epoch * epochs), seed=seed, data_seed=seed, use_cpu=device == "cpu",
+        **trainer_arguments(work, rows=len(dataset), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                            warmup_ratio=warmup_ratio, seed=seed, device=device, evaluate=evaluator is not None,
+                            progress=progress),
         # in-batch negatives must not contain the row's own positive
-        batch_sampler=BatchSamplers.NO_DUPLICATES if loss != "margin-mse" else BatchSamplers.BATCH_SAMPLER,
-        save_strategy="epoch", save_total_limit=1, eval_strategy="epoch" if evaluator else "no",
-        logging_strategy="steps", logging_steps=max(1, int(steps_per_epoch * epochs) // 50),
-        disable_tqdm=not progress, report_to="none", dataloader_num_workers=0)
+        batch_sampler=BatchSamplers.NO_DUPLICATES if loss != "margin-mse" else BatchSamplers.BATCH_SAMPLER)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=train_loss,
                                          evaluator=evaluator)
     quiet(trainer, progress)
@@ -125,16 +121,12 @@ def train_encoder(
     seconds = time.perf_counter() - started
     metrics = _metrics(evaluator(model)) if evaluator else {}
     model.save(str(work))
-    write_card(work, {
-        "kind": "dense encoder", "base_model": str(base), "device": device, "train_seconds": seconds,
-        "data": {"examples": len(records), "pairs": len(dataset), "negatives_per_example": negatives,
-                 "dev_examples": len(dev_records) if dev_records else 0},
-        "recipe": {"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                   "scale": scale, "seed": seed, "matryoshka_dims": matryoshka_dims,
-                   **({"mini_batch_size": min(mini_batch_size, batch_size)} if loss == "cached-mnrl" else {})},
-        "global_step": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0.0),
-        "resumed_from": Path(checkpoint).name if checkpoint else None,
-        "loss_curve": loss_history(trainer.state.log_history), "metrics": metrics})
+    write_card(work, run_card(
+        trainer, checkpoint, kind="dense encoder", base=base, device=device, seconds=seconds, examples=len(records),
+        rows=len(dataset), negatives=negatives, dev_examples=len(dev_records) if dev_records else 0, metrics=metrics,
+        recipe={"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                "scale": scale, "seed": seed, "matryoshka_dims": matryoshka_dims,
+                **({"mini_batch_size": min(mini_batch_size, batch_size)} if loss == "cached-mnrl" else {})}))
     return publish(work, out)
 
 

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrievekit.training._deps import (
-    CHECKPOINTS,
     Example,
     TrainingError,
-    loss_history,
     normalise_examples,
     prepare_work,
     publish,
     quiet,
     require_training,
     resolve_device,
+    run_card,
     run_training,
+    trainer_arguments,
     write_card,
 )
 
@@ -89,15 +89,10 @@ def train_reranker(
     evaluator = _evaluator(dev_records, batch_size) if dev_records else None
 
     work, checkpoint = prepare_work(out, resume=resume, overwrite=overwrite)
-    steps_per_epoch = max(1, -(-len(dataset) // batch_size))
     args = CrossEncoderTrainingArguments(
-        output_dir=str(work / CHECKPOINTS), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size, learning_rate=learning_rate,
-        warmup_steps=int(warmup_ratio * steps_per_epoch * epochs), seed=seed, data_seed=seed,
-        use_cpu=device == "cpu", save_strategy="epoch", save_total_limit=1,
-        eval_strategy="epoch" if evaluator else "no", logging_strategy="steps",
-        logging_steps=max(1, int(steps_per_epoch * epochs) // 50), disable_tqdm=not progress, report_to="none",
-        dataloader_num_workers=0)
+        **trainer_arguments(work, rows=len(dataset), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                            warmup_ratio=warmup_ratio, seed=seed, device=device, evaluate=evaluator is not None,
+                            progress=progress))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=train_loss, evaluator=evaluator)
     quiet(trainer, progress)
     started = time.perf_counter()
@@ -107,15 +102,12 @@ def train_reranker(
     seconds = time.perf_counter() - started
     metrics = _metrics(evaluator(model)) if evaluator else {}
     model.save(str(work))
-    write_card(work, {
-        "kind": "cross-encoder reranker", "base_model": str(base), "device": device, "train_seconds": seconds,
-        "data": {"examples": len(records), "pairs": len(dataset), "negatives_per_example": negatives,
-                 "dev_examples": len(dev_records) if dev_records else 0},
-        "recipe": {"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                   "max_length": max_length, "seed": seed},
-        "global_step": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0.0),
-        "resumed_from": Path(checkpoint).name if checkpoint else None,
-        "loss_curve": loss_history(trainer.state.log_history), "metrics": metrics})
+    write_card(work, run_card(
+        trainer, checkpoint, kind="cross-encoder reranker", base=base, device=device, seconds=seconds,
+        examples=len(records), rows=len(dataset), negatives=negatives,
+        dev_examples=len(dev_records) if dev_records else 0, metrics=metrics,
+        recipe={"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                "max_length": max_length, "seed": seed}))
     return publish(work, out)
 
 
