@@ -7,6 +7,8 @@ from retrievekit.training.data import TrainingDataError, TrainingExample, Traini
 from retrievekit.training.encoder_training import train_encoder
 from retrievekit.training.mining import mine_negatives
 from retrievekit.training.reranker_training import train_reranker
+from retrievekit.training.synthetic import RoundTrip, generate_queries
 
-__all__ = ["TrainingDataError", "TrainingError", "TrainingExample", "TrainingSet", "from_qrels", "inverse_cloze",
-           "mine_negatives", "random_crops", "read_card", "title_body", "train_encoder", "train_reranker"]
+__all__ = ["RoundTrip", "TrainingDataError", "TrainingError", "TrainingExample", "TrainingSet", "from_qrels",
+           "generate_queries", "inverse_cloze", "mine_negatives", "random_crops", "read_card", "title_body",
+           "train_encoder", "train_reranker"]
