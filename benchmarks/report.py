@@ -285,6 +285,9 @@ def render(docs: list[dict[str, Any]]) -> str:
     from report_rag import rag_sections
 
     lines += rag_sections(REPO / "benchmarks" / "results")
+    from report_training import training_sections
+
+    lines += training_sections(REPO / "benchmarks" / "results")
     load = REPO / "benchmarks" / "results" / "load.json"
     if load.is_file():
         from report_load import render as render_load
@@ -310,6 +313,8 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_rag.py && python benchmarks/run_rag_e2e.py",
         "python benchmarks/run_ties.py --pyserini-python VENV/bin/python   # Pyserini in its own venv",
         "python benchmarks/run_cold_start.py && python benchmarks/run_highlight.py",
+        "python benchmarks/run_train_supervised.py --miner dense --negatives 3 --epochs 2 --learning-rate 3e-5",
+        "python benchmarks/run_train_adapt.py && python benchmarks/run_train_reranker.py",
         "python benchmarks/import_graph.py && python benchmarks/report.py",
         "```",
         "",

@@ -32,14 +32,19 @@ WORK = HERE / "work" / "train_supervised"
 BASE_NDCG10 = 0.6451  # MiniLM (all-MiniLM-L6-v2) on the full SciFact test split
 
 
-def bm25_collection(path: Path):  # type: ignore[no-untyped-def]
+def corpus_collection(path: Path, dense: bool):  # type: ignore[no-untyped-def]
+    """The scifact corpus as a collection: BM25, plus a MiniLM dense index when mining needs one (its vectors come
+    from the embedding cache once `benchmarks/embed_corpora.py --sets scifact` has run)."""
     from retrievekit import Collection
     from retrievekit.ingest import read_documents
 
     if path.is_dir():
-        return Collection(path)
-    collection = Collection.create(path)
-    collection.add(read_documents(DATA / "corpus.jsonl"))
+        collection = Collection(path)
+    else:
+        collection = Collection.create(path)
+        collection.add(read_documents(DATA / "corpus.jsonl"))
+    if dense and not collection.has_index("dense"):
+        collection.add_dense_index("minilm", progress=True)
     return collection
 
 
@@ -76,7 +81,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, help="smoke run: only the first N train queries, a small eval corpus")
     parser.add_argument("--eval-docs", type=int, default=500, help="smoke run: unjudged documents in the corpus")
-    parser.add_argument("--negatives", type=int, default=2, help="mined BM25 negatives per example (default 2)")
+    parser.add_argument("--negatives", type=int, default=2, help="mined negatives per example (default 2)")
+    parser.add_argument("--miner", choices=("bm25", "dense", "hybrid"), default="bm25",
+                        help="the retriever that mines negatives (dense: MiniLM itself; default bm25)")
+    parser.add_argument("--margin", type=float, default=0.05,
+                        help="false-negative margin: drop candidates scoring within this fraction of the positive")
+    parser.add_argument("--learning-rate", type=float, default=2e-5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-length", type=int, default=256)
@@ -93,12 +103,12 @@ def main() -> None:
     from retrievekit.training.mining import mine_negatives
 
     smoke = args.limit is not None
-    collection = bm25_collection(WORK / "bm25")
+    collection = corpus_collection(WORK / "bm25", dense=args.miner != "bm25")
     train_split = load_beir(DATA, "train")
     qids = sorted(train_split.qrels)[: args.limit] if smoke else sorted(train_split.qrels)
     started = time.perf_counter()
     data = from_qrels(collection, train_split.queries, {q: train_split.qrels[q] for q in qids})
-    mined = mine_negatives(data, collection, mode="bm25", per_query=args.negatives)
+    mined = mine_negatives(data, collection, mode=args.miner, per_query=args.negatives, margin=args.margin)
     if not args.keep_short:
         # the trainer uses the fewest negatives any example has for every example: one example left without mined
         # negatives (its positive not retrieved, or every candidate within the margin) would turn them all off
@@ -111,7 +121,8 @@ def main() -> None:
     out = WORK / ("model-smoke" if smoke else "model")
     started = time.perf_counter()
     train_encoder("minilm", mined, out, loss="mnrl", epochs=args.epochs, batch_size=args.batch_size,
-                  max_length=args.max_length, seed=args.seed, overwrite=True, progress=True)
+                  learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed,
+                  overwrite=True, progress=True)
     train_seconds = time.perf_counter() - started
     card = json.loads((out / "model_card.json").read_text())
     print(f"trained in {train_seconds:.1f} s ({card['global_step']} steps)", flush=True)
@@ -122,7 +133,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "device": card["device"]},
         "recipe": {"base": "minilm", "loss": "mnrl", "epochs": args.epochs, "batch_size": args.batch_size,
-                   "max_length": args.max_length, "mined_negatives": args.negatives, "miner": "bm25",
+                   "max_length": args.max_length, "learning_rate": args.learning_rate,
+                   "mined_negatives": args.negatives, "miner": args.miner, "margin": args.margin,
                    "seed": args.seed},
         "train_queries": len(qids), "examples": len(mined), "data_stats": mined.stats,
         "hard_negatives_per_example": card["data"]["negatives_per_example"], "data_seconds": round(data_seconds, 1),
