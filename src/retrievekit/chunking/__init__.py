@@ -9,6 +9,9 @@ Strategies, by spec (``get_chunker``):
 * ``html[:MAX_TOKENS]`` — block elements of HTML source; ``text`` is the extracted text (see ``HTMLChunker``).
 * ``semantic[:PERCENTILE[:MAX_TOKENS]]`` — cut where the embedding similarity of neighbouring sentences drops
   (needs an encoder: ``get_chunker("semantic", encoder=...)``).
+* ``code[:MAX_LINES]`` — functions, methods and classes of source code by tree-sitter, the language taken from the
+  document's path (``chunking.code``; extra ``code``). Its chunks cover whole lines, so the invariants below that
+  speak of whitespace at chunk edges do not hold for it.
 
 Budgets are in ``count_tokens`` units (MAX_TOKENS defaults to 128: a chunk then fits a 256-wordpiece encoder window
 with margin). Invariants, for every strategy but html: ``text[c.start:c.end] == c.text``; chunks are non-empty, in

@@ -119,3 +119,14 @@ register_chunker("html", _budget_factory(HTMLChunker, "html"), 1, "html[:MAX_TOK
                  description="block elements of HTML source, chunked like Markdown sections")
 register_chunker("semantic", _semantic, 2, "semantic[:PERCENTILE[:MAX_TOKENS]]",
                  description="cut where neighbouring sentences' embeddings diverge (needs an encoder)")
+
+
+def _code(args: list[str], encoder: Encoder | None) -> Chunker:
+    from retrievekit.chunking.code import DEFAULT_MAX_LINES, CodeChunker
+
+    return CodeChunker(_int_arg(args, 0, "code MAX_LINES", DEFAULT_MAX_LINES))
+
+
+CHUNKERS.register("code", _Positional(_code, 1, "code[:MAX_LINES]"), usage="code[:MAX_LINES]", extra="code",
+                  requires=["tree_sitter"],
+                  description="functions, methods and classes of source code (tree-sitter; language from the path)")
