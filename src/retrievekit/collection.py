@@ -27,6 +27,7 @@ from retrievekit.storage.snapshot import Snapshot
 from retrievekit.storage.writer import CollectionWriter
 
 if TYPE_CHECKING:
+    from retrievekit.code_index import CodeIngestReport
     from retrievekit.encoders.base import Encoder
     from retrievekit.encoders.splade import SpladeEncoder
     from retrievekit.rag.pipeline import RAG, Answer
@@ -244,6 +245,14 @@ class Collection:
             bar.close()
         seconds = time.perf_counter() - started
         return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
+
+    def ingest_code(self, root: str | Path, **options: Any) -> CodeIngestReport:
+        """Index a code repository or folder by its symbols (functions, methods, classes; tree-sitter), honouring
+        .gitignore; a later run re-parses and rewrites only changed files. Options and rules:
+        ``retrievekit.code_index.ingest_code``."""
+        from retrievekit.code_index import ingest_code
+
+        return ingest_code(self, root, **options)
 
     # -- dense indexes -----------------------------------------------------------------------------------------
     def index_config(self, kind: str, index: str = "default") -> dict[str, Any]:
