@@ -56,13 +56,19 @@ def add_index(sub: argparse._SubParsersAction) -> None:
         "document whose id exists replaces it.",
     )
     p.add_argument("source", help="a JSONL file, a BEIR folder (with corpus.jsonl), a CSV/TSV file, or a folder of "
-                   ".txt/.md/.rst/.html files (ids = relative paths)")
+                   ".txt/.md/.rst/.html files (ids = relative paths); with --code, a code repository or folder")
     p.add_argument("collection", help="collection folder (created if missing)")
     p.add_argument("--format", choices=["jsonl", "beir", "csv", "tsv", "files"],
                    help="input format (default: detected from the source)")
-    p.add_argument("--analyzer", default="lucene-english", metavar="NAME",
+    p.add_argument("--code", action="store_true",
+                   help="SOURCE is a code repository or folder: index its functions, methods and classes "
+                   "(tree-sitter), honouring .gitignore and skipping binary, vendored, generated and huge files; a "
+                   "later run re-indexes only what changed (needs retrievekit[code])")
+    p.add_argument("--no-git", action="store_true",
+                   help="with --code: walk the folder and read its .gitignore files instead of asking git for the list")
+    p.add_argument("--analyzer", default=None, metavar="NAME",
                    help="text analyzer for a new collection (default: lucene-english = Lucene/Anserini's English "
-                   f"analyzer). One of: {', '.join(available_analyzers())}")
+                   f"analyzer; identifier with --code). One of: {', '.join(available_analyzers())}")
     p.add_argument("--fields", default="title,text",
                    help="document parts indexed for BM25, joined by a space (default: title,text)")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
@@ -158,6 +164,11 @@ def schema_option(args: argparse.Namespace) -> dict[str, Any]:
 def run_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.code:
+        from retrievekit.cli.index_code import run_index_code
+
+        return run_index_code(args)
+    args.analyzer = args.analyzer or "lucene-english"
     check_index_args(args)
     reader_options = schema_option(args)
     fields = args.fields.split(",")
