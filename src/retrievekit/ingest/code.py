@@ -8,8 +8,9 @@ too, relative to their folder, later patterns and deeper files winning, as git d
 
 * ``vendored``: under a dependency, build-output or cache folder (``VENDORED_DIRS``: node_modules, vendor,
   third_party, .venv, site-packages, dist, build, __pycache__, ...); counted once per such folder;
-* ``generated``: a lockfile, ``*_pb2.py`` / ``*.pb.go`` / ``*.min.js`` / source maps, a file whose first lines say
-  "@generated" or "DO NOT EDIT", or minified JavaScript/CSS (lines averaging over 300 characters);
+* ``generated``: a lockfile, ``*_pb2.py`` / ``*.pb.go`` / ``*.min.js`` / source maps, a file with a comment among
+  its first ten lines that says "@generated" or "DO NOT EDIT", or minified JavaScript/CSS (lines averaging over
+  300 characters);
 * ``too-large``: over ``max_bytes`` (default 1 MB); ``binary``: a NUL byte in its first 8 KB, or undecodable;
 * ``symlink`` (a link to a file or folder inside the root, read at its real path instead), ``symlink-outside-root``,
   ``symlink-loop``, ``broken-symlink``; ``not-a-file`` (sockets, submodules), ``unreadable``,
@@ -43,6 +44,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import stat
 import subprocess
 from collections import Counter
@@ -78,6 +80,8 @@ GENERATED_SUFFIXES = (
     ".min.css", ".bundle.js", ".js.map", ".css.map", ".designer.cs",
 )
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
+# a comment line among the first ten that carries a marker (a docstring that mentions one does not count)
+_MARKER_LINE = re.compile(rb"\s*(?://|#|/\*|\*|<!--|--|;).*(?:" + b"|".join(map(re.escape, GENERATED_MARKERS)) + rb")")
 _MINIFIABLE = (".js", ".mjs", ".cjs", ".css")
 _SNIFF_BYTES = 8192
 _MAX_EXAMPLES = 5
@@ -339,8 +343,7 @@ def _bom_encoding(data: bytes) -> str | None:
 
 
 def _generated(data: bytes, name: str) -> bool:
-    head = b"\n".join(data[:2048].split(b"\n")[:10])
-    if any(marker in head for marker in GENERATED_MARKERS):
+    if any(_MARKER_LINE.match(line) for line in data[:2048].split(b"\n")[:10]):
         return True
     if name.endswith(_MINIFIABLE) and len(data) > 2000:
         return len(data) / (data.count(b"\n") + 1) > 300
