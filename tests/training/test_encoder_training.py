@@ -142,3 +142,81 @@ def test_out_of_memory_becomes_advice(base: Path, tmp_path: Path, monkeypatch: p
 def test_card_is_json_beside_the_weights(trained: Path) -> None:
     assert json.loads((trained / "model_card.json").read_text())["kind"] == "dense encoder"
     assert DOC_TEMPLATE.format("x") == doc("x")
+
+
+def short_examples() -> list[dict[str, object]]:
+    """The toy examples with two negatives, except examples[3] (none) and examples[7] (one)."""
+    examples = train_examples()
+    examples[3] = {**examples[3], "negatives": []}
+    examples[7] = {**examples[7], "negatives": list(examples[7]["negatives"])[:1]}  # type: ignore[call-overload]
+    return examples
+
+
+def test_short_negatives_error_names_them_before_training(base: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match=r"2 of 36 examples have fewer than 2 negatives \(the first is "
+                                            r"examples\[3\], query 'capital of spain', with 0\).*'drop'.*'pad'"):
+        train_encoder(str(base), short_examples(), tmp_path / "m", **FAST)
+    assert list(tmp_path.iterdir()) == []
+    # max_negatives=1 makes examples[7] whole; examples[3] is still short
+    with pytest.raises(TrainingError, match=r"1 of 36 examples have fewer than 1 negatives"):
+        train_encoder(str(base), short_examples(), tmp_path / "m", max_negatives=1, **FAST)
+    with pytest.raises(TrainingError, match="unknown short_negatives 'skip'"):
+        train_encoder(str(base), short_examples(), tmp_path / "m", short_negatives="skip", **FAST)  # type: ignore[arg-type]
+
+
+def test_short_negatives_drop_and_pad_keep_the_hard_negatives(base: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="retrievekit.training.encoder_training"):
+        dropped = train_encoder(str(base), short_examples(), tmp_path / "drop", short_negatives="drop", epochs=1,
+                                **FAST)
+    assert "dropping 2 of 36 examples with fewer than 2 negatives" in caplog.text
+    card = read_card(dropped)
+    assert card["data"] == {"examples": 34, "pairs": 34, "negatives_per_example": 2, "dev_examples": 0,
+                            "dropped_short": 2}
+    assert card["recipe"]["short_negatives"] == "drop" and "dropped short: 2" in (dropped / "MODEL_CARD.md").read_text()
+    padded = read_card(train_encoder(str(base), short_examples(), tmp_path / "pad", short_negatives="pad", epochs=1,
+                                     **FAST))
+    assert padded["data"] == {"examples": 36, "pairs": 36, "negatives_per_example": 2, "dev_examples": 0,
+                              "padded_examples": 2, "padded_negatives": 3}
+
+
+def test_padding_draws_other_examples_negatives_under_the_seed() -> None:
+    from retrievekit.training._deps import normalise_examples
+    from retrievekit.training.encoder_training import even_negatives
+
+    records = normalise_examples(short_examples())
+    padded, k, notes = even_negatives(records, None, "pad", seed=1)
+    assert k == 2 and notes == {"padded_examples": 2, "padded_negatives": 3}
+    assert all(len(r.negatives) == 2 for r in padded)
+    assert padded[7].negatives[0] == records[7].negatives[0]  # its own negative stays first
+    pool = {n for r in records for n in r.negatives}
+    positives_of = {r.positive for r in records if r.query == records[3].query}
+    for i in (3, 7):
+        assert set(padded[i].negatives) <= pool and len(set(padded[i].negatives)) == 2
+        assert not set(padded[i].negatives) & positives_of and padded[i].positive not in padded[i].negatives
+    assert [r.negatives for r in padded] == [r.negatives for r in even_negatives(records, None, "pad", seed=1)[0]]
+    draws = {even_negatives(records, None, "pad", seed=s)[0][3].negatives for s in range(8)}
+    assert len(draws) > 1  # the seed chooses the draw
+    untouched = [i for i in range(len(records)) if i not in (3, 7)]
+    assert all(padded[i] == records[i] for i in untouched)
+    # the longest example sets k; max_negatives caps it and trims longer ones to their first (hardest) negatives
+    trimmed, k, notes = even_negatives(records, 1, "drop")
+    assert k == 1 and notes == {"dropped_short": 1} and all(len(r.negatives) == 1 for r in trimmed)
+    assert even_negatives(records, 0, "error")[1:] == (0, {})  # in-batch negatives only: nothing is short
+
+
+def test_short_negatives_with_teacher_scores() -> None:
+    from retrievekit.training._deps import normalise_examples
+    from retrievekit.training.encoder_training import even_negatives
+
+    scored = normalise_examples([
+        {"query": "q1", "positive": "p1", "negatives": ["a", "b"], "scores": [3.0, 1.0, 0.5]},
+        {"query": "q2", "positive": "p2", "negatives": ["c"], "scores": [2.0, 1.5]}])
+    with pytest.raises(TrainingError, match="'pad' cannot be used with margin-mse"):
+        even_negatives(scored, None, "pad", loss="margin-mse")
+    kept, k, _ = even_negatives(scored, None, "drop", loss="margin-mse")
+    assert k == 2 and [r.query for r in kept] == ["q1"]
+    trimmed, k, _ = even_negatives(scored, 1, "error", loss="margin-mse")
+    assert k == 1 and trimmed[0].negatives == ("a",) and trimmed[0].scores == (3.0, 1.0)  # scores cut alike
+    with pytest.raises(TrainingError, match="at least one scored negative"):
+        even_negatives(scored, 0, "error", loss="margin-mse")

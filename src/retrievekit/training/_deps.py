@@ -21,6 +21,8 @@ T = TypeVar("T")
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 CHECKPOINTS = "checkpoints"
+# counts the trainers add to a card's "data" when they change the data on the way in
+DATA_NOTES = ("dropped_short", "padded_examples", "padded_negatives")
 
 
 class TrainingError(RetrievekitError):
@@ -156,11 +158,12 @@ def trainer_arguments(work: Path, *, rows: int, epochs: float, batch_size: int, 
 
 def run_card(trainer: Any, checkpoint: str | None, *, kind: str, base: str, device: str, seconds: float,
              examples: int, rows: int, negatives: int, dev_examples: int, recipe: dict[str, Any],
-             metrics: dict[str, Any]) -> dict[str, Any]:
-    """The model card of a finished run (both trainers write the same fields)."""
+             metrics: dict[str, Any], data_notes: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The model card of a finished run (both trainers write the same fields). ``data_notes``: counts of what
+    was done to the data on the way in (examples dropped or padded), added to ``data``."""
     return {"kind": kind, "base_model": str(base), "device": device, "train_seconds": seconds,
             "data": {"examples": examples, "pairs": rows, "negatives_per_example": negatives,
-                     "dev_examples": dev_examples},
+                     "dev_examples": dev_examples, **(data_notes or {})},
             "recipe": recipe, "global_step": trainer.state.global_step,
             "epochs_done": float(trainer.state.epoch or 0.0),
             "resumed_from": Path(checkpoint).name if checkpoint else None,
@@ -176,7 +179,9 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
     atomic_write_text(folder / CARD_JSON, json.dumps(card, indent=2, sort_keys=True) + "\n")
     lines = [f"# {card['kind']} trained with retrievekit", "",
              f"- base model: `{card['base_model']}`",
-             f"- training examples: {card['data']['examples']} ({card['data']['pairs']} training rows)",
+             f"- training examples: {card['data']['examples']} ({card['data']['pairs']} training rows"
+             + "".join(f", {k.replace('_', ' ')}: {v}" for k, v in sorted(card["data"].items()) if k in DATA_NOTES)
+             + ")",
              "- recipe: " + ", ".join(f"{k}={v}" for k, v in sorted(card["recipe"].items())),
              f"- steps: {card['global_step']} over {card['epochs_done']:g} epochs, {card['train_seconds']:.1f} s "
              f"on {card['device']}"]

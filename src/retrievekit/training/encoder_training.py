@@ -1,12 +1,14 @@
 """Bi-encoder training on sentence-transformers' trainer: contrastive (in-batch + hard negatives), its cached variant
-for large effective batches in little memory, MarginMSE distillation from teacher scores, an optional Matryoshka
-wrapper. The result is a sentence-transformers folder that every retrievekit entry point takes as a model name."""
+for large effective batches in little memory, decoupled softmax (the same without the positive in the denominator),
+MarginMSE distillation from teacher scores, an optional Matryoshka wrapper. The result is a sentence-transformers
+folder that every retrievekit entry point takes as a model name."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,8 +29,15 @@ from retrievekit.training._deps import (
 
 logger = logging.getLogger(__name__)
 
-EncoderLoss = Literal["mnrl", "cached-mnrl", "margin-mse"]
-ENCODER_LOSSES = ("mnrl", "cached-mnrl", "margin-mse")
+EncoderLoss = Literal["mnrl", "cached-mnrl", "decoupled", "margin-mse"]
+ENCODER_LOSSES = ("mnrl", "cached-mnrl", "decoupled", "margin-mse")
+ShortNegatives = Literal["error", "drop", "pad"]
+# What to do with examples that have fewer hard negatives than the others. The default is "error": each remedy changes
+# the training signal in a way the data's owner should choose ("drop" may throw away a whole source of a mixed set,
+# e.g. self-supervised pairs beside mined ones; "pad" trains those examples on random negatives, which are easier
+# than mined ones and cannot carry teacher scores), the check runs before the model loads, and its message names
+# the remedies. Silently taking the fewest any example has, as before, turned hard negatives off for everyone.
+SHORT_NEGATIVES = ("error", "drop", "pad")
 
 
 def train_encoder(
@@ -44,6 +53,7 @@ def train_encoder(
     temperature: float | None = None,
     mini_batch_size: int = 32,
     max_negatives: int | None = None,
+    short_negatives: ShortNegatives = "error",
     matryoshka_dims: list[int] | None = None,
     max_length: int | None = None,
     warmup_ratio: float = 0.1,
@@ -58,9 +68,18 @@ def train_encoder(
     ``minilm``) on ``examples`` and save it to the folder ``out``; returns ``out``.
 
     ``examples``: records (dicts or objects) with ``query``, ``positive``, ``negatives`` (texts) and, for
-    ``margin-mse``, ``scores`` (teacher scores: the positive's first, then one per negative). Losses: ``mnrl``
-    (InfoNCE over in-batch and hard negatives; ``temperature`` = 1/``scale``), ``cached-mnrl`` (the same loss with
-    gradient caching: ``batch_size`` sets the negatives seen, ``mini_batch_size`` the memory), ``margin-mse``.
+    ``margin-mse``, ``teacher_scores`` (or ``scores``: the positive's first, then one per negative; see
+    :func:`~retrievekit.training.teacher.score_with_teacher`). Losses: ``mnrl`` (InfoNCE over in-batch and hard
+    negatives; ``temperature`` = 1/``scale``), ``cached-mnrl`` (the same loss with gradient caching: ``batch_size``
+    sets the negatives seen, ``mini_batch_size`` the memory), ``decoupled`` (DEXML's decoupled softmax: InfoNCE
+    without the positive in the denominator), ``margin-mse``.
+
+    Every training row carries the same number of hard negatives: the most any example has, at most
+    ``max_negatives`` (an example's first ones are kept: mined negatives come hardest first). Examples with fewer
+    ("short") are handled by ``short_negatives``: ``"error"`` fails naming them, ``"drop"`` trains without them,
+    ``"pad"`` fills them up with random negatives (other examples' negatives, drawn under ``seed``). The model card
+    records how many examples were dropped or padded.
+
     Checkpoints go to ``out/checkpoints`` each epoch; ``resume=True`` continues from the last one (``epochs`` is the
     total, so 1 then ``resume=True, epochs=2`` trains one more epoch). ``dev`` examples are evaluated each epoch
     (recall, MRR, nDCG of the positive among all dev texts) and the final figures go into the model card.
@@ -68,12 +87,19 @@ def train_encoder(
     require_training()
     if loss not in ENCODER_LOSSES:
         raise TrainingError(f"unknown encoder loss {loss!r}; choose one of {', '.join(ENCODER_LOSSES)}")
-    _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, mini_batch_size=mini_batch_size)
+    if short_negatives not in SHORT_NEGATIVES:
+        raise TrainingError(f"unknown short_negatives {short_negatives!r}; choose one of {', '.join(SHORT_NEGATIVES)}")
+    if max_negatives is not None and max_negatives < 0:
+        raise TrainingError(f"max_negatives must be >= 0, got {max_negatives}")
+    _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, mini_batch_size=mini_batch_size,
+                    scale=scale)
     if temperature is not None:
         if temperature <= 0:
             raise TrainingError(f"temperature must be > 0, got {temperature}")
         scale = 1.0 / temperature
     records = normalise_examples(examples, need_scores=loss == "margin-mse")
+    # before the model loads: bad data fails in a second, not after minutes of loading
+    records, negatives, shortfall = even_negatives(records, max_negatives, short_negatives, loss=loss, seed=seed)
     dev_records = normalise_examples(dev, what="dev examples") if dev is not None else None
     out = Path(out).expanduser().resolve()
 
@@ -99,7 +125,7 @@ def train_encoder(
         bad = [d for d in matryoshka_dims if not 0 < d <= full]
         if bad:
             raise TrainingError(f"matryoshka_dims {bad} outside 1..{full} (the model's dimension)")
-    dataset, negatives = _dataset(records, loss, max_negatives)
+    dataset = _dataset(records, loss, negatives)
     train_loss = _loss(model, loss, scale=scale, mini_batch_size=min(mini_batch_size, batch_size),
                        matryoshka_dims=matryoshka_dims)
     evaluator = _evaluator(dev_records, batch_size) if dev_records else None
@@ -124,8 +150,9 @@ def train_encoder(
     write_card(work, run_card(
         trainer, checkpoint, kind="dense encoder", base=base, device=device, seconds=seconds, examples=len(records),
         rows=len(dataset), negatives=negatives, dev_examples=len(dev_records) if dev_records else 0, metrics=metrics,
+        data_notes=shortfall,
         recipe={"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                "scale": scale, "seed": seed, "matryoshka_dims": matryoshka_dims,
+                "scale": scale, "seed": seed, "matryoshka_dims": matryoshka_dims, "short_negatives": short_negatives,
                 **({"mini_batch_size": min(mini_batch_size, batch_size)} if loss == "cached-mnrl" else {})}))
     return publish(work, out)
 
@@ -136,23 +163,93 @@ def _check_positive(**values: float) -> None:
             raise TrainingError(f"{name} must be > 0, got {value}")
 
 
-def _dataset(records: list[Example], loss: str, max_negatives: int | None) -> tuple[Any, int]:
-    """Columns (anchor, positive, negative_1..k): every row needs the same k, the fewest any example has."""
-    from datasets import Dataset
-
-    k = min(len(r.negatives) for r in records)
-    if max_negatives is not None:
-        k = min(k, max_negatives)
-    if k < max(len(r.negatives) for r in records):
-        logger.info("using %d hard negatives per example (the fewest any example has)", k)
+def even_negatives(records: list[Example], max_negatives: int | None, short_negatives: str, *, loss: str = "mnrl",
+                   seed: int = 0) -> tuple[list[Example], int, dict[str, int]]:
+    """``records`` with exactly k negatives each, k the most any record has (at most ``max_negatives``); the
+    short ones handled as ``short_negatives`` says (see :func:`train_encoder`). Returns the records, k and what
+    was done (``{"dropped_short": n}`` or ``{"padded_examples": n, "padded_negatives": m}``, else empty)."""
+    most = max(len(r.negatives) for r in records)
+    k = most if max_negatives is None else min(most, max_negatives)
+    short = [i for i, r in enumerate(records) if len(r.negatives) < k]
     if loss == "margin-mse" and k == 0:
         raise TrainingError("margin-mse needs at least one scored negative in every example")
+    trimmed = [_first(r, k) for r in records]
+    if not short:
+        return trimmed, k, {}
+    first = short[0]
+    if short_negatives == "error":
+        raise TrainingError(
+            f"{len(short)} of {len(records)} examples have fewer than {k} negatives (the first is examples[{first}], "
+            f"query {records[first].query[:60]!r}, with {len(records[first].negatives)}): every training row needs "
+            f"the same number. Pass short_negatives='drop' to train without them, 'pad' to fill them up with random "
+            f"negatives from other examples, or max_negatives=N to use at most N per example")
+    if short_negatives == "drop":
+        kept = [r for i, r in enumerate(trimmed) if len(r.negatives) == k]
+        if not kept:
+            raise TrainingError(f"short_negatives='drop' would drop every example (none has {k} negatives)")
+        # a warning, not info: the examples are lost to training, and the card says how many
+        logger.warning("dropping %d of %d examples with fewer than %d negatives (the first is examples[%d])",
+                       len(short), len(records), k, first)
+        return kept, k, {"dropped_short": len(short)}
+    if loss == "margin-mse":
+        raise TrainingError(f"short_negatives='pad' cannot be used with margin-mse: the {len(short)} examples with "
+                            f"fewer than {k} negatives would get negatives without teacher scores; use 'drop' or "
+                            "score the padded data with a teacher first")
+    padded = _pad(trimmed, short, k, seed)
+    added = sum(k - len(records[i].negatives) for i in short)
+    logger.info("padded %d of %d examples with %d random negatives to %d each", len(short), len(records), added, k)
+    return padded, k, {"padded_examples": len(short), "padded_negatives": added}
+
+
+def _first(record: Example, k: int) -> Example:
+    if len(record.negatives) <= k:
+        return record
+    scores = record.scores[: k + 1] if record.scores is not None else None
+    return Example(record.query, record.positive, record.negatives[:k], scores)
+
+
+def _pad(records: list[Example], short: Sequence[int], k: int, seed: int) -> list[Example]:
+    """Fill the ``short`` records up to ``k`` negatives drawn from the pool of every record's negatives, never a
+    text that is a positive of the same query or already among the record's negatives. Each record draws from its
+    own ``Random(f"{seed}:{index}")``, so the choice depends on the seed and the data only."""
+    pool = list(dict.fromkeys(n for r in records for n in r.negatives))
+    in_pool = set(pool)
+    positives: dict[str, set[str]] = {}
+    for r in records:
+        positives.setdefault(r.query, set()).add(r.positive)
+    out = list(records)
+    for i in short:
+        r = records[i]
+        banned = positives[r.query] | set(r.negatives)
+        need = k - len(r.negatives)
+        usable = len(pool) - len(banned & in_pool)
+        if usable < need:
+            raise TrainingError(f"cannot pad examples[{i}] to {k} negatives: the other examples hold only {usable} "
+                                "usable negatives; use short_negatives='drop'")
+        rng = random.Random(f"{seed}:{i}")
+        if usable < 2 * need:  # few left: list them rather than draw and reject
+            drawn = rng.sample([t for t in pool if t not in banned], need)
+        else:  # rejection sampling: each draw is usable with probability >= 1/2, the pool is never copied
+            drawn = []
+            while len(drawn) < need:
+                text = pool[rng.randrange(len(pool))]
+                if text not in banned:
+                    banned.add(text)
+                    drawn.append(text)
+        out[i] = Example(r.query, r.positive, (*r.negatives, *drawn))
+    return out
+
+
+def _dataset(records: list[Example], loss: str, k: int) -> Any:
+    """Columns (anchor, positive, negative_1..k) and, for margin-mse, the teacher scores as ``label``."""
+    from datasets import Dataset
+
     columns: dict[str, list[Any]] = {"anchor": [r.query for r in records], "positive": [r.positive for r in records]}
     for j in range(k):
         columns[f"negative_{j + 1}"] = [r.negatives[j] for r in records]
     if loss == "margin-mse":
-        columns["label"] = [list(r.scores[: k + 1]) for r in records if r.scores is not None]
-    return Dataset.from_dict(columns), k
+        columns["label"] = [list(r.scores or ()) for r in records]
+    return Dataset.from_dict(columns)
 
 
 def _loss(model: Any, loss: str, *, scale: float, mini_batch_size: int, matryoshka_dims: list[int] | None) -> Any:
@@ -163,6 +260,10 @@ def _loss(model: Any, loss: str, *, scale: float, mini_batch_size: int, matryosh
         inner = losses.MultipleNegativesRankingLoss(model, scale=scale)
     elif loss == "cached-mnrl":
         inner = losses.CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=mini_batch_size)
+    elif loss == "decoupled":
+        from retrievekit.training.losses import DecoupledSoftmaxLoss
+
+        inner = DecoupledSoftmaxLoss(model, scale=scale)
     else:
         inner = losses.MarginMSELoss(model)
     return losses.MatryoshkaLoss(model, inner, matryoshka_dims=list(matryoshka_dims)) if matryoshka_dims else inner
