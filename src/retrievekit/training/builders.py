@@ -1,22 +1,33 @@
 """Training data builders that need no generator: from relevance judgements (qrels) and self-supervised pairs from
-the documents themselves — inverse cloze task, random cropping (Contriever), title→body. Each is deterministic under
-a seed (every document draws from its own ``Random(f"{seed}:{id}")``, so the output does not depend on the order
-documents are stored in) and counts what it skipped in the returned set's ``stats``."""
+the documents themselves — inverse cloze task, random cropping (Contriever), title→body, docstring→function for
+source code. Each is deterministic under a seed (every document draws from its own ``Random(f"{seed}:{id}")``, so
+the output does not depend on the order documents are stored in) and counts what it skipped in the returned set's
+``stats``."""
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Literal, Protocol
 
 from retrievekit.chunking.sentences import split_sentences
 from retrievekit.core.document import Document
+from retrievekit.training.code_functions import (
+    CODE_LANGUAGES,
+    CodeParseError,
+    dedent,
+    first_paragraph,
+    functions,
+    language_hint,
+)
 from retrievekit.training.data import TrainingDataError, TrainingExample, TrainingSet
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DocumentSource", "document_text", "from_qrels", "inverse_cloze", "random_crops", "title_body"]
+__all__ = ["CODE_LANGUAGES", "DocumentSource", "docstring_function", "document_text", "from_qrels", "inverse_cloze",
+           "random_crops", "title_body"]
 
 
 class DocumentSource(Protocol):
@@ -128,6 +139,88 @@ def title_body(collection: DocumentSource, *, seed: int = 0, min_words: int = 5,
         return TrainingExample(query=doc.title.strip(), positive=doc.text, positive_id=doc.id, source="title")
 
     return _build(collection, make, seed, limit)
+
+
+def docstring_function(collection: DocumentSource, *, languages: Iterable[str] = CODE_LANGUAGES,
+                       min_doc_words: int = 3, seed: int = 0, limit: int | None = None) -> TrainingSet:
+    """Docstring → function pairs from source-code documents (as in CodeSearchNet): for each documented function
+    or method, the query is the first paragraph of its docstring (or doc comment), the positive its source without
+    the docstring, ``positive_id`` ``"{document id}#{qualified name}"``.
+
+    A document that is one symbol of a code collection (``Collection.ingest_code``: metadata ``kind`` "function"
+    or "method" and ``qualname``, id ``PATH#QUALNAME``) gives at most one example, its own function, with
+    ``positive_id`` its document id; a symbol split into parts is skipped (``partial``), other kinds of symbol
+    (classes, windows of lines) give nothing (``not_function``).
+
+    A document's language is what its metadata declares (``language``, else the extension of ``path``/``file``/
+    ``filename``/``extension``, else of its id; files ingested from a folder carry ``path``); one that declares
+    nothing is tried as Python and used if it parses (prose that happens to parse has no functions, so it yields
+    nothing). ``languages``: any of python, javascript, typescript, java, go (see
+    :mod:`retrievekit.training.code_functions` for how the last four are read and what is skipped). Skipped and
+    counted in ``stats``: documents in no requested language (``not_code``), files that do not parse
+    (``unparsable``), docstrings under ``min_doc_words`` words (``too_short``), dunder methods such as
+    ``__init__`` (``dunder``), functions with no code besides the docstring (``empty_body``). ``seed`` is
+    accepted for a uniform interface; nothing is random. ``limit``: stop after that many examples."""
+    wanted = {str(name).lower() for name in languages}
+    unknown = sorted(wanted - set(CODE_LANGUAGES))
+    if unknown or not wanted:
+        raise TrainingDataError(f"unknown language(s) {', '.join(unknown) or '(none given)'}; choose from "
+                                f"{', '.join(CODE_LANGUAGES)}")
+    if min_doc_words < 1:
+        raise TrainingDataError(f"min_doc_words must be at least 1, got {min_doc_words}")
+    if limit is not None and limit < 0:
+        raise TrainingDataError(f"limit must be non-negative, got {limit}")
+    stats = dict.fromkeys(("documents", "code_documents", "not_code", "unparsable", "not_function", "partial",
+                           "functions", "too_short", "dunder", "empty_body", "examples"), 0)
+    examples: list[TrainingExample] = []
+    for doc in collection.iter_documents():
+        if limit is not None and len(examples) >= limit:
+            break
+        stats["documents"] += 1
+        hint = language_hint(doc.id, doc.metadata)
+        language = hint if hint is not None else "python"
+        if language not in wanted:
+            stats["not_code"] += 1
+            continue
+        symbol = doc.metadata.get("qualname") if "kind" in doc.metadata else None
+        if symbol is not None and doc.metadata.get("kind") not in ("function", "method"):
+            stats["not_function"] += 1
+            continue
+        if symbol is not None and (doc.metadata.get("parts") or 1) > 1:
+            stats["partial"] += 1
+            continue
+        try:  # a symbol's text is indented as in its file (a method): dedented it parses on its own
+            found = functions(dedent(doc.text) if symbol is not None else doc.text, language)
+        except CodeParseError:
+            stats["unparsable" if hint is not None else "not_code"] += 1
+            continue
+        stats["code_documents"] += 1
+        if symbol is not None:  # the symbol's own definition, not a documented function nested in it
+            found = [replace(f, qualname=str(symbol)) for f in found if not f.nested][:1]
+        for function in found:
+            stats["functions"] += 1
+            name = function.qualname.rsplit(".", 1)[-1]
+            query = first_paragraph(function.doc)
+            if name.startswith("__") and name.endswith("__"):
+                stats["dunder"] += 1
+            elif len(query.split()) < min_doc_words:
+                stats["too_short"] += 1
+            elif function.empty_body:
+                stats["empty_body"] += 1
+            elif limit is None or len(examples) < limit:
+                examples.append(TrainingExample(
+                    query=query, positive=function.source, source="docstring",
+                    positive_id=doc.id if symbol is not None else f"{doc.id}#{function.qualname}"))
+    if not stats["documents"]:
+        raise TrainingDataError("the collection has no documents to build training pairs from")
+    if stats["unparsable"]:
+        logger.warning("%d of %d code documents did not parse and were skipped", stats["unparsable"],
+                       stats["unparsable"] + stats["code_documents"])
+    if not examples:
+        logger.warning("no documented functions found in %d documents (languages: %s)", stats["documents"],
+                       ", ".join(sorted(wanted)))
+    stats["examples"] = len(examples)
+    return TrainingSet(examples, stats)
 
 
 def _build(collection: DocumentSource, make: Callable[[Document, random.Random], TrainingExample | None], seed: int,
