@@ -105,3 +105,80 @@ def test_data_spec_mixes_by_weight(tmp_path: Path) -> None:
     assert len(mixed) == 18 and sum(e.query in {x["query"] for x in examples[12:18]} for e in mixed) == 12
     with pytest.raises(InputFormatError, match="empty file name"):
         load_data_spec(f"{a},")
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny reranker with a wide initialisation, so its scores spread (the default one scores all pairs alike)."""
+    from retrievekit.training.reranker_training import train_reranker
+
+    folder = tmp_path_factory.mktemp("cli_teacher")
+    return train_reranker(str(tiny_bert(folder / "bert", init_range=0.5)), train_examples(2)[:12], folder / "rr",
+                          epochs=1, batch_size=8, learning_rate=3e-3, progress=False, seed=0)
+
+
+def test_short_negatives(col: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tiny_bi_encoder(tmp_path / "base")
+    examples = train_examples()
+    examples[5] = {**examples[5], "negatives": []}
+    data = _save(tmp_path / "short.jsonl", examples)
+    out = tmp_path / "model"
+    args = ["train", "dense", str(col), "--data", str(data), "--out", str(out), "--base", str(base),
+            "--dev-fraction", "0", *FAST]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"1 of 36 examples have fewer than 2 negatives (the first: {data}:6)" in err and "--short-negatives" in err
+    assert not out.exists() and not (tmp_path / "model.partial").exists()
+    assert main([*args, "--max-negatives", "0"]) == 0  # in-batch negatives only: nothing is short
+    assert json.loads((out / "model_card.json").read_text())["data"]["negatives_per_example"] == 0
+    assert main([*args, "--short-negatives", "drop", "--loss", "decoupled", "--overwrite"]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["data"]["dropped_short"] == 1 and card["data"]["examples"] == 35
+    assert card["recipe"]["loss"] == "decoupled" and card["recipe"]["short_negatives"] == "drop"
+    assert main(["train", "reranker", str(col), "--data", str(data), "--out", str(tmp_path / "rr"),
+                 "--short-negatives", "pad"]) == 2
+    assert "--short-negatives is for dense training" in capsys.readouterr().err
+
+
+def test_score_teacher_then_margin_mse(col: Path, teacher: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    data = _save(tmp_path / "d.jsonl", train_examples(2))
+    scored = tmp_path / "scored.jsonl"
+    assert main(["score-teacher", "--data", str(data), "--teacher", str(teacher), "--out", str(scored),
+                 "--no-progress"]) == 0
+    assert f"wrote 36 examples to {scored} (examples: 36, pairs scored: 108" in capsys.readouterr().out
+    assert all(e.teacher_scores is not None and len(e.teacher_scores) == 3 for e in TrainingSet.load(scored))
+    out = tmp_path / "student"
+    assert main(["train", "dense", str(col), "--data", str(scored), "--out", str(out), "--loss", "margin-mse",
+                 "--base", str(tiny_bi_encoder(tmp_path / "base")), "--dev-fraction", "0", "--epochs", "2",
+                 *FAST]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["recipe"]["loss"] == "margin-mse" and card["loss_curve"][-1] < card["loss_curve"][0]
+    # unscored data cannot train margin-mse; a missing teacher fails clearly and writes nothing
+    assert main(["train", "dense", str(col), "--data", str(data), "--out", str(tmp_path / "x"), "--loss",
+                 "margin-mse", *FAST]) == 2
+    assert "no teacher scores" in capsys.readouterr().err
+    assert main(["score-teacher", "--data", str(data), "--teacher", str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path / "y.jsonl")]) == 2
+    assert "cannot load the cross-encoder" in capsys.readouterr().err and not (tmp_path / "y.jsonl").exists()
+
+
+def test_mine_negatives_with_a_judge(teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.tiny_models import PAIRS, doc
+
+    col = tmp_path / "cities"
+    Collection.create(col).add([{"id": city, "text": doc(city)} for _, city in PAIRS])
+    data = _save(tmp_path / "d.jsonl", [{"query": "the capital city of peru", "positive": doc("lima"),
+                                         "positive_id": "lima"}])
+    common = ["mine-negatives", str(col), "--data", str(data), "--per-query", "11", "--margin", "-1"]
+    assert main([*common, "--out", str(tmp_path / "all.jsonl"), "--judge", str(teacher),
+                 "--judge-threshold", "1e9"]) == 0
+    printed = capsys.readouterr().out
+    assert "mined: 11" in printed and "dropped judge: 0" in printed
+    assert main([*common, "--out", str(tmp_path / "none.jsonl"), "--judge", str(teacher),
+                 "--judge-threshold=-1e9"]) == 0
+    printed = capsys.readouterr().out
+    assert "mined: 0" in printed and "dropped judge: 11" in printed
+    assert TrainingSet.load(tmp_path / "none.jsonl")[0].negatives == []
+    assert main([*common, "--out", str(tmp_path / "bad.jsonl"), "--judge", str(teacher)]) == 2
+    assert "--judge and --judge-threshold go together" in capsys.readouterr().err

@@ -85,3 +85,29 @@ def test_errors(col: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     bad.write_text('{"query": "q", "positive": "p"}\n{oops\n')
     assert main(["mine-negatives", str(col), "--data", str(bad), "--out", str(out)]) == 2
     assert f"{bad}:2: invalid JSON" in capsys.readouterr().err
+
+
+def test_build_data_from_docstrings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = ('def area(width, height):\n    """Return the area of a rectangle from its sides."""\n'
+            '    return width * height\n\n\ndef tiny():\n    """Tiny."""\n    return 0\n')
+    go = '// Sum adds up all the numbers in a slice.\nfunc Sum(xs []int) int {\n\ttotal := 0\n\treturn total\n}\n'
+    path = tmp_path / "code"
+    Collection.create(path).add([Document(id="geometry.py", text=code, metadata={"path": "geometry.py"}),
+                                 Document(id="sum.go", text=go, metadata={"path": "sum.go"}),
+                                 Document(id="notes", text="Plain notes about nothing in particular.")])
+    out = tmp_path / "docstrings.jsonl"
+    assert main(["build-data", str(path), "--from", "docstring", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote 2 examples to {out}" in printed and "too short: 1" in printed and "not code: 1" in printed
+    data = TrainingSet.load(out)
+    assert [(e.positive_id, e.query) for e in data] == [
+        ("geometry.py#area", "Return the area of a rectangle from its sides."),
+        ("sum.go#Sum", "Sum adds up all the numbers in a slice.")]
+    assert data[0].positive == "def area(width, height):\n    return width * height"
+    assert main(["build-data", str(path), "--from", "docstring", "--out", str(out), "--languages", "go",
+                 "--min-doc-words", "10"]) == 0
+    assert "wrote 0 examples" in capsys.readouterr().out
+    assert main(["build-data", str(path), "--from", "docstring", "--out", str(out), "--languages", "cobol"]) == 2
+    assert "unknown language(s) cobol" in capsys.readouterr().err
+    assert main(["build-data", str(path), "--from", "ict", "--out", str(out), "--languages", "go"]) == 2
+    assert "--languages applies to --from docstring only" in capsys.readouterr().err

@@ -25,6 +25,7 @@ COMMANDS = {
     "distill": ("retrievekit.cli.distill", "add_distill"),
     "build-data": ("retrievekit.cli.training", "add_build_data"),
     "mine-negatives": ("retrievekit.cli.training", "add_mine_negatives"),
+    "score-teacher": ("retrievekit.cli.training", "add_score_teacher"),
     "generate-queries": ("retrievekit.cli.synthetic", "add_generate_queries"),
     "train": ("retrievekit.cli.training", "add_train"),
     "serve": ("retrievekit.cli.serve", "add_serve"),

@@ -1,5 +1,6 @@
 """`retrievekit build-data` and `retrievekit mine-negatives`: training data (JSONL of query, positive, negatives)
-from a collection's documents and judgements, and hard negatives mined from its own retrievers. `retrievekit train`:
+from a collection's documents and judgements, and hard negatives mined from its own retrievers (a reranker may veto
+likely positives). `retrievekit score-teacher`: a reranker's scores for MarginMSE distillation. `retrievekit train`:
 a dense encoder or a reranker trained on such data."""
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from pathlib import Path
 from retrievekit.cli.commands import positive_int
 from retrievekit.collection import Collection
 from retrievekit.core.errors import InputFormatError
-from retrievekit.training.builders import from_qrels, inverse_cloze, random_crops, title_body
+from retrievekit.training.builders import docstring_function, from_qrels, inverse_cloze, random_crops, title_body
+from retrievekit.training.code_functions import CODE_LANGUAGES
 from retrievekit.training.data import TrainingSet
-from retrievekit.training.encoder_training import ENCODER_LOSSES
+from retrievekit.training.encoder_training import ENCODER_LOSSES, SHORT_NEGATIVES
 from retrievekit.training.mining import MODES, mine_negatives
 from retrievekit.training.reranker_training import RERANKER_LOSSES
 
-SOURCES = "qrels:PATH | ict | crop | title"
-BUILDERS: dict[str, Callable[..., TrainingSet]] = {"ict": inverse_cloze, "crop": random_crops, "title": title_body}
+SOURCES = "qrels:PATH | ict | crop | title | docstring"
+BUILDERS: dict[str, Callable[..., TrainingSet]] = {"ict": inverse_cloze, "crop": random_crops, "title": title_body,
+                                                   "docstring": docstring_function}
 
 
 def add_build_data(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +32,9 @@ def add_build_data(sub: argparse._SubParsersAction) -> None:
         "build-data", help="build training data (JSONL) from judgements or the documents themselves",
         description="Write training examples built from COLLECTION to OUT (one JSON object per line). --from "
         "qrels:PATH takes judgements: PATH is a BEIR folder (split --split) or a qrels file (with --queries); "
-        "ict (a sentence vs the rest of its document), crop (two random spans of a document) and title (title vs "
-        "text) need nothing but the documents.")
+        "ict (a sentence vs the rest of its document), crop (two random spans of a document), title (title vs "
+        "text) and docstring (a documented function's docstring vs its code, in source-code documents) need "
+        "nothing but the documents.")
     p.add_argument("collection", help="collection folder")
     p.add_argument("--from", dest="source", required=True, metavar="SOURCE", help=SOURCES)
     p.add_argument("--out", required=True, metavar="FILE", help="the JSONL file to write")
@@ -41,6 +45,10 @@ def add_build_data(sub: argparse._SubParsersAction) -> None:
                    help="skip judged documents missing from the collection instead of failing")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="at most N examples (self-supervised sources)")
+    p.add_argument("--languages", metavar="LANG,...",
+                   help=f"docstring: the languages to read (default all: {','.join(CODE_LANGUAGES)})")
+    p.add_argument("--min-doc-words", type=positive_int, default=3, metavar="N",
+                   help="docstring: skip docstrings whose first paragraph has fewer words (default 3)")
     p.set_defaults(func=run_build_data)
 
 
@@ -60,7 +68,29 @@ def add_mine_negatives(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=0.05, metavar="M",
                    help="drop candidates scoring above (1 - M) x the positive's score (default 0.05; a negative "
                    "value turns the rule off)")
+    p.add_argument("--judge", metavar="RERANKER",
+                   help="a reranker (folder, cross-encoder:MODEL, ...) that vetoes candidates it scores at or above "
+                   "--judge-threshold: likely unjudged positives")
+    p.add_argument("--judge-threshold", type=float, metavar="T",
+                   help="the --judge score (a cross-encoder's raw logit: 0 is probability one half) from which a "
+                   "candidate is dropped")
     p.set_defaults(func=run_mine_negatives)
+
+
+def add_score_teacher(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score-teacher", help="add a reranker's scores to training data (for train dense --loss margin-mse)",
+        description="Score each example's positive and negatives of --data with the reranker --teacher and write "
+        "them as teacher_scores to --out (atomically): the scores `train dense --loss margin-mse` distils. Mine "
+        "negatives first: margin-mse learns from the score differences between the positive and each negative.")
+    p.add_argument("--data", required=True, metavar="IN", help="training data JSONL to read")
+    p.add_argument("--teacher", required=True, metavar="RERANKER",
+                   help="a reranker: a trained folder, cross-encoder:MODEL, a hub name or an alias")
+    p.add_argument("--out", required=True, metavar="OUT", help="training data JSONL to write")
+    p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
+                   help="(query, text) pairs per call to the teacher (default 256)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_score_teacher)
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +112,11 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default 32 dense, 16 reranker)")
     p.add_argument("--learning-rate", type=positive_float, default=2e-5, metavar="LR", help="(default 2e-5)")
     p.add_argument("--max-length", type=positive_int, metavar="N", help="truncate texts to N tokens")
+    p.add_argument("--max-negatives", type=int, metavar="N",
+                   help="use at most N hard negatives per example (default: all; dense rows all get the same number)")
+    p.add_argument("--short-negatives", choices=SHORT_NEGATIVES,
+                   help="dense: what to do with examples that have fewer negatives than the others: error (default; "
+                   "names them), drop (train without them) or pad (fill up with other examples' negatives)")
     p.add_argument("--dev-fraction", type=float, default=0.1, metavar="F",
                    help="share of queries held out for dev metrics (default 0.1; 0 for none)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -114,7 +149,14 @@ def run_train(args: argparse.Namespace) -> int:
     loss = args.loss or losses[0]
     if loss not in losses:
         raise InputFormatError(f"unknown --loss {loss!r} for {args.kind}; choose one of: {', '.join(losses)}")
+    if args.short_negatives and args.kind != "dense":
+        raise InputFormatError("--short-negatives is for dense training: a reranker trains on every negative each "
+                               "example has, however many")
+    if args.max_negatives is not None and args.max_negatives < 0:
+        raise InputFormatError(f"--max-negatives must be >= 0, got {args.max_negatives}")
     data = load_data_spec(args.data, seed=args.seed)
+    if args.kind == "dense" and (args.short_negatives or "error") == "error":
+        _check_negatives(args.data, data, args.max_negatives)
     train, dev = data.split(args.dev_fraction, seed=args.seed)
     if not len(train):
         raise InputFormatError(f"no training examples left after holding out --dev-fraction {args.dev_fraction}",
@@ -127,6 +169,10 @@ def run_train(args: argparse.Namespace) -> int:
         options["batch_size"] = args.batch_size
     if args.max_length:
         options["max_length"] = args.max_length
+    if args.max_negatives is not None:
+        options["max_negatives"] = args.max_negatives
+    if args.short_negatives:
+        options["short_negatives"] = args.short_negatives
     print(f"training a {args.kind} model from {args.base} on {len(train)} examples ({len(dev)} held out for dev)",
           file=sys.stderr)
     if args.kind == "dense":
@@ -147,10 +193,32 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_data_spec(spec: str, *, seed: int = 0) -> TrainingSet:
-    """``FILE[:WEIGHT][,FILE2[:WEIGHT]]``: one set, or several mixed (weighted if any weight is given)."""
-    files: list[str] = []
-    weights: list[float | None] = []
+def _check_negatives(spec: str, data: TrainingSet, max_negatives: int | None) -> None:
+    """Fail like ``train_encoder(short_negatives="error")``, but naming the file and line of the first short
+    example (the trainer sees the mixed, split set and can only give its position there)."""
+    most = max(len(e.negatives) for e in data)
+    k = most if max_negatives is None else min(most, max_negatives)
+    short = sum(len(e.negatives) < k for e in data)
+    if not short:
+        return
+    where = ""
+    for path, _ in _data_files(spec):
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip() and len(json.loads(line).get("negatives") or []) < k:
+                    where = f" (the first: {path}:{lineno})"
+                    break
+        if where:
+            break
+    raise InputFormatError(
+        f"{short} of {len(data)} examples have fewer than {k} negatives{where}: every dense training row needs the "
+        "same number. Pass --short-negatives drop to train without them, --short-negatives pad to fill them up "
+        "with other examples' negatives, or --max-negatives N to use at most N per example")
+
+
+def _data_files(spec: str) -> list[tuple[str, float | None]]:
+    """The (file, weight or None) pairs of a ``FILE[:WEIGHT],...`` spec."""
+    files: list[tuple[str, float | None]] = []
     for part in spec.split(","):
         path, colon, weight = part.strip().rpartition(":")
         if not colon:
@@ -163,8 +231,15 @@ def load_data_spec(spec: str, *, seed: int = 0) -> TrainingSet:
             raise InputFormatError(f"--data: weight {weight!r} of {path} is not a number", spec) from None
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise InputFormatError(f"--data: weight {weight!r} of {path} must be a number >= 0", spec)
-        files.append(path)
-        weights.append(value)
+        files.append((path, value))
+    return files
+
+
+def load_data_spec(spec: str, *, seed: int = 0) -> TrainingSet:
+    """``FILE[:WEIGHT][,FILE2[:WEIGHT]]``: one set, or several mixed (weighted if any weight is given)."""
+    parsed = _data_files(spec)
+    files = [path for path, _ in parsed]
+    weights = [weight for _, weight in parsed]
     sets = [TrainingSet.load(path) for path in files]
     for path, data in zip(files, sets):
         if not len(data):
@@ -186,7 +261,14 @@ def run_build_data(args: argparse.Namespace) -> int:
         data = from_qrels(collection, queries, qrels, min_grade=args.min_grade,
                           missing="skip" if args.skip_missing else "error")
     elif kind in BUILDERS and not path:
-        data = BUILDERS[kind](collection, seed=args.seed, limit=args.limit)
+        options = {}
+        if kind == "docstring":
+            options["min_doc_words"] = args.min_doc_words
+            if args.languages:
+                options["languages"] = [name.strip() for name in args.languages.split(",") if name.strip()]
+        elif args.languages:
+            raise InputFormatError("--languages applies to --from docstring only")
+        data = BUILDERS[kind](collection, seed=args.seed, limit=args.limit, **options)
     else:
         raise InputFormatError(f"unknown --from {args.source!r}; choose one of: {SOURCES}")
     data.save(args.out)
@@ -195,12 +277,34 @@ def run_build_data(args: argparse.Namespace) -> int:
 
 
 def run_mine_negatives(args: argparse.Namespace) -> int:
+    if (args.judge is None) != (args.judge_threshold is None):
+        raise InputFormatError("--judge and --judge-threshold go together: give both or neither")
+    if args.judge_threshold is not None and not math.isfinite(args.judge_threshold):
+        raise InputFormatError(f"--judge-threshold must be a finite number, got {args.judge_threshold}")
     collection = Collection(args.collection)
     data = TrainingSet.load(args.data)
+    judge = None
+    if args.judge is not None:
+        from retrievekit.training.teacher import reranker_judge
+
+        judge = reranker_judge(args.judge)
     mined = mine_negatives(data, collection, mode=args.mode, k=args.k, per_query=args.per_query,
-                           margin=None if args.margin < 0 else args.margin)
+                           margin=None if args.margin < 0 else args.margin, judge=judge,
+                           judge_threshold=args.judge_threshold)
     mined.save(args.out)
     print(f"wrote {len(mined)} examples to {args.out} ({_counts(mined)})")
+    return 0
+
+
+def run_score_teacher(args: argparse.Namespace) -> int:
+    from retrievekit.training.teacher import score_with_teacher
+
+    data = TrainingSet.load(args.data)
+    if not len(data):
+        raise InputFormatError("training data file has no examples", args.data)
+    scored = score_with_teacher(data, args.teacher, batch_size=args.batch_size, progress=not args.no_progress)
+    scored.save(args.out)
+    print(f"wrote {len(scored)} examples to {args.out} ({_counts(scored)})")
     return 0
 
 
