@@ -195,6 +195,51 @@ def identifier_tokenize(text: str) -> list[str]:
     return out
 
 
+# A code identifier: letters with their combining marks (Python allows them: ``नमस्ते``), digits and connector
+# punctuation (``_``); operators and other punctuation separate identifiers.
+_CODE_IDENTIFIER = regex.compile(r"[\p{L}\p{M}\p{N}\p{Pc}]+")
+_CODE_CONNECTOR = regex.compile(r"\p{Pc}+")
+# The parts of one connector-free chunk, each letter with the marks that follow it: an upper-case run that ends
+# where a capitalised word starts (``HTTP|Response``), a capitalised or lower-case word, an upper-case run, digits,
+# a run of uncased letters (CJK, Devanagari ...).
+_UPPER = r"\p{Lu}\p{M}*"
+_LOWER = r"\p{Ll}\p{M}*"
+_CODE_PART = regex.compile(
+    f"(?:{_UPPER})+(?={_UPPER}{_LOWER})|(?:{_UPPER})?(?:{_LOWER})+|(?:{_UPPER})+|\\p{{N}}+"
+    r"|(?:[\p{Lo}\p{Lm}\p{Lt}]\p{M}*)+"
+)
+
+
+def code_tokenize(text: str) -> list[str]:
+    """Tokenizer for source code and questions about it: each identifier, then its parts when it has several.
+
+    ``getHTTPResponse2`` gives ``getHTTPResponse2, get, HTTP, Response, 2``; ``__init__`` gives ``__init__, init``;
+    operators and punctuation separate tokens and are dropped (``a->b``: ``a, b``). Unlike
+    ``identifier_tokenize``, combining marks stay inside identifiers and parts, and tokens longer than 255
+    characters (a base64 blob in a string) are cut into 255-character pieces like the standard tokenizer's.
+    """
+    out: list[str] = []
+    part_pattern = _CODE_PART
+    for ident in _CODE_IDENTIFIER.findall(text):
+        if ident.isascii() and ident.isalpha() and (ident.islower() or ident[1:].islower()):
+            out.append(ident)  # the common case, one part: "value", "Value"
+            continue
+        parts = [p for chunk in _CODE_CONNECTOR.split(ident) if chunk for p in part_pattern.findall(chunk)]
+        if not parts:
+            continue
+        if len(parts) != 1 or parts[0] != ident:
+            out.append(ident)
+        out.extend(parts)
+    if out and max(map(len, out)) > MAX_TOKEN_LENGTH:
+        out = _split_long(out)
+    return out
+
+
+def code_token_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each identifier ``code_tokenize`` reads in ``text``: its parts' terms belong to that span."""
+    return [m.span() for m in _CODE_IDENTIFIER.finditer(text)]
+
+
 def standard_token_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of ``standard_tokenize``'s tokens in ``text`` (before long-token splitting)."""
     return [m.span() for m in _standard_pattern(text).finditer(text)]
