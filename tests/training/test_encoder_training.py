@@ -64,12 +64,36 @@ def test_model_card_and_folder(trained: Path) -> None:
 def test_trained_folder_serves_a_dense_collection(trained: Path, tmp_path: Path) -> None:
     from retrievekit.collection import Collection
 
-    c = Collection.create(tmp_path / "c", dense=str(trained))
-    c.add([{"id": city, "text": doc(city)} for _, city in PAIRS])
     queries, _ = held_out()
-    hits = c.search(queries, k=1, mode="dense")
-    found = sum(hits.hits(i)[0][0] == city for i, (_, city) in enumerate(PAIRS))
-    assert found >= 6, found  # as good as the encoder alone
+    documents = [{"id": city, "text": doc(city)} for _, city in PAIRS]
+    created = Collection.create(tmp_path / "c", dense=str(trained))
+    created.add(documents)
+    later = Collection.create(tmp_path / "later")  # a dense index added to a collection that has documents
+    later.add(documents)
+    later.add_dense_index(str(trained), progress=False)
+    for c in (created, later):
+        hits = c.search(queries, k=1, mode="dense")
+        found = sum(hits.hits(i)[0][0] == city for i, (_, city) in enumerate(PAIRS))
+        assert found >= 6, found  # as good as the encoder alone
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_trained_folder_runs_as_onnx(trained: Path, backend: str) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    queries, documents = held_out()
+    texts = queries + documents + [e["query"] for e in train_examples()[:12]]  # type: ignore[misc]
+    torch_vectors = get_encoder(str(trained)).encode(texts)
+    exported = get_encoder(f"{backend}:{trained}")
+    assert exported.spec()["backend"] == backend and exported.dim == 32
+    onnx_vectors = exported.encode(texts)
+    cosine = (torch_vectors * onnx_vectors).sum(axis=1) / (
+        np.linalg.norm(torch_vectors, axis=1) * np.linalg.norm(onnx_vectors, axis=1))
+    assert cosine.min() > (0.99 if backend == "onnx" else 0.98), cosine.min()
+    q, d = len(queries), len(documents)
+    torch_rank = np.argsort(-(torch_vectors[:q] @ torch_vectors[q:q + d].T), axis=1)[:, :3]
+    onnx_rank = np.argsort(-(onnx_vectors[:q] @ onnx_vectors[q:q + d].T), axis=1)[:, :3]
+    assert (torch_rank[:, 0] == onnx_rank[:, 0]).mean() >= (1.0 if backend == "onnx" else 0.9)
 
 
 def test_resume_continues_the_step_count(base: Path, tmp_path: Path) -> None:

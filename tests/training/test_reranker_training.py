@@ -4,6 +4,7 @@ BERT built here exercises both losses, resuming, every loading path and bad inpu
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,8 @@ def test_minilm_becomes_a_reranker_that_beats_its_untrained_self(tmp_path: Path)
     assert before <= 0.25 and after >= 0.75, (before, after)
 
 
-def test_tiny_reranker_card_and_every_loading_path(trained: Path, tmp_path: Path) -> None:
+def test_tiny_reranker_card_and_every_loading_path(trained: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     from retrievekit.collection import Collection
 
     card = read_card(trained)
@@ -73,6 +75,13 @@ def test_tiny_reranker_card_and_every_loading_path(trained: Path, tmp_path: Path
     hits = c.search(["paris", "lima"], k=3, rerank=str(trained))
     assert [h[0] for h in hits.hits(0)] == ["paris"] and [h[0] for h in hits.hits(1)] == ["lima"]
     assert np.isfinite(hits.scores[0, 0])
+    # the command line: retrievekit search COLLECTION QUERY --rerank FOLDER, scores from the trained model
+    from retrievekit.cli.main import main
+
+    assert main(["search", str(tmp_path / "c"), "paris", "--rerank", str(trained), "--json"]) == 0
+    hits_json = json.loads(capsys.readouterr().out)["results"][0]["hits"]
+    expected = get_reranker(str(trained)).score(["paris"], [doc("paris")])[0]  # not the BM25 score
+    assert hits_json[0]["id"] == "paris" and hits_json[0]["score"] == pytest.approx(float(expected), abs=1e-4)
 
 
 def test_listwise_loss_falls(base: Path, tmp_path: Path) -> None:
