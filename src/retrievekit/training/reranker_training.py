@@ -56,9 +56,11 @@ def train_reranker(
 
     ``bce``: one row per (query, text) pair, label 1 for the positive and 0 for each negative, the positive weighted
     by the number of negatives so both classes count alike. ``listwise``: one row per query, ListNet over its
-    positive and negatives (``batch_size`` counts queries). Checkpoints, ``resume`` and ``dev`` work as in
-    :func:`~retrievekit.training.encoder_training.train_encoder`; dev reports MRR@10/nDCG@10 of the positive among
-    each dev query's own texts.
+    positive and negatives (``batch_size`` counts queries). Examples may have different numbers of negatives
+    (both losses take each example's own, at most ``max_negatives``), so unlike ``train_encoder`` there is no
+    ``short_negatives``; an example without any trains on its positive alone. Checkpoints, ``resume`` and ``dev``
+    work as in :func:`~retrievekit.training.encoder_training.train_encoder`; dev reports MRR@10/nDCG@10 of the
+    positive among each dev query's own texts.
     """
     require_training()
     if loss not in RERANKER_LOSSES:
