@@ -67,7 +67,7 @@ def test_citations_map_to_the_cited_contexts_document_and_offsets(passages_path:
     assert first["number"] == 1 and first["doc_id"] == "bm25" and "Robertson" in first["text"]
     assert TEXT["bm25"][first["start"]:first["end"]] == first["text"]  # offsets point into the document
     assert out["citations"] == [{"number": 1, "passage_id": first["id"], "doc_id": "bm25", "start": first["start"],
-                                 "end": first["end"], "spans": None}]  # [9] names no context
+                                 "end": first["end"], "spans": None, "location": None}]  # [9] names no context
     assert out["generator"] == gen.config() and out["took_ms"] > 0 and out["context_tokens"] > 0
     assert out["queries"] == ["who developed BM25"] and set(out["timings"]) == {"retrieve", "select", "generate"}
     assert len(gen.calls) == 1 and gen.calls[0]["max_tokens"] == 40
@@ -78,6 +78,22 @@ def test_citations_map_to_the_cited_contexts_document_and_offsets(passages_path:
     stats = client.get("/api/stats").json()
     assert stats["requests"]["POST /api/ask"] == 2
     assert stats["ask_latency_ms"]["p50"] > 0 and stats["search_latency_ms"]["p50"] is None
+
+
+def test_citations_of_code_documents_carry_their_file_lines(tmp_path: Path) -> None:
+    source = "import time\n\n\ndef backoff(attempt):\n    return 0.5 * 2 ** attempt\n"
+    (tmp_path / "retry.py").write_text(source)
+    col = Collection.create(tmp_path / "code")
+    col.add([{"id": "retry.py#backoff", "title": "backoff", "text": "def backoff(attempt):\n    return 0.5 * 2 ** "
+              "attempt", "metadata": {"path": "retry.py", "start_line": 4, "end_line": 5}}])
+    client = TestClient(create_app(col.path, generator=ScriptedGenerator("Exponential backoff [1].")))
+    out = ask(client, question="backoff attempt", selector="top:1")
+    location = {"path": "retry.py", "start_line": 4, "end_line": 5, "line_spans": None, "ref": "retry.py:4-5"}
+    assert out["citations"][0]["location"] == location and out["contexts"][0]["location"] == location
+    lines = source.splitlines()[location["start_line"] - 1:location["end_line"]]  # type: ignore[operator]
+    assert "\n".join(lines) == out["contexts"][0]["text"]
+    compressed = ask(client, question="backoff attempt", selector="top:1", compress="lexical:1")["contexts"][0]
+    assert compressed["location"]["line_spans"] and compressed["location"]["path"] == "retry.py"
 
 
 def test_without_a_generator_the_contexts_are_the_answer(passages_path: Path) -> None:

@@ -19,7 +19,8 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
         description="Retrieve passages for the question, keep the relevant ones (score-gap selection, token budget, "
         "optional sentence compression), and answer with a generator that cites them as [n]. The default generator "
         "is the offline gemma-3-270m base model (a weak model: the point is the measured pipeline); any "
-        "OpenAI-compatible endpoint works with --generator openai:MODEL@URL.",
+        "OpenAI-compatible endpoint works with --generator openai:MODEL@URL. Sources from a code collection (documents "
+        "with path/start_line/end_line metadata, as `index --code` writes) are cited as path:start-end.",
     )
     p.add_argument("collection", help="collection folder")
     p.add_argument("question", help="the question")
@@ -85,12 +86,17 @@ def run_ask(args: argparse.Namespace) -> int:
         if answer.citations:
             print("\nCited:")
             for c in answer.citations:
+                if c.location is not None:  # a source file's lines (code collections)
+                    print(f"  [{c.number}] {terminal_safe(str(c.location), newlines=False)} "
+                          f"({terminal_safe(c.doc_id, newlines=False)})")
+                    continue
                 print(f"  [{c.number}] {terminal_safe(c.doc_id, newlines=False)} (characters {c.start}-{c.end}, "
                       f"passage {terminal_safe(c.passage_id, newlines=False)})")
     print(f"\nContexts ({len(answer.contexts)}, {answer.context_tokens} tokens"
           + (", retrieval cached" if answer.retrieval_cached else "") + "):")
     for i, p in enumerate(answer.contexts, start=1):
         flags = f"  flags: {', '.join(p.flags)}" if p.flags else ""
-        print(f"  [{i}] {terminal_safe(p.title or p.doc_id, newlines=False)}  score {p.score:.4f}{flags}")
+        name = f"{p.location} {p.title}".strip() if p.location is not None else p.title or p.doc_id
+        print(f"  [{i}] {terminal_safe(name, newlines=False)}  score {p.score:.4f}{flags}")
         print(textwrap.indent(textwrap.fill(terminal_safe(p.text), 96, max_lines=4, placeholder=" …"), "      "))
     return 0

@@ -27,6 +27,7 @@ from retrievekit.core.filters import Filter
 from retrievekit.rag.compression import CompressionError, SentenceCompressor, parse_compressor
 from retrievekit.rag.config import DEFAULT_RAG_CONFIG as _D
 from retrievekit.rag.config import RAGConfig
+from retrievekit.rag.locations import locate_passages
 from retrievekit.rag.prompts import (
     COMPLETION_STOP,
     UNKNOWN_ANSWER,
@@ -101,11 +102,13 @@ class Answer:
             "unknown": self.unknown,
             "citations": [{"number": c.number, "passage_id": c.passage_id, "doc_id": c.doc_id, "start": c.start,
                            "end": c.end, "spans": [list(s) for s in c.spans] if c.spans else None,
-                           "mentions": [list(m) for m in c.mentions]}
+                           "mentions": [list(m) for m in c.mentions],
+                           "location": c.location.to_json() if c.location is not None else None}
                           for c in self.citations],
             "contexts": [{"number": i, "id": p.id, "doc_id": p.doc_id, "title": p.title, "text": p.text,
                           "score": p.score, "start": p.start, "end": p.end,
-                          "spans": [list(s) for s in p.spans] if p.spans else None, "flags": p.flags}
+                          "spans": [list(s) for s in p.spans] if p.spans else None, "flags": p.flags,
+                          "location": p.location.to_json() if p.location is not None else None}
                          for i, p in enumerate(self.contexts, start=1)],
             "context_tokens": self.context_tokens,
             "retrieval_cached": self.retrieval_cached,
@@ -354,7 +357,8 @@ class RAG:
         return passages, False, queries
 
     def contexts(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
-        """Guard, select and compress retrieved passages."""
+        """Guard, select and compress retrieved passages; those of documents with ``path``/``start_line``/
+        ``end_line`` metadata (code) get their file ``location``."""
         chosen = list(passages)
         if self.allow is not None:
             chosen = allow_list(chosen, self.allow)
@@ -365,7 +369,7 @@ class RAG:
         chosen = self.selector.select(question, chosen)
         if self.compressor is not None and chosen:
             chosen = self.compressor.compress(question, chosen)
-        return chosen
+        return locate_passages(chosen, passages)
 
     def ask(self, question: str) -> Answer:
         if not isinstance(question, str) or not question.strip():

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from retrievekit.core.errors import RetrievekitError
 
 if TYPE_CHECKING:
-    from retrievekit.rag.types import Passage
+    from retrievekit.rag.types import Passage, SourceLocation
 
 UNKNOWN_ANSWER = "I don't know"
 
@@ -76,7 +76,8 @@ class Citation:
 
     ``start``/``end`` are the cited passage's character offsets in its document and ``spans`` the document offsets
     of the sentences kept by compression (None: the whole passage). ``mentions`` are the ``(start, end)``
-    offsets in the answer of each bracket group that cites this number.
+    offsets in the answer of each bracket group that cites this number. ``location``: the passage's file lines
+    (``path:start-end``) when its document carries them (code).
     """
 
     number: int
@@ -86,6 +87,7 @@ class Citation:
     end: int
     spans: tuple[tuple[int, int], ...] | None = None
     mentions: tuple[tuple[int, int], ...] = ()
+    location: SourceLocation | None = None
 
 
 def _identity(text: str) -> str:
@@ -98,10 +100,13 @@ def _passage_end(passage: Passage) -> int:
 
 def format_sources(passages: Sequence[Passage], wrap: Callable[[str], str] = _identity) -> str:
     """Each passage numbered from 1, separated by blank lines: ``[n] title`` and its text, or with a ``wrap``
-    ``[n]`` and the wrapped title and text (a passage without a title is headed by its document id)."""
+    ``[n]`` and the wrapped title and text (a passage without a title is headed by its document id; one with a
+    file location by ``path:start-end`` and its title)."""
     blocks = []
     for number, passage in enumerate(passages, start=1):
         title = " ".join((passage.title or passage.doc_id).split())
+        if passage.location is not None:
+            title = " ".join(f"{passage.location} {passage.title}".split())
         blocks.append(_source(number, title, passage.text.strip(), wrap))
     return "\n\n".join(blocks)
 
@@ -177,7 +182,7 @@ def parse_citations(answer: str, source_map: Mapping[int, Passage]) -> list[Cita
         citations.append(Citation(
             number=number, passage_id=p.id, doc_id=p.doc_id, start=p.start, end=_passage_end(p),
             spans=tuple((int(a), int(b)) for a, b in p.spans) if p.spans is not None else None,
-            mentions=tuple(where)))
+            mentions=tuple(where), location=p.location))
     return citations
 
 

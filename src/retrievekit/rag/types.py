@@ -7,7 +7,28 @@ from typing import Any
 
 from retrievekit.chunking.base import TOKEN_PATTERN, Chunk, count_tokens
 
-__all__ = ["TOKEN_PATTERN", "Chunk", "Passage", "count_tokens"]
+__all__ = ["TOKEN_PATTERN", "Chunk", "Passage", "SourceLocation", "count_tokens"]
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a passage sits in a source file: ``path:start_line-end_line`` (1-based, inclusive). For a compressed
+    passage, ``line_spans`` holds the lines of each kept piece and the range covers them all. Filled in for
+    documents that carry ``path``, ``start_line`` and ``end_line`` metadata (code collections; see
+    ``retrievekit.rag.locations``)."""
+
+    path: str
+    start_line: int
+    end_line: int
+    line_spans: tuple[tuple[int, int], ...] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.start_line}-{self.end_line}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "start_line": self.start_line, "end_line": self.end_line,
+                "line_spans": [list(s) for s in self.line_spans] if self.line_spans is not None else None,
+                "ref": str(self)}
 
 @dataclass
 class Passage:
@@ -23,3 +44,4 @@ class Passage:
     metadata: dict[str, Any] = field(default_factory=dict)
     spans: list[tuple[int, int]] | None = None  # after compression: document offsets of the kept sentences
     flags: list[str] = field(default_factory=list)  # safety flags, e.g. ["injection:ignore_previous"]
+    location: SourceLocation | None = None  # file lines of the passage, for documents that carry them

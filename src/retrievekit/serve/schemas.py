@@ -190,6 +190,15 @@ class AskRequest(_Strict):
                                    f"(default {RAG_DEFAULTS.max_tokens})")
 
 
+class AskLocation(BaseModel):
+    path: str = Field(description="the file, relative to the indexed repository's root")
+    start_line: int = Field(description="first line (1-based)")
+    end_line: int = Field(description="last line (inclusive)")
+    line_spans: list[list[int]] | None = Field(description="after compression: [first, last] lines of each kept "
+                                               "piece")
+    ref: str = Field(description="path:start_line-end_line")
+
+
 class AskCitation(BaseModel):
     number: int = Field(description="the [n] marker in the answer: context number n")
     passage_id: str
@@ -197,6 +206,8 @@ class AskCitation(BaseModel):
     start: int = Field(description="character offset of the cited passage in its document's text")
     end: int
     spans: list[list[int]] | None = Field(description="document offsets of the sentences kept by compression")
+    location: AskLocation | None = Field(None, description="the cited lines of a source file, for documents with "
+                                         "path/start_line/end_line metadata (code collections); null otherwise")
 
 
 class AskContext(BaseModel):
@@ -210,6 +221,8 @@ class AskContext(BaseModel):
     end: int
     spans: list[list[int]] | None = Field(description="document offsets of the sentences kept by compression")
     flags: list[str] = Field(description="safety warnings, e.g. injection:ignore_previous")
+    location: AskLocation | None = Field(None, description="the passage's lines of a source file (code "
+                                         "collections); null otherwise")
 
 
 class AskResponse(BaseModel):
