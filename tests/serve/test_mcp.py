@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("mcp")
 
 from retrievekit.collection import Collection
-from retrievekit.core.errors import CollectionError
+from retrievekit.core.errors import CollectionError, RetrievekitError
 from retrievekit.serve.mcp import CollectionTools, add_mcp, main
 
 DOCS = [
@@ -111,7 +111,9 @@ def _error_text(result: dict[str, Any]) -> str:
 
 def test_tools_are_listed_with_schemas(server: RawClient) -> None:
     tools = {t["name"]: t for t in server.request("tools/list")["result"]["tools"]}
-    assert set(tools) == {"search", "get_document", "collection_info"}
+    assert set(tools) == {"search", "search_code", "get_document", "collection_info"}
+    assert set(tools["search_code"]["inputSchema"]["properties"]) == {"query", "k", "mode", "language", "kind",
+                                                                      "path_prefix"}
     props = tools["search"]["inputSchema"]["properties"]
     assert set(props) == {"query", "k", "mode", "filter"}
     assert tools["search"]["inputSchema"]["required"] == ["query"]
@@ -190,7 +192,7 @@ def test_sdk_stdio_client(collection: Path) -> None:
             return names, found, missing
 
     names, found, missing = anyio.run(session_run)
-    assert names == {"search", "get_document", "collection_info"}
+    assert names == {"search", "search_code", "get_document", "collection_info"}
     assert not _is_error(found) and found.structured_content["hits"][0]["id"] == "cars"
     assert _is_error(missing)
 
@@ -215,3 +217,122 @@ def test_add_mcp_registers_subcommand() -> None:
     assert (args.collection, args.mode, callable(args.func)) == ("some/path", "hybrid", True)
     with pytest.raises(SystemExit):
         parser.parse_args(["mcp", "p", "--mode", "fuzzy"])
+
+
+# -- search_code ------------------------------------------------------------------------------------------------
+RETRY_PY = '''"""Retry helpers."""
+import time
+
+
+def backoff(attempt):
+    """Delay in seconds before the next attempt: exponential backoff."""
+    return 0.5 * 2 ** attempt
+
+
+class RetryPolicy:
+    """How often to retry a failed request."""
+
+    def should_retry(self, attempt):
+        # give up once the attempt limit is reached
+        return attempt < 5
+'''
+SERVER_GO = '''package server
+
+// Retry the request with backoff until the attempt limit.
+func Retry(attempt int) bool {
+\treturn attempt < 5
+}
+'''
+# a long function whose matching lines are at its end: the snippet must show those lines, not the first ones
+LONG_PY = "def long_task():\n" + "".join(f"    step_{i} = {i}\n" for i in range(30)) + \
+    "    # finally the attempt limit and backoff\n    return step_0\n"
+
+
+@pytest.fixture(scope="module")
+def code_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("code") / "repo"
+    for path, text in {"src/app/retry.py": RETRY_PY, "src/app/server.go": SERVER_GO,
+                       "srcgen/tasks.py": LONG_PY}.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def code_collection(code_repo: Path) -> Path:
+    pytest.importorskip("tree_sitter", reason="needs retrievekit[code]")
+    col = Collection.create(code_repo.parent / "col", analyzer="code")
+    col.ingest_code(code_repo, use_git=False)
+    return col.path
+
+
+def _file_lines(root: Path, path: str, first: int, last: int) -> str:
+    return "\n".join((root / path).read_text().splitlines()[first - 1:last])
+
+
+def test_search_code_over_the_wire(code_collection: Path, code_repo: Path, tmp_path: Path) -> None:
+    client = RawClient(["-m", "retrievekit.serve.mcp", str(code_collection)], tmp_path / "stderr.txt")
+    try:
+        client.request("initialize", {"protocolVersion": "2024-11-05", "capabilities": {},
+                                      "clientInfo": {"name": "pytest", "version": "0"}})
+        client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        result = client.call("search_code", {"query": "when to give up retrying: attempt limit", "k": 3})
+        assert result["isError"] is False
+        hits = result["structuredContent"]["hits"]
+        top = hits[0]
+        assert {k: top[k] for k in ("path", "start_line", "end_line", "ref", "symbol", "qualname", "kind",
+                                    "language", "signature")} == {
+            "path": "src/app/retry.py", "start_line": 13, "end_line": 15, "ref": "src/app/retry.py:13-15",
+            "symbol": "should_retry", "qualname": "RetryPolicy.should_retry", "kind": "method",
+            "language": "python", "signature": "def should_retry(self, attempt)"}
+        scores = [h["score"] for h in hits]
+        assert scores == sorted(scores, reverse=True) and scores[0] > 0
+        for hit in hits:  # every hit's lines and snippet are the file's own lines
+            n = hit["snippet"].count("\n")
+            assert hit["snippet"] == _file_lines(code_repo, hit["path"], hit["snippet_start_line"],
+                                                 hit["snippet_start_line"] + n)
+            assert hit["start_line"] <= hit["snippet_start_line"] <= hit["snippet_start_line"] + n <= hit["end_line"]
+        go = client.call("search_code", {"query": "retry attempt", "language": "go"})["structuredContent"]["hits"]
+        assert [h["ref"] for h in go] == ["src/app/server.go:3-6"]
+        assert "pyhton" in _error_text(client.call("search_code", {"query": "retry", "language": "pyhton"}))
+        assert client.call("search_code", {"query": "retry", "kind": 3})["isError"] is True
+    finally:
+        assert client.close() == 0
+    assert client.stray == []
+
+
+def test_search_code_filters_by_kind_and_path_prefix(code_collection: Path) -> None:
+    tools = CollectionTools(code_collection)
+
+    def refs(**arguments: Any) -> list[str]:
+        return [h["ref"] for h in tools.search_code("attempt limit backoff", **arguments)["hits"]]
+
+    everything = refs()
+    assert {r.split(":")[0] for r in everything} == {"src/app/retry.py", "src/app/server.go", "srcgen/tasks.py"}
+    assert refs(kind="function") and all(tools.col.get(h["id"]).metadata["kind"] == "function"  # type: ignore[union-attr]
+                                         for h in tools.search_code("attempt", kind="function")["hits"])
+    assert set(refs(kind=["method", "class"])) == {r for r in everything if r.startswith("src/app/retry.py:1")}
+    # a prefix is a string prefix of the path: "src/" is not "srcgen/", "./src" means "src"
+    assert {r.split(":")[0] for r in refs(path_prefix="src/")} == {"src/app/retry.py", "src/app/server.go"}
+    assert refs(path_prefix="./src/app/retry") == [r for r in everything if r.startswith("src/app/retry.py")]
+    assert {r.split(":")[0] for r in refs(path_prefix="src")} == {r.split(":")[0] for r in everything}
+    assert refs(path_prefix="docs/") == []
+    assert refs(language=["go", "python"], path_prefix="srcgen/") == [r for r in everything if r.startswith("srcgen")]
+
+
+def test_search_code_snippet_is_the_best_window(code_collection: Path, code_repo: Path) -> None:
+    hit = CollectionTools(code_collection).search_code("attempt limit backoff", path_prefix="srcgen/")["hits"][0]
+    assert (hit["start_line"], hit["end_line"]) == (1, 33)
+    assert "finally the attempt limit" in hit["snippet"] and hit["snippet_start_line"] > 1
+    assert hit["snippet"] == _file_lines(code_repo, "srcgen/tasks.py", hit["snippet_start_line"],
+                                         hit["snippet_start_line"] + hit["snippet"].count("\n"))
+
+
+def test_search_code_needs_a_code_collection_and_valid_arguments(collection: Path, code_collection: Path) -> None:
+    with pytest.raises(RetrievekitError, match="code collection"):
+        CollectionTools(collection).search_code("honey")
+    tools = CollectionTools(code_collection)
+    with pytest.raises(RetrievekitError, match="language must be"):
+        tools.search_code("retry", language=[])
+    with pytest.raises(RetrievekitError, match="no document has kind 'func'; the values here are: class, function"):
+        tools.search_code("retry", kind="func")

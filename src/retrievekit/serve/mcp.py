@@ -1,6 +1,8 @@
 """A stdio MCP (Model Context Protocol) server exposing a collection to LLM clients.
 
-Tools: ``search`` (ranked hits with id, title, score and a snippet), ``get_document`` (one document in full) and
+Tools: ``search`` (ranked hits with id, title, score and a snippet), ``search_code`` (for code collections made
+by ``retrievekit index --code``: hits as ``path:start-end`` with symbol, kind, language and the best-matching
+lines; filters by language, kind and path prefix), ``get_document`` (one document in full) and
 ``collection_info``. Built on the official MCP Python SDK (``mcp``, extra ``serve``). stdout carries the protocol
 only: logging goes to stderr, and while serving the SDK points file descriptor 1 at stderr so stray output of
 native libraries cannot corrupt the stream.
@@ -25,12 +27,51 @@ from retrievekit.serve.redact import redact_paths
 from retrievekit.service.documents import describe_document
 from retrievekit.service.info import collection_info
 from retrievekit.service.search import MAX_QUERY_CHARS, PLAIN_HITS, SearchRequest, search
-from retrievekit.service.types import MODES, ServiceError, check_mode
+from retrievekit.service.types import MODES, ServiceError, check_mode, finite
 
 logger = logging.getLogger(__name__)
 
 MAX_K = 100
 SearchMode = Literal["bm25", "dense", "hybrid", "sparse"]
+SNIPPET_LINES = 12  # lines of a code hit's snippet: the window of the symbol with the most query terms
+SNIPPET_LINE_CHARS = 160  # longer lines are cut (minified code would otherwise fill the answer)
+CODE_FIELDS = ("path", "start_line", "end_line")  # what makes a document a code document here
+
+
+def _prefix_range(prefix: str) -> dict[str, str]:
+    """The filter condition of the strings that start with ``prefix``: prefix <= s < prefix with its last character
+    incremented (exact, by string order)."""
+    return {"gte": prefix, "lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def _one_or_more(value: str | list[str] | None, name: str) -> Any:
+    """A filter condition for one value or any of a list (None: no condition)."""
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+        raise ServiceError("bad_request", f"{name} must be a non-empty string or list of strings, got {value!r}",
+                           param=name)
+    return values[0] if len(values) == 1 else {"in": values}
+
+
+def code_snippet(text: str, header_chars: int, first_line: int, terms: set[str], analyzer: Any
+                 ) -> tuple[str, int]:
+    """(snippet, its first line in the file): the ``SNIPPET_LINES`` consecutive lines of a code document's file span
+    (``text[header_chars:]``) with the most query terms, the earliest such window on ties; long lines cut."""
+    lines = text[header_chars:].split("\n")
+    start = 0
+    if len(lines) > SNIPPET_LINES and terms:
+        counts = [sum(t in terms for t in tokens) for tokens in analyzer.analyze_batch(lines)]
+        window = sum(counts[:SNIPPET_LINES])
+        best = window
+        for i in range(1, len(lines) - SNIPPET_LINES + 1):
+            window += counts[i + SNIPPET_LINES - 1] - counts[i - 1]
+            if window > best:
+                best, start = window, i
+    shown = [line if len(line) <= SNIPPET_LINE_CHARS else line[:SNIPPET_LINE_CHARS] + " …"
+             for line in lines[start:start + SNIPPET_LINES]]
+    return "\n".join(shown).rstrip(), first_line + start
 
 
 def _sdk() -> tuple[type, type[Exception]]:
@@ -62,6 +103,63 @@ class CollectionTools:
         out = search(self.col, request).to_json(PLAIN_HITS)
         return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
+    def search_code(self, query: str, k: int = 10, mode: str | None = None, language: str | list[str] | None = None,
+                    kind: str | list[str] | None = None, path_prefix: str | None = None) -> dict[str, Any]:
+        """Code hits: ``path:start-end`` with symbol, kind, language, signature, score and the best-matching lines.
+        Only code documents (with path and line metadata) are searched."""
+        fields = self.col.snapshot().metadata_fields()
+        if not all(f in fields for f in CODE_FIELDS):
+            raise ServiceError("bad_request", "search_code needs a code collection (documents with path, start_line "
+                               "and end_line metadata); this one has none: index a repository with `retrievekit "
+                               "index --code REPOSITORY COLLECTION`, or use `search`")
+        conditions: dict[str, Any] = {"language": _one_or_more(language, "language"),
+                                      "kind": _one_or_more(kind, "kind"), "start_line": {"exists": True}}
+        if path_prefix is not None:
+            # core.filters has no glob operator (yet): a prefix is matched exactly as a string range instead. Use a
+            # glob here once filters have one.
+            if not isinstance(path_prefix, str):
+                raise ServiceError("bad_request", f"path_prefix must be a string, got {path_prefix!r}",
+                                   param="path_prefix")
+            prefix = path_prefix.strip().removeprefix("./").lstrip("/")
+            if prefix:
+                conditions["path"] = _prefix_range(prefix)
+        filter = {f: c for f, c in conditions.items() if c is not None}
+        response = search(self.col, SearchRequest(query, k=k, mode=mode or self.default_mode, filter=filter,
+                                                  max_k=MAX_K))
+        if not response.hits:
+            self._check_values(language=language, kind=kind)
+        terms = set(self.col.analyzer.analyze(query))
+        hits = []
+        for hit in response.hits:
+            doc, meta = hit.document, hit.document.metadata
+            start_line, end_line = int(meta["start_line"]), int(meta["end_line"])
+            header = meta.get("header_chars")
+            snippet, snippet_line = code_snippet(doc.text, header if isinstance(header, int) else 0, start_line,
+                                                 terms, self.col.analyzer)
+            hits.append({"rank": hit.rank, "id": doc.id, "path": meta["path"], "start_line": start_line,
+                         "end_line": end_line, "ref": f"{meta['path']}:{start_line}-{end_line}",
+                         "symbol": meta.get("symbol"), "qualname": meta.get("qualname"), "kind": meta.get("kind"),
+                         "language": meta.get("language"), "signature": meta.get("signature"),
+                         "score": round(finite(float(hit.score)), 6), "snippet": snippet,
+                         "snippet_start_line": snippet_line})
+        return {"query": query, "mode": response.mode, "k": k, "hits": hits}
+
+    def _check_values(self, **wanted: str | list[str] | None) -> None:
+        """After a search that found nothing: a clear error when a language or kind asked for is one that no
+        document has (a typo would otherwise look like "no results"), naming the values there are."""
+        snapshot = self.col.snapshot()
+        for name, value in wanted.items():
+            if value is None:
+                continue
+            present: set[str] = set()
+            for seg in snapshot.segments:
+                column = seg.metadata_columns([name]).get(name) or []
+                present.update(v for v in column if isinstance(v, str))
+            unknown = [v for v in ([value] if isinstance(value, str) else value) if v not in present]
+            if unknown:
+                raise ServiceError("bad_request", f"no document has {name} {', '.join(map(repr, unknown))}; the "
+                                   f"values here are: {', '.join(sorted(present)) or 'none'}", param=name)
+
     def get_document(self, id: str) -> dict[str, Any]:
         return describe_document(self.col, id)
 
@@ -70,7 +168,7 @@ class CollectionTools:
 
 
 def build_server(collection: str | Path | Collection, *, mode: str | None = None, name: str = "retrievekit") -> Any:
-    """An MCP server object (SDK ``MCPServer``/``FastMCP``) with the three tools registered; ``.run()`` serves stdio."""
+    """An MCP server object (SDK ``MCPServer``/``FastMCP``) with the tools registered; ``.run()`` serves stdio."""
     server_cls, tool_error = _sdk()
     from pydantic import Field  # installed with the MCP SDK
 
@@ -79,7 +177,8 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
     server = server_cls(
         name,
         instructions=f"Search the retrievekit collection {tools.col.path.name!r} ({len(tools.col)} documents). "
-        "Use `search` to find documents, then `get_document` to read one in full.",
+        "Use `search` to find documents (`search_code` for source code indexed by symbol: hits as path:start-end), "
+        "then `get_document` to read one in full.",
         log_level="WARNING",
     )
 
@@ -108,6 +207,25 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
                                                        "exists")] = None,
     ) -> dict[str, Any]:
         return call(tools.search, query, k, mode, filter)
+
+    @server.tool(description="Search a code repository indexed by symbol (retrievekit index --code) in natural "
+                 "language or with a code snippet. Returns ranked hits with path, start_line/end_line (ref = "
+                 "path:start-end), symbol, qualname, kind, language, signature, score and the best-matching lines "
+                 "(snippet, from snippet_start_line). Use get_document with a hit's id for the whole symbol.")
+    def search_code(
+        query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS,
+                                    description="what the code does, identifiers, or a code snippet")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="number of hits")] = 10,
+        mode: Annotated[SearchMode | None, Field(description="ranking: bm25, dense, hybrid or sparse; default: "
+                                                 "the server's")] = None,
+        language: Annotated[str | list[str] | None, Field(description="only this language or these languages, "
+                                                          "e.g. python, go, typescript")] = None,
+        kind: Annotated[str | list[str] | None, Field(description="only these symbol kinds, e.g. function, method, "
+                                                      "class")] = None,
+        path_prefix: Annotated[str | None, Field(max_length=1024, description="only files whose path starts with "
+                                                 "this, e.g. src/server/ (end a folder with /)")] = None,
+    ) -> dict[str, Any]:
+        return call(tools.search_code, query, k, mode, language, kind, path_prefix)
 
     @server.tool(description="Fetch one document in full (id, title, text, metadata) by its id.")
     def get_document(id: Annotated[str, Field(min_length=1, description="document id from a search hit")]
@@ -144,7 +262,7 @@ def add_mcp(sub: argparse._SubParsersAction) -> None:
     """Register ``retrievekit mcp PATH [--mode M]``."""
     p = sub.add_parser("mcp", help="serve a collection to LLM clients over MCP (stdio)",
                        description="Run a Model Context Protocol server on stdin/stdout with the tools search, "
-                       "get_document and collection_info. Logs go to stderr. Needs retrievekit[serve].")
+                       "search_code, get_document and collection_info. Logs go to stderr. Needs retrievekit[serve].")
     _add_arguments(p)
     p.set_defaults(func=_run)
 
