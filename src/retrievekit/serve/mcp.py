@@ -121,6 +121,8 @@ class CollectionTools:
                 raise ServiceError("bad_request", f"path_prefix must be a string, got {path_prefix!r}",
                                    param="path_prefix")
             prefix = path_prefix.strip().removeprefix("./").lstrip("/")
+            if prefix.endswith(chr(sys.maxunicode)):  # no string follows it: the range has no upper end
+                raise ServiceError("bad_request", "path_prefix cannot end with U+10FFFF", param="path_prefix")
             if prefix:
                 conditions["path"] = _prefix_range(prefix)
         filter = {f: c for f, c in conditions.items() if c is not None}
