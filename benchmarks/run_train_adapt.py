@@ -17,6 +17,7 @@ Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -75,6 +76,74 @@ def build_data(collection, recipe: list[str], examples: int, seed: int):  # type
     return TrainingSet(chosen, {f"built_{n}": len(p) for n, p in pools.items()})
 
 
+def hybrid_teacher(collection, data, *, depth: int, weight: float, seed: int):  # type: ignore[no-untyped-def]
+    """GPL's recipe with the collection's own hybrid retriever as the teacher instead of a cross-encoder: for each
+    pseudo-query, its source document (the whole indexed text) and one negative drawn from hybrid's top 20, the
+    teacher score is ``weight`` z(BM25) + (1 - weight) z(MiniLM) — each retriever's score z-normalised over that
+    query's top ``depth`` (the zscore convex fusion) — so the student learns the hybrid's margins: the lexical
+    signal BM25 has on these corpora and MiniLM lacks. Teacher margins are put on the student's cosine scale by
+    the least-squares factor between the teacher's and the untrained student's margins on the same pairs."""
+    import random
+
+    import numpy as np
+
+    from retrievekit.core.document import index_text
+    from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
+    from retrievekit.index.dense.embedding import embed_documents, embed_queries
+    from retrievekit.training.builders import document_text
+    from retrievekit.training.data import TrainingExample, TrainingSet
+
+    rng = random.Random(seed)
+    encoder = collection.encoder()
+    cache = EmbeddingCache(default_cache_root(), encoder.spec())
+    queries = list(dict.fromkeys(e.query for e in data))
+    bm25 = collection.search(queries, 1000, mode="bm25")  # deeper than depth: fewer documents fall off its list
+    dense = collection.search(queries, depth, mode="dense")
+    hybrid = collection.search(queries, 21, mode="hybrid")
+    row = {q: i for i, q in enumerate(queries)}
+    qvec = embed_queries(encoder, queries, cache=cache)
+    chosen = []
+    for e in data:
+        i = row[e.query]
+        pool = [d for d, _ in hybrid.hits(i) if d != e.positive_id][:20]
+        if pool:
+            chosen.append((e, rng.choice(pool)))
+    ids = sorted({d for e, n in chosen for d in (e.positive_id, n)})
+    docs = dict(zip(ids, collection.get_many(ids)))
+    dvec = dict(zip(ids, embed_documents(encoder, [index_text(docs[d], ["title", "text"]) for d in ids],
+                                         cache=cache)))
+    teacher, student, out = [], [], []
+    for e, neg in chosen:
+        i = row[e.query]
+        b_hits = dict(bm25.hits(i))
+        b_top = np.array([s for _, s in bm25.hits(i)][:depth] or [0.0])
+        d_top = np.array([s for _, s in dense.hits(i)] or [0.0])
+        floor = min(b_hits.values()) if b_hits else 0.0
+
+        def z(value: float, top: np.ndarray) -> float:
+            return float((value - top.mean()) / top.std()) if top.std() > 0 else 0.0
+
+        t = []
+        s = []
+        for d in (e.positive_id, neg):
+            cos = float(qvec[i] @ dvec[d])
+            t.append(weight * z(b_hits.get(d, floor), b_top) + (1 - weight) * z(cos, d_top))
+            s.append(cos)
+        teacher.append(t)
+        student.append(s)
+        out.append(TrainingExample(query=e.query, positive=document_text(docs[e.positive_id]),
+                                   positive_id=e.positive_id, negatives=[document_text(docs[neg])],
+                                   negative_ids=[neg], source=f"{e.source}+hybrid-teacher"))
+    tm = np.array([a - b for a, b in teacher])
+    sm = np.array([a - b for a, b in student])
+    scale = float(tm @ sm / (tm @ tm)) if tm.any() else 1.0
+    for k, e in enumerate(out):
+        out[k] = dataclasses.replace(e, teacher_scores=[scale * x for x in teacher[k]])
+    stats = {"examples": len(out), "teacher_scale": round(scale, 5),
+             "teacher_student_margin_corr": round(float(np.corrcoef(tm, sm)[0, 1]), 4)}
+    return TrainingSet(out, stats)
+
+
 def score(collection, dataset, index: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from retrievekit.evaluation import evaluate_retriever
 
@@ -96,14 +165,19 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     collection = collection_for(name)
     started = time.perf_counter()
     data = build_data(collection, args.recipe.split(","), args.examples, args.seed)
-    mined = mine_negatives(data, collection, mode=args.miner, per_query=args.negatives, margin=args.margin)
-    full = [e for e in mined if len(e.negatives) >= args.negatives]
+    if args.teacher == "hybrid":
+        mined = hybrid_teacher(collection, data, depth=100, weight=0.5, seed=args.seed)
+        full = list(mined)
+    else:
+        mined = mine_negatives(data, collection, mode=args.miner, per_query=args.negatives, margin=args.margin)
+        full = [e for e in mined if len(e.negatives) >= args.negatives]
     data_seconds = time.perf_counter() - started
     print(f"{name}: {len(full)} examples ({data.stats}, mining {mined.stats}) in {data_seconds:.1f} s", flush=True)
 
     out = WORK / name / f"model-{args.tag}"
     started = time.perf_counter()
-    train_encoder("minilm", full, out, loss="mnrl", epochs=args.epochs, batch_size=args.batch_size,
+    loss = "margin-mse" if args.teacher == "hybrid" else "mnrl"
+    train_encoder("minilm", full, out, loss=loss, epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed, overwrite=True,
                   progress=True)
     train_seconds = time.perf_counter() - started
@@ -145,6 +219,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=1000, help="training examples per set (default 1000)")
     parser.add_argument("--miner", choices=("bm25", "dense", "hybrid"), default="hybrid")
     parser.add_argument("--negatives", type=int, default=1)
+    parser.add_argument("--teacher", choices=("none", "hybrid"), default="none",
+                        help="hybrid: MarginMSE on the collection's own hybrid scores (GPL with a hybrid teacher)")
     parser.add_argument("--margin", type=float, default=0.05)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -157,12 +233,16 @@ def main() -> None:
 
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "recipe": {k: v for k, v in vars(args).items() if k not in ("sets", "tag")} | {"base": "minilm",
-                                                                                       "loss": "mnrl"},
+        "recipe": {k: v for k, v in vars(args).items() if k not in ("sets", "tag")}
+        | {"base": "minilm", "loss": "margin-mse" if args.teacher == "hybrid" else "mnrl"},
         "alpha": ALPHA, "sets": {},
     }
     name = "train_adapt.json" if args.tag == "main" else f"train_adapt_{args.tag}.json"
     RESULTS.mkdir(exist_ok=True)
+    previous = json.loads((RESULTS / name).read_text()) if (RESULTS / name).is_file() else None
+    if previous and previous.get("recipe") == results["recipe"]:
+        # the same recipe run earlier on other sets (the sets are independent): keep those results
+        results["sets"] = {k: v for k, v in previous["sets"].items() if k not in args.sets.split(",")}
     for set_name in args.sets.split(","):
         results["sets"][set_name] = run_set(set_name, args)
         r = results["sets"][set_name]
