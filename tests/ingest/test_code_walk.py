@@ -152,3 +152,17 @@ def test_code_documents_ids_fields_and_metadata(tmp_path: Path) -> None:
     assert readme.title == "" and readme.metadata["kind"] == "lines" and readme.metadata["language"] == "markdown"
     assert summary.warnings == ["bad.py:1: syntax error; the definitions that hold an error (or lie in one) are "
                                 "indexed as line windows"]
+
+
+@pytest.mark.parametrize("use_git", [False, True])
+def test_a_virtualenv_is_known_by_its_pyvenv_cfg_not_its_name(tmp_path: Path, use_git: bool) -> None:
+    if use_git and shutil.which("git") is None:
+        pytest.skip("needs git")
+    # the standard library has a package called venv; a project may too
+    write(tmp_path, {"venv/__init__.py": "def create(): pass\n", "env/pyvenv.cfg": "home = /usr/bin\n",
+                     "env/lib/site.py": "x = 1\n", "app.py": "a = 1\n"})
+    if use_git:
+        git(tmp_path, "init", "-q")
+    paths, summary = walk(tmp_path, use_git=use_git)
+    assert paths == ["app.py", "venv/__init__.py"]
+    assert summary.skipped["vendored"] == 1 and summary.examples["vendored"] == ["env/"]

@@ -7,7 +7,8 @@ too, relative to their folder, later patterns and deeper files winning, as git d
 ``GitIgnoreSpec``. Either way a file is then skipped, with its reason counted in the ``WalkSummary``, when it is:
 
 * ``vendored``: under a dependency, build-output or cache folder (``VENDORED_DIRS``: node_modules, vendor,
-  third_party, .venv, site-packages, dist, build, __pycache__, ...); counted once per such folder;
+  third_party, site-packages, dist, build, __pycache__, ...) or a virtual environment (a folder holding
+  pyvenv.cfg, whatever its name); counted once per such folder;
 * ``generated``: a lockfile, ``*_pb2.py`` / ``*.pb.go`` / ``*.min.js`` / source maps, a file with a comment among
   its first ten lines that says "@generated" or "DO NOT EDIT", or minified JavaScript/CSS (lines averaging over
   300 characters);
@@ -65,11 +66,14 @@ GIT_TIMEOUT = 120.0  # seconds for `git ls-files`; a repository of a million fil
 
 VENDORED_DIRS = frozenset({
     "node_modules", "bower_components", "jspm_packages", "vendor", "third_party", "third-party", "thirdparty",
-    "external", ".venv", "venv", "site-packages", "dist-packages", "dist", "build", "__pycache__", ".eggs",
+    "external", "site-packages", "dist-packages", "dist", "build", "__pycache__", ".eggs",
     ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".gradle", ".idea", ".vscode",
     ".next", ".nuxt", ".svelte-kit", ".parcel-cache", ".terraform", "Pods", "Carthage", ".bundle",
 })
 _VCS_DIRS = frozenset({".git", ".hg", ".svn"})  # never read, not counted
+# A Python virtual environment is recognised by its pyvenv.cfg, not by a name such as "venv": the standard
+# library itself has a package called venv, and a project may have one too.
+VIRTUALENV_MARKER = "pyvenv.cfg"
 GENERATED_NAMES = frozenset({
     "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lockb", "cargo.lock",
     "poetry.lock", "pipfile.lock", "uv.lock", "pdm.lock", "gemfile.lock", "composer.lock", "go.sum", "mix.lock",
@@ -159,10 +163,18 @@ def _walk(top: Path, git: bool, max_bytes: int, skip_dirs: frozenset[str], summa
     real_root = os.path.realpath(top)
     entries = _git_files(top) if git else _ignore_walk(top, skip_dirs)
     counted: set[str] = set()
+    virtualenvs: dict[str, bool] = {}
+
+    def virtualenv(parts: list[str], i: int) -> bool:
+        folder = "/".join(parts[: i + 1])
+        if folder not in virtualenvs:
+            virtualenvs[folder] = (top / folder / VIRTUALENV_MARKER).is_file()
+        return virtualenvs[folder]
+
     for rel in entries:
         parts = rel.split("/")
         folder = next((i for i, part in enumerate(parts[:-1]) if part in skip_dirs or part in _VCS_DIRS
-                       or part.endswith(".egg-info")), None)
+                       or part.endswith(".egg-info") or virtualenv(parts, i)), None)
         if folder is not None:
             if parts[folder] not in _VCS_DIRS:
                 name = "/".join(parts[: folder + 1]) + "/"
@@ -238,7 +250,8 @@ def _ignore_walk(root: Path, skip_dirs: frozenset[str]) -> Iterator[str]:
             if is_dir:
                 if entry.name in _VCS_DIRS or ignored(specs, child + "/"):
                     continue
-                if entry.name in skip_dirs or entry.name.endswith(".egg-info"):
+                if (entry.name in skip_dirs or entry.name.endswith(".egg-info")
+                        or os.path.isfile(os.path.join(entry.path, VIRTUALENV_MARKER))):
                     yield child + "/."  # counted by the caller as one vendored folder, not entered
                 else:
                     yield from walk(entry.path, child + "/", specs)
