@@ -1,9 +1,12 @@
 """Metadata filters shared by every retriever.
 
 A filter is a dict ``{field: condition}``; all fields must match. A condition is a plain value (equality) or a
-dict of operators: ``eq``, ``ne``, ``in``, ``nin``, ``gt``, ``gte``, ``lt``, ``lte``, ``exists`` (a leading ``$``
-is accepted too, Mongo style). When a document's value is a list, a condition matches if any element matches.
-Example: ``{"year": {"gte": 2000, "lt": 2010}, "lang": "en", "tags": {"in": ["ir", "nlp"]}}``.
+dict of operators: ``eq``, ``ne``, ``in``, ``nin``, ``gt``, ``gte``, ``lt``, ``lte``, ``exists``, ``glob`` (a leading
+``$`` is accepted too, Mongo style). When a document's value is a list, a condition matches if any element matches.
+``glob`` matches string values as paths (a pattern, or a list of patterns of which one must match): ``*``, ``?``,
+``[...]`` within a folder name, ``**`` across folders, a pattern without ``/`` at any depth (see core/globs.py).
+Example: ``{"year": {"gte": 2000, "lt": 2010}, "lang": "en", "tags": {"in": ["ir", "nlp"]}}``,
+``{"path": {"glob": "src/**/*.py"}, "kind": {"in": ["function", "method"]}}``.
 
 Filters fail loudly: ``compile_filter`` rejects malformed or oversized filters, and ``check_fields`` rejects a
 field no document has, or a value of a JSON type the field never holds (``{"year": {"gte": 2000}}`` against
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.globs import GlobError, compile_glob
 
 Filter = Mapping[str, Any]
 
@@ -32,11 +36,12 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "lte": operator.le,
 }
 _ORDER = ("gt", "gte", "lt", "lte")
-OPERATORS = (*_COMPARE, "in", "nin", "exists")
+OPERATORS = (*_COMPARE, "in", "nin", "exists", "glob")
 
 # Bounds on one filter: each field costs a pass over a metadata column, so a request must not name thousands.
 MAX_FIELDS = 64
 MAX_IN_VALUES = 1024  # values of one in / nin list
+MAX_GLOBS = 64  # patterns of one glob list
 MAX_VALUE_DEPTH = 8  # nesting of a compared value (lists / objects inside a condition)
 MAX_FILTER_CHARS = 65_536  # the filter as JSON
 
@@ -92,6 +97,11 @@ def _exists(want: bool) -> Callable[[Any], bool]:
     return lambda v: (v is not None) == want
 
 
+def _glob(patterns: str | Sequence[str]) -> Callable[[Any], bool]:
+    matchers = [compile_glob(g) for g in ([patterns] if isinstance(patterns, str) else patterns)]
+    return lambda v: isinstance(v, str) and any(match(v) for match in matchers)
+
+
 def _depth(value: Any) -> int:
     """Nesting depth of lists / dicts in ``value`` (iterative: a hostile filter must not exhaust the stack)."""
     deepest, stack = 0, [(value, 0)]
@@ -126,6 +136,20 @@ def _conditions(field: str, condition: Any) -> dict[str, Any]:
         if op == "exists":
             if not isinstance(arg, bool):
                 raise FilterError(f"filter on {field!r}: 'exists' takes true or false, got {arg!r}")
+        elif op == "glob":
+            patterns = [arg] if isinstance(arg, str) else arg
+            if not isinstance(patterns, (list, tuple)) or not patterns or \
+                    not all(isinstance(g, str) for g in patterns):
+                raise FilterError(f"filter on {field!r}: 'glob' takes a path pattern such as \"src/**/*.py\" or a "
+                                  f"list of them, got {arg!r}")
+            if len(patterns) > MAX_GLOBS:
+                raise FilterError(f"filter on {field!r}: 'glob' lists {len(patterns)} patterns; the limit is "
+                                  f"{MAX_GLOBS}")
+            for pattern in patterns:
+                try:
+                    compile_glob(pattern)
+                except GlobError as exc:
+                    raise FilterError(f"filter on {field!r}: {exc}") from None
         elif op in ("in", "nin"):
             if not isinstance(arg, (list, tuple, set, frozenset)):
                 raise FilterError(f"filter on {field!r}: {raw_op!r} needs a list, got {arg!r}")
@@ -154,6 +178,8 @@ def _predicate(field: str, ops: Mapping[str, Any]) -> Callable[[Any], bool]:
             checks.append((_compare(op, arg), op == "ne"))
         elif op in ("in", "nin"):
             checks.append((_membership({json.dumps(a, sort_keys=True) for a in arg}, op == "in"), op == "nin"))
+        elif op == "glob":
+            checks.append((_glob(arg), False))
         else:
             checks.append((_exists(arg), False))
 
@@ -212,7 +238,10 @@ def check_fields(spec: Filter, fields: Mapping[str, Sequence[str] | set[str] | f
         for op, arg in ops.items():
             if op == "exists":
                 continue
-            wanted = {json_type(a) for a in arg} if op in ("in", "nin") else {json_type(arg)}
+            if op == "glob":
+                wanted = {"string"}  # a glob list is patterns, not an array value
+            else:
+                wanted = {json_type(a) for a in arg} if op in ("in", "nin") else {json_type(arg)}
             if wanted and not wanted & set(known):
                 shown = json.dumps({op: arg}, default=str)
                 hint = ""
