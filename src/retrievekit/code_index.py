@@ -24,6 +24,7 @@ deletes documents under its prefix, so several repositories can share a collecti
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections import Counter
@@ -51,6 +52,14 @@ from retrievekit.ingest.code import (
 if TYPE_CHECKING:
     from retrievekit.collection import Collection
     from retrievekit.storage.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+# What a code collection is created with (``Collection.create_code``, ``retrievekit index --code``): the code
+# analyzer — identifiers split on camelCase/snake_case/digits with the whole identifier kept, operators dropped,
+# language keywords as stop words (analysis/standard.py).
+CODE_ANALYZER = "code"
+CODE_ANALYZERS = frozenset({"code", "identifier"})  # code-aware presets: no hint when a collection uses one
 
 
 @dataclass
@@ -155,6 +164,12 @@ def ingest_code(
         raise CollectionError(f"{collection.path} is a passage collection ({collection.settings.passages.chunker}): "
                               "code is stored as one document per symbol; index it into a collection created "
                               "without passages")
+    analyzer = collection.settings.bm25.analyzer
+    name = analyzer.get("name") if isinstance(analyzer, dict) else analyzer
+    if name not in CODE_ANALYZERS and len(collection) == 0:
+        logger.warning("%s uses the %r analyzer, which does not split identifiers; code searches better with the "
+                       "code analyzer: create the collection with Collection.create_code(path) (or "
+                       "analyzer=%r)", collection.path, name, CODE_ANALYZER)
     report = CodeIngestReport(root=str(top))
     summary = WalkSummary()
     spec = chunker_spec(max_lines, max_chars)

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrievekit.analysis import Analyzer, get_analyzer
-from retrievekit.core.config import BM25Config, CollectionConfig, DenseIndexConfig, PassagesConfig
+from retrievekit.core.config import (
+    BM25Config,
+    CollectionConfig,
+    DenseIndexConfig,
+    PassagesConfig,
+    check_field_weights,
+)
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
 from retrievekit.core.files import tree_bytes
@@ -98,10 +104,15 @@ class Collection:
         chunking: str | Mapping[str, Any] | None = None,
         vectors: str | None = None,
         passages: str | None = None,
+        field_weights: Mapping[str, float] | None = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Create an empty collection. ``analyzer`` is a preset name (see ``retrievekit.analysis``), config or
         instance; ``fields`` are the document parts indexed for BM25, joined by a space (title + " " + text).
+        ``field_weights`` ({field: weight}, e.g. ``{"title": 2, "signature": 2, "text": 1}``; a field is ``title``,
+        ``text`` or a metadata key) also indexes each named field on its own and makes BM25 score documents by
+        multi-field BM25 (the weighted sum of each field's BM25) with these default weights; searches may pass
+        other weights (``search(..., field_weights=...)``, ``{}`` for the joined index).
         ``dense``: an encoder (name such as ``"minilm"``, ``"onnx-int8:minilm"``, spec or instance) for a dense
         index named "default", encoded at every commit; ``chunking`` ('256:32:mean') represents documents longer
         than the model window by pooled windows; ``vectors`` picks the search tier ('int8', 'binary+rescore',
@@ -132,8 +143,9 @@ class Collection:
             else:
                 get_chunker(passages)  # a bad spec fails here, not at the first commit
             passages_config = PassagesConfig(str(passages))
-        config = CollectionConfig(fields=tuple(fields), bm25=BM25Config(resolved.config()), dense=dense_indexes,
-                                  passages=passages_config).to_json()
+        weights = None if field_weights is None else check_field_weights(field_weights)
+        config = CollectionConfig(fields=tuple(fields), bm25=BM25Config(resolved.config(), weights),
+                                  dense=dense_indexes, passages=passages_config).to_json()
         if (path / MANIFEST).is_file():
             if not exist_ok:
                 raise CollectionError(f"a collection already exists at {path} (pass exist_ok=True to open it)")
@@ -157,6 +169,20 @@ class Collection:
         finally:
             lock.release()
         return cls(path)
+
+    @classmethod
+    def create_code(cls, path: str | Path, **options: Any) -> Collection:
+        """Create a collection for code (``ingest_code``): as ``create``, with the code analyzer (identifiers split
+        on camelCase/snake_case/digits, the whole identifier kept, operators dropped, language keywords as stop
+        words) unless ``analyzer`` says otherwise. ``exist_ok=True`` opens an existing one, whose analyzer is part
+        of its settings and stays."""
+        from retrievekit.code_index import CODE_ANALYZER
+
+        options.setdefault("analyzer", CODE_ANALYZER)
+        path = Path(path)
+        if options.get("exist_ok") and (path / MANIFEST).is_file():
+            return cls(path)
+        return cls.create(path, **options)
 
     @classmethod
     def open(cls, path: str | Path) -> Collection:
@@ -249,7 +275,8 @@ class Collection:
     def ingest_code(self, root: str | Path, **options: Any) -> CodeIngestReport:
         """Index a code repository or folder by its symbols (functions, methods, classes; tree-sitter), honouring
         .gitignore; a later run re-parses and rewrites only changed files. Options and rules:
-        ``retrievekit.code_index.ingest_code``."""
+        ``retrievekit.code_index.ingest_code``. Create the collection with ``Collection.create_code(path)`` for
+        the code analyzer (``Collection.create``'s default is English text)."""
         from retrievekit.code_index import ingest_code
 
         return ingest_code(self, root, **options)
@@ -410,19 +437,21 @@ class Collection:
         fusion: str | Mapping[str, Any] | None = None,
         rerank: Any = None,
         depth: int = 100,
+        field_weights: Mapping[str, float] | None = None,
         **scorer_params: Any,
     ) -> Retriever:
         """A retriever (or pipeline) over this collection, cached: see ``search`` for the arguments."""
         key = repr((mode, scorer, rm3, index, encoder if isinstance(encoder, str | None) else id(encoder), prf,
                     fusion, rerank if isinstance(rerank, str | None) else id(rerank), depth,
-                    sorted(scorer_params.items())))
+                    None if field_weights is None else list(field_weights.items()), sorted(scorer_params.items())))
         retriever = self._retrievers.get(key)
         if retriever is not None:
             return retriever
         if mode not in MODES:
             raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode in ("bm25", "hybrid"):
-            bm25: Retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, **scorer_params)  # validates arguments
+            bm25: Retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, field_weights=field_weights,
+                                            **scorer_params)  # validates arguments
         if mode in ("dense", "hybrid"):
             from retrievekit.retrieval.dense.retriever import DenseRetriever
 
@@ -474,7 +503,9 @@ class Collection:
         (learned-sparse SPLADE index ``index``; see ``add_sparse_index``).
         BM25: Lucene BM25, k1=0.9, b=0.4 unless ``scorer`` (``lucene`` | ``robertson`` | ``atire`` | ``bm25l`` |
         ``bm25+`` | ``dirichlet``) and its parameters as keywords (``k1=1.2, b=0.75``) say otherwise; ``rm3``: True
-        or ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 feedback.
+        or ``{"fb_docs": 10, "fb_terms": 10, "original_weight": 0.5}`` for RM3 feedback; ``field_weights``
+        ({field: weight}) scores by multi-field BM25 over fields the collection indexes on their own (default: the
+        collection's weights, if it has any; ``{}``: the joined index).
         Dense: ``index`` (default "default"), ``encoder`` (query encoder; must match the index), ``prf`` (True or
         ``{"fb_docs": 3, "alpha": 1.0, "beta": 0.5}``: Rocchio feedback).
         Hybrid: ``fusion`` — "rrf", "convex" or a dict such as ``{"method": "convex", "weights": [0.3, 0.7],

@@ -8,6 +8,7 @@ the same ``vectors-<hash>.npy``. Open-ended parts stay plain JSON on purpose: an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,16 +40,53 @@ def _extra(data: Mapping[str, Any], known: Sequence[str]) -> JSON:
     return {k: v for k, v in data.items() if k not in known}
 
 
+MAX_WEIGHTED_FIELDS = 16  # each one is a second inverted index of its field: a handful is what anyone needs
+
+
+def check_field_weights(weights: Any, where: str = "field_weights") -> dict[str, float]:
+    """``weights`` ({field: weight}) checked: 1 to ``MAX_WEIGHTED_FIELDS`` non-empty field names, finite weights of 0
+    or more, at least one above 0. Returns them as floats, in the given order."""
+    if not isinstance(weights, Mapping) or not weights:
+        raise CollectionError(f"{where}: expected a non-empty object of field -> weight, e.g. "
+                              f'{{"title": 2.0, "text": 1.0}}, got {weights!r}')
+    if len(weights) > MAX_WEIGHTED_FIELDS:
+        raise CollectionError(f"{where}: {len(weights)} fields; at most {MAX_WEIGHTED_FIELDS} are weighted")
+    out: dict[str, float] = {}
+    for name, weight in weights.items():
+        if not isinstance(name, str) or not name.strip():
+            raise CollectionError(f"{where}: field names must be non-empty strings, got {name!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
+            raise CollectionError(f"{where}: the weight of {name!r} must be a finite number of 0 or more, "
+                                  f"got {weight!r}")
+        out[name] = float(weight)
+    if not any(out.values()):
+        raise CollectionError(f"{where}: every weight is 0; at least one field must count")
+    return out
+
+
 @dataclass(frozen=True)
 class BM25Config:
+    """The BM25 index: the analyzer, and optionally ``field_weights`` — fields that also get an inverted index of
+    their own (per-field statistics) and their default weights in multi-field BM25 (score = sum of weight x BM25 of
+    the field; see ``retrieval.bm25.multifield``). Without it, BM25 indexes the collection's fields joined."""
+
     analyzer: JSON  # the analyzer's own config (see retrievekit.analysis)
+    field_weights: dict[str, float] | None = None
+    extra: JSON = field(default_factory=dict)
 
     def to_json(self) -> JSON:
-        return {"analyzer": self.analyzer}
+        out: JSON = {"analyzer": self.analyzer}
+        if self.field_weights is not None:
+            out["field_weights"] = dict(self.field_weights)
+        return {**out, **self.extra}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "bm25") -> BM25Config:
-        return cls(_require(data, "analyzer", (dict, str), where))
+        weights = data.get("field_weights")
+        return cls(_require(data, "analyzer", (dict, str), where),
+                   None if weights is None else check_field_weights(weights, f"{where}: field_weights"),
+                   _extra(data, ("analyzer", "field_weights")))
 
 
 @dataclass(frozen=True)

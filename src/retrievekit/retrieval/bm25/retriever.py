@@ -12,6 +12,7 @@ from retrievekit.core.document import index_text
 from retrievekit.core.filters import Filter
 from retrievekit.index.bm25.segment import bm25_postings
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
+from retrievekit.retrieval.bm25.multifield import resolve_field_weights, search_fields
 from retrievekit.retrieval.bm25.rm3 import RM3
 from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
 from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
@@ -26,6 +27,10 @@ class BM25Retriever(Retriever):
 
     Statistics (N, df, avgdl) are collection-wide, summed over segments, so scores do not depend on how the
     collection happens to be segmented.
+
+    ``field_weights``: {field: weight} scores with multi-field BM25 over fields the collection indexes on their own
+    (``retrieval.bm25.multifield``); None uses the collection's default weights (none: the joined index), ``{}``
+    the joined single-field index.
     """
 
     def __init__(
@@ -34,10 +39,13 @@ class BM25Retriever(Retriever):
         scorer: str | Mapping[str, Any] | Scorer | None = None,
         rm3: bool | Mapping[str, Any] | RM3 = False,
         use_kernel: bool = True,
+        field_weights: Mapping[str, float] | None = None,
         **scorer_params: Any,
     ) -> None:
         self.collection = collection
         self.scorer = get_scorer(scorer, **scorer_params)  # type: ignore[arg-type]
+        self._field_weights = None if field_weights is None else dict(field_weights)
+        resolve_field_weights(self._field_weights, collection.settings)  # a bad weight fails here
         if isinstance(rm3, RM3):
             self.rm3: RM3 | None = rm3
         elif isinstance(rm3, Mapping):
@@ -49,8 +57,18 @@ class BM25Retriever(Retriever):
         self.use_kernel = use_kernel
         self._scorer_key = repr(sorted(self.scorer.config().items()))
 
+    @property
+    def field_weights(self) -> dict[str, float]:
+        """The field weights searches use now ({}: the joined index); the collection's defaults are re-read, as
+        another process may have committed."""
+        return resolve_field_weights(self._field_weights, self.collection.settings)
+
     def config(self) -> dict[str, Any]:
-        return {"type": "bm25", "scorer": self.scorer.config(), "rm3": self.rm3.__dict__ if self.rm3 else None}
+        out = {"type": "bm25", "scorer": self.scorer.config(), "rm3": self.rm3.__dict__ if self.rm3 else None}
+        weights = self.field_weights
+        if weights:
+            out["field_weights"] = weights
+        return out
 
     def search(
         self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None, threads: int = 1
@@ -61,12 +79,13 @@ class BM25Retriever(Retriever):
 
         def search(snap: Snapshot) -> SearchResults:
             allowed = snap.allowed(filter)
+            fields = resolve_field_weights(self._field_weights, snap.manifest.settings)
 
             def one(query: str) -> tuple[np.ndarray, np.ndarray]:
                 weights: dict[str, float] = {t: float(n) for t, n in Counter(analyzer.analyze(query)).items()}
                 if self.rm3 is not None and weights:
-                    weights = self._expand(snap, weights, allowed)
-                return self.search_terms(snap, weights, k, allowed)
+                    weights = self._expand(snap, weights, allowed, fields)
+                return self.search_terms(snap, weights, k, allowed, fields)
 
             rows = run_batch(queries, one, threads)
             return results_from_numbers(rows, snap.id_array, k)
@@ -74,9 +93,13 @@ class BM25Retriever(Retriever):
         return with_snapshot(self.collection, search)
 
     def search_terms(
-        self, snap: Snapshot, weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None]
+        self, snap: Snapshot, weights: Mapping[str, float], k: int, allowed: list[np.ndarray | None],
+        field_weights: Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top k (global document numbers, scores) for a weighted bag of analysed terms."""
+        """Top k (global document numbers, scores) for a weighted bag of analysed terms: by multi-field BM25 when
+        ``field_weights`` names fields, else on the joined index."""
+        if field_weights:
+            return search_fields(snap, weights, field_weights, self.scorer, self._scorer_key, k, allowed)
         segments = snap.segments
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if not weights or not segments:
@@ -110,9 +133,10 @@ class BM25Retriever(Retriever):
         scoring = Scoring(scorer.mode, scorer.k1, scorer.delta, self.use_kernel)
         return search_segments(snap.bases, parts(), allowed, scoring, k)
 
-    def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None]) -> dict[str, float]:
+    def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None],
+                field_weights: Mapping[str, float]) -> dict[str, float]:
         assert self.rm3 is not None
-        numbers, scores = self.search_terms(snap, weights, self.rm3.fb_docs, allowed)
+        numbers, scores = self.search_terms(snap, weights, self.rm3.fb_docs, allowed, field_weights)
         analyzer = self.collection.analyzer
         fields = self.collection.settings.fields
         feedback = []
