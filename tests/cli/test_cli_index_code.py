@@ -1,5 +1,5 @@
 """``retrievekit index --code REPOSITORY COLLECTION``: the report (with skipped files and why), incremental runs,
-the identifier analyzer, and clear errors."""
+the code analyzer, and clear errors."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_index_code_prints_the_report_and_reindexes_incrementally(tmp_path: Path
     assert "symbols: 4 indexed (4 added," in out
     assert "skipped 2:\n  binary: 1 (image.png)\n  vendored: 1 (vendor/)\n" in out
     assert "warnings: 1\n  broken.py:1: syntax error" in out
-    assert Collection(col).info()["analyzer"]["name"] == "identifier"
-    hits = Collection(col).search("retry policy", k=1)  # camelCase split by the identifier analyzer
+    assert Collection(col).info()["analyzer"]["name"] == "code"
+    hits = Collection(col).search("retry policy", k=1)  # camelCase split by the code analyzer
     assert hits.hits(0)[0][0] == "src/http_client.py#HttpClient.getRetryPolicy"
 
     (source / "src/util.js").write_text("// Joins paths.\nfunction joinPaths(a, b) {\n  return a + b;\n}\n")

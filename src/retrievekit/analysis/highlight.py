@@ -7,6 +7,7 @@ found in one sliding pass over the matches.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 
 from retrievekit.analysis import Analyzer
@@ -98,3 +99,50 @@ def _best_window_start(spans: Sequence[tuple[int, int]], forms: Sequence[str], w
             else:
                 counts[form] -= 1
     return best
+
+
+def line_snippet(text: str, query: str, analyzer: Analyzer, *, lines: int = 6, width: int = 160,
+                 style: tuple[str, str] = MARKERS, max_scan: int = MAX_SCAN_CHARS) -> tuple[int, list[str]]:
+    """For code and other line-oriented text: the ``lines`` consecutive lines of ``text`` with the most query-term
+    matches (the first such run; the first lines when nothing matches), each cut at ``width`` characters, matches
+    wrapped in ``style``. Returns (index of the first line shown, the lines). Only the first ``max_scan``
+    characters are read, whatever the text's size."""
+    scanned = _scan_region(text, max(max_scan, width), len(text) > max_scan)
+    all_lines = scanned.split("\n")
+    starts = [0]
+    for line in all_lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    query_terms = set(analyzer.analyze(query)) if query else set()
+    spans = ([(s, e) for s, e, terms in analyzer.term_spans(scanned) if query_terms.intersection(terms)]
+             if query_terms else [])
+    per_line: list[list[tuple[int, int]]] = [[] for _ in all_lines]
+    for s, e in spans:
+        row = bisect_right(starts, s) - 1
+        per_line[row].append((s - starts[row], min(e, starts[row] + len(all_lines[row])) - starts[row]))
+    first = 0
+    if len(all_lines) > lines and spans:
+        counts = [len(p) for p in per_line]
+        window = best = sum(counts[:lines])
+        for i in range(1, len(all_lines) - lines + 1):
+            window += counts[i + lines - 1] - counts[i - 1]
+            if window > best:
+                first, best = i, window
+        match = first
+        while match < first + lines and not counts[match]:
+            match += 1
+        # one line of context above the window's first match; moving down to it keeps every match the window held
+        first = min(max(first, match - 1), len(all_lines) - lines)
+    out = []
+    for row in range(first, min(first + lines, len(all_lines))):
+        line = all_lines[row].rstrip()
+        cut = len(line) > width
+        pieces, pos = [], 0
+        for s, e in per_line[row]:
+            if e > width:
+                break
+            pieces.append(line[pos:s])
+            pieces.append(style[0] + line[s:e] + style[1])
+            pos = e
+        pieces.append(line[pos:width])
+        out.append("".join(pieces) + (" …" if cut else ""))
+    return first, out

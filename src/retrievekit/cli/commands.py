@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from retrievekit.analysis import available_analyzers
-from retrievekit.cli.render import flat_rows, print_hits, print_json, table, wrapped_rows
+from retrievekit.cli.render import code_location, flat_rows, print_hits, print_json, table, wrapped_rows
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.service.documents import delete_documents
@@ -42,6 +44,39 @@ def seconds(text: str) -> float:
     return value
 
 
+def parse_field_weights(text: str | None, flag: str = "--field-weights") -> dict[str, float] | None:
+    """``title=2,signature=2,text=1`` as {field: weight}; ``none`` = {} (the joined index); None when not given."""
+    from retrievekit.core.config import check_field_weights
+
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return {}
+    weights: dict[str, Any] = {}
+    for item in text.split(","):
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        try:
+            weight = float(value) if eq else None
+        except ValueError:
+            weight = None
+        if not name or weight is None:
+            raise RetrievekitError(f"{flag}: expected FIELD=WEIGHT[,FIELD=WEIGHT...] such as title=2,text=1, "
+                                   f"got {item!r}")
+        if name in weights:
+            raise RetrievekitError(f"{flag}: field {name!r} is given twice")
+        weights[name] = weight
+    try:
+        return check_field_weights(weights, flag)
+    except RetrievekitError as exc:
+        raise RetrievekitError(str(exc)) from None
+
+
+FIELD_WEIGHTS_HELP = ("multi-field BM25: each FIELD (title, text or a metadata key such as signature) is indexed on "
+                      "its own and a document scores the weighted sum of its fields' BM25, e.g. "
+                      "title=2,signature=2,text=1")
+
+
 def add_lock_timeout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lock-timeout", type=seconds, default=0.0, metavar="SECONDS",
                    help="when another process is writing the collection, wait up to this long for it to finish "
@@ -68,9 +103,14 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="with --code: walk the folder and read its .gitignore files instead of asking git for the list")
     p.add_argument("--analyzer", default=None, metavar="NAME",
                    help="text analyzer for a new collection (default: lucene-english = Lucene/Anserini's English "
-                   f"analyzer; identifier with --code). One of: {', '.join(available_analyzers())}")
+                   "analyzer; with --code: code = identifiers split on camelCase/snake_case/digits keeping the whole "
+                   "identifier, operators dropped, language keywords as stop words). An existing collection keeps "
+                   f"its analyzer. One of: {', '.join(available_analyzers())}")
     p.add_argument("--fields", default="title,text",
                    help="document parts indexed for BM25, joined by a space (default: title,text)")
+    p.add_argument("--field-weights", metavar="FIELD=W,...",
+                   help=f"for a new collection: {FIELD_WEIGHTS_HELP}. Searches use these weights unless they pass "
+                   "their own (search --field-weights). Default: none (BM25 on --fields joined)")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")
@@ -172,11 +212,12 @@ def run_index(args: argparse.Namespace) -> int:
     check_index_args(args)
     reader_options = schema_option(args)
     fields = args.fields.split(",")
+    field_weights = parse_field_weights(args.field_weights)
     exists = Path(args.collection, "manifest.json").is_file()
     with removed_on_failure(Path(args.collection)):
         col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True,
                                 dense=None if exists else args.dense, chunking=args.chunking, vectors=args.vectors,
-                                passages=args.passages)
+                                passages=args.passages, field_weights=field_weights or None)
         if args.dense and "default" not in (col.config.get("dense") or {}):
             col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors,
                                 progress=not args.no_progress, lock_timeout=args.lock_timeout)
@@ -244,10 +285,29 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search a collection",
                        description="Rank the collection's documents for one or more queries.")
     p.add_argument("collection", help="collection folder")
-    p.add_argument("queries", nargs="+", help="query text(s)")
+    p.add_argument("queries", nargs="*", metavar="QUERY",
+                   help="query text(s); a code snippet works as a query too (operators and all)")
+    p.add_argument("--query-file", action="append", metavar="FILE",
+                   help="read one query from FILE ('-' = standard input), e.g. a code snippet to find its twins: "
+                   f"`retrievekit search COL --query-file snippet.py`; at most {CLI_MAX_QUERY_CHARS:,} characters. "
+                   "Repeatable")
     p.add_argument("-k", type=positive_int, default=10, help="number of results per query (default 10)")
     p.add_argument("--filter", metavar="JSON",
-                   help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\'')
+                   help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\', '
+                   '\'{"path": {"glob": "src/**/*.py"}}\'')
+    code = p.add_argument_group("code collections (retrievekit index --code)",
+                                "shorthands for filters on the code metadata; repeat a flag for any of several values")
+    code.add_argument("--language", action="append", metavar="NAME",
+                      help="only symbols in this language (python, javascript, typescript, go, rust, java, c, cpp, "
+                      "ruby, ...)")
+    code.add_argument("--kind", action="append", metavar="KIND",
+                      help="only this kind of symbol (function, method, class, struct, interface, ...)")
+    code.add_argument("--path", action="append", metavar="GLOB",
+                      help="only files matching GLOB: * and ? within a folder name, ** across folders, a pattern "
+                      "without / at any depth (src/**/*.py, '*_test.go', tests)")
+    p.add_argument("--field-weights", metavar="FIELD=W,...",
+                   help="BM25 field weights for this search, over the fields the collection indexes on their own "
+                   "(default: the collection's own weights, if it has any; 'none': the joined fields)")
     p.add_argument("--mode", choices=MODES,
                    help="bm25, dense, hybrid or sparse (default: hybrid if the collection has a dense index, else "
                    "bm25)")
@@ -265,6 +325,7 @@ def add_search(sub: argparse._SubParsersAction) -> None:
 
 
 CLI_MAX_K = 1_000_000  # the command line has no server to protect: any k a machine can hold
+CLI_MAX_QUERY_CHARS = 65_536  # a pasted snippet of a few hundred lines; bounded so a wrong file fails at once
 JSON_HITS = HitFormat("plain", 300)  # the MCP server's plain snippets, scores unrounded
 
 
@@ -284,12 +345,82 @@ def parse_filter(text: str | None) -> Any:
     return value
 
 
+def read_query_file(name: str, limit: int = CLI_MAX_QUERY_CHARS) -> str:
+    """The query in file ``name`` ('-' = standard input) as UTF-8 text (a BOM dropped); a clear error when it cannot
+    be read, is not UTF-8, is empty or holds more than ``limit`` characters (reading stops there)."""
+    label = "standard input" if name == "-" else name
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parts: list[str] = []
+    chars = consumed = 0
+    try:
+        stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise RetrievekitError(f"--query-file {label}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        while True:
+            chunk = stream.read(65_536)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                raise RetrievekitError(f"--query-file {label}: not UTF-8 text (invalid byte at offset "
+                                       f"{consumed + max(exc.start, 0):,}); save the snippet as UTF-8") from None
+            consumed += len(chunk)
+            parts.append(text)
+            chars += len(text)
+            if chars > limit:
+                raise RetrievekitError(f"--query-file {label}: the query is over {limit:,} characters (the limit); "
+                                       "pass the part of the code to look for")
+            if not chunk:
+                break
+    except OSError as exc:
+        raise RetrievekitError(f"--query-file {label}: cannot read it ({exc.strerror or exc})") from None
+    finally:
+        if name != "-":
+            stream.close()
+    text = "".join(parts).removeprefix("\ufeff")
+    if not text.strip():
+        raise RetrievekitError(f"--query-file {label}: the file is empty; it should hold the query (e.g. a code "
+                               "snippet)")
+    return text
+
+
+def code_filter(args: argparse.Namespace, search_filter: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``--filter`` with the ``--language``, ``--kind`` and ``--path`` shorthands added (a field named by both is an
+    error: which one was meant is unclear)."""
+    extra: dict[str, Any] = {}
+    for field in ("language", "kind"):
+        values = getattr(args, field, None)
+        if values:
+            extra[field] = values[0] if len(values) == 1 else {"in": list(dict.fromkeys(values))}
+    if getattr(args, "path", None):
+        extra["path"] = {"glob": args.path[0] if len(args.path) == 1 else list(dict.fromkeys(args.path))}
+    if not extra:
+        return search_filter
+    both = sorted(set(extra) & set(search_filter or {}))
+    if both:
+        raise RetrievekitError(f"--filter and --{both[0]} both filter {both[0]!r}: give one of them")
+    merged = {**(search_filter or {}), **extra}
+    try:
+        check_filter(merged)
+    except RetrievekitError as exc:
+        flag = next((f"--{name}" for name in extra if repr(name) in str(exc)), "--filter")
+        raise RetrievekitError(f"{flag}: {exc}") from None
+    return merged
+
+
 def run_search(args: argparse.Namespace) -> int:
     if args.k > CLI_MAX_K:
         raise RetrievekitError(f"-k is at most {CLI_MAX_K:,}, got {args.k:,}")
     if args.fusion and args.mode not in (None, "hybrid"):
         raise RetrievekitError(f"--fusion applies to --mode hybrid, not --mode {args.mode}")
-    search_filter = parse_filter(args.filter)
+    search_filter = code_filter(args, parse_filter(args.filter))
+    field_weights = parse_field_weights(args.field_weights)
+    if field_weights is not None and args.mode in ("dense", "sparse"):
+        raise RetrievekitError(f"--field-weights weights BM25's fields: it applies to bm25 and hybrid, not --mode "
+                               f"{args.mode}")
+    queries = list(args.queries) + [read_query_file(name) for name in args.query_file or ()]
+    if not queries:
+        raise RetrievekitError("give a query: QUERY text, or --query-file FILE (- for standard input)")
     col = Collection(args.collection)
     if args.fusion and (args.mode or col.default_mode) != "hybrid":
         raise RetrievekitError(f"--fusion applies to hybrid search, but {args.collection} has no dense index "
@@ -297,15 +428,17 @@ def run_search(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"scorer": args.scorer, "rm3": args.rm3, **scoring_params(args)}
     if args.fusion:
         options["fusion"] = args.fusion
+    if field_weights is not None:
+        options["field_weights"] = field_weights
     request = SearchRequest("", k=args.k, mode=args.mode, filter=search_filter, rerank=args.rerank,
                             rerank_depth=args.rerank_depth if args.rerank else None, options=options,
-                            max_k=CLI_MAX_K)
-    responses = search_batch(col, args.queries, request)
+                            max_k=CLI_MAX_K, max_query_chars=CLI_MAX_QUERY_CHARS)
+    responses = search_batch(col, queries, request)
     elapsed = responses[0].took_ms / 1000 if responses else 0.0
     if args.json:
         print_json({
             "results": [{"query": r.request.query,
-                         "hits": [h.to_json(r.request.query, col.analyzer, JSON_HITS) for h in r.hits]}
+                         "hits": [_json_hit(h, r.request.query, col) for h in r.hits]}
                         for r in responses],
             "mode": responses[0].mode if responses else args.mode or col.default_mode,
             "seconds": elapsed,
@@ -313,8 +446,16 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     for r in responses:
         print_hits(r.request.query, [(h.document, h.score) for h in r.hits], col.analyzer)
-    print(f"\n{len(args.queries)} quer{'y' if len(args.queries) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
+    print(f"\n{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
     return 0
+
+
+def _json_hit(hit: Any, query: str, col: Collection) -> dict[str, Any]:
+    out: dict[str, Any] = hit.to_json(query, col.analyzer, JSON_HITS)
+    location = code_location(hit.document)
+    if location is not None:
+        out["location"] = location
+    return out
 
 
 def add_info(sub: argparse._SubParsersAction) -> None:

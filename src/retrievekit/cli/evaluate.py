@@ -16,7 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from retrievekit.cli.commands import add_model_options, add_scoring_options, positive_int, scoring_params
+from retrievekit.cli.commands import (
+    FIELD_WEIGHTS_HELP,
+    add_model_options,
+    add_scoring_options,
+    parse_field_weights,
+    positive_int,
+    scoring_params,
+)
 from retrievekit.cli.render import print_json, table
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
@@ -61,6 +68,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     add_scoring_options(p)
     p.add_argument("--analyzer", default="lucene-english", help="analyzer preset (default: lucene-english)")
     p.add_argument("--fields", default="title,text", help="document parts indexed (default: title,text)")
+    p.add_argument("--field-weights", metavar="FIELD=W,...",
+                   help=f"{FIELD_WEIGHTS_HELP}; every BM25 system (hybrid's BM25 too) scores with these weights. A "
+                   "reused --collection keeps the fields it indexes on its own; the weights must name some of them")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated metrics (default: {','.join(DEFAULT_METRICS)})")
     p.add_argument("--depth", type=positive_int, default=1000, help="documents retrieved per query (default 1000)")
@@ -225,13 +235,16 @@ def run_eval(args: argparse.Namespace) -> int:
         raise RetrievekitError("--vectors sets the dense search tier: evaluate a dense or hybrid system too "
                                "(--mode dense|hybrid or --system dense|hybrid)")
     get_analyzer(args.analyzer)
+    args.field_weights = parse_field_weights(args.field_weights)
     dataset = load_beir(args.data, split=args.split, corpus=args.corpus)
 
     temp = None
     fields = args.fields.split(",")
     dense = args.model if needs_dense else None
     if args.collection and Path(args.collection, "manifest.json").is_file():
-        col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, exist_ok=True)
+        indexed = Collection(args.collection).settings.bm25.field_weights  # weights are chosen per search
+        col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, field_weights=indexed,
+                                exist_ok=True)
         index_seconds, reused = 0.0, True
         if needs_dense and "default" not in (col.config.get("dense") or {}):
             started = time.perf_counter()
@@ -244,7 +257,7 @@ def run_eval(args: argparse.Namespace) -> int:
             shutil.rmtree(temp)
         started = time.perf_counter()
         col = Collection.create(folder, analyzer=args.analyzer, fields=fields, dense=dense, chunking=args.chunking,
-                                vectors=args.vectors if dense else None)
+                                vectors=args.vectors if dense else None, field_weights=args.field_weights or None)
         col.ingest(dataset.corpus_path, "jsonl", progress=not args.no_progress)
         index_seconds, reused = time.perf_counter() - started, False
     try:
@@ -293,6 +306,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "docs_per_second": round(info["documents"] / index_seconds, 1) if index_seconds else None,
         "analyzer": args.analyzer,
         "fields": fields,
+        "field_weights": args.field_weights,
         "depth": args.depth,
         "ignore_identical_ids": args.ignore_identical_ids,
         "ties": args.ties,
@@ -348,10 +362,12 @@ def build_system(col: Collection, name: str, params: dict[str, Any], rm3: dict[s
     rerank: dict[str, Any] = {"rerank": args.rerank, "depth": args.rerank_depth} if args.rerank else {}
     if name == "dense":
         return col.retriever("dense", prf=params["prf"], **rerank)
+    weights = getattr(args, "field_weights", None)
     if name == "hybrid":
         fusion = {"depth": max(args.depth, 100), **params["fusion"]}
-        return col.retriever("hybrid", fusion=fusion, **rerank, **scoring_params(args))
-    return col.retriever("bm25", scorer=name, rm3=rm3 if rm3 is not None else False, **rerank, **params)
+        return col.retriever("hybrid", fusion=fusion, field_weights=weights, **rerank, **scoring_params(args))
+    return col.retriever("bm25", scorer=name, rm3=rm3 if rm3 is not None else False, field_weights=weights,
+                         **rerank, **params)
 
 
 def _key(report: dict[str, Any], metric: str) -> str:

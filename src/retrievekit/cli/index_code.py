@@ -6,14 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from retrievekit.cli.commands import removed_on_failure
+from retrievekit.cli.commands import parse_field_weights, removed_on_failure
 from retrievekit.cli.render import print_json
-from retrievekit.code_index import CodeIngestReport
+from retrievekit.code_index import CODE_ANALYZER, CodeIngestReport
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.ingest.code import check_root
 
-CODE_ANALYZER = "identifier"  # camelCase / snake_case identifiers split, the whole identifier kept
 _NOT_FOR_CODE = (("--format", "format"), ("--passages", "passages"), ("--schema", "schema"))
 
 
@@ -24,6 +23,7 @@ def run_index_code(args: argparse.Namespace) -> int:
     for flag, value in (("--chunking", args.chunking), ("--vectors", args.vectors)):
         if value and not args.dense:
             raise RetrievekitError(f"{flag} sets up the dense index: pass --dense too")
+    args.field_weights = parse_field_weights(getattr(args, "field_weights", None))
     root = check_root(args.source)
     folder = Path(args.collection)
     progress = not args.no_progress
@@ -47,13 +47,18 @@ def run_index_code(args: argparse.Namespace) -> int:
 def _index(args: argparse.Namespace, root: Path, folder: Path, progress: bool) -> tuple[Collection, CodeIngestReport]:
     with removed_on_failure(folder):
         if (folder / "manifest.json").is_file():
-            col = Collection(folder)  # an existing collection keeps its analyzer
+            col = Collection(folder)  # an existing collection keeps its analyzer and field weights
+            if args.field_weights is not None and args.field_weights != (col.settings.bm25.field_weights or {}):
+                raise RetrievekitError(f"--field-weights is set when a collection is created; {folder} has "
+                                       f"{col.settings.bm25.field_weights or 'none'} (searches can pass their own: "
+                                       "search --field-weights)")
             if args.dense and not col.has_index("dense"):
                 col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=progress,
                                     lock_timeout=args.lock_timeout)
         else:
-            col = Collection.create(folder, analyzer=args.analyzer or CODE_ANALYZER, fields=args.fields.split(","),
-                                    dense=args.dense, chunking=args.chunking, vectors=args.vectors)
+            col = Collection.create_code(folder, analyzer=args.analyzer or CODE_ANALYZER,
+                                         fields=args.fields.split(","), dense=args.dense, chunking=args.chunking,
+                                         vectors=args.vectors, field_weights=args.field_weights or None)
         report = col.ingest_code(root, use_git=False if args.no_git else None, workers=args.workers or 1,
                                  progress=progress, lock_timeout=args.lock_timeout)
     return col, report

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from retrievekit.analysis import Analyzer
-from retrievekit.analysis.highlight import ANSI, MARKERS, MAX_SCAN_CHARS, snippet
+from retrievekit.analysis.highlight import ANSI, MARKERS, MAX_SCAN_CHARS, line_snippet, snippet
 from retrievekit.core.document import Document
 
 # Terminal control: escape sequences (CSI, OSC ... BEL/ST, two-character ESC forms, their 8-bit C1 forms) are
@@ -88,17 +88,68 @@ def wrapped_rows(rows: Sequence[tuple[str, Any]], width: int = 72) -> list[tuple
     return out
 
 
+CODE_LINES = 6  # lines of a code hit printed
+_QUERY_SHOWN = 120  # characters of a query echoed above its hits (a pasted snippet can be pages long)
+
+
+def code_location(doc: Document) -> str | None:
+    """``path:start-end`` of a document with ``path``, ``start_line`` and ``end_line`` metadata (code indexed by
+    ``retrievekit index --code``), else None."""
+    meta = doc.metadata
+    path, start, end = meta.get("path"), meta.get("start_line"), meta.get("end_line")
+    if not isinstance(path, str) or not path or type(start) is not int or type(end) is not int:
+        return None
+    return f"{path}:{start}" if start == end else f"{path}:{start}-{end}"
+
+
+def shown_query(query: str) -> str:
+    """The query on one line, cut to ``_QUERY_SHOWN`` characters, with its size when it is longer or has several
+    lines (a code snippet)."""
+    text = " ".join(query.split())
+    n_lines = query.strip().count("\n") + 1
+    if len(text) <= _QUERY_SHOWN and n_lines == 1:
+        return terminal_safe(text, newlines=False)
+    more = f" ({n_lines:,} lines, {len(query):,} characters)" if n_lines > 1 else f" ({len(query):,} characters)"
+    return terminal_safe(text[:_QUERY_SHOWN], newlines=False) + ("…" if len(text) > _QUERY_SHOWN else "") + more
+
+
 def print_hits(query: str, hits: list[tuple[Document, float]], analyzer: Analyzer, *, width: int = 200) -> None:
     style = ANSI if sys.stdout.isatty() else MARKERS
-    print(f"\n» {terminal_safe(query, newlines=False)}")
+    print(f"\n» {shown_query(query)}")
     if not hits:
         print("   (no match)")
     for rank, (doc, score) in enumerate(hits, 1):
+        location = code_location(doc)
+        if location is not None:
+            print_code_hit(rank, doc, score, location, query, analyzer, style)
+            continue
         title = safe_snippet(doc.title, query, analyzer, width=120, style=style) if doc.title else ""
         doc_id = terminal_safe(doc.id, newlines=False)
         print(f"{rank:>3}. {doc_id}  (score {score:.3f})" + (f"  {title}" if title else ""))
         if doc.text:
             print("     " + safe_snippet(doc.text, query, analyzer, width=width, style=style))
+
+
+def print_code_hit(rank: int, doc: Document, score: float, location: str, query: str, analyzer: Analyzer,
+                   style: tuple[str, str]) -> None:
+    """``path:start-end  symbol  (score)``, then the chunk's best lines numbered as in the file."""
+    symbol = doc.title or doc.metadata.get("symbol") or ""
+    kind = doc.metadata.get("kind")
+    label = f"  {terminal_safe(str(symbol), newlines=False)}" if symbol else ""
+    if label and isinstance(kind, str) and kind:
+        label += f" ({terminal_safe(kind, newlines=False)})"
+    print(f"{rank:>3}. {terminal_safe(location, newlines=False)}{label}  score {score:.3f}")
+    header = doc.metadata.get("header_chars")
+    skip = header if type(header) is int and 0 < header <= len(doc.text) else 0
+    body = doc.text[skip:]
+    head = body[:MAX_SCAN_CHARS]
+    # cleaned before the marks go in; tabs as 4 spaces (terminal_safe would make each one space)
+    clean = "\n".join(terminal_safe(line, newlines=False) for line in head.expandtabs(4).split("\n"))
+    first, lines = line_snippet(clean, query, analyzer, lines=CODE_LINES, style=style)
+    number = doc.metadata["start_line"] + first
+    digits = len(str(number + len(lines) - 1))
+    for i, line in enumerate(lines):
+        print(f"     {number + i:>{digits}} │ {line}".rstrip())
 
 
 def safe_snippet(text: str, query: str, analyzer: Analyzer, *, width: int, style: tuple[str, str]) -> str:

@@ -40,7 +40,8 @@ class SearchRequest:
     """One query. ``mode`` None: the collection's default mode. ``filter``: metadata filter (field -> condition).
     ``rerank``: a reranker or its name, applied to the first ``rerank_depth`` hits (default: max(100, offset + k)).
     ``highlight``: mark query terms in snippets. ``options``: further ``Collection.search`` settings (scorer,
-    rm3, fusion, k1, b, ...). ``max_k``: the largest ``k`` this caller accepts."""
+    rm3, fusion, k1, b, ...). ``max_k``: the largest ``k`` this caller accepts; ``max_query_chars``: the longest query
+    (the command line takes pasted code snippets longer than the HTTP default)."""
 
     query: str
     k: int = DEFAULT_K
@@ -52,10 +53,11 @@ class SearchRequest:
     highlight: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     max_k: int = MAX_K
+    max_query_chars: int = MAX_QUERY_CHARS
 
     def validated(self, col: Collection) -> SearchRequest:
         """This request with its mode resolved, or ServiceError naming the parameter at fault."""
-        check_text(self.query, "query", max_chars=MAX_QUERY_CHARS, blank=True)
+        check_text(self.query, "query", max_chars=self.max_query_chars, blank=True)
         check_int(self.k, "k", 1, self.max_k)
         check_int(self.offset, "offset", 0, MAX_OFFSET)
         if self.rerank_depth is not None:
