@@ -222,15 +222,113 @@
     return info;
   }
 
+  // -- code documents (path, start_line, end_line in their metadata: `retrievekit index --code`) ----------------
+  // Language names of the code indexer -> highlight.js names (the vendored "common" build, vendor/highlight/).
+  const HLJS_NAMES = { tsx: "typescript", c_sharp: "csharp", text: "plaintext", toml: "ini", shell: "bash" };
+  const CODE_LINES = 12; // lines of a code hit shown in the result list
+
+  function isCode(doc) {
+    const m = (doc && doc.metadata) || {};
+    return typeof m.path === "string" && Number.isInteger(m.start_line) && Number.isInteger(m.end_line);
+  }
+
+  function codeLocation(metadata) {
+    const { path, start_line: start, end_line: end } = metadata;
+    return start === end ? `${path}:${start}` : `${path}:${start}-${end}`;
+  }
+
+  function hljsLanguage(name) {
+    const hljs = window.hljs;
+    const wanted = HLJS_NAMES[name] || name;
+    return hljs && typeof wanted === "string" && hljs.getLanguage(wanted) ? wanted : null;
+  }
+
+  /** The source span of a code document (text after the repeated header of a split symbol's later parts) with
+   * the file line number of its first line. */
+  function codeSpan(doc) {
+    const m = doc.metadata || {};
+    const skip = Number.isInteger(m.header_chars) && m.header_chars > 0 ? m.header_chars : 0;
+    const lines = String(doc.text || "").slice(skip).split("\n");
+    if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop(); // a final line break opens no line
+    return { lines, first: m.start_line };
+  }
+
+  /** A <pre> of numbered, syntax-highlighted lines. The text goes in as textContent and highlight.js builds the
+   * markup from it (escaped), so document text never becomes HTML. ``marked``: lower-cased words to outline. */
+  function codeBlock(lines, first, language, marked) {
+    const pre = el("pre", { class: "code-block" });
+    const gutter = el("span", { class: "line-numbers", "aria-hidden": "true" },
+      lines.map((_, i) => first + i).join("\n"));
+    const lang = hljsLanguage(language);
+    const code = el("code", { class: lang ? `hljs language-${lang}` : "hljs nohighlight" });
+    code.textContent = lines.join("\n");
+    if (lang) {
+      try {
+        window.hljs.highlightElement(code);
+      } catch (_) { /* leave it plain */ }
+    }
+    if (marked && marked.size) markWords(code, marked);
+    pre.append(gutter, code);
+    if (lang) pre.dataset.language = lang;
+    return pre;
+  }
+
+  /** Wrap the words of ``root``'s text that are in ``words`` (lower-cased) in <mark>, text node by text node. */
+  function markWords(root, words) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    for (const node of nodes) {
+      const parts = node.nodeValue.split(/([\p{L}\p{N}_]+)/u);
+      if (!parts.some((p) => words.has(p.toLowerCase()))) continue;
+      const frag = document.createDocumentFragment();
+      for (const part of parts) {
+        if (part && words.has(part.toLowerCase())) frag.append(el("mark", {}, part));
+        else if (part) frag.append(document.createTextNode(part));
+      }
+      node.replaceWith(frag);
+    }
+  }
+
+  /** The words the server marked in a snippet (its <mark> parts), lower-cased. */
+  function markedWords(snippetHtml) {
+    const words = new Set();
+    for (const m of String(snippetHtml || "").matchAll(/<mark>(.*?)<\/mark>/gi)) {
+      for (const w of decodeEntities(m[1]).split(/[^\p{L}\p{N}_]+/u)) if (w) words.add(w.toLowerCase());
+    }
+    return words;
+  }
+
+  /** The first line of the ``count`` consecutive lines holding the most marked words, placed so that their first
+   * match has up to two lines of context above (from the top when nothing is marked). */
+  function bestLines(lines, words, count) {
+    if (lines.length <= count || !words.size) return 0;
+    const hits = lines.map((line) => line.split(/[^\p{L}\p{N}_]+/u).filter((w) => words.has(w.toLowerCase())).length);
+    let sum = hits.slice(0, count).reduce((a, b) => a + b, 0);
+    let best = 0;
+    let bestSum = sum;
+    for (let start = 1; start + count <= lines.length; start++) {
+      sum += hits[start + count - 1] - hits[start - 1];
+      if (sum > bestSum) {
+        best = start;
+        bestSum = sum;
+      }
+    }
+    let first = best;
+    while (first < best + count && !hits[first]) first++;
+    // moving the window down to the first match keeps every match it held
+    return first < best + count ? Math.min(Math.max(best, first - 2), lines.length - count) : best;
+  }
+
   window.retrievekit = {
     ApiError, apiFetch, apiUrl, request, getKey, setKey, el, showError, renderSnippet, decodeEntities,
-    formatValue, showCollection, installKeyButton,
+    formatValue, showCollection, installKeyButton, isCode, codeLocation, codeSpan, codeBlock,
   };
 
   // -- search page --------------------------------------------------------------------------------------------
   const OPERATORS = [
     ["eq", "="], ["ne", "≠"], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"],
-    ["in", "in"], ["nin", "not in"], ["exists", "exists"],
+    ["in", "in"], ["nin", "not in"], ["exists", "exists"], ["glob", "glob"],
   ];
 
   class InputError extends Error {
@@ -314,7 +412,8 @@
       valueInput.value = value || "";
       const syncPlaceholder = () => {
         valueInput.placeholder = opSelect.value === "exists" ? "true or false"
-          : opSelect.value === "in" || opSelect.value === "nin" ? "a, b, c" : "value";
+          : opSelect.value === "in" || opSelect.value === "nin" ? "a, b, c"
+            : opSelect.value === "glob" ? "src/**/*.py" : "value";
       };
       opSelect.addEventListener("change", syncPlaceholder);
       syncPlaceholder();
@@ -350,6 +449,9 @@
         } else if (op === "in" || op === "nin") {
           value = raw.split(",").map((s) => s.trim()).filter(Boolean).map(parseValue);
           if (!value.length) throw new InputError(`The filter on ${field} needs at least one value.`, valueInput);
+        } else if (op === "glob") {
+          if (raw === "") throw new InputError(`The glob on ${field} needs a pattern.`, valueInput);
+          value = raw; // a path pattern is always text
         } else {
           if (raw === "") throw new InputError(`The filter on ${field} needs a value.`, valueInput);
           value = parseValue(raw);
@@ -382,28 +484,38 @@
       history.replaceState(null, "", "?" + params.toString());
     }
 
+    const CODE_CHIPS = ["language", "kind"];
+
     function renderHits(data, roundTripMs) {
       list.textContent = "";
       const hits = data.hits || [];
+      const codeHits = [];
       for (const hit of hits) {
+        const code = isCode(hit);
         const item = el("li", { "data-id": hit.id });
         const body = el("div");
         const title = el("button", { type: "button", class: "hit-title" }, hit.title || hit.id);
         title.addEventListener("click", () => openDocument(hit.id, title));
         const meta = el("div", { class: "hit-meta" });
-        meta.append(
-          el("span", { class: "score" }, "score " + Number(hit.score).toFixed(4)),
-          el("span", { class: "hit-id" }, hit.id),
-        );
-        for (const [name, value] of Object.entries(hit.metadata || {}).slice(0, 6)) {
+        if (code) meta.append(el("span", { class: "location" }, codeLocation(hit.metadata)));
+        meta.append(el("span", { class: "score" }, "score " + Number(hit.score).toFixed(4)));
+        if (!code) meta.append(el("span", { class: "hit-id" }, hit.id));
+        const chips = code ? CODE_CHIPS.filter((n) => n in hit.metadata).map((n) => [n, hit.metadata[n]])
+          : Object.entries(hit.metadata || {}).slice(0, 6);
+        for (const [name, value] of chips) {
           meta.append(el("span", { class: "chip", "data-field": name }, `${name}: ${formatValue(value)}`));
         }
         const snippet = el("p", { class: "snippet" });
         renderSnippet(snippet, hit.snippet);
         body.append(title, meta, snippet);
+        if (code) {
+          item.classList.add("code-hit");
+          codeHits.push({ hit, body, snippet });
+        }
         item.append(el("span", { class: "rank", "aria-label": `rank ${hit.rank}` }, hit.rank), body);
         list.append(item);
       }
+      showCode(codeHits, searchSeq);
       status.textContent = "";
       const first = hits.length ? hits[0].rank : data.offset + 1;
       const summary = hits.length ? `Results ${first}–${first + hits.length - 1}` : "No results";
@@ -415,6 +527,22 @@
       prev.disabled = data.offset <= 0;
       next.disabled = hits.length < data.k || data.offset + data.k > 10000;
       range.textContent = hits.length ? `${first}–${first + hits.length - 1}` : "";
+    }
+
+    /** Replace each code hit's snippet by its best lines, syntax-highlighted (the document is fetched: a snippet
+     * has lost the code's lines). A failed fetch keeps the snippet. */
+    function showCode(codeHits, seq) {
+      for (const { hit, body, snippet } of codeHits) {
+        apiFetch("documents/" + encodeURIComponent(hit.id)).then((doc) => {
+          if (seq !== searchSeq || !isCode(doc)) return;
+          const { lines, first } = codeSpan(doc);
+          const words = markedWords(hit.snippet);
+          const start = bestLines(lines, words, CODE_LINES);
+          const block = codeBlock(lines.slice(start, start + CODE_LINES), first + start, doc.metadata.language, words);
+          if (start + CODE_LINES < lines.length || start > 0) block.classList.add("excerpt");
+          snippet.replaceWith(block);
+        }).catch(() => { /* the plain snippet stays */ });
+      }
     }
 
     async function search(newOffset) {
@@ -481,8 +609,13 @@
         const doc = await apiFetch("documents/" + encodeURIComponent(id));
         if (seq !== docSeq) return;
         docTitle.textContent = doc.title || doc.id;
-        docId.textContent = doc.id;
-        docText.textContent = doc.text || "";
+        docId.textContent = isCode(doc) ? codeLocation(doc.metadata) : doc.id;
+        if (isCode(doc)) {
+          const { lines, first } = codeSpan(doc);
+          docText.append(codeBlock(lines, first, doc.metadata.language, null));
+        } else {
+          docText.textContent = doc.text || "";
+        }
         const entries = Object.entries(doc.metadata || {});
         for (const [name, value] of entries) {
           const row = el("tr");
