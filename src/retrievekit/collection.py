@@ -172,13 +172,15 @@ class Collection:
 
     @classmethod
     def create_code(cls, path: str | Path, **options: Any) -> Collection:
-        """Create a collection for code (``ingest_code``): as ``create``, with the code analyzer (identifiers split
-        on camelCase/snake_case/digits, the whole identifier kept, operators dropped, language keywords as stop
-        words) unless ``analyzer`` says otherwise. ``exist_ok=True`` opens an existing one, whose analyzer is part
-        of its settings and stays."""
-        from retrievekit.code_index import CODE_ANALYZER
+        """Create a collection for code (``ingest_code``): as ``create``, with these defaults: the code analyzer
+        (identifiers split on camelCase/snake_case/digits, the whole identifier kept, operators dropped, language
+        keywords as stop words) and multi-field BM25 over the qualified name, docstring and text
+        (``code_index.CODE_FIELD_WEIGHTS``; ``field_weights=None`` for BM25 on the fields joined). ``exist_ok=True``
+        opens an existing one, whose settings are part of its manifest and stay."""
+        from retrievekit.code_index import CODE_ANALYZER, CODE_FIELD_WEIGHTS
 
         options.setdefault("analyzer", CODE_ANALYZER)
+        options.setdefault("field_weights", CODE_FIELD_WEIGHTS)
         path = Path(path)
         if options.get("exist_ok") and (path / MANIFEST).is_file():
             return cls(path)
@@ -403,6 +405,7 @@ class Collection:
             "path": str(self.path),
             "analyzer": settings.bm25.analyzer,
             "fields": list(settings.fields),
+            **({"field_weights": settings.bm25.field_weights} if settings.bm25.field_weights else {}),
             **snap.info(),
             "dense": {name: _dense_info(snap, name, c.to_json()) for name, c in settings.dense.items()},
             # a passage collection counts passages as its documents

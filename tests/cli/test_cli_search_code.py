@@ -18,6 +18,7 @@ pytest.importorskip("tree_sitter", reason="needs retrievekit[code]")
 from retrievekit import Collection
 from retrievekit.cli.commands import CLI_MAX_QUERY_CHARS
 from retrievekit.cli.main import main
+from retrievekit.code_index import CODE_FIELD_WEIGHTS
 
 FILES = {
     "src/net/retry.py": (
@@ -171,7 +172,22 @@ def test_plain_documents_keep_the_plain_listing(tmp_path: Path, capsys: pytest.C
     assert code == 0 and "  1. d1  (score " in out and "│" not in out
 
 
+def test_index_code_defaults_and_field_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "a.py").write_text("def retry():\n    pass\n")
+    args = ["index", "--code", str(tmp_path / "repo"), "--no-progress", "--no-git"]
+    assert main([*args, str(tmp_path / "default")]) == 0
+    assert Collection(tmp_path / "default").settings.bm25.field_weights == CODE_FIELD_WEIGHTS
+    assert main([*args, str(tmp_path / "joined"), "--field-weights", "none"]) == 0
+    assert Collection(tmp_path / "joined").settings.bm25.field_weights is None
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "joined"), "--field-weights", "title=2,text=1"]) == 2
+    assert "--field-weights is set when a collection is created" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "default")]) == 0  # re-indexing keeps the collection's weights
+
+
 def test_index_help_names_the_code_analyzer() -> None:
     out = subprocess.run([sys.executable, "-m", "retrievekit", "index", "--help"], capture_output=True, text=True,
                          timeout=120).stdout
-    assert "with --code: code = identifiers split on" in " ".join(out.split())
+    text = " ".join(out.split())
+    assert "with --code: code = identifiers split on" in text and "with --code: title=1,docstring=1,text=1" in text

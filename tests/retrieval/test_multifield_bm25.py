@@ -140,7 +140,9 @@ def test_metadata_fields_and_lists_are_indexed_as_text(tmp_path: Path) -> None:
     col = collection(tmp_path / "col", ["title", "text"], {"decorators": 1.0, "signature": 1.0}, split=False)
     assert [d for d, _ in col.search("cached", k=5).hits(0)] == ["retry"]  # only in the decorator list
     assert [d for d, _ in col.search("nothing", k=5).hits(0)] == ["empty"]  # only in the signature
-    assert col.info()["bm25_fields"]["signature"]["avg_length"] > 0
+    info = col.info()
+    assert info["bm25_fields"]["signature"]["avg_length"] > 0
+    assert info["field_weights"] == {"decorators": 1.0, "signature": 1.0}
 
 
 def test_rm3_and_hybrid_use_the_weights(fielded: Collection) -> None:
@@ -166,6 +168,7 @@ def test_bad_weights_fail_clearly(fielded: Collection, tmp_path: Path) -> None:
     with pytest.raises(RetrievekitError, match="indexes its fields joined"):
         plain.search("retry", field_weights={"text": 1})
     assert plain.search("retry", field_weights={}).hits(0)[0][0] == "a"
+    assert "field_weights" not in plain.info() and "bm25_fields" not in plain.info()
 
 
 def test_config_round_trips_and_old_configs_stay_unchanged(fielded: Collection) -> None:

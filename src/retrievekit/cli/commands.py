@@ -84,6 +84,8 @@ def add_lock_timeout(p: argparse.ArgumentParser) -> None:
 
 
 def add_index(sub: argparse._SubParsersAction) -> None:
+    from retrievekit.code_index import CODE_FIELD_WEIGHTS  # here: a cold `search` does not load the code indexer
+
     p = sub.add_parser(
         "index",
         help="create a collection (or add to one) from documents",
@@ -110,7 +112,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="document parts indexed for BM25, joined by a space (default: title,text)")
     p.add_argument("--field-weights", metavar="FIELD=W,...",
                    help=f"for a new collection: {FIELD_WEIGHTS_HELP}. Searches use these weights unless they pass "
-                   "their own (search --field-weights). Default: none (BM25 on --fields joined)")
+                   "their own (search --field-weights). Default: none (BM25 on --fields joined); with --code: "
+                   f"{','.join(f'{f}={w:g}' for f, w in CODE_FIELD_WEIGHTS.items())} (qualified name, docstring, "
+                   "code; 'none' for the joined fields)")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")

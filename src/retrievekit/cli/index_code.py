@@ -56,9 +56,10 @@ def _index(args: argparse.Namespace, root: Path, folder: Path, progress: bool) -
                 col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors, progress=progress,
                                     lock_timeout=args.lock_timeout)
         else:
+            weights = {} if args.field_weights is None else {"field_weights": args.field_weights or None}
             col = Collection.create_code(folder, analyzer=args.analyzer or CODE_ANALYZER,
                                          fields=args.fields.split(","), dense=args.dense, chunking=args.chunking,
-                                         vectors=args.vectors, field_weights=args.field_weights or None)
+                                         vectors=args.vectors, **weights)
         report = col.ingest_code(root, use_git=False if args.no_git else None, workers=args.workers or 1,
                                  progress=progress, lock_timeout=args.lock_timeout)
     return col, report
