@@ -295,7 +295,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         lines += [render_load(json.loads(load.read_text())).rstrip("\n"), ""]
     for name, module in (("ties.json", "run_ties"), ("cold_start.json", "run_cold_start"),
                          ("highlight.json", "run_highlight"), ("code_index.json", "run_code_index"),
-                         ("code_search.json", "run_code_search")):
+                         ("code_search.json", "run_code_search"), ("field_weights.json", "run_field_weights")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():
             render_section = __import__(module).render
@@ -316,6 +316,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_cold_start.py && python benchmarks/run_highlight.py",
         "python benchmarks/run_code_index.py",
         "python benchmarks/code_search_data.py && python benchmarks/run_code_search.py",
+        "python benchmarks/run_field_weights.py   # after code_search_data.py",
         "python benchmarks/run_train_supervised.py --miner dense --negatives 3 --epochs 2 --learning-rate 3e-5",
         "python benchmarks/run_train_adapt.py && python benchmarks/run_train_reranker.py",
         "python benchmarks/import_graph.py && python benchmarks/report.py",
