@@ -22,6 +22,12 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _load_note(result: dict[str, Any]) -> str:
+    load = result.get("machine", {}).get("load_average_at_start")
+    return (f"load average {load} at the start" if load is not None
+            else "machine load not recorded: this run shared the cores with other jobs")
+
+
 def supervised_section(results: Path) -> list[str]:
     r = _load(results / "train_supervised.json")
     if not r or "trained" not in r:
@@ -36,34 +42,46 @@ def supervised_section(results: Path) -> list[str]:
         "## Training: supervised fine-tuning (SciFact)", "",
         f"`benchmarks/run_train_supervised.py`: MiniLM fine-tuned on SciFact's `train` judgements "
         f"({r['examples']} examples from {r['train_queries']} queries), scored on the `test` split (300 queries, "
-        f"full corpus). CPU only, {r['machine']['cpus']} cores; training time is wall-clock.", "",
+        f"full corpus). CPU only, {r['machine']['cpus']} cores; training time is wall-clock "
+        f"({_load_note(r)}).", "",
         *_table(["model", "nDCG@10", "R@100", "training time"], rows), "",
     ]
 
 
 def adapt_section(results: Path) -> list[str]:
-    r = _load(results / "train_adapt.json")
-    if not r or not r.get("sets"):
+    """Every ``train_adapt*.json``: the benchmark run (``train_adapt.json``) and tagged recipe trials, each with its
+    recipe, losses included."""
+    files = sorted(results.glob("train_adapt*.json"), key=lambda p: (p.name != "train_adapt.json", p.name))
+    runs = [(p, _load(p)) for p in files]
+    runs = [(p, r) for p, r in runs if r and r.get("sets")]
+    if not runs:
         return []
-    rec = r["recipe"]
-    rows = []
-    for name, s in r["sets"].items():
-        verdict = "gain" if s["significant_gain"] else ("loss" if s["ndcg@10_delta"] < 0 and s["p_permutation"] <
-                                                        r["alpha"] else "no significant change")
-        rows.append([name, s["queries"], s["examples"], f"{s['base']['ndcg@10']:.4f}",
-                     f"{s['adapted']['ndcg@10']:.4f}", f"{s['ndcg@10_delta']:+.4f}", f"{s['p_permutation']:.4f}",
-                     verdict, _minutes(s["train_seconds"])])
-    return [
+    lines = [
         "## Training: unsupervised domain adaptation (documents only)", "",
-        f"`benchmarks/run_train_adapt.py`: MiniLM fine-tuned on each corpus's own documents — no queries, no "
-        f"judgements: {rec['examples']} self-supervised pairs per set ({rec['recipe']}), "
-        f"{rec['negatives']} {rec['miner']}-mined hard negative(s) each, {rec['epochs']:g} epoch(s) of MNRL at lr "
-        f"{rec['learning_rate']:g}. Dense retrieval, nDCG@10 on each set's test judgements; p = two-sided paired "
-        f"randomization test over queries (10,000 permutations); a gain counts at p < {r['alpha']}. "
-        f"Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}. "
-        "(GPL reached 0.689 on SciFact with a T5 query generator and a cross-encoder teacher.)", "",
-        *_table(["set", "queries", "pairs", "MiniLM", "adapted", "Δ", "p", "verdict", "training time"], rows), "",
+        "`benchmarks/run_train_adapt.py`: MiniLM fine-tuned on each corpus's own documents — no queries, no "
+        "judgements — then dense retrieval scored with nDCG@10 on the set's test judgements; p = two-sided paired "
+        "randomization test over queries (10,000 permutations). GPL reached 0.689 on SciFact with a T5 query "
+        "generator and a cross-encoder teacher. Each table is one recipe; every set run is shown.", "",
     ]
+    for path, r in runs:
+        rec = r["recipe"]
+        teacher = rec.get("teacher", "none") == "hybrid"
+        how = ("MarginMSE with the collection's own hybrid (z-scored BM25 + MiniLM) as teacher, 1 negative from "
+               "hybrid's top 20" if teacher else
+               f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})")
+        lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({rec['recipe']}), {how}, "
+                  f"{rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, training length {rec['max_length']} "
+                  f"tokens. Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
+        rows = []
+        for name, s in r["sets"].items():
+            significant = s["p_permutation"] < r["alpha"]
+            verdict = ("gain" if s["ndcg@10_delta"] > 0 else "loss") if significant else "no significant change"
+            rows.append([name, s["queries"], s["examples"], f"{s['base']['ndcg@10']:.4f}",
+                         f"{s['adapted']['ndcg@10']:.4f}", f"{s['ndcg@10_delta']:+.4f}", f"{s['p_permutation']:.4f}",
+                         verdict, _minutes(s["train_seconds"])])
+        lines += [*_table(["set", "queries", "pairs", "MiniLM", "adapted", "Δ", "p", "verdict", "training time"],
+                          rows), ""]
+    return lines
 
 
 def reranker_section(results: Path) -> list[str]:

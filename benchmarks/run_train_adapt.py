@@ -230,9 +230,11 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="results file suffix and model folder name")
     args = parser.parse_args()
     args.tag = args.tag or "main"
+    load_at_start = round(os.getloadavg()[0], 2)  # other work on the cores slows training: say how much
 
     results: dict = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_start": load_at_start, "python": platform.python_version()},
         "recipe": {k: v for k, v in vars(args).items() if k not in ("sets", "tag")}
         | {"base": "minilm", "loss": "margin-mse" if args.teacher == "hybrid" else "mnrl"},
         "alpha": ALPHA, "sets": {},

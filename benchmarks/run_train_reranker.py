@@ -74,9 +74,11 @@ def main() -> None:
     from retrievekit.training.reranker_training import train_reranker
 
     collection = collection_at(WORK / "collection")
+    load_at_start = round(os.getloadavg()[0], 2)  # other work on the cores slows training: say how much
     result: dict = {
         "run": "benchmark" if not (args.limit or args.test_queries) else "SMOKE RUN (not the benchmark)",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_start": load_at_start, "python": platform.python_version()},
         "recipe": {k: v for k, v in vars(args).items() if k not in ("tag", "latency_queries")}
         | {"base": "minilm (all-MiniLM-L6-v2 weights, a new one-score head)", "miner": "hybrid"},
     }

@@ -103,6 +103,7 @@ def main() -> None:
     from retrievekit.training.mining import mine_negatives
 
     smoke = args.limit is not None
+    load_at_start = round(os.getloadavg()[0], 2)  # other work on the cores slows training: say how much
     collection = corpus_collection(WORK / "bm25", dense=args.miner != "bm25")
     train_split = load_beir(DATA, "train")
     qids = sorted(train_split.qrels)[: args.limit] if smoke else sorted(train_split.qrels)
@@ -130,7 +131,8 @@ def main() -> None:
     result: dict = {
         "run": "SMOKE RUN (not the benchmark): --limit train queries, test split on a reduced corpus" if smoke
         else "benchmark: every scifact train query, full scifact test split",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_start": load_at_start, "python": platform.python_version(),
                     "device": card["device"]},
         "recipe": {"base": "minilm", "loss": "mnrl", "epochs": args.epochs, "batch_size": args.batch_size,
                    "max_length": args.max_length, "learning_rate": args.learning_rate,
