@@ -10,36 +10,25 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import CHROMIUM, SKIP_REASON, checked_page, launched_browser
 
-
-def _find_chromium() -> str | None:
-    for candidate in (os.environ.get("RETRIEVEKIT_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
-                      shutil.which("chromium-browser"), shutil.which("google-chrome"),
-                      shutil.which("google-chrome-stable")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CHROMIUM = _find_chromium()
 if CHROMIUM is None:
-    pytest.skip("no Chromium binary found (install chromium or set RETRIEVEKIT_CHROMIUM)", allow_module_level=True)
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
-import toy_encoder  # noqa: E402,F401  (registers the "toy" encoder in this process, where the server runs)
-from http_helpers import ServerThread  # noqa: E402
-from paths import REPO  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+import toy_encoder  # noqa: F401  (registers the "toy" encoder in this process, where the server runs)
+from http_helpers import ServerThread
+from paths import REPO
+from playwright.sync_api import Browser, Page, expect
 
-from retrievekit import Collection  # noqa: E402
-from retrievekit.evaluation.report import write_report  # noqa: E402
-from retrievekit.rag.generators.base import Generator  # noqa: E402
-from retrievekit.serve.app import create_app  # noqa: E402
+from retrievekit import Collection
+from retrievekit.evaluation.report import write_report
+from retrievekit.rag.generators.base import Generator
+from retrievekit.serve.app import create_app
 
 KEY = "s3cret-key"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -148,27 +137,15 @@ def ask_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThrea
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with launched_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        pg.screenshot(path=str(ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}.png"),
-                      full_page=True)
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    shot = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}.png"
+    with checked_page(browser, screenshot=shot) as pg:
+        yield pg
 
 
 def open_search(page: Page, base: str) -> None:

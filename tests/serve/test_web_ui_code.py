@@ -6,33 +6,21 @@ Skipped when no Chromium binary is found (set RETRIEVEKIT_CHROMIUM to point at o
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import CHROMIUM, SKIP_REASON, checked_page, launched_browser
 
-
-def _find_chromium() -> str | None:
-    for candidate in (os.environ.get("RETRIEVEKIT_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CHROMIUM = _find_chromium()
 if CHROMIUM is None:
-    pytest.skip("no Chromium binary found (install chromium or set RETRIEVEKIT_CHROMIUM)", allow_module_level=True)
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
-from http_helpers import ServerThread  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from http_helpers import ServerThread
+from playwright.sync_api import Browser, Page, expect
 
-from retrievekit import Collection  # noqa: E402
-from retrievekit.serve.app import create_app  # noqa: E402
+from retrievekit import Collection
+from retrievekit.serve.app import create_app
 
 BACKOFF = ("    def backoff(self, attempt: int) -> float:\n"
            '        """Seconds to wait before the next retry."""\n'
@@ -69,22 +57,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with launched_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with checked_page(browser) as pg:
+        yield pg
 
 
 def run_query(page: Page, base: str, text: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("datasets")
 
-from tiny_models import DOC_TEMPLATE, PAIRS, doc, held_out, recall_at_1, tiny_bi_encoder, train_examples
+from tiny_models import DOC_TEMPLATE, PAIRS, doc, encoder_held_out_recall, held_out, tiny_bi_encoder, train_examples
 
 from retrievekit.encoders import get_encoder
 from retrievekit.training._deps import TrainingError, read_card
@@ -32,21 +32,12 @@ def trained(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
                          dev=train_examples()[:12], **FAST)
 
 
-def held_out_recall(folder: Path) -> float:
-    encoder = get_encoder(str(folder))
-    queries, documents = held_out()
-    q, d = encoder.encode(queries), encoder.encode(documents)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    return recall_at_1(q @ d.T)
-
-
 def test_loss_falls_and_trained_model_beats_its_untrained_self(base: Path, trained: Path) -> None:
     card = read_card(trained)
     losses = card["loss_curve"]
     third = len(losses) // 3
     assert np.mean(losses[-third:]) < np.mean(losses[:third]) - 0.2, losses
-    before, after = held_out_recall(base), held_out_recall(trained)
+    before, after = encoder_held_out_recall(base), encoder_held_out_recall(trained)
     assert before <= 0.25 and after >= 0.5, (before, after)  # 12 held-out queries: chance is 1/12
 
 

@@ -14,9 +14,8 @@ pytest.importorskip("sentence_transformers")
 pytest.importorskip("datasets")
 
 import torch
-from tiny_models import held_out, recall_at_1, tiny_bi_encoder, train_examples
+from tiny_models import encoder_held_out_recall, tiny_bi_encoder, train_examples
 
-from retrievekit.encoders import get_encoder
 from retrievekit.training._deps import read_card
 from retrievekit.training.encoder_training import train_encoder
 from retrievekit.training.losses import DecoupledSoftmaxLoss
@@ -95,15 +94,6 @@ def test_forward_embeds_each_column_with_the_model(base: Path) -> None:
     assert got == pytest.approx(expected, rel=1e-4)
 
 
-def held_out_recall(folder: Path) -> float:
-    encoder = get_encoder(str(folder))
-    queries, documents = held_out()
-    q, d = encoder.encode(queries), encoder.encode(documents)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    return recall_at_1(q @ d.T)
-
-
 def test_training_with_it_learns_the_toy_task(base: Path, tmp_path: Path) -> None:
     out = train_encoder(str(base), train_examples(), tmp_path / "m", loss="decoupled", epochs=3, batch_size=4,
                         learning_rate=3e-3, progress=False, seed=0)
@@ -112,5 +102,5 @@ def test_training_with_it_learns_the_toy_task(base: Path, tmp_path: Path) -> Non
     losses = card["loss_curve"]
     third = len(losses) // 3
     assert np.mean(losses[-third:]) < np.mean(losses[:third]) - 0.2, losses
-    before, after = held_out_recall(base), held_out_recall(out)
+    before, after = encoder_held_out_recall(base), encoder_held_out_recall(out)
     assert before <= 0.25 and after >= 0.5, (before, after)  # 12 held-out queries: chance is 1/12

@@ -74,3 +74,15 @@ def tiny_bert(folder: Path, *, seed: int = 0, init_range: float = 0.02) -> Path:
 def recall_at_1(scores: np.ndarray) -> float:
     """scores[i, j] = query i vs document j; document i is query i's answer."""
     return float(np.mean(np.argmax(scores, axis=1) == np.arange(len(scores))))
+
+
+def encoder_held_out_recall(folder: Path) -> float:
+    """Recall@1 of a bi-encoder folder on the held-out toy queries (cosine)."""
+    from retrievekit.encoders import get_encoder
+
+    encoder = get_encoder(str(folder))
+    queries, documents = held_out()
+    q, d = encoder.encode(queries), encoder.encode(documents)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return recall_at_1(q @ d.T)
