@@ -4,8 +4,9 @@
 Systems, each scored by MRR@10 and nDCG@10 (a query without hits scores 0):
 
 * ``bm25-english``: BM25 with the ``lucene-english`` analyzer (what a text collection uses);
-* ``bm25-code``: BM25 with the ``code`` analyzer (identifiers split on camelCase/snake_case/digits, the whole
-  identifier kept, language keywords as stop words);
+* ``bm25-code``: what ``retrievekit index --code`` makes (``Collection.create_code``): BM25 with the ``code``
+  analyzer (identifiers split on camelCase/snake_case/digits, the whole identifier kept, language keywords as stop
+  words) over the qualified name, docstring and code as separate fields (multi-field BM25);
 * ``dense``: all-MiniLM-L6-v2 (a text model; no code encoder is available offline);
 * ``hybrid``: ``bm25-code`` + ``dense``, the collection's default fusion;
 * ``adapted-hybrid``: ``bm25-code`` + MiniLM fine-tuned on the code-search set's *train* split: one example per
@@ -98,7 +99,8 @@ def build_collection(path: Path, docs: list[dict[str, Any]], analyzer: str, dens
 
     if path.exists():
         shutil.rmtree(path)
-    col = Collection.create(path, analyzer=analyzer)
+    # the code system is what `index --code` makes: the code analyzer and multi-field BM25 (name, docstring, code)
+    col = Collection.create_code(path) if analyzer == "code" else Collection.create(path, analyzer=analyzer)
     col.add(docs)
     if dense:  # vectors come back from the embedding cache on a re-run
         col.add_dense_index("minilm", progress=progress)
