@@ -98,7 +98,7 @@ def main() -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         result |= {"train_queries": len(qids), "examples": len(examples), "mining_stats": mined.stats,
                    "train_pairs": card["data"].get("rows"), "train_seconds": round(time.perf_counter() - started, 1),
-                   "steps": card["global_step"]}
+                   "steps": card["global_step"], "loss_curve": card.get("loss_curve")}
 
     test = load_beir(DATA, "test")
     if args.test_queries:
