@@ -8,23 +8,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from report_common import load_result, markdown_table
+
 HYBRID_ORDER = ("scifact", "cosqa", "xquad-r-en-paragraphs", "cranfield", "cacm", "squad-v1.1-dev",
                 "nfcorpus-orig-test")
 VARIANT_ORDER = ("cosqa-identifier",)  # the same set with another BM25 analyzer; not part of the mean
 
 
-def _load(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out
 
 
 def hybrid_section(results: Path) -> list[str]:
-    reports = {n: _load(results / f"hybrid_{n}.json") for n in HYBRID_ORDER}
+    reports = {n: load_result(results / f"hybrid_{n}.json") for n in HYBRID_ORDER}
     reports = {n: r for n, r in reports.items() if r}
     if not reports:
         return []
@@ -52,7 +46,7 @@ def hybrid_section(results: Path) -> list[str]:
     rows.append(["**mean**", "", "", *(f"**{sums[s] / n:.4f}**" for s in systems),
                  "yes" if sums["hybrid"] > max(sums["lucene"], sums["dense"]) else "**no**"])
     for name in VARIANT_ORDER:
-        r = _load(results / f"hybrid_{name}.json")
+        r = load_result(results / f"hybrid_{name}.json")
         if not r:
             continue
         by = {s["system"]: s for s in r["systems"]}
@@ -62,15 +56,15 @@ def hybrid_section(results: Path) -> list[str]:
                      *(f"{by[s]['ndcg@10']:.4f}" + (" *" if sig.get(s, {}).get("significant") else "")
                        for s in systems),
                      "yes" if by["hybrid"]["ndcg@10"] > best_single else "**no**"])
-    lines += _table(["set", "docs", "queries", *[s.replace("hybrid:", "") for s in systems],
+    lines += markdown_table(["set", "docs", "queries", *[s.replace("hybrid:", "") for s in systems],
                      "hybrid beats both"], rows)
     lines += ["", "Recall@100:", ""]
     rrows = []
     for name, r in reports.items():
         by = {s["system"]: s for s in r["systems"]}
         rrows.append([name, *(f"{by[s]['recall@100']:.4f}" for s in systems)])
-    lines += _table(["set", *[s.replace("hybrid:", "") for s in systems]], rrows)
-    tuned = _load(results / "hybrid_tuned.json")
+    lines += markdown_table(["set", *[s.replace("hybrid:", "") for s in systems]], rrows)
+    tuned = load_result(results / "hybrid_tuned.json")
     if tuned:
         lines += ["", "Fusion tuned on a dev split (`tune_fusion`, grid over weights and normalisation / RRF k), "
                   "then evaluated once on test:", ""]
@@ -80,13 +74,13 @@ def hybrid_section(results: Path) -> list[str]:
                 if method in t:
                     trows.append([t["dataset"], t["dev_split"], method, json.dumps(t[method]["tuned"]),
                                   t[method]["dev_ndcg@10"], t[method]["test"].get("ndcg@10")])
-        lines += _table(["set", "dev split", "method", "tuned", "dev nDCG@10", "test nDCG@10"], trows)
+        lines += markdown_table(["set", "dev split", "method", "tuned", "dev nDCG@10", "test nDCG@10"], trows)
     lines.append("")
     return lines
 
 
 def encoders_section(results: Path) -> list[str]:
-    doc = _load(results / "encoders.json")
+    doc = load_result(results / "encoders.json")
     if not doc:
         return []
     lines = ["## Encoder backends", "",
@@ -99,13 +93,13 @@ def encoders_section(results: Path) -> list[str]:
                      f"{r.get('speedup_vs_sentence_transformers', 1):.2f}×",
                      f"{r['ndcg@10']:.4f}" if "ndcg@10" in r else "–",
                      f"{r['ndcg@10_delta']:+.4f}" if "ndcg@10_delta" in r else "–"])
-    lines += _table(["backend", "model", "docs/s", "vs sentence-transformers", "nDCG@10", "Δ nDCG@10"], rows)
+    lines += markdown_table(["backend", "model", "docs/s", "vs sentence-transformers", "nDCG@10", "Δ nDCG@10"], rows)
     lines.append("")
     return lines
 
 
 def exact_section(results: Path) -> list[str]:
-    doc = _load(results / "dense_exact.json")
+    doc = load_result(results / "dense_exact.json")
     if not doc:
         return []
     data, settings = doc["data"], doc["settings"]
@@ -120,7 +114,7 @@ def exact_section(results: Path) -> list[str]:
     for r in doc["results"]:
         rows.append([r["queries_per_call"], r["k"], r["threads"], f"{r['ours_qps']:,.1f}", f"{r['faiss_qps']:,.1f}",
                      f"{r['ratio']:.2f}×"])
-    lines += _table(["queries per call", "k", "threads", "retrievekit q/s", "FAISS q/s", "ratio"], rows)
+    lines += markdown_table(["queries per call", "k", "threads", "retrievekit q/s", "FAISS q/s", "ratio"], rows)
     agree = doc.get("agreement_with_faiss", {})
     if agree:
         lines += ["", "Agreement: " + "; ".join(
@@ -132,13 +126,13 @@ def exact_section(results: Path) -> list[str]:
 
 
 def sparse_section(results: Path) -> list[str]:
-    doc = _load(results / "sparse_scifact.json")
+    doc = load_result(results / "sparse_scifact.json")
     if not doc:
         return []
     lines = ["## Learned sparse (SPLADE)", "",
              f"`python benchmarks/run_sparse.py`: {doc['model']} on {doc['dataset']} ({doc['docs']:,} documents, "
              f"{doc['queries']} queries), impact scores quantised ×100 into the inverted index.", ""]
-    lines += _table(["system", "nDCG@10", "R@100", "index docs/s", "queries/s", "postings", "index bytes"], [
+    lines += markdown_table(["system", "nDCG@10", "R@100", "index docs/s", "queries/s", "postings", "index bytes"], [
         [doc["model"], doc["ndcg@10"], doc["recall@100"], doc["index_docs_per_second"], doc["queries_per_second"],
          f"{doc['postings']:,}", f"{doc['sparse_index_bytes']:,}"],
         ["BM25 (same collection)", doc["bm25_ndcg@10"], doc["bm25_recall@100"], "", "", "", ""]])
@@ -147,7 +141,7 @@ def sparse_section(results: Path) -> list[str]:
 
 
 def tiers_section(results: Path) -> list[str]:
-    doc = _load(results / "tiers_real.json")
+    doc = load_result(results / "tiers_real.json")
     if not doc:
         return []
     lines = ["## Compressed vector tiers on real embeddings (all-MiniLM-L6-v2)", "",
@@ -181,8 +175,8 @@ def tiers_section(results: Path) -> list[str]:
         summary.append(cells)
     lines += ["Goals: binary+rescore ≥ 97% of float nDCG@10 at 32× less memory; int8 ≥ 99%; LeanVec-OOD at half the "
               "dimensions beats PCA at the same size:", ""]
-    lines += _table(["set", "binary+rescore (48 B)", "int8 (384 B)", "pca:192", "leanvec-ood:192", "pca:192+int8",
-                     "leanvec-ood:192+int8"], summary)
+    lines += markdown_table(["set", "binary+rescore (48 B)", "int8 (384 B)", "pca:192", "leanvec-ood:192",
+                             "pca:192+int8", "leanvec-ood:192+int8"], summary)
     sets = dict.fromkeys(r["dataset"] for r in doc["results"])
     pairs = [(by[(n, "pca:192")], by[(n, "leanvec-ood:192")]) for n in sets
              if (n, "pca:192") in by and (n, "leanvec-ood:192") in by]
@@ -194,7 +188,7 @@ def tiers_section(results: Path) -> list[str]:
                   f"{fidelity} of {len(pairs)} sets, nDCG@10 higher on {quality} of {len(pairs)} (largest nDCG@10 "
                   f"difference either way: {gap:.1%} of float)."]
     lines += ["", "All rows:", ""]
-    lines += _table(["set", "tier", "nDCG@10", "of float32", "recall@10 vs float", "bytes/vector", "q/s"], rows)
+    lines += markdown_table(["set", "tier", "nDCG@10", "of float32", "recall@10 vs float", "bytes/vector", "q/s"], rows)
     lines.append("")
     return lines
 
@@ -203,7 +197,7 @@ def ann_section(results: Path) -> list[str]:
     files = sorted(results.glob("ann_*.json"))
     lines: list[str] = []
     for path in files:
-        doc = _load(path)
+        doc = load_result(path)
         data, exact = doc["data"], doc["exact"]
         lines += [f"## ANN indexes (FAISS) — {data['n']:,} × {data['dim']} synthetic vectors", "",
                   f"`python benchmarks/run_ann.py --n {data['n']}`: Gaussian mixture ({data['clusters']} clusters), "
@@ -217,7 +211,7 @@ def ann_section(results: Path) -> list[str]:
                 rows.append([index["index"], f"{index['build_seconds']:.1f}", f"{index['memory_bytes'] / 2**20:,.0f}",
                              setting, f"{r['recall_at_10']:.3f}", f"{r['batch_qps']:,.0f} ({r['speedup_batch']:.1f}×)",
                              f"{r['single_qps']:,.0f} ({r['speedup_single']:.1f}×)"])
-        lines += _table(["index", "build s", "memory MiB", "setting", "recall@10", "batched q/s (× exact)",
+        lines += markdown_table(["index", "build s", "memory MiB", "setting", "recall@10", "batched q/s (× exact)",
                          "single q/s (× exact)"], rows)
         lines.append("")
     return lines
@@ -226,7 +220,7 @@ def ann_section(results: Path) -> list[str]:
 def binary_section(results: Path) -> list[str]:
     lines: list[str] = []
     for path in (results / "binary_1m.json", results / "binary_1m_real.json"):
-        doc = _load(path)
+        doc = load_result(path)
         if not doc:
             continue
         data = doc["data"]
@@ -250,7 +244,7 @@ def binary_section(results: Path) -> list[str]:
                          f"{r['speedup_vs_exact']:.1f}×",
                          f"{r['recall_at_10']:.3f}" if "recall_at_10" in r else "1.000",
                          f"{r['ratio_vs_other']:.2f}" if "ratio_vs_other" in r else ""])
-        lines += _table(["mode", "queries per call", "method", "q/s", "× exact", "recall@10",
+        lines += markdown_table(["mode", "queries per call", "method", "q/s", "× exact", "recall@10",
                          "q/s ÷ the other's"], rows)
         lines.append("")
     return lines

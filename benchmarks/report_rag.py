@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-
-def _load(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out
+from report_common import load_result, markdown_table
 
 
 def retrieval_section(results: Path) -> list[str]:
-    doc = _load(results / "rag_retrieval.json")
+    doc = load_result(results / "rag_retrieval.json")
     if not doc:
         return []
     settings = doc["settings"]
@@ -52,14 +43,14 @@ def retrieval_section(results: Path) -> list[str]:
             goal = "met" if delta >= -2.0 and saved >= 0.4 else "not met"
         rows.append([r["dataset"], r["chunker"], r["setting"], f"{r['answer_recall']:.3f}", f"{delta:+.1f}",
                      f"{r['context_tokens']:,.0f}", f"{saved:.0%}", goal])
-    lines += _table(["set", "chunking", "context", "answer recall", "Δ vs top-10 (points)", "tokens",
+    lines += markdown_table(["set", "chunking", "context", "answer recall", "Δ vs top-10 (points)", "tokens",
                      "fewer tokens", "goal"], rows)
     lines.append("")
     return lines
 
 
 def e2e_section(results: Path) -> list[str]:
-    doc = _load(results / "rag_e2e.json")
+    doc = load_result(results / "rag_e2e.json")
     if not doc:
         return []
     s = doc["settings"]
@@ -73,7 +64,7 @@ def e2e_section(results: Path) -> list[str]:
     rows = [[r["name"], f"{r['exact_match']:.3f}", f"{r['f1']:.3f}", f"{r['answer_in_context']:.3f}",
              f"{r['unknown_rate']:.3f}", f"{r['answers_with_citations']:.3f}", f"{r['citations_resolved']:.3f}",
              f"{r['seconds_per_question']:.2f}"] for r in doc["results"]]
-    lines += _table(["setting", "exact match", "token F1", "gold answer in context", "\"I don't know\"",
+    lines += markdown_table(["setting", "exact match", "token F1", "gold answer in context", "\"I don't know\"",
                      "answers citing a source", "citations that resolve", "s/question"], rows)
     lines.append("")
     if doc.get("cache"):
@@ -84,7 +75,7 @@ def e2e_section(results: Path) -> list[str]:
         rows = [[mode, f"{r['hit_rate']:.1%}", f"{r['seconds_without_cache']:.2f}", f"{r['seconds_with_cache']:.2f}",
                  f"{r['speedup']:.2f}×", f"{r['recall_without_cache']:.3f}", f"{r['recall_with_cache']:.3f}"]
                 for mode, r in c["modes"].items()]
-        lines += _table(["mode", "hit rate", "retrieval s without cache", "with cache", "speed-up",
+        lines += markdown_table(["mode", "hit rate", "retrieval s without cache", "with cache", "speed-up",
                          "answer recall without", "with"], rows)
         lines.append("")
     return lines

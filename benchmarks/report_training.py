@@ -3,19 +3,10 @@ run_train_reranker.py): read their JSON results and render tables; a missing res
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-
-def _load(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out
+from report_common import load_result, markdown_table
 
 
 def _minutes(seconds: float) -> str:
@@ -29,7 +20,7 @@ def _load_note(result: dict[str, Any]) -> str:
 
 
 def supervised_section(results: Path) -> list[str]:
-    r = _load(results / "train_supervised.json")
+    r = load_result(results / "train_supervised.json")
     if not r or "trained" not in r:
         return []
     rec = r["recipe"]
@@ -44,7 +35,7 @@ def supervised_section(results: Path) -> list[str]:
         f"({r['examples']} examples from {r['train_queries']} queries), scored on the `test` split (300 queries, "
         f"full corpus). CPU only, {r['machine']['cpus']} cores; training time is wall-clock "
         f"({_load_note(r)}).", "",
-        *_table(["model", "nDCG@10", "R@100", "training time"], rows), "",
+        *markdown_table(["model", "nDCG@10", "R@100", "training time"], rows), "",
     ]
 
 
@@ -52,7 +43,7 @@ def adapt_section(results: Path) -> list[str]:
     """Every ``train_adapt*.json``: the benchmark run (``train_adapt.json``) and tagged recipe trials, each with its
     recipe, losses included."""
     files = sorted(results.glob("train_adapt*.json"), key=lambda p: (p.name != "train_adapt.json", p.name))
-    runs = [(p, _load(p)) for p in files]
+    runs = [(p, load_result(p)) for p in files]
     runs = [(p, r) for p, r in runs if r and r.get("sets")]
     if not runs:
         return []
@@ -79,8 +70,8 @@ def adapt_section(results: Path) -> list[str]:
             rows.append([name, s["queries"], s["examples"], f"{s['base']['ndcg@10']:.4f}",
                          f"{s['adapted']['ndcg@10']:.4f}", f"{s['ndcg@10_delta']:+.4f}", f"{s['p_permutation']:.4f}",
                          verdict, _minutes(s["train_seconds"])])
-        lines += [*_table(["set", "queries", "pairs", "MiniLM", "adapted", "Δ", "p", "verdict", "training time"],
-                          rows), ""]
+        header = ["set", "queries", "pairs", "MiniLM", "adapted", "Δ", "p", "verdict", "training time"]
+        lines += [*markdown_table(header, rows), ""]
     return lines
 
 
@@ -90,7 +81,7 @@ def _curve(result: dict[str, Any]) -> str:
 
 
 def reranker_section(results: Path) -> list[str]:
-    r = _load(results / "train_reranker.json")
+    r = load_result(results / "train_reranker.json")
     if not r or "hybrid_reranked" not in r:
         return []
     rec = r["recipe"]
@@ -108,7 +99,7 @@ def reranker_section(results: Path) -> list[str]:
         f"{_minutes(r['train_seconds']) if 'train_seconds' in r else '?'} of training), reranking hybrid's top "
         f"{r['depth']} on the `test` split. Latency: the reranking stage for one query and its {lat['candidates']} "
         f"candidates ({lat['queries']} queries, CPU, {r['machine']['cpus']} cores).", "",
-        *_table(["pipeline", "nDCG@10", "Δ vs hybrid", "rerank latency / query"], rows), "",
+        *markdown_table(["pipeline", "nDCG@10", "Δ vs hybrid", "rerank latency / query"], rows), "",
         *([f"This recipe does not yet give a useful reranker: reranking lowers nDCG@10 below the first stage's "
            f"(training loss {_curve(r)})."] if r["ndcg@10_delta"] < 0 else []), "",
     ]
