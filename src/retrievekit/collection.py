@@ -27,7 +27,7 @@ from retrievekit.retrieval.base import Retriever, SearchResults
 from retrievekit.retrieval.bm25.retriever import BM25Retriever
 from retrievekit.storage.disk import DiskFullError, estimate_need
 from retrievekit.storage.lock import WriterLock
-from retrievekit.storage.manifest import MANIFEST, Manifest
+from retrievekit.storage.manifest import MANIFEST, Manifest, read_pinned
 from retrievekit.storage.segment import SegmentReader
 from retrievekit.storage.snapshot import Snapshot
 from retrievekit.storage.writer import CollectionWriter
@@ -71,6 +71,7 @@ class Collection:
         self._manifest_path = str(self.path / MANIFEST)
         self._readers: dict[str, SegmentReader] = {}
         self._snapshot: Snapshot | None = None
+        self._pinned: dict[int, Snapshot] = {}  # pinned generations opened by snapshot_at
         self._manifest_stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._retrievers: dict[str, Any] = {}
@@ -222,6 +223,23 @@ class Collection:
                 self._readers.pop(name)
             self._snapshot, self._manifest_stamp = snap, stamp
             return snap
+
+    def snapshot_at(self, generation: int) -> Snapshot:
+        """The committed state of ``generation``: the current one, or one kept by a pin (``commit(pin=True)``);
+        CollectionError if it is neither. Kept for reuse, the 4 most recent."""
+        current = self.snapshot()
+        if current.generation == generation:
+            return current
+        with self._lock:
+            cached = self._pinned.get(generation)
+            if cached is not None:
+                return cached
+        snap = Snapshot(self.path, read_pinned(self.path, generation), dict(self._readers))
+        with self._lock:
+            self._pinned[generation] = snap
+            while len(self._pinned) > 4:
+                self._pinned.pop(next(iter(self._pinned)))
+        return snap
 
     # -- writing -----------------------------------------------------------------------------------------------
     def writer(self, *, lock_timeout: float = 0.0, **options: Any) -> CollectionWriter:

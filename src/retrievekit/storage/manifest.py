@@ -18,6 +18,7 @@ from retrievekit.core.files import atomic_write_text
 from retrievekit.core.version import __version__
 
 MANIFEST = "manifest.json"
+PINS = "pins"  # folder of pinned generations: manifest copies whose files the garbage collector keeps
 FORMAT = "retrievekit-collection"
 FORMAT_VERSION = 1
 
@@ -90,3 +91,66 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise CollectionError(f"{path} is damaged ({type(exc).__name__}: {exc}); restore it from a backup or "
                                   "re-create the collection") from None
+
+
+# -- pinned generations ---------------------------------------------------------------------------------------------
+# A pinned generation stays readable after later commits: its manifest is copied to pins/ and the writer's garbage
+# collection keeps every file a pinned manifest names. A sharded collection pins each shard's commit so its readers
+# can open exactly the cut the cluster manifest records (Lucene keeps commit points the same way).
+
+
+def _pin_path(folder: Path, generation: int) -> Path:
+    return folder / PINS / f"manifest-{generation:09d}.json"
+
+
+def pin_manifest(folder: Path, manifest: Manifest) -> None:
+    """Keep ``manifest``'s generation readable (``read_pinned``) until ``unpin``; atomic."""
+    (folder / PINS).mkdir(exist_ok=True)
+    atomic_write_text(_pin_path(folder, manifest.generation), json.dumps(manifest.to_json(), ensure_ascii=False))
+
+
+def pinned_generations(folder: Path) -> list[int]:
+    """The pinned generations, ascending."""
+    out = []
+    for path in (folder / PINS).glob("manifest-*.json"):
+        try:
+            out.append(int(path.stem.split("-", 1)[1]))
+        except ValueError:
+            continue  # not ours
+    return sorted(out)
+
+
+def read_pinned(folder: Path, generation: int) -> Manifest:
+    """The manifest of pinned ``generation``; CollectionError if it is not (or no longer) pinned."""
+    path = _pin_path(folder, generation)
+    if not path.exists():
+        current = Manifest.read(folder)
+        if current.generation == generation:
+            return current
+        raise CollectionError(f"generation {generation} of {folder} is not pinned (pinned: "
+                              f"{pinned_generations(folder) or 'none'}; current: {current.generation})")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return Manifest(config=data["config"], generation=int(data["generation"]),
+                        next_segment=int(data["next_segment"]), segments=[SegmentEntry(**s) for s in data["segments"]])
+    except FileNotFoundError:
+        raise CollectionError(f"generation {generation} of {folder} was unpinned while being read") from None
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise CollectionError(f"pinned manifest {path} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def pinned_manifests(folder: Path) -> list[Manifest]:
+    out = []
+    for generation in pinned_generations(folder):
+        try:
+            out.append(read_pinned(folder, generation))
+        except CollectionError:
+            continue  # unpinned meanwhile
+    return out
+
+
+def unpin(folder: Path, keep: set[int]) -> None:
+    """Unpin every generation not in ``keep``; their files go at the writer's next garbage collection."""
+    for generation in pinned_generations(folder):
+        if generation not in keep:
+            _pin_path(folder, generation).unlink(missing_ok=True)

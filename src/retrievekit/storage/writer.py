@@ -23,7 +23,7 @@ from retrievekit.core.files import fsync_write_array
 from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
 from retrievekit.storage.disk import frees_space_when_full
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
-from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry
+from retrievekit.storage.manifest import MANIFEST, Manifest, SegmentEntry, pin_manifest, pinned_manifests, read_pinned
 from retrievekit.storage.segment import (
     SegmentReader,
     SegmentWriter,
@@ -340,8 +340,9 @@ class CollectionWriter:
         self._current_name = ""
 
     @frees_space_when_full
-    def commit(self) -> int:
-        """Publish everything added/deleted so far atomically; returns the new generation."""
+    def commit(self, *, pin: bool = False) -> int:
+        """Publish everything added/deleted so far atomically; returns the new generation. ``pin``: keep this
+        generation readable after later commits (``storage.manifest.pin_manifest``)."""
         self._check_open()
         self._finish_current()
         self._encode_new_segments()
@@ -370,6 +371,8 @@ class CollectionWriter:
         if len(entries) > self.max_segments:
             entries = self._merge(entries, generation, len(entries) - self.max_segments + 1)
         new = Manifest(manifest.config, generation, manifest.next_segment, entries)
+        if pin:
+            pin_manifest(self.folder, new)  # before it is current: a crash in between leaves a harmless extra pin
         new.write(self.folder)
         self._manifest = new
         self._close_readers()
@@ -490,6 +493,27 @@ class CollectionWriter:
                 if kind.merge(self.folder / name, list(zip(sources, new_docs)), n_docs, config) is None:
                     self._encode(kind, name, config, self._encoders(kind.key, index, config))
 
+    def restore(self, generation: int, *, pin: bool = True) -> int:
+        """Commit a new generation whose contents are those of pinned ``generation`` (everything committed after
+        it is dropped); returns the new generation. Uncommitted changes are dropped first. A sharded collection
+        uses this to undo a shard's commit that the cluster never recorded."""
+        if self.closed:
+            raise CollectionError("this writer is closed; open a new one with collection.writer()")
+        old = read_pinned(self.folder, generation)
+        self.rollback()
+        current = self._manifest
+        new = Manifest(old.config, current.generation + 1, current.next_segment, list(old.segments))
+        if pin:
+            pin_manifest(self.folder, new)
+        new.write(self.folder)
+        self._manifest = new
+        self._builders = index_builders(new.config)
+        self._chunker = passage_chunker(self._encoders, new.config)
+        self._close_readers()
+        self._remove_garbage()
+        self._reset()
+        return new.generation
+
     def rollback(self) -> None:
         """Drop everything not yet committed."""
         if self._current is not None:
@@ -538,9 +562,14 @@ class CollectionWriter:
 
     def _remove_garbage(self) -> None:
         """Delete files no committed manifest references (left by an interrupted writer or replaced by a commit)."""
-        keep = {e.name: e.deletes_file for e in self._manifest.segments}
+        manifests = [self._manifest, *pinned_manifests(self.folder)]  # pinned generations stay readable
+        keep: dict[str, set[str | None]] = {}
+        for manifest in manifests:
+            for e in manifest.segments:
+                keep.setdefault(e.name, set()).add(e.deletes_file)
         kinds = segment_indexes()
-        owned = {f for kind in kinds for c in kind.indexes(self._manifest.config).values() for f in kind.files(c)}
+        owned = {f for manifest in manifests for kind in kinds for c in kind.indexes(manifest.config).values()
+                 for f in kind.files(c)}
         prefixes = tuple(p for kind in kinds for p in kind.prefixes)
         for path in self.folder.iterdir():
             if path.name in (MANIFEST, LOCK_FILE) or path.name.startswith("."):
@@ -552,7 +581,7 @@ class CollectionWriter:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     for f in path.glob("deletes-*.npy"):
-                        if f.name != keep[path.name]:
+                        if f.name not in keep[path.name]:
                             f.unlink(missing_ok=True)
                     for f in path.iterdir():
                         if f.name.startswith(prefixes) and f.name not in owned:  # a dropped or replaced index

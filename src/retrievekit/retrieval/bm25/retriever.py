@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrievekit.core.document import index_text
+from retrievekit.core.errors import RetrievekitError
 from retrievekit.core.filters import Filter
 from retrievekit.index.bm25.segment import bm25_postings
+from retrievekit.index.bm25.stats import CorpusStats
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
 from retrievekit.retrieval.bm25.multifield import resolve_field_weights, search_fields
 from retrievekit.retrieval.bm25.rm3 import RM3
@@ -20,6 +23,18 @@ from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segment
 if TYPE_CHECKING:
     from retrievekit.retrieval.base import CollectionView
     from retrievekit.storage.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class SharedStatistics:
+    """BM25 statistics gathered beyond this collection — summed over every shard of a sharded collection (what
+    Elasticsearch calls DFS query-then-fetch) — that replace the collection's own: the corpus totals and, per
+    analysed query term, its document and collection frequency. Scores then equal those of one collection holding
+    every shard's documents."""
+
+    corpus: CorpusStats
+    df: Mapping[str, float]
+    cf: Mapping[str, float]
 
 
 class BM25Retriever(Retriever):
@@ -40,12 +55,17 @@ class BM25Retriever(Retriever):
         rm3: bool | Mapping[str, Any] | RM3 = False,
         use_kernel: bool = True,
         field_weights: Mapping[str, float] | None = None,
+        statistics: SharedStatistics | None = None,
         **scorer_params: Any,
     ) -> None:
         self.collection = collection
+        self.statistics = statistics
         self.scorer = get_scorer(scorer, **scorer_params)  # type: ignore[arg-type]
         self._field_weights = None if field_weights is None else dict(field_weights)
-        resolve_field_weights(self._field_weights, collection.settings)  # a bad weight fails here
+        fields = resolve_field_weights(self._field_weights, collection.settings)  # a bad weight fails here
+        if statistics is not None and (rm3 or fields):
+            raise RetrievekitError("shared (sharded) BM25 statistics work with plain single-field BM25 only, not yet "
+                                   "with RM3 or multi-field weights")
         if isinstance(rm3, RM3):
             self.rm3: RM3 | None = rm3
         elif isinstance(rm3, Mapping):
@@ -106,6 +126,10 @@ class BM25Retriever(Retriever):
             return empty
         terms = list(weights)
         tids, present, df, cf = term_statistics(snap, terms)
+        shared = self.statistics
+        if shared is not None:
+            df = np.array([shared.df.get(t, 0.0) for t in terms], np.float64)
+            cf = np.array([shared.cf.get(t, 0.0) for t in terms], np.float64)
         found = df > 0  # terms absent from the whole collection contribute nothing
         if not found.all():
             if not found.any():
@@ -113,7 +137,7 @@ class BM25Retriever(Retriever):
             terms = [t for t, f in zip(terms, found) if f]
             tids = np.ascontiguousarray(tids[:, found])  # column selection is not C-contiguous
             present, df, cf = present[:, found], df[found], cf[found]
-        stats = snap.bm25_stats
+        stats = snap.bm25_stats if shared is None else shared.corpus
         scorer = self.scorer
         w, c = scorer.term_weights(df, cf, np.array([weights[t] for t in terms], np.float64), stats)
         key = (self._scorer_key, stats)

@@ -1,0 +1,477 @@
+"""``ShardedCollection``: one collection split over N ordinary collections (shards), with the search/add/delete/ask
+API of ``Collection``. Documents are routed by a stable hash of their id (``routing``); every write is a cluster
+transaction that becomes visible atomically (``manifest``); searches scatter to the shards of one cut and merge
+exactly (``search``). Shards run in this process or as Ray actors (``backends``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from retrievekit.analysis import Analyzer, get_analyzer
+from retrievekit.collection import HYBRID_FUSION, MODES, Collection
+from retrievekit.core.config import CollectionConfig
+from retrievekit.core.document import Document
+from retrievekit.core.errors import CollectionError, RetrievekitError
+from retrievekit.core.filters import Filter
+from retrievekit.retrieval.base import Retriever, SearchResults
+from retrievekit.sharding.backends.base import ShardPool
+from retrievekit.sharding.manifest import CLUSTER_MANIFEST, ClusterManifest, ShardEntry
+from retrievekit.sharding.routing import shard_of
+from retrievekit.sharding.shard import SEQ_FIELD
+from retrievekit.storage.lock import WriterLock
+from retrievekit.storage.manifest import Manifest, pin_manifest
+from retrievekit.storage.writer import as_document
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One committed state of a sharded collection: the generation of every shard that belongs to it."""
+
+    generation: int
+    generations: tuple[int, ...]
+    documents: int
+
+
+class ShardedCollection:
+    """A collection split over shards. ``ray``: None runs the shards in this process; an address
+    ("127.0.0.1:6379", "ray://host:10001", or "auto"/"local" for a local Ray started here) runs one Ray actor per
+    shard (``backends.ray``). ``allow_partial_results``: when a shard cannot answer, search the others and flag
+    the results (``ShardedSearchResults.missing_shards``) instead of failing."""
+
+    def __init__(self, path: str | Path, *, ray: str | None = None, allow_partial_results: bool = False,
+                 timeout: float | None = None, ray_options: Mapping[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        manifest = ClusterManifest.read(self.path)
+        self._stamp: tuple[int, int, int] | None = None
+        self._manifest = manifest
+        self._lock = threading.Lock()
+        paths = [manifest.shard_path(self.path, i) for i in range(len(manifest.shards))]
+        self.pool: ShardPool
+        if ray is None:
+            from retrievekit.sharding.backends.local import LocalShards
+
+            self.pool = LocalShards(paths)
+        else:
+            from retrievekit.sharding.backends.ray import RayShards
+
+            self.pool = RayShards(paths, address=ray, cluster=str(self.path.resolve()), **dict(ray_options or {}))
+        self.pool.timeout = timeout
+        self.allow_partial_results = allow_partial_results
+        self.analyzer: Analyzer = get_analyzer(self.settings.bm25.analyzer)
+        self._encoders: dict[str, Any] = {}
+
+    # -- creation ----------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, shards: int, *, shard_paths: Sequence[str | Path] | None = None,
+               ray: str | None = None, allow_partial_results: bool = False, **options: Any) -> ShardedCollection:
+        """Create an empty sharded collection of ``shards`` shards in folder ``path`` (shards in ``path``/shard-NNN,
+        or at ``shard_paths``: any paths every worker can reach). ``options`` are ``Collection.create``'s
+        (analyzer, fields, dense, vectors, ...), the same for every shard."""
+        path = Path(path)
+        if shards < 1:
+            raise CollectionError(f"a sharded collection needs at least 1 shard, got {shards}")
+        if (path / CLUSTER_MANIFEST).exists():
+            raise CollectionError(f"a sharded collection already exists at {path}")
+        if options.get("field_weights"):
+            raise CollectionError("multi-field BM25 (field_weights) is not supported on sharded collections yet")
+        if shard_paths is not None and len(shard_paths) != shards:
+            raise CollectionError(f"{len(shard_paths)} shard paths for {shards} shards")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(path)
+        try:
+            entries = []
+            config: dict[str, Any] = {}
+            for i in range(shards):
+                where = Path(shard_paths[i]) if shard_paths is not None else Path(f"shard-{i:03d}")
+                shard = Collection.create(where if where.is_absolute() else path / where, **options)
+                manifest = Manifest.read(shard.path)
+                pin_manifest(shard.path, manifest)
+                entries.append(ShardEntry(str(where), manifest.generation, 0))
+                config = manifest.config
+            ClusterManifest(entries, generation=0, next_seq=0, config=config).write(path)
+        finally:
+            lock.release()
+        return cls(path, ray=ray, allow_partial_results=allow_partial_results)
+
+    @classmethod
+    def open(cls, path: str | Path, **options: Any) -> ShardedCollection:
+        return cls(path, **options)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> ShardedCollection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the committed cut -------------------------------------------------------------------------------------
+    def manifest(self) -> ClusterManifest:
+        """The latest cluster manifest (re-read only when the file changed)."""
+        st = os.stat(self.path / CLUSTER_MANIFEST)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._manifest, self._stamp = ClusterManifest.read(self.path), stamp
+            return self._manifest
+
+    def snapshot(self) -> Cut:
+        m = self.manifest()
+        return Cut(m.generation, tuple(s.generation for s in m.shards), m.documents)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest().config
+
+    @property
+    def settings(self) -> CollectionConfig:
+        return CollectionConfig.from_json(self.config)
+
+    @property
+    def shards(self) -> int:
+        return len(self.manifest().shards)
+
+    def has_index(self, kind: str, name: str = "default") -> bool:
+        return name in (self.config.get(kind) or {})
+
+    @property
+    def modes(self) -> list[str]:
+        modes = ["bm25"]
+        if self.has_index("dense"):
+            modes += ["dense", "hybrid"]
+        if self.has_index("sparse"):
+            modes.append("sparse")
+        return modes
+
+    @property
+    def default_mode(self) -> str:
+        return "hybrid" if self.has_index("dense") else "bm25"
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def _route(self, doc_id: str) -> int:
+        """The shard holding ``doc_id`` (a passage ``ID#n`` lives with its document ``ID``)."""
+        if self.config.get("passages") and "#" in doc_id:
+            doc_id = doc_id.rsplit("#", 1)[0]
+        return shard_of(doc_id, self.shards)
+
+    def get_many(self, ids: Sequence[str], cut: Cut | None = None) -> list[Document | None]:
+        cut = cut or self.snapshot()
+        groups: dict[int, list[int]] = {}
+        for n, doc_id in enumerate(ids):
+            groups.setdefault(self._route(doc_id), []).append(n)
+        targets = sorted(groups)
+        answers = self.pool.scatter("get_many", [([ids[n] for n in groups[s]], cut.generations[s]) for s in targets],
+                                    shards=targets)
+        out: list[Document | None] = [None] * len(ids)
+        for s, docs in zip(targets, answers):
+            for n, doc in zip(groups[s], docs):
+                out[n] = doc
+        return out
+
+    def get(self, doc_id: str) -> Document | None:
+        return self.get_many([doc_id])[0]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.get(doc_id) is not None
+
+    def __len__(self) -> int:
+        return self.snapshot().documents
+
+    def iter_documents(self) -> Iterator[Document]:
+        """Every live document of the current cut, shard by shard (each shard's list is read whole)."""
+        cut = self.snapshot()
+        for s, generation in enumerate(cut.generations):
+            yield from self.pool.call(s, "documents", generation)
+
+    def hit_documents(self, results: SearchResults, query: int = 0, start: int = 0) -> list[tuple[Document, float]]:
+        hits = results.hits(query)[start:]
+        docs = self.get_many([doc_id for doc_id, _ in hits])
+        return [(doc, score) for doc, (_, score) in zip(docs, hits) if doc is not None]
+
+    def info(self) -> dict[str, Any]:
+        cut = self.snapshot()
+        shards = self.pool.scatter("info", [(g,) for g in cut.generations], partial=True)
+        return {"path": str(self.path), "generation": cut.generation, "documents": cut.documents,
+                "shards": [s if isinstance(s, dict) else {"shard": i, "unavailable": str(s)}
+                           for i, s in enumerate(shards)],
+                "modes": self.modes, "config": self.config}
+
+    # -- searching ---------------------------------------------------------------------------------------------
+    def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
+        """The encoder of dense index ``index`` (for queries here; shards encode their own documents)."""
+        from retrievekit.index.base import segment_index
+
+        if config is None:
+            indexes = self.config.get("dense") or {}
+            if index not in indexes:
+                raise CollectionError(f"sharded collection {self.path} has no dense index {index!r}")
+            config = indexes[index]
+        backend = segment_index("dense")
+        key = backend.encoder_key(config)
+        if key not in self._encoders:
+            self._encoders[key] = backend.load_encoder(config)
+        return self._encoders[key]
+
+    def query_encoder(self, index: str = "default") -> Any:
+        from retrievekit.retrieval.dense.retriever import query_encoder
+
+        indexes = self.config.get("dense") or {}
+        if index not in indexes:
+            raise CollectionError(f"sharded collection {self.path} has no dense index {index!r} (has: "
+                                  f"{', '.join(indexes) or 'none'}); add one with add_dense_index")
+        return query_encoder(self, index, indexes[index])  # type: ignore[arg-type]
+
+    def retriever(self, mode: str = "bm25", *, cut: Cut | None = None, scorer: str | Mapping[str, Any] | None = None,
+                  index: str = "default", fusion: str | Mapping[str, Any] | None = None, rerank: Any = None,
+                  depth: int = 100, allow_partial_results: bool | None = None, rm3: Any = False,
+                  field_weights: Mapping[str, float] | None = None, **scorer_params: Any) -> Retriever:
+        """A retriever over one cut (default: the latest), built like ``Collection.retriever``."""
+        from retrievekit.sharding.search import ShardedBM25, ShardedDense, ShardedSparse
+
+        if mode not in MODES:
+            raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if rm3 or field_weights:
+            raise RetrievekitError("RM3 and multi-field weights are not supported on sharded collections yet")
+        cut = cut or self.snapshot()
+        partial = self.allow_partial_results if allow_partial_results is None else allow_partial_results
+        if mode in ("bm25", "hybrid"):
+            bm25: Retriever = ShardedBM25(self, cut, scorer=scorer, allow_partial_results=partial, **scorer_params)
+        if mode in ("dense", "hybrid"):
+            dense: Retriever = ShardedDense(self, cut, index, allow_partial_results=partial)
+        if mode == "sparse":
+            retriever: Retriever = ShardedSparse(self, cut, index, allow_partial_results=partial)
+        elif mode == "bm25":
+            retriever = bm25
+        elif mode == "dense":
+            retriever = dense
+        else:
+            from retrievekit.retrieval.pipeline import Fusion
+
+            options = dict(HYBRID_FUSION)
+            if isinstance(fusion, str):
+                options = {"method": fusion}
+            elif fusion:
+                options = dict(fusion) if "method" in fusion else {**options, **fusion}
+            retriever = Fusion([bm25, dense], **options)
+        if rerank is not None:
+            from retrievekit.retrieval.pipeline import Rerank
+            from retrievekit.retrieval.rerank import get_reranker
+
+            retriever = Rerank(retriever, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
+        return retriever
+
+    def search(self, queries: str | Sequence[str], k: int = 10, *, mode: str = "bm25", filter: Filter | None = None,
+               threads: int = 1, **options: Any) -> SearchResults:
+        """Search a batch of queries over the latest cut; the options of ``Collection.search`` (scorer and its
+        parameters, index, fusion, rerank, depth) plus ``allow_partial_results``."""
+        retriever = self.retriever(mode, **options)
+        return retriever.search([queries] if isinstance(queries, str) else list(queries), k, filter=filter,
+                                threads=threads)
+
+    def ask(self, question: str, **options: Any) -> Any:
+        """Answer from the sharded collection's documents with citations (see ``Collection.ask``)."""
+        from retrievekit.rag.pipeline import RAG
+
+        return RAG(self, **options).ask(question)  # type: ignore[arg-type]
+
+    # -- writing -----------------------------------------------------------------------------------------------
+    def writer(self, *, lock_timeout: float = 0.0) -> ShardedWriter:
+        """The cluster's single writer: its adds and deletes become visible together at ``commit``."""
+        return ShardedWriter(self, lock_timeout=lock_timeout)
+
+    def add(self, documents: Iterable[Document | Mapping[str, Any]], *, lock_timeout: float = 0.0,
+            batch_size: int = 1000) -> int:
+        """Add (or replace, by id) documents in one atomic multi-shard commit; returns how many."""
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.add(documents, batch_size=batch_size)
+
+    def delete(self, ids: Iterable[str], *, lock_timeout: float = 0.0) -> int:
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.delete(ids)
+
+    def add_dense_index(self, encoder: Any = None, *, name: str = "default", chunking: Any = None,
+                        vectors: str | None = None, lock_timeout: float = 0.0) -> int:
+        """Encode every shard's documents into a new dense index (shards encode in parallel) and commit it on
+        every shard at once; returns the cluster generation."""
+        from retrievekit.encoders import get_encoder
+        from retrievekit.index.dense.segment import make_index_config
+
+        chunk = chunking if chunking is None or isinstance(chunking, str) else dict(chunking)
+        config = make_index_config(get_encoder(encoder), chunking=chunk, fields=self.settings.fields, vectors=vectors)
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.add_index("dense", name, config)
+
+    def __repr__(self) -> str:
+        return f"ShardedCollection({str(self.path)!r}, shards={self.shards}, documents={len(self)})"
+
+
+class ShardedWriter:
+    """One transaction at a time over every shard; see ``ShardedCollection.writer``. Use as a context manager:
+    commits on success, rolls back on error."""
+
+    def __init__(self, collection: ShardedCollection, *, lock_timeout: float = 0.0) -> None:
+        self.collection = collection
+        self.pool = collection.pool
+        self._lock = WriterLock(collection.path, lock_timeout)
+        self.closed = False
+        try:
+            self._manifest = ClusterManifest.read(collection.path)
+            self._recover()
+            self._begin()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _recover(self) -> None:
+        """Undo shard commits the cluster manifest never recorded (a writer died between them)."""
+        self.pool.scatter("recover", [(e.generation,) for e in self._manifest.shards])
+
+    def _begin(self) -> None:
+        self._transaction = secrets.token_hex(8)
+        self.pool.scatter("begin", [(self._transaction,)] * self.pool.size)
+        self._calls = [0] * self.pool.size
+        self._next_seq = self._manifest.next_seq
+        self.added = self.removed = 0
+
+    def add(self, documents: Iterable[Document | Mapping[str, Any]], *, batch_size: int = 1000) -> int:
+        """Route and send documents (validated here, with their position in the input); visible at ``commit``."""
+        self._check_open()
+        batch: list[Document] = []
+        count = 0
+        for position, item in enumerate(documents):
+            doc = as_document(item, position)
+            if SEQ_FIELD in doc.metadata:
+                raise CollectionError(f"item {position}: document {doc.id!r} has metadata field "
+                                      f"{SEQ_FIELD!r}, which sharded collections reserve")
+            doc = replace(doc, metadata={**doc.metadata, SEQ_FIELD: self._next_seq})
+            self._next_seq += 1
+            batch.append(doc)
+            if len(batch) >= batch_size:
+                count += self._send(batch)
+                batch = []
+        if batch:
+            count += self._send(batch)
+        self.added += count
+        return count
+
+    def _send(self, batch: list[Document]) -> int:
+        n = self.pool.size
+        groups: dict[int, list[Document]] = {}
+        for doc in batch:
+            groups.setdefault(shard_of(doc.id, n), []).append(doc)
+        targets = sorted(groups)
+        for s in targets:
+            self._calls[s] += 1
+        try:
+            counts = self.pool.scatter("add", [(groups[s], self._transaction) for s in targets], shards=targets)
+        except BaseException:
+            self.rollback()
+            raise
+        return int(sum(counts))
+
+    def delete(self, ids: Iterable[str]) -> int:
+        self._check_open()
+        n = self.pool.size
+        groups: dict[int, list[str]] = {}
+        for doc_id in ids:
+            groups.setdefault(shard_of(doc_id, n), []).append(doc_id)
+        targets = sorted(groups)
+        for s in targets:
+            self._calls[s] += 1
+        try:
+            counts = self.pool.scatter("delete", [(groups[s], self._transaction) for s in targets], shards=targets)
+        except BaseException:
+            self.rollback()
+            raise
+        removed = int(sum(counts))
+        self.removed += removed
+        return removed
+
+    def add_index(self, kind: str, name: str, config: dict[str, Any]) -> int:
+        """Build a dense/sparse index on every shard (in parallel) and record it in one cluster commit."""
+        self._check_open()
+        try:
+            generations = self.pool.scatter("add_index", [(kind, name, config, self._transaction)] * self.pool.size)
+        except BaseException:
+            self._recover()
+            self._begin()
+            raise
+        infos = self.pool.scatter("info", [(g,) for g in generations])
+        manifest = self._manifest
+        shards = [ShardEntry(e.path, int(g), int(info["documents"]))
+                  for e, g, info in zip(manifest.shards, generations, infos)]
+        config_now = {**manifest.config, kind: {**(manifest.config.get(kind) or {}), name: config}}
+        return self._publish(ClusterManifest(shards, manifest.generation + 1, manifest.next_seq, config_now,
+                                             manifest.extra))
+
+    def commit(self) -> int:
+        """Commit every shard this transaction wrote to, then record all their generations in one atomic replace
+        of the cluster manifest (the moment the writes become visible and acknowledged). Returns the cluster
+        generation."""
+        self._check_open()
+        manifest = self._manifest
+        targets = [s for s in range(self.pool.size) if self._calls[s]]
+        if not targets:
+            self._begin()
+            return manifest.generation
+        try:
+            results = self.pool.scatter("commit", [(self._transaction, self._calls[s]) for s in targets],
+                                        shards=targets)
+        except BaseException:
+            # Some shards may have committed: undo them now (the next writer would otherwise), then re-raise.
+            try:
+                self._recover()
+            finally:
+                self._begin()
+            raise
+        shards = list(manifest.shards)
+        for s, (generation, live) in zip(targets, results):
+            shards[s] = ShardEntry(shards[s].path, int(generation), int(live))
+        return self._publish(ClusterManifest(shards, manifest.generation + 1, self._next_seq, manifest.config,
+                                             manifest.extra))
+
+    def _publish(self, new: ClusterManifest) -> int:
+        previous = self._manifest
+        new.write(self.collection.path)  # the commit point
+        self._manifest = new
+        # Keep the previous cut pinned too: readers that read the old cluster manifest a moment ago open it now.
+        self.pool.scatter("unpin", [([e.generation, old.generation],) for e, old in zip(new.shards, previous.shards)],
+                          partial=True)
+        self._begin()
+        return new.generation
+
+    def rollback(self) -> None:
+        self.pool.scatter("rollback", None, partial=True)
+        self._begin()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise CollectionError("this sharded writer is closed; open a new one with collection.writer()")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.pool.scatter("close_writer", None, partial=True)
+        finally:
+            self.closed = True
+            self._lock.release()
+
+    def __enter__(self) -> ShardedWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.rollback()
+        finally:
+            self.close()
