@@ -1,0 +1,163 @@
+"""Sharded collections on a real local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head and two
+worker nodes on this machine, every one bound to 127.0.0.1): rankings equal one collection's, and killing a shard
+actor or a whole worker node in the middle of writing loses no acknowledged document."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from test_sharded_local import _assert_same, _scifact
+
+from retrievekit import Collection
+from retrievekit.core.errors import CollectionError
+from retrievekit.sharding import ShardedCollection
+from retrievekit.sharding.backends.base import ShardUnavailableError
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"  # conftest.py, before Ray was imported
+    node = {"node_ip_address": "127.0.0.1", "object_store_memory": 80 * 1024**2}
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False, **node})
+    workers = [c.add_node(num_cpus=1, **node) for _ in range(2)]
+    c.wait_for_nodes(timeout=120)
+    ray.init(address=c.address, namespace="retrievekit-tests", log_to_driver=False)
+    try:
+        yield c, workers
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def test_every_node_and_the_driver_are_on_loopback(cluster):
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    assert len(nodes) == 3
+    assert {n["NodeManagerAddress"] for n in nodes} == {"127.0.0.1"}
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def scifact_on_ray(cluster, tmp_path_factory):
+    pytest.importorskip("wordllama")
+    c, _ = cluster
+    docs, queries = _scifact()
+    root = tmp_path_factory.mktemp("ray-scifact")
+    single = Collection.create(root / "single", dense="wordllama")
+    single.add(docs)
+    sharded = ShardedCollection.create(root / "sharded", 3, ray=c.address, dense="wordllama")
+    sharded.add(docs)
+    return single, sharded, queries[:200]
+
+
+def test_shards_are_actors_on_the_worker_nodes(scifact_on_ray):
+    _, sharded, _ = scifact_on_ray
+    pings = [ray.get(a.ping.remote(), timeout=60) for a in sharded.pool.actors]
+    assert [p["shard"] for p in pings] == [0, 1, 2]
+    assert len({p["pid"] for p in pings}) == 3 and os.getpid() not in {p["pid"] for p in pings}
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_rankings_over_ray_shards_equal_one_collection(scifact_on_ray, mode):
+    single, sharded, queries = scifact_on_ray
+    _assert_same(single.search(queries, 100, mode=mode), sharded.search(queries, 100, mode=mode))
+
+
+def _write_while(sharded: ShardedCollection, disrupt, *, transactions: int = 12, size: int = 15):
+    """Write ``transactions`` batches (retrying one whose commit failed, a bounded number of times) while
+    ``disrupt()`` runs in another thread; returns the ids of acknowledged (committed) documents."""
+    acknowledged: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=disrupt, args=(stop,))
+    thread.start()
+    try:
+        for t in range(transactions):
+            ids = [f"t{t}-{i}" for i in range(size)]
+            for _attempt in range(30):
+                try:
+                    sharded.add([{"id": i, "text": f"batch {t} words"} for i in ids], lock_timeout=30)
+                    acknowledged.extend(ids)
+                    break
+                except (ShardUnavailableError, CollectionError) as exc:
+                    failures.append(type(exc).__name__)
+                    time.sleep(0.5)
+            else:
+                raise AssertionError(f"transaction {t} never committed: {failures[-3:]}")
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    return acknowledged, failures
+
+
+def _assert_nothing_acknowledged_is_lost(sharded: ShardedCollection, acknowledged: list[str]) -> None:
+    for _ in range(60):  # wait until every shard answers again
+        try:
+            docs = sharded.get_many(acknowledged)
+            break
+        except ShardUnavailableError:
+            time.sleep(1)
+    else:
+        raise AssertionError("the shards never came back")
+    missing = [i for i, d in zip(acknowledged, docs) if d is None]
+    assert not missing, f"{len(missing)} acknowledged documents lost, e.g. {missing[:5]}"
+    assert len(sharded) == len(acknowledged)
+    hits = sharded.search("words", len(acknowledged) + 10).hits(0)
+    assert sorted(d for d, _ in hits) == sorted(acknowledged)
+
+
+def test_killing_a_shard_actor_mid_write_loses_no_acknowledged_document(cluster, tmp_path):
+    c, _ = cluster
+    sharded = ShardedCollection.create(tmp_path / "s", 3, ray=c.address)
+    kills = []
+
+    def kill_shards(stop: threading.Event) -> None:
+        for n in range(3):
+            if stop.wait(1.0 + 0.7 * n):
+                return
+            sharded.pool.kill(n % 3)  # Ray restarts it from the shard's last commit
+            kills.append(n % 3)
+
+    acknowledged, failures = _write_while(sharded, kill_shards)
+    assert kills, "no actor was killed during the writes"
+    _assert_nothing_acknowledged_is_lost(sharded, acknowledged)
+
+
+def test_partial_results_are_flagged_and_otherwise_a_dead_shard_fails_clearly(cluster, tmp_path):
+    c, _ = cluster
+    sharded = ShardedCollection.create(tmp_path / "s", 3, ray=c.address, allow_partial_results=False)
+    sharded.add([{"id": f"d{i}", "text": f"common word{i}"} for i in range(60)])
+    sharded.pool.kill(1, restart=False)
+    with pytest.raises(ShardUnavailableError, match="shard 1"):
+        sharded.search("common", 100)
+    results = sharded.search("common", 100, allow_partial_results=True)
+    assert results.missing_shards == (1,) and results.partial
+    hits = results.hits(0)
+    assert 0 < len(hits) < 60 and all(d not in {f"d{i}" for i in range(60)} - {h for h, _ in hits} for d, _ in hits)
+
+
+def test_losing_a_worker_node_mid_write_loses_no_acknowledged_document(cluster, tmp_path):
+    c, workers = cluster
+    sharded = ShardedCollection.create(tmp_path / "s", 3, ray=c.address)
+    sharded.add([{"id": "first", "text": "words first"}])
+    removed = []
+
+    def remove_node(stop: threading.Event) -> None:
+        if stop.wait(1.5):
+            return
+        c.remove_node(workers[1])  # every actor there dies; Ray restarts them on the node left
+        removed.append(True)
+
+    acknowledged, _ = _write_while(sharded, remove_node)
+    assert removed, "the node was not removed during the writes"
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    _assert_nothing_acknowledged_is_lost(sharded, ["first", *acknowledged])
+    # the restarted shards serve exact results again
+    np.testing.assert_array_equal(sharded.search("words", 5).ids, sharded.search("words", 5).ids)
