@@ -125,7 +125,7 @@ def test_killing_a_shard_actor_mid_write_loses_no_acknowledged_document(cluster,
             sharded.pool.kill(n % 3)  # Ray restarts it from the shard's last commit
             kills.append(n % 3)
 
-    acknowledged, failures = _write_while(sharded, kill_shards)
+    acknowledged, _failures = _write_while(sharded, kill_shards)
     assert kills, "no actor was killed during the writes"
     _assert_nothing_acknowledged_is_lost(sharded, acknowledged)
 

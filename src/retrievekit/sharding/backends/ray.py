@@ -102,7 +102,7 @@ class RayShards(ShardPool):
     def discard(self, pending: Any) -> None:
         try:
             self._ray.cancel(pending)
-        except Exception:  # noqa: BLE001 (already finished or gone: nothing to cancel)
+        except Exception:  # already finished or gone: nothing to cancel
             pass
 
     def kill(self, shard: int, *, restart: bool = True) -> None:
