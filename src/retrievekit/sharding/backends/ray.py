@@ -62,7 +62,7 @@ class RayShards(ShardPool):
             raise RetrievekitError(f"{len(resources)} resource sets for {len(paths)} shards")
         tag = hashlib.blake2b(cluster.encode(), digest_size=6).hexdigest()
         remote = ray.remote(Shard)
-        self.actors = []
+        self.actors: list[Any] = []
         for i, path in enumerate(paths):
             options: dict[str, Any] = {
                 "name": f"retrievekit-shard-{tag}-{i}", "namespace": namespace, "get_if_exists": True,
