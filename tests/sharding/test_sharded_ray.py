@@ -4,6 +4,7 @@ actor or a whole worker node in the middle of writing loses no acknowledged docu
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 from test_sharded_local import _assert_same, _scifact
 
 from retrievekit import Collection
+from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError
 from retrievekit.sharding import ShardedCollection
 from retrievekit.sharding.backends.base import ShardUnavailableError
@@ -141,6 +143,47 @@ def test_partial_results_are_flagged_and_otherwise_a_dead_shard_fails_clearly(cl
     assert results.missing_shards == (1,) and results.partial
     hits = results.hits(0)
     assert 0 < len(hits) < 60 and all(d not in {f"d{i}" for i in range(60)} - {h for h, _ in hits} for d, _ in hits)
+
+
+def test_distributed_ingest_gives_the_same_collection_as_one_process(cluster, tmp_path):
+    pytest.importorskip("wordllama")
+    from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
+    from retrievekit.sharding.ingest import encode_into_cache
+
+    c, _ = cluster
+    docs, queries = _scifact()
+    docs = [{**d, "title": f"{d['title']} {tmp_path.name}"} for d in docs[:400]]  # texts no earlier test encoded
+    source = tmp_path / "docs.jsonl"
+    with source.open("w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"_id": d["id"], "title": d["title"], "text": d["text"]}) + "\n")
+    sharded = ShardedCollection.create(tmp_path / "s", 3, ray=c.address, dense="wordllama")
+    dense = sharded.config["dense"]
+    cache_folder = EmbeddingCache(default_cache_root(), dense["default"]["encoder"]).folder
+
+    def cached() -> tuple[int, int]:
+        cache = EmbeddingCache(default_cache_root(), dense["default"]["encoder"])
+        return len(cache), len(list(cache_folder.glob("keys-*.npy")))
+
+    before, _ = cached()
+    # the encoding half alone: a Ray Data pool of 2 actors fills the shared cache, and a second run adds nothing
+    assert encode_into_cache([Document(d["id"], d["text"], d["title"]) for d in docs[:200]], dense, workers=2) == 200
+    after_first = cached()
+    assert after_first[0] == before + 200
+    encode_into_cache([Document(d["id"], d["text"], d["title"]) for d in docs[:200]], dense, workers=2)
+    assert cached() == after_first
+    # the whole ingest: encode the rest, then the shard writers commit and find every vector cached
+    report = sharded.ingest(source, encoders=2)
+    assert report["documents"] == 400 and report["encoded_texts"] == 400
+    assert cached()[0] == before + 400
+    single = Collection.create(tmp_path / "one", dense="wordllama")
+    files = cached()[1]
+    single.ingest(source, progress=False, workers=1)
+    assert cached()[1] == files  # one process finds every vector cached too: nothing was encoded twice
+    assert sorted((d.id, d.title, d.text) for d in sharded.iter_documents()) == sorted(
+        (d.id, d.title, d.text) for d in single.iter_documents())
+    for mode in ("bm25", "dense", "hybrid"):
+        _assert_same(single.search(queries[:100], 50, mode=mode), sharded.search(queries[:100], 50, mode=mode))
 
 
 def test_losing_a_worker_node_mid_write_loses_no_acknowledged_document(cluster, tmp_path):

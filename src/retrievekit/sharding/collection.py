@@ -296,6 +296,44 @@ class ShardedCollection:
         with self.writer(lock_timeout=lock_timeout) as w:
             return w.delete(ids)
 
+    def ingest(self, source: str | Path | Iterable[Document | Mapping[str, Any]], format: str | None = None, *,
+               batch_size: int = 1000, encoders: int = 0, lock_timeout: float = 0.0,
+               **reader_options: Any) -> dict[str, Any]:
+        """Add the documents of a file or folder (any format ``Collection.ingest`` reads) or of an iterable, in one
+        atomic multi-shard commit: each shard's writer indexes (and encodes) its own documents, in parallel.
+        ``encoders`` > 0 (Ray only): first encode every dense index's texts with that many Ray Data actors into
+        the shared embedding cache (``sharding.ingest``), so encoding is spread over the cluster independently of
+        the shard count; RETRIEVEKIT_CACHE must then name a folder every node reaches. Returns counts and timings."""
+        import time
+
+        from retrievekit.ingest import read_documents
+
+        started = time.perf_counter()
+        documents: Iterable[Document | Mapping[str, Any]] = (
+            read_documents(source, format, **reader_options) if isinstance(source, str | Path) else source)
+        encoded = 0
+        encode_seconds = 0.0
+        if encoders > 0:
+            from retrievekit.sharding.backends.ray import RayShards
+
+            if not isinstance(self.pool, RayShards):
+                raise CollectionError("encoders= spreads encoding over a Ray cluster: open the collection with ray=")
+            if self.config.get("passages"):
+                raise CollectionError("encoders= does not work with passage collections yet (their texts are known "
+                                      "only after chunking, in the shard writers); leave it out")
+            docs = [as_document(d, n) for n, d in enumerate(documents)]
+            if self.config.get("dense"):
+                from retrievekit.sharding.ingest import encode_into_cache
+
+                t0 = time.perf_counter()
+                encoded = encode_into_cache(docs, self.config["dense"], workers=encoders)
+                encode_seconds = time.perf_counter() - t0
+            documents = docs
+        with self.writer(lock_timeout=lock_timeout) as w:
+            added = w.add(documents, batch_size=batch_size)
+        return {"documents": added, "encoded_texts": encoded, "encode_seconds": round(encode_seconds, 3),
+                "seconds": round(time.perf_counter() - started, 3), "generation": self.snapshot().generation}
+
     def add_dense_index(self, encoder: Any = None, *, name: str = "default", chunking: Any = None,
                         vectors: str | None = None, lock_timeout: float = 0.0) -> int:
         """Encode every shard's documents into a new dense index (shards encode in parallel) and commit it on
@@ -307,6 +345,90 @@ class ShardedCollection:
         config = make_index_config(get_encoder(encoder), chunking=chunk, fields=self.settings.fields, vectors=vectors)
         with self.writer(lock_timeout=lock_timeout) as w:
             return w.add_index("dense", name, config)
+
+    # -- for the services (HTTP API, command line) -------------------------------------------------------------
+    def rag(self, **options: Any) -> Any:
+        """A ``retrievekit.rag.RAG`` pipeline over this sharded collection, kept per options as ``Collection.rag``
+        keeps them (the 16 most recently used; plain values compared by value, objects by identity), so the
+        retrieval cache carries over between questions asked with the same settings."""
+        import json
+
+        from retrievekit.rag.pipeline import RAG
+
+        objects: list[Any] = []
+
+        def by_identity(value: Any) -> str:
+            objects.append(value)  # kept with the pipeline: its id cannot be reused while the entry exists
+            return f"<{type(value).__qualname__} at {id(value):#x}>"
+
+        try:
+            key = json.dumps(options, sort_keys=True, default=by_identity)
+        except (TypeError, ValueError):  # e.g. keys that are not strings: no safe key
+            return RAG(self, **options)  # type: ignore[arg-type]
+        with self._lock:
+            rags: dict[str, tuple[Any, list[Any]]] = self.__dict__.setdefault("_rags", {})
+            entry = rags.pop(key, None)
+        if entry is None:
+            entry = (RAG(self, **options), objects)  # type: ignore[arg-type]
+        with self._lock:
+            rags[key] = entry  # most recent last
+            while len(rags) > 16:
+                rags.pop(next(iter(rags)))
+        return entry[0]
+
+    def shard_snapshots(self, cut: Cut | None = None) -> list[Any]:
+        """Every shard's committed state (``storage.snapshot.Snapshot``) in ``cut`` (default: the latest), read in
+        this process: in-process shards give their open collections' snapshots; the folders of Ray shards are
+        opened here read-only (they must be reachable from this process). For what scatter calls do not carry:
+        metadata field names and types, segment counts."""
+        from retrievekit.sharding.backends.local import LocalShards
+
+        cut = cut or self.snapshot()
+        if isinstance(self.pool, LocalShards):
+            return [shard.collection.snapshot_at(g) for shard, g in zip(self.pool.shards, cut.generations)]
+        manifest = self.manifest()
+        with self._lock:
+            readers: dict[int, Collection] = self.__dict__.setdefault("_readers", {})
+        out = []
+        for i, generation in enumerate(cut.generations):
+            reader = readers.get(i)
+            if reader is None:
+                path = manifest.shard_path(self.path, i)
+                try:
+                    reader = readers[i] = Collection(path)
+                except (CollectionError, OSError) as exc:
+                    raise CollectionError(f"shard {i} of {self.path} cannot be read from this process ({exc}); its "
+                                          "folder must be reachable here for metadata fields and filter checks") \
+                        from None
+            out.append(reader.snapshot_at(generation))
+        return out
+
+    def metadata_field_types(self, cut: Cut | None = None, prefetch: Sequence[str] = ()) -> dict[str, frozenset[str]]:
+        """Metadata field -> the JSON types its values take, over every shard (``Snapshot.metadata_fields``; the
+        field holding the global insertion number is left out)."""
+        merged: dict[str, set[str]] = {}
+        for snap in self.shard_snapshots(cut):
+            for name, kinds in snap.metadata_fields(prefetch=prefetch).items():
+                if name != SEQ_FIELD:
+                    merged.setdefault(name, set()).update(kinds)
+        return {name: frozenset(kinds) for name, kinds in merged.items()}
+
+    def check_filter(self, filter: Filter) -> None:
+        """``Snapshot.check_filter`` over the whole collection: FilterError if ``filter`` is malformed, names a
+        field no document of any shard has, or compares a field with a type it never holds. A collection without
+        documents has nothing to check against. When the shard folders cannot be read from this process (Ray
+        shards elsewhere), only the filter's form is checked here: each shard checks the fields as it searches."""
+        from retrievekit.core.filters import check_fields, parse_filter
+
+        fields = parse_filter(filter)
+        cut = self.snapshot()
+        if not cut.documents:
+            return
+        try:
+            types = self.metadata_field_types(cut, prefetch=list(fields))
+        except CollectionError:
+            return
+        check_fields(filter, types)
 
     def __repr__(self) -> str:
         return f"ShardedCollection({str(self.path)!r}, shards={self.shards}, documents={len(self)})"
