@@ -32,6 +32,8 @@ def init_ray(address: str | None, *, namespace: str = NAMESPACE, num_cpus: int |
     if "ray" not in sys.modules:  # read once at import: keep 127.0.0.1 as given, send no usage reports
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address is None or address in LOCAL:  # a private local Ray: no token file written to ~/.ray
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         import ray
     except ImportError:
