@@ -47,6 +47,9 @@ def add_ask(sub: argparse._SubParsersAction) -> None:
                    help="give up on an openai:... generator after this many seconds, retries included (default "
                    "120); a local model is bounded by --max-tokens instead")
     p.add_argument("--json", action="store_true", help="print answer, citations and contexts as JSON")
+    from retrievekit.cli.commands import add_ray_option
+
+    add_ray_option(p)
     p.set_defaults(func=run_ask)
 
 
@@ -67,8 +70,7 @@ def _generator(spec: str, timeout: float | None) -> Any:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from retrievekit.cli.commands import parse_filter
-    from retrievekit.collection import Collection
+    from retrievekit.cli.commands import opened, parse_filter
     from retrievekit.service.ask import Asker, AskRequest
 
     request = AskRequest(args.question, mode=args.mode, depth=args.depth, selector=args.selector,
@@ -76,8 +78,8 @@ def run_ask(args: argparse.Namespace) -> int:
                          max_tokens=args.max_tokens, expand=args.expand,
                          allow=set(args.allow.split(",")) if args.allow else None)
     generator = None if args.generator == "none" else _generator(args.generator, args.timeout)
-    col = Collection(args.collection)
-    answer = Asker().ask(col, request, generator=generator).answer
+    with opened(args) as col:
+        answer = Asker().ask(col, request, generator=generator).answer
     if args.json:
         print_json(answer.to_json())
         return 0

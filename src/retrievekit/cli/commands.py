@@ -16,6 +16,13 @@ from retrievekit.analysis import available_analyzers
 from retrievekit.cli.render import code_location, flat_rows, print_hits, print_json, table, wrapped_rows
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.service.collections import (
+    CLUSTER_MANIFEST,
+    AnyCollection,
+    is_sharded,
+    is_sharded_folder,
+    open_collection,
+)
 from retrievekit.service.documents import delete_documents
 from retrievekit.service.info import collection_info
 from retrievekit.service.search import RERANK_DEPTH, HitFormat, SearchRequest, search_batch
@@ -83,6 +90,31 @@ def add_lock_timeout(p: argparse.ArgumentParser) -> None:
                    "(default 0: fail at once)")
 
 
+RAY_HELP = ("for a sharded collection: run its shards as Ray actors, one per shard — 'local' starts a Ray here "
+            "bound to 127.0.0.1, HOST:PORT or ray://HOST:10001 joins a cluster whose nodes reach the shard folders "
+            "(default: the shards run in this process; needs retrievekit[ray])")
+
+
+def add_ray_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", default=None, help=RAY_HELP)
+
+
+@contextlib.contextmanager
+def opened(args: argparse.Namespace) -> Iterator[AnyCollection]:
+    """The collection of a command's COLLECTION argument: a plain one, or a sharded one (a folder holding
+    cluster.json) with its shards where ``--ray`` says (closed when the block ends)."""
+    ray = getattr(args, "ray", None)
+    if ray is not None and not is_sharded_folder(args.collection):
+        raise RetrievekitError(f"--ray runs the shards of a sharded collection on Ray; {args.collection} is not one "
+                               f"(no {CLUSTER_MANIFEST})")
+    col = open_collection(args.collection, ray=ray)
+    try:
+        yield col
+    finally:
+        if is_sharded(col):
+            col.close()
+
+
 def add_index(sub: argparse._SubParsersAction) -> None:
     from retrievekit.code_index import CODE_FIELD_WEIGHTS  # here: a cold `search` does not load the code indexer
 
@@ -141,6 +173,12 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    "keeps its document id and character span (set when the collection is created)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="processes that analyse and index in parallel (default: CPU count, at most 4; 1 = none)")
+    p.add_argument("--shards", type=positive_int, default=None, metavar="N",
+                   help="create a sharded collection of N shards (ordinary collections in COLLECTION/shard-NNN, "
+                   "documents routed by a hash of their id, searched by scatter-gather with rankings equal to one "
+                   "collection's); a folder that holds one already is added to, with or without --shards (which "
+                   "must then match its shard count). Not with --code, --field-weights, --sparse or --workers")
+    add_ray_option(p)
     add_lock_timeout(p)
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -169,7 +207,8 @@ def removed_on_failure(folder: Path) -> Iterator[None]:
     """A first ingest that fails leaves nothing behind (a leftover empty collection would answer every search with
     "no match"): what this command created is removed — the collection folder and any parent it made, or, when the
     folder already existed, only the entries made in it. An existing collection is never touched."""
-    if (folder / "manifest.json").exists() or (folder.exists() and not folder.is_dir()):
+    if ((folder / "manifest.json").exists() or (folder / CLUSTER_MANIFEST).exists()
+            or (folder.exists() and not folder.is_dir())):
         yield
         return
     before = set(folder.iterdir()) if folder.exists() else None
@@ -208,6 +247,10 @@ def schema_option(args: argparse.Namespace) -> dict[str, Any]:
 def run_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.shards is not None or args.ray is not None or is_sharded_folder(args.collection):
+        from retrievekit.cli.index_sharded import run_index_sharded
+
+        return run_index_sharded(args)
     if args.code:
         from retrievekit.cli.index_code import run_index_code
 
@@ -325,6 +368,7 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     add_scoring_options(p)
     p.add_argument("--json", action="store_true",
                    help="print results as JSON (per hit: rank, id, score, title, plain-text snippet, metadata)")
+    add_ray_option(p)
     p.set_defaults(func=run_search)
 
 
@@ -425,7 +469,12 @@ def run_search(args: argparse.Namespace) -> int:
     queries = list(args.queries) + [read_query_file(name) for name in args.query_file or ()]
     if not queries:
         raise RetrievekitError("give a query: QUERY text, or --query-file FILE (- for standard input)")
-    col = Collection(args.collection)
+    with opened(args) as col:
+        return _search(args, col, queries, search_filter, field_weights)
+
+
+def _search(args: argparse.Namespace, col: AnyCollection, queries: list[str], search_filter: Any,
+            field_weights: dict[str, float] | None) -> int:
     if args.fusion and (args.mode or col.default_mode) != "hybrid":
         raise RetrievekitError(f"--fusion applies to hybrid search, but {args.collection} has no dense index "
                                f"(its default mode is {col.default_mode})")
@@ -454,7 +503,7 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_hit(hit: Any, query: str, col: Collection) -> dict[str, Any]:
+def _json_hit(hit: Any, query: str, col: AnyCollection) -> dict[str, Any]:
     out: dict[str, Any] = hit.to_json(query, col.analyzer, JSON_HITS)
     location = code_location(hit.document)
     if location is not None:
@@ -465,13 +514,15 @@ def _json_hit(hit: Any, query: str, col: Collection) -> dict[str, Any]:
 def add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show collection statistics",
                        description="Documents, segments, vocabulary, disk use and settings of a collection.")
-    p.add_argument("collection", help="collection folder")
+    p.add_argument("collection", help="collection folder (plain or sharded: a sharded one lists its shards)")
     p.add_argument("--json", action="store_true", help="print as JSON")
+    add_ray_option(p)
     p.set_defaults(func=run_info)
 
 
 def run_info(args: argparse.Namespace) -> int:
-    info = collection_info(Collection(args.collection)).collection
+    with opened(args) as col:
+        info = collection_info(col).collection
     if args.json:
         print_json(info)
     else:
@@ -484,11 +535,12 @@ def add_delete(sub: argparse._SubParsersAction) -> None:
     p.add_argument("collection", help="collection folder")
     p.add_argument("ids", nargs="+", help="document ids")
     add_lock_timeout(p)
+    add_ray_option(p)
     p.set_defaults(func=run_delete)
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    with Collection(args.collection).writer(lock_timeout=args.lock_timeout) as w:
+    with opened(args) as col, col.writer(lock_timeout=args.lock_timeout) as w:
         deleted = delete_documents(w, args.ids)
     print(f"deleted {deleted} document(s)")
     return 0
@@ -503,6 +555,9 @@ def add_optimize(sub: argparse._SubParsersAction) -> None:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
+    if is_sharded_folder(args.collection):
+        raise RetrievekitError(f"{args.collection} is a sharded collection: optimize merges the segments of a plain "
+                               "collection and does not run over the shards of a sharded one yet")
     w = Collection(args.collection).writer(lock_timeout=args.lock_timeout)  # as Collection.optimize, with a wait
     try:
         generation = w.optimize()

@@ -30,6 +30,7 @@ from retrievekit.core.errors import RetrievekitError
 from retrievekit.evaluation import compare, evaluate, load_beir, write_run
 from retrievekit.retrieval.base import Retriever
 from retrievekit.retrieval.bm25.retriever import BM25Retriever
+from retrievekit.service.collections import CLUSTER_MANIFEST, AnyCollection, is_sharded, is_sharded_folder
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "map", "mrr@10", "p@10", "recall@1000")
 
@@ -81,7 +82,11 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    "holds: Anserini's 4-decimal rounding and 1e-6 tie steps in float32, so numbers compare with "
                    "theirs) or raw (raw float32 scores); trec_eval orders equal scores by document id descending")
     p.add_argument("--collection", metavar="PATH",
-                   help="keep the index in this folder and reuse it on later runs (default: a temporary folder)")
+                   help="keep the index in this folder and reuse it on later runs (default: a temporary folder); an "
+                   "existing sharded collection (`retrievekit index --shards N`) is searched as it is")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="with --collection naming a sharded collection: run its shards as Ray actors ('local', "
+                   "HOST:PORT or ray://HOST:10001; default: in this process)")
     p.add_argument("--significance", choices=["t", "permutation"], default="t",
                    help="paired test used to compare systems with the first one (Holm-corrected; default t)")
     p.add_argument("--run-dir", metavar="DIR", help="write each system's TREC run file here")
@@ -236,12 +241,23 @@ def run_eval(args: argparse.Namespace) -> int:
                                "(--mode dense|hybrid or --system dense|hybrid)")
     get_analyzer(args.analyzer)
     args.field_weights = parse_field_weights(args.field_weights)
+    if args.ray is not None and not (args.collection and is_sharded_folder(args.collection)):
+        raise RetrievekitError(f"--ray runs the shards of a sharded collection: pass --collection naming one (a "
+                               f"folder holding {CLUSTER_MANIFEST})")
     dataset = load_beir(args.data, split=args.split, corpus=args.corpus)
 
     temp = None
     fields = args.fields.split(",")
     dense = args.model if needs_dense else None
-    if args.collection and Path(args.collection, "manifest.json").is_file():
+    col: AnyCollection
+    if args.collection and is_sharded_folder(args.collection):
+        col = _open_sharded(args, fields)
+        index_seconds, reused = 0.0, True
+        if needs_dense and not col.has_index("dense"):
+            started = time.perf_counter()
+            col.add_dense_index(dense, chunking=args.chunking, vectors=args.vectors)
+            index_seconds, reused = time.perf_counter() - started, False
+    elif args.collection and Path(args.collection, "manifest.json").is_file():
         indexed = Collection(args.collection).settings.bm25.field_weights  # weights are chosen per search
         col = Collection.create(args.collection, analyzer=args.analyzer, fields=fields, field_weights=indexed,
                                 exist_ok=True)
@@ -289,11 +305,15 @@ def run_eval(args: argparse.Namespace) -> int:
             })
         info = col.info()
         model = col.config["dense"]["default"]["encoder"]["model"] if needs_dense else None
-        tiers = info["dense"]["default"]["tiers"] if needs_dense else {}
+        # a sharded collection's info has no per-tier sizes (each shard keeps its own)
+        dense_info = (info["dense"]["default"] if "dense" in info  # a sharded collection's: the index config
+                      else {"dim": col.config["dense"]["default"]["encoder"]["dim"]}) if needs_dense else {}
+        tiers = dense_info.get("tiers", {})
         bytes_per_vector = (next(iter(t["bytes_per_vector"] for t in tiers.values() if "bytes_per_vector" in t),
-                                 None) if args.vectors else (4.0 * info["dense"]["default"]["dim"] if needs_dense
-                                                             else None))
+                                 None) if args.vectors else (4.0 * dense_info["dim"] if needs_dense else None))
     finally:
+        if is_sharded(col):
+            col.close()
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
     common = {
@@ -356,10 +376,36 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_system(col: Collection, name: str, params: dict[str, Any], rm3: dict[str, Any] | None,
+def _open_sharded(args: argparse.Namespace, fields: list[str]) -> AnyCollection:
+    """The existing sharded collection of ``--collection``, checked to index the same fields with the same analyzer
+    as this run asks for (its metrics would otherwise describe another index)."""
+    from retrievekit.analysis import get_analyzer
+    from retrievekit.sharding.collection import ShardedCollection
+
+    if args.field_weights:
+        raise RetrievekitError("--field-weights (multi-field BM25) is not supported on sharded collections yet")
+    col = ShardedCollection(args.collection, ray=args.ray)
+    settings = col.settings
+    if tuple(settings.fields) != tuple(fields) or settings.bm25.analyzer != get_analyzer(args.analyzer).config():
+        col.close()
+        raise RetrievekitError(f"the sharded collection {args.collection} indexes {','.join(settings.fields)} with "
+                               f"the analyzer {settings.bm25.analyzer.get('name', '?')}; this run asks for "
+                               f"{','.join(fields)} with {args.analyzer}: pass the same --fields and --analyzer")
+    return col
+
+
+def build_system(col: AnyCollection, name: str, params: dict[str, Any], rm3: dict[str, Any] | None,
                  args: argparse.Namespace) -> Retriever:
     """One evaluated configuration as the collection's retriever (pipeline), reranked if ``--rerank`` is given."""
     rerank: dict[str, Any] = {"rerank": args.rerank, "depth": args.rerank_depth} if args.rerank else {}
+    if is_sharded(col):
+        if params.get("prf"):
+            raise RetrievekitError("dense+prf (pseudo-relevance feedback) is not supported on sharded collections "
+                                   "yet")
+        if rm3 is not None:
+            raise RetrievekitError("RM3 (+rm3) is not supported on sharded collections yet")
+        if name == "dense":
+            return col.retriever("dense", **rerank)
     if name == "dense":
         return col.retriever("dense", prf=params["prf"], **rerank)
     weights = getattr(args, "field_weights", None)

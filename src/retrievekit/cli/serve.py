@@ -19,7 +19,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         "evaluation reports; OpenAPI docs at /docs) and a web UI at /ui/. Listens on 127.0.0.1 unless told "
         "otherwise; any other address needs an API key. Needs retrievekit[serve].",
     )
-    p.add_argument("collection", help="collection folder")
+    p.add_argument("collection", help="collection folder (plain, or sharded: a folder holding cluster.json)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; a non-loopback address needs --api-key)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -45,6 +45,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="close an idle kept-alive connection after this long (default 5)")
     p.add_argument("--max-connections", type=int, default=256, metavar="N",
                    help="answer 503 to requests beyond N open connections (default 256)")
+    from retrievekit.cli.commands import add_ray_option
+
+    add_ray_option(p)
     p.set_defaults(func=run_serve)
 
 
@@ -67,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
     run(args.collection, host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         cors_origins=args.cors, max_body_bytes=int(args.max_body_mb * 2**20), rate_limit=args.rate_limit,
         reports=args.reports, generator=args.generator or None, header_timeout=args.header_timeout,
-        keep_alive=args.keep_alive, max_connections=args.max_connections)
+        keep_alive=args.keep_alive, max_connections=args.max_connections, ray=args.ray)
     return 0
 
 

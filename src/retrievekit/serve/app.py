@@ -18,6 +18,7 @@ from typing import Any
 from retrievekit.core.errors import require
 from retrievekit.serve import ServeError
 from retrievekit.serve.security import BodySizeLimitMiddleware, GuardMiddleware, TokenBucketLimiter, is_loopback
+from retrievekit.service.collections import CLUSTER_MANIFEST, is_sharded_folder
 from retrievekit.storage.manifest import MANIFEST
 
 require("fastapi", "serve")
@@ -64,8 +65,11 @@ def create_app(
     lock_timeout: float = 5.0,
     generator: str | Generator | None = None,
     rag_options: dict[str, Any] | None = None,
+    ray: str | None = None,
 ) -> FastAPI:
-    """The API of the collection at ``collection`` (opened on first use: ``/ready`` says 503 until it can be).
+    """The API of the collection at ``collection`` (opened on first use: ``/ready`` says 503 until it can be): a
+    plain collection, or a sharded one (a folder holding ``cluster.json``; ``ray``: None runs its shards in this
+    process, an address such as "local" or "HOST:PORT" as Ray actors) with the same API.
 
     ``api_key``: every route but /health, /ready and the UI needs ``Authorization: Bearer KEY``. ``cors_origins``:
     origins allowed to call from a browser (none: no CORS headers). ``rate_limit``: requests per second per client
@@ -86,7 +90,7 @@ def create_app(
         _check_rag_options(rag_options)
     path = Path(collection)
     state = ServerState(path, Path(reports) if reports is not None else path / "reports", lock_timeout,
-                        GeneratorSlot(generator), rag_options)
+                        GeneratorSlot(generator), rag_options, ray=ray)
 
     async def count(request: Request) -> None:
         route = request.scope.get("route")
@@ -135,10 +139,12 @@ def run(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     keep_alive: int = 5,
     max_connections: int = 256,
+    ray: str | None = None,
 ) -> None:
-    """Serve ``collection`` with uvicorn until interrupted. Refuses a host other machines can reach unless an API
-    key is set, and a folder that holds no collection. ``generator`` answers /api/ask (see ``create_app``): a
-    ``"local"`` model loads on the first question; any other spec is built now, so a typo fails at start.
+    """Serve ``collection`` (plain or sharded; ``ray``: see ``create_app``) with uvicorn until interrupted. Refuses a
+    host other machines can reach unless an API key is set, and a folder that holds no collection. ``generator``
+    answers /api/ask (see ``create_app``): a ``"local"`` model loads on the first question; any other spec is built
+    now, so a typo fails at start; a sharded collection's shards are opened now too.
 
     Connections: a client must send a complete request head within ``header_timeout`` seconds of connecting (and
     of each response), an idle kept-alive connection is closed after ``keep_alive`` seconds, and beyond
@@ -148,8 +154,13 @@ def run(
         raise ServeError(f"refusing to serve on {host!r} without an API key: anyone who can reach that address could "
                          "read and change the collection. Pass --api-key KEY (or set RETRIEVEKIT_API_KEY), or serve "
                          "on 127.0.0.1")
-    if not (Path(collection) / MANIFEST).is_file():
-        raise ServeError(f"no collection at {collection} (no {MANIFEST}); create one with `retrievekit index`")
+    sharded = is_sharded_folder(collection)
+    if not sharded and not (Path(collection) / MANIFEST).is_file():
+        raise ServeError(f"no collection at {collection} (no {MANIFEST}, nor a sharded collection's "
+                         f"{CLUSTER_MANIFEST}); create one with `retrievekit index`")
+    if ray is not None and not sharded:
+        raise ServeError(f"{collection} is not a sharded collection (no {CLUSTER_MANIFEST}): a Ray address applies "
+                         "to the shards of a sharded collection only")
     if not (header_timeout > 0 and math.isfinite(header_timeout)):
         raise ServeError(f"header_timeout must be a positive number of seconds, got {header_timeout}")
     if keep_alive < 1 or max_connections < 1:
@@ -157,27 +168,38 @@ def run(
     uvicorn = require("uvicorn", "serve")
     from retrievekit.serve.protocol import HeaderTimeoutProtocol
     app = create_app(collection, api_key=api_key, cors_origins=cors_origins, max_body_bytes=max_body_bytes,
-                     rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options)
+                     rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options, ray=ray)
     if isinstance(generator, str) and generator.strip().partition(":")[0].lower() != "local":
         try:
             app.state.server.generator.get()
         except GenerationError as exc:
             raise ServeError(str(exc)) from None
-    print(startup_message(collection, host, port, api_key=bool(api_key)), flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http=HeaderTimeoutProtocol.with_timeout(header_timeout),
-                timeout_keep_alive=keep_alive, limit_concurrency=max_connections)
+    if sharded:
+        try:
+            app.state.server.collection()  # open the shards now: a wrong Ray address fails at start
+        except ApiError as exc:
+            raise ServeError(exc.message) from None
+    print(startup_message(collection, host, port, api_key=bool(api_key), sharded=sharded), flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level,
+                    http=HeaderTimeoutProtocol.with_timeout(header_timeout), timeout_keep_alive=keep_alive,
+                    limit_concurrency=max_connections)
+    finally:
+        app.state.server.close()
 
 
-def startup_message(collection: str | Path, host: str, port: int, *, api_key: bool = False) -> str:
+def startup_message(collection: str | Path, host: str, port: int, *, api_key: bool = False,
+                    sharded: bool = False) -> str:
     """What ``serve`` prints before uvicorn's log: where the UI, the API docs and the API are, and how to reach the
-    collection over MCP."""
+    collection over MCP (not offered for a sharded collection)."""
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     lines = [f"retrievekit: serving {collection} at {base}/",
              f"  web UI     {base}/ui/",
              f"  API docs   {base}/docs  (OpenAPI schema: {base}/openapi.json)",
-             f"  search     curl '{base}/api/search?query=your+words'",
-             f"  MCP        retrievekit mcp {collection}  (stdio, for MCP clients such as Claude Desktop)"]
+             f"  search     curl '{base}/api/search?query=your+words'"]
+    if not sharded:
+        lines.append(f"  MCP        retrievekit mcp {collection}  (stdio, for MCP clients such as Claude Desktop)")
     if api_key:
         lines.append("  API calls need 'Authorization: Bearer KEY' (the UI asks for the key)")
     lines.append("  stop with Ctrl+C")

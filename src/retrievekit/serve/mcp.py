@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError, RetrievekitError, require
 from retrievekit.serve.redact import redact_paths
+from retrievekit.service.collections import is_sharded_folder
 from retrievekit.service.documents import describe_document
 from retrievekit.service.info import collection_info
 from retrievekit.service.search import MAX_QUERY_CHARS, PLAIN_HITS, SearchRequest, search
@@ -91,6 +92,10 @@ class CollectionTools:
     ``RetrievekitError`` naming the problem for bad arguments."""
 
     def __init__(self, collection: str | Path | Collection, *, mode: str | None = None) -> None:
+        if not isinstance(collection, Collection) and is_sharded_folder(collection):
+            raise CollectionError(f"{collection} is a sharded collection: the MCP server serves plain collections "
+                                  "only (its code search and document tools read one collection's files); serve it "
+                                  "over HTTP with `retrievekit serve`")
         self.col = collection if isinstance(collection, Collection) else Collection(collection)
         try:
             self.default_mode = check_mode(self.col, mode)

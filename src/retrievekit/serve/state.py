@@ -11,16 +11,19 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError
 from retrievekit.rag.generators.base import GenerationError, Generator, PromptInput
 from retrievekit.serve import ServeError
 from retrievekit.serve.errors import ApiError
 from retrievekit.service.ask import Asker
+from retrievekit.service.collections import AnyCollection, is_sharded, open_collection
 from retrievekit.service.info import metadata_fields
-from retrievekit.storage.writer import CollectionWriter
+
+if TYPE_CHECKING:
+    from retrievekit.sharding.collection import ShardedWriter
+    from retrievekit.storage.writer import CollectionWriter
 
 logger = logging.getLogger("retrievekit.serve.app")
 
@@ -151,15 +154,18 @@ class GeneratorSlot:
 
 
 class ServerState:
-    """What the endpoints share: the collection (opened on first use), the write lock and request statistics."""
+    """What the endpoints share: the collection (opened on first use: a plain or a sharded one, see
+    ``service.collections.open_collection``; ``ray``: where a sharded collection's shards run), the write lock and
+    request statistics."""
 
     def __init__(self, path: Path, reports: Path, lock_timeout: float, generator: GeneratorSlot | None = None,
-                 rag_options: Mapping[str, Any] | None = None) -> None:
+                 rag_options: Mapping[str, Any] | None = None, ray: str | None = None) -> None:
         self.path = path
         self.reports = reports
         self.lock_timeout = lock_timeout
+        self.ray = ray
         self.write_lock = threading.Lock()
-        self._collection: Collection | None = None
+        self._collection: AnyCollection | None = None
         self._lock = threading.Lock()  # held briefly: counters, opening the collection
         self._reranker_lock = threading.Lock()  # held while a reranker loads its model
         self._rerankers: dict[str, Any] = {}
@@ -171,17 +177,25 @@ class ServerState:
         self.rag_options = dict(rag_options or {})
         self._asker: Asker | None = None
 
-    def collection(self) -> Collection:
+    def collection(self) -> AnyCollection:
         col = self._collection
         if col is None:
             with self._lock:
                 if self._collection is None:
                     try:
-                        self._collection = Collection(self.path)
+                        self._collection = open_collection(self.path, ray=self.ray)
                     except CollectionError as exc:
                         raise ApiError(503, "not_ready", f"the collection cannot be opened: {exc}") from None
                 col = self._collection
         return col
+
+    def close(self) -> None:
+        """Release what the open collection holds beyond its files (a sharded collection's shard threads or Ray
+        actor handles); the next request opens it again."""
+        with self._lock:
+            col, self._collection = self._collection, None
+        if is_sharded(col):
+            col.close()
 
     def asker(self) -> Asker:
         """Answers /api/ask: the RAGConfig defaults, the server's rag_options, and one RetrievalCache shared by every
@@ -216,7 +230,7 @@ class ServerState:
                 reranker = self._rerankers[name] = get_reranker(name)
         return reranker
 
-    def metadata_fields(self, col: Collection) -> list[str]:
+    def metadata_fields(self, col: AnyCollection) -> list[str]:
         """Metadata field names, read again only after a commit."""
         generation = col.snapshot().generation
         cached = self._fields
@@ -226,8 +240,9 @@ class ServerState:
         return self._fields[1]
 
     @contextmanager
-    def writer(self) -> Iterator[tuple[Collection, CollectionWriter]]:
-        """The collection's writer, under this server's write lock; commits when the block ends without error."""
+    def writer(self) -> Iterator[tuple[AnyCollection, CollectionWriter | ShardedWriter]]:
+        """The collection's writer (a ``CollectionWriter``, or a sharded collection's ``ShardedWriter``), under this
+        server's write lock; commits when the block ends without error."""
         started = time.monotonic()
         if not self.write_lock.acquire(timeout=self.lock_timeout):
             raise ApiError(409, "writer_busy", f"another request is writing to the collection; still busy after "

@@ -7,11 +7,14 @@ server, so defaults, validation, mode checks and hit formatting live in one plac
 - ``documents``: get, add, update (``DocumentPatch``) and delete by id.
 - ``info``: statistics, modes, rerankers, metadata fields.
 - ``types``: ``ServiceError`` (``code``, ``param``) and the shared checks.
+- ``collections``: ``open_collection`` (a plain ``Collection``, or a ``ShardedCollection`` for a folder holding
+  ``cluster.json``) and what differs between the two.
 
 Layer: above ``collection`` (the façade), below ``serve`` and ``cli``.
 """
 
 from retrievekit.service.ask import Asker, AskRequest, AskResponse
+from retrievekit.service.collections import is_sharded, is_sharded_folder, open_collection
 from retrievekit.service.documents import (
     DocumentPatch,
     add_documents,
@@ -35,5 +38,6 @@ from retrievekit.service.types import MODES, UNSET, ServiceError
 __all__ = [
     "HTML_HITS", "MODES", "PLAIN_HITS", "UNSET", "AskRequest", "AskResponse", "Asker", "DocumentPatch", "Hit",
     "HitFormat", "Info", "SearchRequest", "SearchResponse", "ServiceError", "add_documents", "collection_info",
-    "delete_documents", "get_document", "search", "search_batch", "update_document",
+    "delete_documents", "get_document", "is_sharded", "is_sharded_folder", "open_collection", "search",
+    "search_batch", "update_document",
 ]

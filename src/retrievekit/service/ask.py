@@ -20,9 +20,9 @@ from retrievekit.rag.config import DEFAULT_RAG_CONFIG, RAGConfig
 from retrievekit.service.types import UNSET, ServiceError, Unset, check_filter, check_mode, check_text, finite
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
     from retrievekit.rag.generators.base import Generator
     from retrievekit.rag.pipeline import RAG, Answer
+    from retrievekit.service.collections import AnyCollection
 
 __all__ = ["MAX_QUESTION_CHARS", "REQUEST_SETTINGS", "AskRequest", "AskResponse", "Asker", "check_compress",
            "check_selector"]
@@ -121,7 +121,7 @@ class Asker:
                 out[key] = value if value is None or isinstance(value, str | int | float | bool) else repr(value)
         return out
 
-    def rag_options(self, col: Collection, request: AskRequest) -> dict[str, Any]:
+    def rag_options(self, col: AnyCollection, request: AskRequest) -> dict[str, Any]:
         """The ``Collection.rag`` settings of a request, checked before any work (ServiceError naming the
         parameter)."""
         check_text(request.question, "question", max_chars=MAX_QUESTION_CHARS)
@@ -147,11 +147,11 @@ class Asker:
             options["filter"] = check_filter(options["filter"], col=col)
         return options
 
-    def pipeline(self, col: Collection, request: AskRequest, generator: str | Generator | None = None) -> RAG:
+    def pipeline(self, col: AnyCollection, request: AskRequest, generator: str | Generator | None = None) -> RAG:
         """The collection's cached pipeline for this request's settings."""
         return col.rag(generator=generator, **self.rag_options(col, request))
 
-    def ask(self, col: Collection, request: AskRequest, *,
+    def ask(self, col: AnyCollection, request: AskRequest, *,
             generator: str | Generator | Callable[[], Generator | None] | None = None,
             gate: Callable[[], AbstractContextManager[Any]] | None = None) -> AskResponse:
         """Answer ``request``. ``generator``: a spec, a Generator, None (contexts only) or a function returning one,

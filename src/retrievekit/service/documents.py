@@ -1,7 +1,8 @@
 """Documents by id: get, add (replacing an existing id), update (fields left out keep their values) and delete.
 Ids are opaque: looked up in the collection, never used as paths.
 
-Writes take an open ``CollectionWriter`` (the caller decides how it is locked and when it commits):
+Writes take an open ``CollectionWriter`` (a sharded collection's ``ShardedWriter``; the caller decides how it is
+locked and when it commits):
 
     with col.writer() as w:
         add_documents(w, [{"id": "a", "text": "..."}])
@@ -15,16 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from retrievekit.core.document import Document
+from retrievekit.service.collections import DocumentReader, document_reader, is_sharded
 from retrievekit.service.types import ServiceError
 from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
 
 if TYPE_CHECKING:
-    from retrievekit.collection import Collection
-    from retrievekit.storage.snapshot import Snapshot
+    from retrievekit.service.collections import AnyCollection
+    from retrievekit.sharding.collection import ShardedWriter
     from retrievekit.storage.writer import CollectionWriter
+
+    AnyWriter = CollectionWriter | ShardedWriter
 
 __all__ = ["DocumentPatch", "add_documents", "delete_documents", "describe_document", "get_document",
            "update_document"]
@@ -42,11 +46,11 @@ def _missing(doc_id: str, hint: str = "") -> ServiceError:
     return ServiceError("not_found", f"no document with id {doc_id!r}{hint}", param="id")
 
 
-def _is_passage_collection(col: Collection) -> bool:
+def _is_passage_collection(col: AnyCollection) -> bool:
     return bool(col.config.get("passages"))
 
 
-def _passages_of(snap: Snapshot, doc_id: str) -> list[Document]:
+def _passages_of(snap: DocumentReader, doc_id: str) -> list[Document]:
     """The passages ``doc_id#0``, ``#1``, ... of a document (numbered without gaps), in order."""
     out: list[Document] = []
     while (passage := snap.get(f"{doc_id}#{len(out)}")) is not None and passage.metadata.get(PASSAGE_OF) == doc_id:
@@ -54,7 +58,7 @@ def _passages_of(snap: Snapshot, doc_id: str) -> list[Document]:
     return out
 
 
-def _owner(snap: Snapshot, doc_id: str) -> str | None:
+def _owner(snap: DocumentReader, doc_id: str) -> str | None:
     """The document a stored passage id belongs to (None: ``doc_id`` is no passage)."""
     stored = snap.get(doc_id)
     owner = stored.metadata.get(PASSAGE_OF) if stored is not None else None
@@ -93,11 +97,11 @@ def _joined_text(passages: Sequence[Document]) -> str:
     return "".join(parts)
 
 
-def _find(col: Collection, doc_id: str) -> tuple[Document, list[Document] | None]:
+def _find(col: AnyCollection, doc_id: str) -> tuple[Document, list[Document] | None]:
     """The document and, in a passage collection, its passages (None: stored whole, or a passage id itself)."""
     _check_id(doc_id)
     if _is_passage_collection(col):
-        snap = col.snapshot()
+        snap = document_reader(col)
         passages = _passages_of(snap, doc_id)
         if passages:
             return Document(id=doc_id, title=passages[0].title, text=_joined_text(passages),
@@ -110,12 +114,12 @@ def _find(col: Collection, doc_id: str) -> tuple[Document, list[Document] | None
     return found, None
 
 
-def get_document(col: Collection, doc_id: str) -> Document:
+def get_document(col: AnyCollection, doc_id: str) -> Document:
     """A document by id; in a passage collection reassembled from its passages (a passage id gives the passage)."""
     return _find(col, doc_id)[0]
 
 
-def describe_document(col: Collection, doc_id: str) -> dict[str, Any]:
+def describe_document(col: AnyCollection, doc_id: str) -> dict[str, Any]:
     """``get_document`` as JSON; in a passage collection with ``passages``: each passage's id and character span."""
     doc, passages = _find(col, doc_id)
     out = doc.to_json()
@@ -125,19 +129,19 @@ def describe_document(col: Collection, doc_id: str) -> dict[str, Any]:
     return out
 
 
-def _refuse_passage_ids(col: Collection | None, ids: Iterable[str]) -> None:
+def _refuse_passage_ids(col: AnyCollection | None, ids: Iterable[str]) -> None:
     """A write naming a passage (not a document) of a passage collection is refused."""
     if col is None or not _is_passage_collection(col):
         return
-    snap = col.snapshot()
+    snap = document_reader(col)
     for doc_id in ids:
         owner = _owner(snap, doc_id) if isinstance(doc_id, str) else None
         if owner is not None and not _passages_of(snap, doc_id):
             raise _read_only(doc_id, owner)
 
 
-def add_documents(w: CollectionWriter, documents: Iterable[Mapping[str, Any]], *,
-                  col: Collection | None = None) -> int:
+def add_documents(w: AnyWriter, documents: Iterable[Mapping[str, Any]], *,
+                  col: AnyCollection | None = None) -> int:
     """Add documents (an existing id is replaced); the number added. ``col``: the collection, to refuse a passage
     id of a passage collection as a document id."""
     batch = [dict(d) for d in documents]
@@ -158,7 +162,7 @@ class DocumentPatch:
                 if v is not None}
 
 
-def update_document(col: Collection, w: CollectionWriter, doc_id: str, patch: DocumentPatch, *,
+def update_document(col: AnyCollection, w: AnyWriter, doc_id: str, patch: DocumentPatch, *,
                     hint: str = " (add it first)") -> None:
     """Change an existing document. ``col`` must show the writer's latest commit (nobody else commits while the
     writer is held)."""
@@ -173,15 +177,19 @@ def update_document(col: Collection, w: CollectionWriter, doc_id: str, patch: Do
         return
     # Title or metadata only: the passages keep their text and spans (re-chunking the reassembled text would turn
     # the whitespace between passages into spaces).
+    if is_sharded(col):
+        raise ServiceError("unsupported", f"changing only the title or metadata of {doc_id!r} is not supported on a "
+                           "sharded passage collection yet (its writer cannot store passages as they are); send the "
+                           "document's text too, and it is chunked again", param="text")
     title, metadata = changes.get("title", doc.title), changes.get("metadata", doc.metadata)
-    w.add_as_is([Document(id=p.id, title=title, text=p.text, metadata={
+    cast("CollectionWriter", w).add_as_is([Document(id=p.id, title=title, text=p.text, metadata={
         **metadata, **{k: v for k, v in p.metadata.items() if k in _SPAN_KEYS or (k == PASSAGE_HEADING
                                                                                   and k not in doc.metadata)}})
         for p in passages])
 
 
-def delete_documents(w: CollectionWriter, ids: Sequence[str], *, require: bool = False,
-                     col: Collection | None = None) -> int:
+def delete_documents(w: AnyWriter, ids: Sequence[str], *, require: bool = False,
+                     col: AnyCollection | None = None) -> int:
     """Delete documents by id (in a passage collection: all passages of each); the number deleted. ``require``: a
     missing id (one id asked) is not_found. ``col``: the collection, to refuse passage ids of a passage
     collection."""

@@ -20,7 +20,7 @@ from retrievekit.service.types import check_filter, check_int, check_mode, check
 
 if TYPE_CHECKING:
     from retrievekit.analysis import Analyzer
-    from retrievekit.collection import Collection
+    from retrievekit.service.collections import AnyCollection
 
 __all__ = ["DEFAULT_K", "HTML_HITS", "MAX_K", "MAX_OFFSET", "MAX_QUERY_CHARS", "PLAIN_HITS", "Hit", "HitFormat",
            "SearchRequest", "SearchResponse", "html_snippet", "search", "search_batch"]
@@ -55,7 +55,7 @@ class SearchRequest:
     max_k: int = MAX_K
     max_query_chars: int = MAX_QUERY_CHARS
 
-    def validated(self, col: Collection) -> SearchRequest:
+    def validated(self, col: AnyCollection) -> SearchRequest:
         """This request with its mode resolved, or ServiceError naming the parameter at fault."""
         check_text(self.query, "query", max_chars=self.max_query_chars, blank=True)
         check_int(self.k, "k", 1, self.max_k)
@@ -134,12 +134,12 @@ class SearchResponse:
                 "hits": [h.to_json(req.query, self.analyzer, fmt, highlight=req.highlight) for h in self.hits]}
 
 
-def search(col: Collection, request: SearchRequest) -> SearchResponse:
+def search(col: AnyCollection, request: SearchRequest) -> SearchResponse:
     """Run one validated search request."""
     return search_batch(col, [request.query], request)[0]
 
 
-def search_batch(col: Collection, queries: Sequence[str], request: SearchRequest) -> list[SearchResponse]:
+def search_batch(col: AnyCollection, queries: Sequence[str], request: SearchRequest) -> list[SearchResponse]:
     """The settings of ``request`` for each of ``queries``, searched as one batch (one response per query)."""
     started = time.perf_counter()
     checked = [replace(request, query=q).validated(col) for q in queries]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from retrievekit.collection import MODES
 from retrievekit.core.errors import RetrievekitError
 
 if TYPE_CHECKING:
     from retrievekit.collection import Collection
+    from retrievekit.service.collections import AnyCollection
 
 __all__ = ["MODES", "UNSET", "ServiceError", "Unset", "check_filter", "check_int", "check_mode", "check_text",
            "finite"]
@@ -56,7 +57,7 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
     return value
 
 
-def check_mode(col: Collection, mode: str | None, name: str = "mode") -> str:
+def check_mode(col: AnyCollection, mode: str | None, name: str = "mode") -> str:
     """``mode`` (None: the collection's default) if this collection supports it; the modes are re-read each time,
     since another process may add an index while a server runs."""
     if mode is None:
@@ -64,7 +65,9 @@ def check_mode(col: Collection, mode: str | None, name: str = "mode") -> str:
     if mode not in MODES:
         raise ServiceError("mode_unavailable", f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}",
                            param=name)
-    modes = col.modes()
+    from retrievekit.service.collections import collection_modes
+
+    modes = collection_modes(col)
     if mode not in modes:
         kind = "sparse" if mode == "sparse" else "dense"
         raise ServiceError("mode_unavailable", f"mode {mode!r} is not available on this collection: it needs a "
@@ -73,11 +76,12 @@ def check_mode(col: Collection, mode: str | None, name: str = "mode") -> str:
     return mode
 
 
-def check_filter(value: Any, name: str = "filter", col: Collection | None = None) -> dict[str, Any] | None:
+def check_filter(value: Any, name: str = "filter", col: AnyCollection | None = None) -> dict[str, Any] | None:
     """A metadata filter (an object of field -> condition), compiled so a bad one fails before any work; an empty
     one is None. With ``col``: also checked against the collection's metadata fields (a field no document has, or
     a value of a type the field never holds, would match nothing without a word)."""
     from retrievekit.core.filters import FilterError, parse_filter
+    from retrievekit.service.collections import is_sharded
 
     if value is None:
         return None
@@ -87,8 +91,10 @@ def check_filter(value: Any, name: str = "filter", col: Collection | None = None
     if not value:
         return None
     try:
-        if col is not None:
-            col.snapshot().check_filter(value)
+        if is_sharded(col):
+            col.check_filter(value)  # over every shard's fields
+        elif col is not None:
+            cast("Collection", col).snapshot().check_filter(value)
         else:
             parse_filter(value)
     except FilterError as exc:

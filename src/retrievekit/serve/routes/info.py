@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from retrievekit.serve.errors import responses
 from retrievekit.serve.schemas import ErrorResponse, HealthResponse, InfoResponse, ReadyResponse, StatsResponse
 from retrievekit.serve.state import ServerState
-from retrievekit.service.info import collection_info, compressors, offline_rerankers
+from retrievekit.service.info import collection_info, collection_stats, compressors, offline_rerankers
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -52,9 +52,9 @@ def router(state: ServerState) -> APIRouter:
 
     @api.get("/api/stats", response_model=StatsResponse, responses=responses())
     def stats() -> dict[str, Any]:
-        snap = state.collection().snapshot()
+        documents, segments = collection_stats(state.collection())
         requests, latencies, ask_latencies = state.snapshot_stats()
-        return {"documents": snap.live_docs, "segments": len(snap.segments), "requests": requests,
+        return {"documents": documents, "segments": segments, "requests": requests,
                 "search_latency_ms": {f"p{q}": percentile(latencies, q) for q in (50, 95, 99)},
                 "ask_latency_ms": {f"p{q}": percentile(ask_latencies, q) for q in (50, 95, 99)}}
 
