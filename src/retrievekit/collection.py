@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from retrievekit.rag.pipeline import RAG, Answer
 
 logger = logging.getLogger(__name__)
+_MODEL_LOAD_LOCK = threading.Lock()
 
 DEFAULT_FIELDS = ("title", "text")
 _ADD_HINTS = {"dense": "Collection.add_dense_index(...) or `retrievekit index --dense MODEL`",
@@ -325,7 +326,12 @@ class Collection:
         key = backend.encoder_key(config)
         encoder = self._encoders.get(key)
         if encoder is None:
-            encoder = self._encoders[key] = backend.load_encoder(config)
+            # One model load at a time in a process: transformers' loading is not thread-safe (concurrent
+            # from_pretrained calls fail with "Cannot copy out of meta tensor"), e.g. shards opened side by side.
+            with _MODEL_LOAD_LOCK:
+                encoder = self._encoders.get(key)
+                if encoder is None:
+                    encoder = self._encoders[key] = backend.load_encoder(config)
         return encoder
 
     def add_dense_index(self, encoder: Any = None, *, name: str = "default",

@@ -178,3 +178,21 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path):
     with pytest.raises(CollectionError, match="cluster.json"):
         ShardedCollection(tmp_path / "s")
     col.close()
+
+
+def test_a_filter_on_a_field_only_some_shards_have_works_and_bad_filters_fail_clearly(tmp_path):
+    from retrievekit.core.filters import FilterError
+
+    docs = [{"id": f"d{i}", "text": "shared words"} for i in range(9)]
+    docs[4]["metadata"] = {"year": 2000}
+    single = Collection.create(tmp_path / "one")
+    single.add(docs)
+    sharded = ShardedCollection.create(tmp_path / "many", 3)
+    sharded.add(docs)
+    _assert_same(single.search(["shared"], 10, filter={"year": 2000}),
+                 sharded.search(["shared"], 10, filter={"year": 2000}))
+    assert sharded.search(["shared"], 10, filter={"year": 2000}).hits(0)[0][0] == "d4"
+    with pytest.raises(FilterError, match="nosuchfield") as err:
+        sharded.search(["shared"], 10, filter={"nosuchfield": 1})
+    assert "_rk_seq" not in str(err.value)
+    sharded.close()

@@ -271,6 +271,8 @@ class ShardedCollection:
                threads: int = 1, **options: Any) -> SearchResults:
         """Search a batch of queries over the latest cut; the options of ``Collection.search`` (scorer and its
         parameters, index, fusion, rerank, depth) plus ``allow_partial_results``."""
+        if filter:
+            self.check_filter(filter)  # against every shard's fields, as one collection checks its own
         retriever = self.retriever(mode, **options)
         return retriever.search([queries] if isinstance(queries, str) else list(queries), k, filter=filter,
                                 threads=threads)
@@ -404,31 +406,41 @@ class ShardedCollection:
         return out
 
     def metadata_field_types(self, cut: Cut | None = None, prefetch: Sequence[str] = ()) -> dict[str, frozenset[str]]:
-        """Metadata field -> the JSON types its values take, over every shard (``Snapshot.metadata_fields``; the
-        field holding the global insertion number is left out)."""
+        """Metadata field -> the JSON types its values take, over every shard (each shard's
+        ``Snapshot.metadata_fields``, gathered by a scatter call; the field holding the global insertion number is
+        left out)."""
+        cut = cut or self.snapshot()
         merged: dict[str, set[str]] = {}
-        for snap in self.shard_snapshots(cut):
-            for name, kinds in snap.metadata_fields(prefetch=prefetch).items():
-                if name != SEQ_FIELD:
-                    merged.setdefault(name, set()).update(kinds)
+        for fields in self.pool.scatter("metadata_fields", [(g, list(prefetch)) for g in cut.generations]):
+            for name, kinds in fields.items():
+                merged.setdefault(name, set()).update(kinds)
         return {name: frozenset(kinds) for name, kinds in merged.items()}
 
     def check_filter(self, filter: Filter) -> None:
         """``Snapshot.check_filter`` over the whole collection: FilterError if ``filter`` is malformed, names a
         field no document of any shard has, or compares a field with a type it never holds. A collection without
-        documents has nothing to check against. When the shard folders cannot be read from this process (Ray
-        shards elsewhere), only the filter's form is checked here: each shard checks the fields as it searches."""
+        documents has nothing to check against. Shards do not check fields themselves: a field some shards lack
+        matches nothing there."""
         from retrievekit.core.filters import check_fields, parse_filter
 
         fields = parse_filter(filter)
         cut = self.snapshot()
         if not cut.documents:
             return
-        try:
-            types = self.metadata_field_types(cut, prefetch=list(fields))
-        except CollectionError:
-            return
-        check_fields(filter, types)
+        check_fields(filter, self.metadata_field_types(cut, prefetch=list(fields)))
+
+    def add_sparse_index(self, encoder: Any = "splade-tiny", *, name: str = "default",
+                         fields: Sequence[str] | None = None, quantization: int = 100,
+                         lock_timeout: float = 0.0) -> int:
+        """Encode every shard's documents with a SPLADE model into a new learned-sparse index (shards in parallel)
+        and commit it on every shard at once; returns the cluster generation."""
+        from retrievekit.encoders.splade import get_sparse_encoder
+        from retrievekit.index.sparse.segment import make_sparse_config
+
+        config = make_sparse_config(get_sparse_encoder(encoder), fields=fields or self.settings.fields,
+                                    quantization=quantization)
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.add_index("sparse", name, config)
 
     def __repr__(self) -> str:
         return f"ShardedCollection({str(self.path)!r}, shards={self.shards}, documents={len(self)})"

@@ -89,7 +89,14 @@ class Shard:
                 "generation": self.collection.snapshot().generation}
 
     def _snap(self, generation: int) -> Snapshot:
-        return self.collection.snapshot_at(generation)
+        snap = self.collection.snapshot_at(generation)
+        snap.check_fields = False  # the coordinator checks filters against every shard's fields
+        return snap
+
+    def metadata_fields(self, generation: int, prefetch: list[str]) -> dict[str, list[str]]:
+        """Metadata field -> the JSON types its values take in this shard (for the coordinator's filter checks)."""
+        fields = self._snap(generation).metadata_fields(prefetch=prefetch)
+        return {name: sorted(kinds) for name, kinds in fields.items() if name != SEQ_FIELD}
 
     def _seq_array(self, snap: Snapshot) -> np.ndarray:
         seqs = self._seqs.get(snap.generation)

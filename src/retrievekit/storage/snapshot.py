@@ -46,6 +46,9 @@ class Snapshot:
         self._id_map: dict[str, tuple[int, int]] | None = None
         self._id_array: np.ndarray | None = None
         self._fields: dict[str, frozenset[str]] | None = None
+        # False for a shard of a sharded collection: its coordinator checks a filter's fields against every shard,
+        # and a field this shard's documents lack just matches nothing here.
+        self.check_fields = True
 
     def _open_indexes(self) -> None:
         """Open every model-built index's files now: a merge may delete an old segment's folder while this snapshot
@@ -101,7 +104,10 @@ class Snapshot:
         """Per segment: uint8 mask of documents a search may return (live and matching ``filter``)."""
         if not filter:
             return self.live
-        self.check_filter(filter)  # before filter_key: bounds the filter's size and nesting
+        if self.check_fields:
+            self.check_filter(filter)  # before filter_key: bounds the filter's size and nesting
+        else:
+            parse_filter(filter)  # the size and nesting bounds still hold
         key = filter_key(filter)
         with self._lock:
             cached = self._masks.get(key)
