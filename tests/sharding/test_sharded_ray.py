@@ -17,7 +17,7 @@ from retrievekit import Collection
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError
 from retrievekit.sharding import ShardedCollection
-from retrievekit.sharding.backends.base import ShardUnavailableError
+from retrievekit.sharding.backends.base import CutExpiredError, ShardUnavailableError
 
 ray = pytest.importorskip("ray")
 
@@ -143,6 +143,66 @@ def test_partial_results_are_flagged_and_otherwise_a_dead_shard_fails_clearly(cl
     assert results.missing_shards == (1,) and results.partial
     hits = results.hits(0)
     assert 0 < len(hits) < 60 and all(d not in {f"d{i}" for i in range(60)} - {h for h, _ in hits} for d, _ in hits)
+
+
+def test_concurrent_writers_and_readers_see_only_whole_multi_shard_commits(cluster, tmp_path):
+    c, _ = cluster
+    ShardedCollection.create(tmp_path / "s", 3, ray=c.address)
+    writers = [ShardedCollection(tmp_path / "s", ray=c.address) for _ in range(2)]
+    reader = ShardedCollection(tmp_path / "s", ray=c.address)
+    batches, size = 5, 12
+    partial: list[str] = []
+    cuts: set[int] = set()
+    stop = threading.Event()
+
+    def write(w: int) -> None:
+        for b in range(batches):
+            writers[w].add([{"id": f"w{w}-b{b}-{i}", "text": f"words w{w}b{b}"} for i in range(size)],
+                           lock_timeout=60)
+
+    errors: list[BaseException] = []
+
+    def check(hits: set[str], where: str) -> None:
+        for w in range(2):
+            for b in range(batches):
+                n = sum(f"w{w}-b{b}-{i}" in hits for i in range(size))
+                if n not in (0, size):
+                    partial.append(f"{where}: writer {w} batch {b}: {n} of {size}")
+
+    def read_cuts() -> None:  # an explicit cut: whole commits only, or a clear CutExpiredError once writers move on
+        try:
+            while not stop.is_set():
+                cut = reader.snapshot()
+                cuts.add(cut.generation)
+                try:
+                    hits = {d for d, _ in reader.retriever("bm25", cut=cut).search(["words"], 1000).hits(0)}
+                except CutExpiredError:
+                    continue
+                check(hits, f"cut {cut.generation}")
+                assert len(hits) == cut.documents  # the cut's count and its searchable documents agree
+        except BaseException as exc:
+            errors.append(exc)
+
+    def read_latest() -> None:  # plain searches never fail while writers commit
+        try:
+            while not stop.is_set():
+                check({d for d, _ in reader.search(["words"], 1000).hits(0)}, "latest")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    readers = [threading.Thread(target=read_cuts), threading.Thread(target=read_latest)]
+    for t in threads + readers:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    stop.set()
+    for t in readers:
+        t.join(timeout=60)
+    assert not errors, errors[:3]
+    assert not partial, partial[:3]
+    assert len(cuts) > 2  # the reader saw several commits go by
+    assert len(reader) == 2 * batches * size
 
 
 def test_distributed_ingest_gives_the_same_collection_as_one_process(cluster, tmp_path):

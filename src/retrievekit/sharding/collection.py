@@ -20,13 +20,15 @@ from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
 from retrievekit.core.filters import Filter
 from retrievekit.retrieval.base import Retriever, SearchResults
-from retrievekit.sharding.backends.base import ShardPool
+from retrievekit.sharding.backends.base import CutExpiredError, ShardPool
 from retrievekit.sharding.manifest import CLUSTER_MANIFEST, ClusterManifest, ShardEntry
 from retrievekit.sharding.routing import shard_of
 from retrievekit.sharding.shard import SEQ_FIELD
 from retrievekit.storage.lock import WriterLock
 from retrievekit.storage.manifest import Manifest, pin_manifest
 from retrievekit.storage.writer import as_document
+
+CUT_RETRIES = 5  # searches of the latest cut retried when writers moved past it (see CutExpiredError)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,14 @@ class ShardedCollection:
         return shard_of(doc_id, self.shards)
 
     def get_many(self, ids: Sequence[str], cut: Cut | None = None) -> list[Document | None]:
-        cut = cut or self.snapshot()
+        if cut is None:  # the latest cut; read again if writers moved past it meanwhile
+            for attempt in range(CUT_RETRIES):
+                try:
+                    return self.get_many(ids, self.snapshot())
+                except CutExpiredError:
+                    if attempt == CUT_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
         groups: dict[int, list[int]] = {}
         for n, doc_id in enumerate(ids):
             groups.setdefault(self._route(doc_id), []).append(n)
@@ -273,9 +282,15 @@ class ShardedCollection:
         parameters, index, fusion, rerank, depth) plus ``allow_partial_results``."""
         if filter:
             self.check_filter(filter)  # against every shard's fields, as one collection checks its own
-        retriever = self.retriever(mode, **options)
-        return retriever.search([queries] if isinstance(queries, str) else list(queries), k, filter=filter,
-                                threads=threads)
+        batch = [queries] if isinstance(queries, str) else list(queries)
+        for attempt in range(CUT_RETRIES):
+            retriever = self.retriever(mode, **options)
+            try:
+                return retriever.search(batch, k, filter=filter, threads=threads)
+            except CutExpiredError:
+                if attempt == CUT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def ask(self, question: str, **options: Any) -> Any:
         """Answer from the sharded collection's documents with citations (see ``Collection.ask``)."""

@@ -20,6 +20,7 @@ from retrievekit.encoders.base import Encoder
 from retrievekit.index.bm25.stats import CorpusStats
 from retrievekit.retrieval.base import SearchResults
 from retrievekit.retrieval.bm25.retriever import BM25Retriever, SharedStatistics, term_statistics
+from retrievekit.sharding.backends.base import CutExpiredError
 from retrievekit.storage.manifest import Manifest, pin_manifest, read_pinned, unpin
 from retrievekit.storage.snapshot import Snapshot
 from retrievekit.storage.writer import CollectionWriter
@@ -89,7 +90,12 @@ class Shard:
                 "generation": self.collection.snapshot().generation}
 
     def _snap(self, generation: int) -> Snapshot:
-        snap = self.collection.snapshot_at(generation)
+        try:
+            snap = self.collection.snapshot_at(generation)
+        except CollectionError as exc:
+            if Manifest.read(self.path).generation > generation:
+                raise CutExpiredError(f"shard {self.index}: {exc}") from None
+            raise
         snap.check_fields = False  # the coordinator checks filters against every shard's fields
         return snap
 

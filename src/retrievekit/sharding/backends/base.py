@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.errors import CollectionError, RetrievekitError
 
 
 class ShardUnavailableError(RetrievekitError):
@@ -16,6 +16,11 @@ class ShardUnavailableError(RetrievekitError):
         super().__init__(f"shard {shard} is unavailable: {reason}")
         self.shard = shard
         self.reason = reason
+
+
+class CutExpiredError(CollectionError):
+    """A shard no longer keeps the generation a cut names: writers have committed twice since the cut was read.
+    Searching the latest cut again answers (``ShardedCollection.search`` does so by itself)."""
 
 
 class ShardPool(ABC):

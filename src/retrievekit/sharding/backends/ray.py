@@ -47,27 +47,41 @@ def init_ray(address: str | None, *, namespace: str = NAMESPACE, num_cpus: int |
         ray.init(address=address, namespace=namespace, log_to_driver=False)
 
 
+# The first handle this process got to each shard actor, kept for the life of the process: Ray collects a
+# non-detached actor once its creating handle is gone, even while other handles (from get_if_exists) still use it.
+_HANDLES: dict[tuple[str, str], Any] = {}
+
+
 class RayShards(ShardPool):
     """``paths`` must be reachable at the same path from every node that may run a shard (a shared or network
     file system, or one machine). ``cluster``: a name for this sharded collection (its resolved folder), so every
     client of the same collection in the same Ray cluster reuses the same actors. ``resources``: per-shard Ray
     resources (e.g. ``[{"shard0": 1}, ...]`` to pin shard i to nodes offering that resource); default: spread over
-    the nodes. ``num_cpus``: CPUs each actor reserves (0: shards share CPUs with everything else)."""
+    the nodes. ``num_cpus``: CPUs each actor reserves (0: shards share CPUs with everything else). ``detached``
+    (default: True on a cluster given by address, False on a local Ray started here): the shard actors outlive this
+    process, for other clients (a server, more writers) of the same collection; ``shutdown`` ends them."""
 
     def __init__(self, paths: Sequence[Path], *, address: str | None, cluster: str, num_cpus: float = 0,
-                 resources: Sequence[Mapping[str, float]] | None = None, detached: bool = False,
+                 resources: Sequence[Mapping[str, float]] | None = None, detached: bool | None = None,
                  namespace: str = NAMESPACE) -> None:
         init_ray(address, namespace=namespace)
         import ray
 
         if resources is not None and len(resources) != len(paths):
             raise RetrievekitError(f"{len(resources)} resource sets for {len(paths)} shards")
+        if detached is None:  # a cluster others connect to keeps its shards; a private local Ray does not
+            detached = not (address is None or address in LOCAL)
         tag = hashlib.blake2b(cluster.encode(), digest_size=6).hexdigest()
         remote = ray.remote(Shard)
         self.actors: list[Any] = []
         for i, path in enumerate(paths):
+            name = f"retrievekit-shard-{tag}-{i}"
+            known = _HANDLES.get((namespace, name))
+            if known is not None:
+                self.actors.append(known)
+                continue
             options: dict[str, Any] = {
-                "name": f"retrievekit-shard-{tag}-{i}", "namespace": namespace, "get_if_exists": True,
+                "name": name, "namespace": namespace, "get_if_exists": True,
                 "max_restarts": -1,  # Ray restarts a dead shard (from its last commit) as often as needed
                 "max_task_retries": 0,  # a call in flight when it died fails: writes are not replayed blindly
                 "num_cpus": num_cpus, "max_concurrency": 8,  # searches of several clients run side by side
@@ -78,7 +92,9 @@ class RayShards(ShardPool):
                 options["scheduling_strategy"] = "SPREAD"
             if detached:
                 options["lifetime"] = "detached"
-            self.actors.append(remote.options(**options).remote(str(path), i))
+            handle = remote.options(**options).remote(str(path), i)
+            _HANDLES[(namespace, name)] = handle
+            self.actors.append(handle)
         self._ray = ray
 
     @property
@@ -111,6 +127,14 @@ class RayShards(ShardPool):
         """Kill a shard's actor (Ray restarts it from its last commit unless ``restart`` is False)."""
         self._ray.kill(self.actors[shard], no_restart=not restart)
 
+    def shutdown(self) -> None:
+        """End this collection's shard actors (for every client); the shards' data stays."""
+        for actor in self.actors:
+            self._ray.kill(actor, no_restart=True)
+        for key in [k for k, v in _HANDLES.items() if any(v is a for a in self.actors)]:
+            del _HANDLES[key]
+        self.actors = []
+
     def close(self) -> None:
-        """Forget the actors (named actors stay for other clients until their owner or the cluster ends)."""
+        """Forget the actors here (they stay for other clients; see ``shutdown``)."""
         self.actors = []
