@@ -100,6 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_worker_niceness", "0")
     from retrievekit import Collection
     from retrievekit.sharding import ShardedCollection
 
