@@ -9,6 +9,7 @@ batch (throughput). Every system's top-10 is checked against the plain collectio
 
     python benchmarks/run_sharding.py                         # 1M documents (long: ~1 h on 2 cores)
     python benchmarks/run_sharding.py --docs 20000 --queries 100   # a quick run
+    python benchmarks/run_sharding.py --ray-shards 1               # 1M, Ray at 1 shard only (its overhead)
 
 Writes ``benchmarks/results/sharding_<docs>.json``. On this machine every shard and Ray node shares the same 2
 cores: shards add no CPU here, so the figures measure the coordination cost, not a speed-up.
@@ -94,13 +95,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--shards", default="1,2,4")
+    parser.add_argument("--shards", default="1,2,4", help="shard counts for in-process shards")
+    parser.add_argument("--ray-shards", default=None, help="shard counts on Ray (default: --shards)")
+    parser.add_argument("--cache", action="store_true",
+                        help="keep the embedding cache on (off by default: every system really encodes)")
     parser.add_argument("--dense", default="wordllama", help="encoder for the dense index ('none': BM25 only)")
     parser.add_argument("--no-ray", action="store_true", help="in-process shards only")
     args = parser.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_worker_niceness", "0")
+    if not args.cache:  # set before Ray starts, so the shard actors inherit it
+        os.environ["RETRIEVEKIT_EMBEDDING_CACHE"] = "off"
     from retrievekit import Collection
     from retrievekit.sharding import ShardedCollection
 
@@ -121,9 +127,11 @@ def main() -> None:
 
     systems["plain"], _ = run_system("plain", plain, source, queries, modes, None)
     reference = systems["plain"].pop("_ids")
-    shard_counts = [int(s) for s in args.shards.split(",")]
+    counts = {"local": [int(s) for s in args.shards.split(",")],
+              "ray": [int(s) for s in (args.ray_shards or args.shards).split(",")]}
     backends = ["local"] + ([] if args.no_ray else ["ray"])
     for backend in backends:
+        shard_counts = counts[backend]
         if backend == "ray":
             from retrievekit.sharding.backends.ray import init_ray
 
