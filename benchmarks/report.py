@@ -291,6 +291,9 @@ def render(docs: list[dict[str, Any]]) -> str:
     from report_sharding import sharding_sections
 
     lines += sharding_sections(REPO / "benchmarks" / "results")
+    from report_images import images_sections
+
+    lines += images_sections(REPO / "benchmarks" / "results")
     load = REPO / "benchmarks" / "results" / "load.json"
     if load.is_file():
         from report_load import render as render_load
