@@ -94,6 +94,11 @@ ENCODERS.register("model2vec", "retrievekit.encoders.static:Model2VecEncoder", u
                   extra="static", requires=["model2vec"], description="distilled static embeddings")
 
 
+ENCODERS.register("clip", "retrievekit.encoders.clip:SentenceTransformersClipEncoder", usage="clip:MODEL",
+                  extra="images", requires=["torch", "sentence_transformers", "PIL"],
+                  description="image-text (CLIP) model through sentence-transformers: a hub name or a local folder")
+
+
 def register_encoder(backend: str, factory: EncoderFactory | str, *, usage: str = "", extra: str | None = None,
                      requires: Sequence[str] = (), description: str = "") -> None:
     """Make ``factory(model=..., **options)`` available as ``get_encoder("BACKEND:MODEL")`` (``factory`` may be

@@ -1,0 +1,154 @@
+"""Image–text encoders (the CLIP family): a text tower and an image tower that embed into one space, so text
+queries find images and images find images. ``ImageTextEncoder`` adds ``encode_images`` to the text ``Encoder``
+API; a backend implements one batch of each.
+
+Backend ``clip``: any sentence-transformers CLIP model (a hub name such as ``clip-ViT-B-32`` or a local folder).
+No CLIP weights ship on PyPI, so offline there is no real model: quality needs a downloaded one (the tests build
+tiny random ones). open_clip needs torchvision, whose PyPI wheels are CUDA builds that do not load with the CPU
+torch this project pins, so it is not a backend yet.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.progress import progress_bar
+from retrievekit.encoders.base import Encoder, normalize_rows
+
+#: images larger than this many pixels are refused before decoding (a decompression bomb); Pillow's own default
+MAX_IMAGE_PIXELS = 89_478_485
+
+ImageInput = Any  # a path (str | Path), encoded bytes, or a PIL.Image.Image
+
+
+def load_image(image: ImageInput, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
+    """An RGB ``PIL.Image`` from a path, bytes or an image; refuses images over ``max_pixels`` (checked from the
+    header, before decoding) and names the file in every error."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise RetrievekitError("image encoding needs Pillow: pip install 'retrievekit[images]'") from None
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    where = "image bytes" if isinstance(image, bytes | bytearray) else str(image)
+    try:
+        source = io.BytesIO(image) if isinstance(image, bytes | bytearray) else Path(image)
+        with warnings.catch_warnings():  # Pillow warns (or raises) about bombs itself: our limit decides, below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
+        with img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise RetrievekitError(f"{where}: {width}x{height} = {width * height:,} pixels is over the limit of "
+                                       f"{max_pixels:,} (a decompression bomb?)")
+            img.load()
+            return img.convert("RGB")
+    except RetrievekitError:
+        raise
+    except FileNotFoundError:
+        raise RetrievekitError(f"{where}: no such image file") from None
+    except Image.DecompressionBombError as exc:
+        raise RetrievekitError(f"{where}: over the limit of {max_pixels:,} pixels (a decompression bomb?): "
+                               f"{exc}") from None
+    except (OSError, ValueError) as exc:
+        raise RetrievekitError(f"{where}: cannot decode the image ({exc})") from None
+
+
+class ImageTextEncoder(Encoder):
+    """An encoder with an image tower too. Texts (queries, captions) go through ``encode``/``encode_queries`` as for
+    any encoder; images through ``encode_images``. Both are normalised alike, so their dot products compare."""
+
+    modalities = ("text", "image")
+
+    @abstractmethod
+    def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
+        """float32 (len(images), dim) for one batch of RGB PIL images."""
+
+    def encode_images(self, images: Sequence[ImageInput], *, batch_size: int = 32, progress: bool = False,
+                      max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+        """One vector per image (paths, bytes or PIL images), loaded batch by batch."""
+        n = len(images)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        bar = progress_bar(progress, n, "embedding images")
+        try:
+            for start in range(0, n, batch_size):
+                batch = [load_image(x, max_pixels=max_pixels) for x in images[start:start + batch_size]]
+                vectors = np.asarray(self._encode_image_batch(batch), dtype=np.float32)
+                if vectors.shape != (len(batch), self.dim):
+                    raise RetrievekitError(f"{self.backend} image encoder returned shape {vectors.shape}, expected "
+                                           f"({len(batch)}, {self.dim})")
+                out[start:start + len(batch)] = vectors
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        if self.normalize:
+            normalize_rows(out)
+        return out
+
+    def spec(self) -> dict[str, Any]:
+        return {**super().spec(), "modalities": list(self.modalities)}
+
+
+class SentenceTransformersClipEncoder(ImageTextEncoder):
+    """A sentence-transformers CLIP model (its ``CLIPModel`` module embeds texts and PIL images alike).
+    ``query_prompt`` prefixes text queries (e.g. "a photo of "), as CLIP's prompt templates do."""
+
+    backend = "clip"
+    pooling = "clip"
+
+    def __init__(self, model: str = "clip-ViT-B-32", *, query_prompt: str = "", document_prompt: str = "",
+                 normalize: bool = True, max_length: int | None = None, device: str | None = None,
+                 pooling: str | None = None, modalities: Sequence[str] | None = None) -> None:
+        # pooling and modalities come back from a stored spec; they are this backend's own, nothing to choose
+        if pooling not in (None, self.pooling):
+            raise RetrievekitError(f"the clip backend pools as CLIP does, not {pooling!r}")
+        from retrievekit.encoders.sentence_transformers import load_sentence_transformer
+
+        self.model, _card = load_sentence_transformer(model, device=device)
+        if not any(type(m).__name__ == "CLIPModel" for m in self.model):
+            raise RetrievekitError(f"{model!r} is not a sentence-transformers CLIP model (no CLIPModel module); use "
+                                   "a text encoder name for text-only collections")
+        self.name = model
+        self.query_prompt, self.document_prompt = query_prompt, document_prompt
+        self.normalize = normalize
+        window = max_length or getattr(self.model, "max_seq_length", None) or 77
+        self.max_length = int(window)
+        probe = self.model.encode(["probe"], convert_to_numpy=True, show_progress_bar=False)
+        self._dim = int(probe.shape[1])
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), show_progress_bar=False, convert_to_numpy=True,
+                                 normalize_embeddings=False)
+
+    def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
+        return self.model.encode(images, batch_size=len(images), show_progress_bar=False, convert_to_numpy=True,
+                                 normalize_embeddings=False)
+
+
+def is_image_text(encoder: Encoder) -> bool:
+    return isinstance(encoder, ImageTextEncoder)
+
+
+def compose_query(image: np.ndarray, text: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """A composed image+text query ("this image, but ..."): the normalised weighted sum ``(1 - weight) * image +
+    weight * text`` of normalised vectors (rows), the simple baseline composed-retrieval papers compare against."""
+    if not 0.0 <= weight <= 1.0:
+        raise RetrievekitError(f"the text weight of a composed query must be in [0, 1], got {weight}")
+    image = np.atleast_2d(np.asarray(image, np.float32))
+    text = np.atleast_2d(np.asarray(text, np.float32))
+    if image.shape != text.shape:
+        raise RetrievekitError(f"image and text query vectors differ in shape: {image.shape} vs {text.shape}")
+    mixed = (1.0 - weight) * normalize_rows(image.copy()) + weight * normalize_rows(text.copy())
+    return normalize_rows(mixed)
