@@ -545,6 +545,30 @@ class Collection:
         return retriever.search([queries] if isinstance(queries, str) else list(queries), k,
                                 filter=filter, threads=threads)
 
+    def search_images(self, images: Sequence[Any], k: int = 10, *, text: str | Sequence[str] | None = None,
+                      weight: float = 0.5, index: str = "default", filter: Filter | None = None) -> SearchResults:
+        """Search by image (paths, bytes or PIL images; one result row each) in an image-text (CLIP) dense index:
+        image → image, or with ``text`` a composed query "this image, changed as the text says" — the normalised
+        ``(1 - weight) * image + weight * text`` vector (``encoders.clip.compose_query``). Text → image search is
+        the ordinary ``search(..., mode="dense")`` on such an index."""
+        from retrievekit.encoders.clip import ImageTextEncoder, compose_query
+        from retrievekit.retrieval.dense.retriever import DenseRetriever
+
+        retriever = self.retriever("dense", index=index)
+        assert isinstance(retriever, DenseRetriever)
+        encoder = self.encoder(index)
+        if not isinstance(encoder, ImageTextEncoder):
+            raise CollectionError(f"dense index {index!r} of {self.path} was built with a text encoder "
+                                  f"({encoder.spec().get('backend')}:{encoder.spec().get('model')}); image queries "
+                                  "need an image-text (CLIP) index, e.g. dense='clip:clip-ViT-B-32'")
+        vectors = encoder.encode_images(list(images))
+        if text is not None:
+            texts = [text] * len(vectors) if isinstance(text, str) else list(text)
+            if len(texts) != len(vectors):
+                raise CollectionError(f"{len(texts)} texts for {len(vectors)} query images")
+            vectors = compose_query(vectors, encoder.encode_queries(texts), weight)
+        return retriever.search_vectors(vectors, k, filter=filter)
+
     def rag(self, **options: Any) -> RAG:
         """A ``retrievekit.rag.RAG`` pipeline over this collection; see ``ask``. Pipelines are kept, the 16 most
         recently used, so their retrieval cache carries over between calls with the same options: plain values

@@ -32,11 +32,18 @@ def make_index_config(encoder: Encoder, *, chunking: Chunking | str | dict[str, 
                       fields: Sequence[str] = ("title", "text"),
                       vectors: str | dict[str, Any] | None = None) -> dict[str, Any]:
     """``vectors``: the search tier — None/'float32' (exact float search), e.g. 'int8', 'binary+rescore',
-    'pq:48+rescore:8', 'hnsw' (see ``compressed.parse_vectors``)."""
+    'pq:48+rescore:8', 'hnsw' (see ``compressed.parse_vectors``). An image-text (CLIP) encoder makes an image index:
+    a document's vector is its image's (metadata ``image``), or its text's where it has no image."""
+    from retrievekit.encoders.clip import is_image_text
     from retrievekit.index.dense.compressed import parse_vectors
 
     parsed = Chunking.parse(chunking)
-    config = {"encoder": encoder.spec(), "chunking": parsed.to_json() if parsed else None, "fields": list(fields)}
+    config: dict[str, Any] = {"encoder": encoder.spec(), "chunking": parsed.to_json() if parsed else None,
+                              "fields": list(fields)}
+    if is_image_text(encoder):
+        if parsed is not None:
+            raise CollectionError("an image index embeds whole images: chunking does not apply")
+        config["modality"] = "image"
     tier = parse_vectors(vectors)
     if tier is not None:
         config["vectors"] = tier
@@ -86,6 +93,9 @@ def encode_segment(
         _ensure_tier(folder, config)
         return
     fields = config["fields"]
+    if config.get("modality") == "image":
+        _encode_image_segment(target, folder, config, documents, n_docs, encoder, skip, progress, batch_size)
+        return
     rows, texts = [], []
     for local, doc in enumerate(documents):
         if skip is None or local not in skip:
@@ -95,6 +105,57 @@ def encode_segment(
     if texts:
         vectors[rows] = embed_documents(encoder, texts, chunking=Chunking.parse(config.get("chunking")),
                                         cache=embedding_cache(config), batch_size=batch_size, progress=progress)
+    atomic_write_array(target, vectors)
+    _ensure_tier(folder, config, vectors)
+
+
+IMAGE_FIELD = "image"  # metadata: the path of a document's image (see ingest.images)
+IMAGE_HASH_FIELD = "image_sha256"  # metadata: the SHA-256 of its bytes (the embedding cache key)
+
+
+def _encode_image_segment(target: Path, folder: Path, config: dict[str, Any], documents: Iterable[Document],
+                          n_docs: int, encoder: Any, skip: set[int] | None, progress: bool, batch_size: int) -> None:
+    """Vectors of an image index: each document's image through the image tower, or — for a document without an
+    image — its text through the text tower. Cached by the image's content hash (or the text)."""
+    import hashlib
+
+    from retrievekit.encoders.cache import encode_with_cache
+
+    rows: list[int] = []
+    keys: list[str] = []
+    images: dict[str, str] = {}  # cache key -> image path
+    for local, doc in enumerate(documents):
+        if skip is not None and local in skip:
+            continue
+        rows.append(local)
+        path = doc.metadata.get(IMAGE_FIELD)
+        if isinstance(path, str) and path:
+            digest = doc.metadata.get(IMAGE_HASH_FIELD)
+            if not isinstance(digest, str) or not digest:
+                try:
+                    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                except OSError as exc:
+                    raise CollectionError(f"document {doc.id!r}: cannot read its image {path}: {exc}") from None
+            key = f"\0image:{digest}"  # no text starts with NUL: image keys never collide with texts
+            images[key] = path
+            keys.append(key)
+        else:
+            keys.append(encoder.document_prompt + index_text(doc, config["fields"]))
+
+    def encode(batch: list[str]) -> np.ndarray:
+        out = np.empty((len(batch), encoder.dim), dtype=np.float32)
+        pics = [i for i, k in enumerate(batch) if k in images]
+        texts = [i for i, k in enumerate(batch) if k not in images]
+        if pics:
+            out[pics] = encoder.encode_images([images[batch[i]] for i in pics], batch_size=batch_size)
+        if texts:
+            out[texts] = encoder.encode([batch[i] for i in texts], batch_size=batch_size)
+        return out
+
+    vectors = np.zeros((n_docs, encoder.dim), dtype=np.float32)
+    if keys:
+        vectors[rows] = encode_with_cache(encode, keys, encoder.dim, embedding_cache(config), progress=progress,
+                                          desc="embedding images")
     atomic_write_array(target, vectors)
     _ensure_tier(folder, config, vectors)
 

@@ -1,0 +1,76 @@
+"""Image indexes: a collection whose dense index is an image-text (CLIP) model embeds each document's image (its
+metadata ``image`` path), searches by text, by image and by image+text, keeps working through updates and
+deletes, and caches image vectors by content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("PIL")
+from clip_helpers import make_tiny_clip  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from retrievekit import Collection  # noqa: E402
+from retrievekit.core.errors import CollectionError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip_model(tmp_path_factory):
+    return make_tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def _picture(path, seed: int):
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((40, 48, 3)) * 255).astype("uint8")).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def images(tmp_path):
+    return [_picture(tmp_path / f"img{i}.png", i) for i in range(8)]
+
+
+def test_image_search_finds_the_same_picture_first(tmp_path, clip_model, images):
+    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}")
+    assert col.index_config("dense")["modality"] == "image"
+    col.add([{"id": f"p{i}", "text": f"caption {i}", "metadata": {"image": path}} for i, path in enumerate(images)]
+            + [{"id": "note", "text": "a text document without a picture"}])
+    results = col.search_images(images[:4], k=3)
+    assert [results.ids[i][0] for i in range(4)] == ["p0", "p1", "p2", "p3"]
+    assert np.allclose(results.scores[:, 0], 1.0, atol=1e-5)  # the identical picture: cosine 1
+    text = col.search(["caption 3"], 9, mode="dense")  # text -> image through the text tower
+    assert len(text.hits(0)) == 9
+    composed = col.search_images([images[0]], k=9, text="caption 5", weight=0.3)
+    assert len(composed.hits(0)) == 9
+    # BM25 over captions and the image vectors fuse like any hybrid
+    assert col.search(["caption"], 5, mode="hybrid").hits(0)
+
+
+def test_updates_deletes_and_the_cache_follow_the_image_bytes(tmp_path, clip_model, images):
+    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}")
+    col.add([{"id": f"p{i}", "metadata": {"image": path}} for i, path in enumerate(images[:4])])
+    col.add([{"id": "p0", "metadata": {"image": images[6]}}])  # p0 now shows picture 6
+    col.delete(["p1"])
+    first = col.search_images([images[6], images[1]], k=1)
+    assert first.ids[0][0] == "p0" and first.ids[1][0] != "p1"
+    # a copy of the same bytes elsewhere gets the same (cached) vector
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(open(images[2], "rb").read())
+    col.add([{"id": "dup", "metadata": {"image": str(copy)}}])
+    hits = dict(col.search_images([images[2]], k=5).hits(0))
+    assert hits["dup"] == pytest.approx(hits["p2"], abs=1e-6)
+
+
+def test_image_queries_on_a_text_index_and_missing_files_fail_clearly(tmp_path, clip_model, images):
+    pytest.importorskip("wordllama")
+    text_col = Collection.create(tmp_path / "t", dense="wordllama")
+    text_col.add([{"id": "a", "text": "words"}])
+    with pytest.raises(CollectionError, match="image-text \\(CLIP\\) index"):
+        text_col.search_images([images[0]])
+    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}")
+    with pytest.raises(Exception, match="gone.png"):
+        col.add([{"id": "x", "metadata": {"image": str(tmp_path / "gone.png")}}])
+    assert len(col) == 0  # the failed commit left nothing
