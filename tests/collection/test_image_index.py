@@ -10,11 +10,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("PIL")
-from clip_helpers import make_tiny_clip  # noqa: E402
-from PIL import Image  # noqa: E402
+from clip_helpers import make_tiny_clip
+from PIL import Image
 
-from retrievekit import Collection  # noqa: E402
-from retrievekit.core.errors import CollectionError  # noqa: E402
+from retrievekit import Collection
+from retrievekit.core.errors import CollectionError
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 PIL = pytest.importorskip("PIL")
+from clip_helpers import make_tiny_clip  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from retrievekit.core.errors import RetrievekitError  # noqa: E402
 from retrievekit.encoders import get_encoder  # noqa: E402
 from retrievekit.encoders.clip import ImageTextEncoder, compose_query, load_image  # noqa: E402
-from clip_helpers import make_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
