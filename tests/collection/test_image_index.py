@@ -4,6 +4,8 @@ deletes, and caches image vectors by content."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,7 @@ def test_updates_deletes_and_the_cache_follow_the_image_bytes(tmp_path, clip_mod
     assert first.ids[0][0] == "p0" and first.ids[1][0] != "p1"
     # a copy of the same bytes elsewhere gets the same (cached) vector
     copy = tmp_path / "copy.png"
-    copy.write_bytes(open(images[2], "rb").read())
+    copy.write_bytes(Path(images[2]).read_bytes())
     col.add([{"id": "dup", "metadata": {"image": str(copy)}}])
     hits = dict(col.search_images([images[2]], k=5).hits(0))
     assert hits["dup"] == pytest.approx(hits["p2"], abs=1e-6)
