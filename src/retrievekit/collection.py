@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -301,6 +302,34 @@ class Collection:
         from retrievekit.code_index import ingest_code
 
         return ingest_code(self, root, **options)
+
+    def ingest_images(self, source: str | Path, *, lock_timeout: float = 0.0, **reader_options: Any) -> dict[str, Any]:
+        """Index the images of a folder, or of a JSONL/BEIR corpus whose rows name them (``ingest.images``), in one
+        atomic commit: one document per image with its caption text, EXIF metadata and thumbnail. The collection
+        refers to the image files by absolute path (they are not copied: moving them breaks image re-encoding).
+        Images that cannot be read are skipped and listed with their reason. With an image-text (CLIP) dense index
+        the images are embedded at the commit. Returns {documents, skipped: [[path, reason], ...], seconds}."""
+        from retrievekit.ingest.images import read_images
+
+        started = time.perf_counter()
+        root = Path(source).resolve()
+        base = root if root.is_dir() else root.parent
+        if root.is_dir() and (root / "corpus.jsonl").is_file():
+            base = root
+        skipped: list[list[str]] = []
+
+        def absolute(doc: Document) -> Document:
+            path = doc.metadata.get("image")
+            if isinstance(path, str) and path:
+                return replace(doc, metadata={**doc.metadata, "image": str((base / path).resolve())})
+            return doc
+
+        documents = (absolute(d) for d in read_images(
+            root, on_skip=lambda path, reason: skipped.append([str(path), reason]), **reader_options))
+        with self.writer(lock_timeout=lock_timeout) as w:
+            added = w.add(documents)
+        return {"documents": added, "skipped": skipped, "seconds": round(time.perf_counter() - started, 3),
+                "generation": self.snapshot().generation}
 
     # -- dense indexes -----------------------------------------------------------------------------------------
     def index_config(self, kind: str, index: str = "default") -> dict[str, Any]:

@@ -76,3 +76,21 @@ def test_image_queries_on_a_text_index_and_missing_files_fail_clearly(tmp_path, 
     with pytest.raises(Exception, match="gone.png"):
         col.add([{"id": "x", "metadata": {"image": str(tmp_path / "gone.png")}}])
     assert len(col) == 0  # the failed commit left nothing
+
+
+def test_ingest_images_indexes_a_folder_and_reports_what_it_skipped(tmp_path, clip_model, images):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, path in enumerate(images[:3]):
+        (folder / f"p{i}.png").write_bytes(Path(path).read_bytes())
+    (folder / "p0.txt").write_text("a caption for the first picture")
+    (folder / "broken.jpg").write_text("not a picture")
+    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}")
+    report = col.ingest_images(folder)
+    assert report["documents"] == 3
+    assert [Path(p).name for p, _ in report["skipped"]] == ["broken.jpg"]
+    doc = col.get("p0.png")
+    assert doc.text == "a caption for the first picture"
+    assert Path(doc.metadata["image"]).is_absolute() and doc.metadata["thumbnail"].startswith("data:image/jpeg")
+    assert col.search_images([images[1]], k=1).ids[0][0] == "p1.png"
+    assert col.search(["caption"], 3).ids[0][0] == "p0.png"  # BM25 over captions

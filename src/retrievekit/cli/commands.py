@@ -133,6 +133,12 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="SOURCE is a code repository or folder: index its functions, methods and classes "
                    "(tree-sitter), honouring .gitignore and skipping binary, vendored, generated and huge files; a "
                    "later run re-indexes only what changed (needs retrievekit[code])")
+    p.add_argument("--images", action="store_true",
+                   help="SOURCE is a folder of images, or a JSONL/BEIR corpus whose rows name images (an 'image' "
+                   "field): one document per image with its caption (sidecar NAME.txt/NAME.json or the row's "
+                   "text), EXIF metadata and a thumbnail; unreadable images are skipped and listed. With --dense clip:MODEL (a "
+                   "CLIP model: hub name or folder) the images are embedded for text->image and image search "
+                   "(needs retrievekit[images])")
     p.add_argument("--no-git", action="store_true",
                    help="with --code: walk the folder and read its .gitignore files instead of asking git for the list")
     p.add_argument("--analyzer", default=None, metavar="NAME",
@@ -255,6 +261,8 @@ def run_index(args: argparse.Namespace) -> int:
         from retrievekit.cli.index_code import run_index_code
 
         return run_index_code(args)
+    if args.images:
+        return run_index_images(args)
     args.analyzer = args.analyzer or "lucene-english"
     check_index_args(args)
     reader_options = schema_option(args)
@@ -338,6 +346,11 @@ def add_search(sub: argparse._SubParsersAction) -> None:
                    help="read one query from FILE ('-' = standard input), e.g. a code snippet to find its twins: "
                    f"`retrievekit search COL --query-file snippet.py`; at most {CLI_MAX_QUERY_CHARS:,} characters. "
                    "Repeatable")
+    p.add_argument("--image", action="append", metavar="PATH",
+                   help="query by image (repeatable) in a collection with an image-text (CLIP) index: similar images "
+                   "first; a QUERY text given too composes the query (this image, changed as the text says)")
+    p.add_argument("--image-weight", type=float, default=0.5, metavar="W",
+                   help="with --image and a QUERY: the text's weight in the composed query, 0..1 (default 0.5)")
     p.add_argument("-k", type=positive_int, default=10, help="number of results per query (default 10)")
     p.add_argument("--filter", metavar="JSON",
                    help='metadata filter, e.g. \'{"year": {"gte": 2000}, "lang": "en", "tag": {"in": ["a", "b"]}}\', '
@@ -456,6 +469,33 @@ def code_filter(args: argparse.Namespace, search_filter: dict[str, Any] | None) 
     return merged
 
 
+def run_index_images(args: argparse.Namespace) -> int:
+    """``index --images``: a collection of image documents (created if missing), embedded if it has a CLIP index."""
+    from pathlib import Path
+
+    for flag, value in (("--format", args.format), ("--passages", args.passages), ("--schema", args.schema),
+                        ("--chunking", args.chunking)):
+        if value:
+            raise RetrievekitError(f"{flag} does not apply to --images (one document per image)")
+    folder = Path(args.collection)
+    with removed_on_failure(folder):
+        exists = (folder / "manifest.json").is_file()
+        col = Collection.create(folder, analyzer=args.analyzer or "lucene-english", fields=args.fields.split(","),
+                                exist_ok=True, dense=None if exists else args.dense, vectors=args.vectors)
+        if args.dense and "default" not in (col.config.get("dense") or {}):
+            col.add_dense_index(args.dense, vectors=args.vectors, progress=not args.no_progress,
+                                lock_timeout=args.lock_timeout)
+        report = col.ingest_images(args.source, lock_timeout=args.lock_timeout)
+    if args.json:
+        print_json({"collection": str(col.path), **report})
+        return 0
+    print(f"indexed {report['documents']:,} images in {report['seconds']:.2f} s; {col.path} now holds {len(col):,} "
+          f"documents" + (f"; skipped {len(report['skipped'])}:" if report["skipped"] else ""))
+    for path, reason in report["skipped"]:
+        print(f"  {path}: {reason}")
+    return 0
+
+
 def run_search(args: argparse.Namespace) -> int:
     if args.k > CLI_MAX_K:
         raise RetrievekitError(f"-k is at most {CLI_MAX_K:,}, got {args.k:,}")
@@ -467,6 +507,9 @@ def run_search(args: argparse.Namespace) -> int:
         raise RetrievekitError(f"--field-weights weights BM25's fields: it applies to bm25 and hybrid, not --mode "
                                f"{args.mode}")
     queries = list(args.queries) + [read_query_file(name) for name in args.query_file or ()]
+    if args.image:
+        with opened(args) as col:
+            return _search_images(args, col, queries, search_filter)
     if not queries:
         raise RetrievekitError("give a query: QUERY text, or --query-file FILE (- for standard input)")
     with opened(args) as col:
@@ -500,6 +543,30 @@ def _search(args: argparse.Namespace, col: AnyCollection, queries: list[str], se
     for r in responses:
         print_hits(r.request.query, [(h.document, h.score) for h in r.hits], col.analyzer)
     print(f"\n{len(queries)} quer{'y' if len(queries) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
+    return 0
+
+
+def _search_images(args: argparse.Namespace, col: AnyCollection, texts: list[str], search_filter: Any) -> int:
+    """``search --image PATH``: image -> image, or image + text (the QUERY) composed."""
+    import time
+
+    if not isinstance(col, Collection):
+        raise RetrievekitError("--image search works on plain collections, not sharded ones (yet)")
+    if len(texts) > 1:
+        raise RetrievekitError("with --image, give at most one QUERY text: it modifies every query image")
+    text = texts[0] if texts else None
+    started = time.perf_counter()
+    results = col.search_images(args.image, args.k, text=text, weight=args.image_weight, filter=search_filter)
+    elapsed = time.perf_counter() - started
+    labels = [f"image {path}" + (f" + {text!r}" if text else "") for path in args.image]
+    if args.json:
+        print_json({"results": [{"query": label, "hits": [{"id": d.id, "score": s, "metadata": {
+            k: v for k, v in d.metadata.items() if k != "thumbnail"}} for d, s in col.hit_documents(results, i)]}
+            for i, label in enumerate(labels)], "seconds": elapsed})
+        return 0
+    for i, label in enumerate(labels):
+        print_hits(label, col.hit_documents(results, i), col.analyzer)
+    print(f"\n{len(labels)} image quer{'y' if len(labels) == 1 else 'ies'} in {elapsed * 1000:.1f} ms")
     return 0
 
 
