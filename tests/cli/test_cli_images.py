@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("PIL")
-from clip_helpers import make_tiny_clip  # noqa: E402
-from PIL import Image  # noqa: E402
+from clip_helpers import make_tiny_clip
+from PIL import Image
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
