@@ -136,9 +136,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", action="store_true",
                    help="SOURCE is a folder of images, or a JSONL/BEIR corpus whose rows name images (an 'image' "
                    "field): one document per image with its caption (sidecar NAME.txt/NAME.json or the row's "
-                   "text), EXIF metadata and a thumbnail; unreadable images are skipped and listed. With --dense clip:MODEL (a "
-                   "CLIP model: hub name or folder) the images are embedded for text->image and image search "
-                   "(needs retrievekit[images])")
+                   "text), EXIF metadata and a thumbnail; unreadable images are skipped and listed. With --dense "
+                   "clip:MODEL (a CLIP model: hub name or folder) the images are embedded for text->image and image "
+                   "search (needs retrievekit[images])")
     p.add_argument("--no-git", action="store_true",
                    help="with --code: walk the folder and read its .gitignore files instead of asking git for the list")
     p.add_argument("--analyzer", default=None, metavar="NAME",
