@@ -27,13 +27,13 @@ class WordOverlap(Reranker):
 @pytest.fixture(scope="module")
 def small_pair(tmp_path_factory):
     docs, queries = _scifact()
-    docs = docs[:300]
+    docs = docs[:120]
     root = tmp_path_factory.mktemp("modes")
     single = Collection.create(root / "single")
     single.add(docs)
     sharded = ShardedCollection.create(root / "sharded", 3)
     sharded.add(docs)
-    yield single, sharded, queries[:40]
+    yield single, sharded, queries[:30]
     sharded.close()
 
 

@@ -212,7 +212,7 @@ def test_distributed_ingest_gives_the_same_collection_as_one_process(cluster, tm
 
     c, _ = cluster
     docs, queries = _scifact()
-    docs = [{**d, "title": f"{d['title']} {tmp_path.name}"} for d in docs[:400]]  # texts no earlier test encoded
+    docs = [{**d, "title": f"{d['title']} {tmp_path.name}"} for d in docs[:200]]  # texts no earlier test encoded
     source = tmp_path / "docs.jsonl"
     with source.open("w", encoding="utf-8") as f:
         for d in docs:
@@ -227,15 +227,15 @@ def test_distributed_ingest_gives_the_same_collection_as_one_process(cluster, tm
 
     before, _ = cached()
     # the encoding half alone: a Ray Data pool of 2 actors fills the shared cache, and a second run adds nothing
-    assert encode_into_cache([Document(d["id"], d["text"], d["title"]) for d in docs[:200]], dense, workers=2) == 200
+    assert encode_into_cache([Document(d["id"], d["text"], d["title"]) for d in docs[:100]], dense, workers=2) == 100
     after_first = cached()
-    assert after_first[0] == before + 200
-    encode_into_cache([Document(d["id"], d["text"], d["title"]) for d in docs[:200]], dense, workers=2)
+    assert after_first[0] == before + 100
+    encode_into_cache([Document(d["id"], d["text"], d["title"]) for d in docs[:100]], dense, workers=2)
     assert cached() == after_first
     # the whole ingest: encode the rest, then the shard writers commit and find every vector cached
     report = sharded.ingest(source, encoders=2)
-    assert report["documents"] == 400 and report["encoded_texts"] == 400
-    assert cached()[0] == before + 400
+    assert report["documents"] == 200 and report["encoded_texts"] == 200
+    assert cached()[0] == before + 200
     single = Collection.create(tmp_path / "one", dense="wordllama")
     files = cached()[1]
     single.ingest(source, progress=False, workers=1)
