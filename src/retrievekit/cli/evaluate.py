@@ -3,7 +3,9 @@
 Stable JSON contract (scripts rely on it): with ``--json`` one object is printed with at least ``ndcg@10``,
 ``recall@100``, ``queries``, ``index_seconds`` and ``queries_per_second`` (single-threaded search including query
 analysis) of the first system; with several systems, each one's object is under ``systems`` and paired
-significance tests against the first are under ``significance``.
+significance tests against the first are under ``significance``. With ``--mode image`` (image-text retrieval) the
+JSON is the report of ``retrievekit.evaluation.image_text.evaluate_image_text`` instead (``text_to_image`` and
+``image_to_text`` with ``recall@1/5/10``, ``rsum``, the counts and timings).
 """
 
 from __future__ import annotations
@@ -58,9 +60,14 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    "hybrid:method=convex[,w=0.5,norm=minmax|zscore|dbsf] (w = BM25's weight; options without method= "
                    "adjust the default), each with depth=N (default: the larger of --depth and 100). Default: one "
                    "system from --mode, --scorer and its options")
-    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="bm25",
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid", "image"], default="bm25",
                    help="the system evaluated when no --system is given: bm25 (default), dense (needs --model's "
-                   "encoder; embeddings cached, so a second run skips encoding) or hybrid (BM25 and dense fused)")
+                   "encoder; embeddings cached, so a second run skips encoding) or hybrid (BM25 and dense fused); "
+                   "image: image-text retrieval the Flickr way (DATA a folder whose corpus.jsonl rows name an "
+                   "'image' file, captions as queries; --model clip:MODEL): text->image and image->text Recall@1/5/10 "
+                   "by exact cosine over all items")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="with --mode image: only the first N images and their captions (a quick run)")
     add_model_options(p)
     p.add_argument("--vectors", metavar="TIER",
                    help="dense search tier (default float32 = exact): e.g. int8, binary+rescore, pq:48+rescore, "
@@ -210,6 +217,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from retrievekit.evaluation.metrics import parse_metric
     from retrievekit.retrieval.bm25.scoring import get_scorer
 
+    if args.mode == "image":
+        return run_image_eval(args)
+    if getattr(args, "limit", None) is not None:
+        raise RetrievekitError("--limit applies to --mode image (the first N images and their captions)")
     # Every argument is checked before the dataset is read (or downloaded) and indexed.
     default = args.scorer + ("+rm3" if args.rm3 else "") if args.mode == "bm25" else args.mode
     specs = args.system or [default]
@@ -373,6 +384,50 @@ def run_eval(args: argparse.Namespace) -> int:
     if len(reports) > 1:
         print(f"* nDCG@10 differs from {reports[0]['system']} (paired {args.significance}-test, Holm-corrected, "
               "p < 0.05)")
+    return 0
+
+
+# options of the BEIR modes that an image-text evaluation has no use for: (attribute, flag)
+_NOT_FOR_IMAGES = (("system", "--system"), ("vectors", "--vectors"), ("rerank", "--rerank"),
+                   ("chunking", "--chunking"), ("collection", "--collection"), ("ray", "--ray"),
+                   ("run_dir", "--run-dir"), ("report", "--report"), ("field_weights", "--field-weights"),
+                   ("rm3", "--rm3"), ("ignore_identical_ids", "--ignore-identical-ids"), ("k1", "--k1"),
+                   ("b", "--b"), ("mu", "--mu"))
+
+
+def run_image_eval(args: argparse.Namespace) -> int:
+    """``retrievekit eval FOLDER --mode image --model clip:MODEL``: image-text Recall@K (text->image, image->text)
+    by exact cosine, printed as a table (direction x R@1/5/10) or as the JSON of ``evaluate_image_text``."""
+    from retrievekit.encoders import get_encoder
+    from retrievekit.evaluation.image_text import evaluate_image_text
+
+    given = [flag for attr, flag in _NOT_FOR_IMAGES if getattr(args, attr, None) not in (None, False)]
+    if given:
+        raise RetrievekitError(f"--mode image embeds the images and captions and compares them exactly, with no "
+                               f"index or retrieval system; these options do not apply to it: {', '.join(given)}")
+    if args.corpus != "corpus.jsonl":
+        raise RetrievekitError("--mode image reads the folder's corpus.jsonl; --corpus does not apply")
+    if not Path(args.data).is_dir():
+        raise RetrievekitError(f"--mode image needs a dataset folder (corpus.jsonl naming image files, queries.jsonl "
+                               f"with the captions, qrels/{args.split}.tsv); {args.data} is not a folder")
+    encoder = get_encoder(args.model)
+    out = evaluate_image_text(args.data, encoder, limit=args.limit, split=args.split, progress=not args.no_progress)
+    if args.output:
+        import json
+
+        Path(args.output).write_text(json.dumps(out, indent=2))
+    if args.json:
+        print_json(out)
+        return 0
+    ks = out["ks"]
+    print(f"{out['dataset']} ({args.split}): {out['images']:,} images, {out['captions']:,} captions, model "
+          f"{out['model']}; embedded in {out['seconds']['encode_images'] + out['seconds']['encode_captions']:.2f} s")
+    rows = [[label, *(f"{100 * out[key][f'recall@{k}']:.1f}" for k in ks), f"{out[key]['median_rank']:g}",
+             out[key]["queries"]]
+            for label, key in (("text->image", "text_to_image"), ("image->text", "image_to_text"))]
+    print(table(["direction", *(f"R@{k} %" for k in ks), "MedR", "queries"], rows))
+    print(f"RSUM {out['rsum']:.1f} (the sum of the recalls in %; exact cosine over all {out['images']:,} images / "
+          f"{out['captions']:,} captions)")
     return 0
 
 
