@@ -598,6 +598,25 @@ class Collection:
             vectors = compose_query(vectors, encoder.encode_queries(texts), weight)
         return retriever.search_vectors(vectors, k, filter=filter)
 
+    def add_image_hash_index(self, hash: str = "phash", hash_size: int = 8, *, name: str = "default",
+                             lock_timeout: float = 0.0) -> int:
+        """Hash every document's image (metadata ``image``) with a perceptual hash (``phash``, ``dhash``, ``whash``,
+        ``ahash``; ``hash_size``² bits) into a near-duplicate index and commit it; later commits hash new images.
+        Needs no neural model (retrievekit[images])."""
+        from retrievekit.index.images.segment import make_hash_config
+
+        config = make_hash_config(hash, hash_size)
+        with self.writer(lock_timeout=lock_timeout) as w:
+            return w.add_index("imagehash", name, config)
+
+    def search_near_duplicates(self, images: Sequence[Any], k: int = 10, *, index: str = "default",
+                               filter: Filter | None = None) -> SearchResults:
+        """The documents whose images are nearest each query image (paths, bytes or PIL images) by the Hamming
+        distance of their perceptual hashes; score = matching bits (hash_size² for the same picture)."""
+        from retrievekit.retrieval.near_duplicates import NearDuplicateSearch
+
+        return NearDuplicateSearch(self, index).search(list(images), k, filter=filter)
+
     def rag(self, **options: Any) -> RAG:
         """A ``retrievekit.rag.RAG`` pipeline over this collection; see ``ask``. Pipelines are kept, the 16 most
         recently used, so their retrieval cache carries over between calls with the same options: plain values

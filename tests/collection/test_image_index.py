@@ -94,3 +94,25 @@ def test_ingest_images_indexes_a_folder_and_reports_what_it_skipped(tmp_path, cl
     assert Path(doc.metadata["image"]).is_absolute() and doc.metadata["thumbnail"].startswith("data:image/jpeg")
     assert col.search_images([images[1]], k=1).ids[0][0] == "p1.png"
     assert col.search(["caption"], 3).ids[0][0] == "p0.png"  # BM25 over captions
+
+
+def test_near_duplicate_search_with_perceptual_hashes(tmp_path, images):
+    pytest.importorskip("imagehash")
+    col = Collection.create(tmp_path / "c")  # no neural model at all
+    col.add([{"id": f"p{i}", "metadata": {"image": path}} for i, path in enumerate(images[:6])]
+            + [{"id": "text-only", "text": "no picture"}])
+    col.add_image_hash_index("phash")
+    small = tmp_path / "small.png"
+    Image.open(images[3]).resize((24, 20)).save(small)  # an edited copy
+    results = col.search_near_duplicates([images[3], small], k=3)
+    assert results.ids[0][0] == "p3" and results.scores[0][0] == 64  # identical: all 64 bits match
+    assert results.ids[1][0] == "p3"
+    assert "text-only" not in set(results.ids[0])
+    # new images are hashed at their commit, deletions and filters apply, merges keep the codes
+    col.add([{"id": "p9", "metadata": {"image": images[7], "kind": "new"}}])
+    col.delete(["p3"])
+    col.optimize()
+    again = col.search_near_duplicates([images[7], images[3]], k=2, filter={"kind": "new"})
+    assert again.ids[0][0] == "p9" and again.ids[1][0] == "p9"
+    with pytest.raises(CollectionError, match="no image hash index 'other'"):
+        col.search_near_duplicates([images[0]], index="other")

@@ -90,3 +90,10 @@ def test_composed_query_arithmetic():
         compose_query(image, text, weight=1.5)
     with pytest.raises(RetrievekitError, match="differ in shape"):
         compose_query(image, np.zeros((1, 4), np.float32), 0.5)
+
+
+def test_long_texts_are_truncated_to_the_text_window(tiny_clip):
+    enc = get_encoder(f"clip:{tiny_clip}")
+    assert enc.max_length <= 32  # the tiny model's text positions
+    vectors = enc.encode_queries(["a very long caption " * 40, "short"])
+    assert vectors.shape == (2, 16) and np.isfinite(vectors).all()

@@ -119,8 +119,14 @@ class SentenceTransformersClipEncoder(ImageTextEncoder):
         self.name = model
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.normalize = normalize
-        window = max_length or getattr(self.model, "max_seq_length", None) or 77
-        self.max_length = int(window)
+        # Texts are truncated to the text tower's window (CLIP: 77 tokens): a tokenizer without a length limit
+        # would otherwise pass longer captions to the model, which fails on them.
+        config = getattr(getattr(self.model[0], "auto_model", None), "config", None)
+        positions = getattr(getattr(config, "text_config", None), "max_position_embeddings", None)
+        window = max_length or getattr(self.model, "max_seq_length", None) or positions or 77
+        if positions:
+            window = min(int(window), int(positions))
+        self.model.max_seq_length = self.max_length = int(window)
         probe = self.model.encode(["probe"], convert_to_numpy=True, show_progress_bar=False)
         self._dim = int(probe.shape[1])
 

@@ -120,6 +120,8 @@ SEGMENT_INDEXES.register("dense", "retrievekit.index.dense.segment:DenseIndex",
                          description="dense vectors and their compressed/ANN tier, encoded at commit")
 SEGMENT_INDEXES.register("sparse", "retrievekit.index.sparse.segment:SparseIndex",
                          description="learned-sparse impact postings, encoded at commit")
+SEGMENT_INDEXES.register("imagehash", "retrievekit.index.images.segment:ImageHashIndex",
+                         description="perceptual hashes of the documents' images (near duplicates), computed at commit")
 
 
 @cache
