@@ -139,6 +139,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    "text), EXIF metadata and a thumbnail; unreadable images are skipped and listed. With --dense "
                    "clip:MODEL (a CLIP model: hub name or folder) the images are embedded for text->image and image "
                    "search (needs retrievekit[images])")
+    p.add_argument("--hash", metavar="KIND", choices=["phash", "dhash", "whash", "ahash"],
+                   help="with --images: also index a perceptual hash of every image (phash, dhash, whash, ahash) for "
+                   "near-duplicate search (search --image PATH --near-duplicates); no neural model needed")
     p.add_argument("--no-git", action="store_true",
                    help="with --code: walk the folder and read its .gitignore files instead of asking git for the list")
     p.add_argument("--analyzer", default=None, metavar="NAME",
@@ -349,6 +352,9 @@ def add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", action="append", metavar="PATH",
                    help="query by image (repeatable) in a collection with an image-text (CLIP) index: similar images "
                    "first; a QUERY text given too composes the query (this image, changed as the text says)")
+    p.add_argument("--near-duplicates", action="store_true",
+                   help="with --image: near-duplicate search by perceptual hash (a collection indexed with --hash); "
+                   "score = matching bits")
     p.add_argument("--image-weight", type=float, default=0.5, metavar="W",
                    help="with --image and a QUERY: the text's weight in the composed query, 0..1 (default 0.5)")
     p.add_argument("-k", type=positive_int, default=10, help="number of results per query (default 10)")
@@ -485,6 +491,8 @@ def run_index_images(args: argparse.Namespace) -> int:
         if args.dense and "default" not in (col.config.get("dense") or {}):
             col.add_dense_index(args.dense, vectors=args.vectors, progress=not args.no_progress,
                                 lock_timeout=args.lock_timeout)
+        if args.hash and "default" not in (col.config.get("imagehash") or {}):
+            col.add_image_hash_index(args.hash, lock_timeout=args.lock_timeout)
         report = col.ingest_images(args.source, lock_timeout=args.lock_timeout)
     if args.json:
         print_json({"collection": str(col.path), **report})
@@ -556,7 +564,12 @@ def _search_images(args: argparse.Namespace, col: AnyCollection, texts: list[str
         raise RetrievekitError("with --image, give at most one QUERY text: it modifies every query image")
     text = texts[0] if texts else None
     started = time.perf_counter()
-    results = col.search_images(args.image, args.k, text=text, weight=args.image_weight, filter=search_filter)
+    if args.near_duplicates:
+        if text is not None:
+            raise RetrievekitError("--near-duplicates compares pictures only: leave out the QUERY text")
+        results = col.search_near_duplicates(args.image, args.k, filter=search_filter)
+    else:
+        results = col.search_images(args.image, args.k, text=text, weight=args.image_weight, filter=search_filter)
     elapsed = time.perf_counter() - started
     labels = [f"image {path}" + (f" + {text!r}" if text else "") for path in args.image]
     if args.json:
