@@ -116,3 +116,10 @@ def test_near_duplicate_search_with_perceptual_hashes(tmp_path, images):
     assert again.ids[0][0] == "p9" and again.ids[1][0] == "p9"
     with pytest.raises(CollectionError, match="no image hash index 'other'"):
         col.search_near_duplicates([images[0]], index="other")
+
+
+def test_compressed_tiers_work_on_image_vectors(tmp_path, clip_model, images):
+    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}", vectors="int8")
+    col.add([{"id": f"p{i}", "metadata": {"image": path}} for i, path in enumerate(images)])
+    results = col.search_images(images[:3], k=1)
+    assert [results.ids[i][0] for i in range(3)] == ["p0", "p1", "p2"]
