@@ -30,9 +30,10 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 
 from retrievekit.rag.generators.base import GenerationError, Generator  # noqa: E402
 from retrievekit.serve.errors import ApiError, install_error_handlers  # noqa: E402
-from retrievekit.serve.routes import ask, documents, eval, info, search  # noqa: E402
+from retrievekit.serve.routes import ask, documents, eval, images, info, search  # noqa: E402
 from retrievekit.serve.routes.eval import latest_report  # noqa: E402
 from retrievekit.serve.state import GeneratorSlot, ServerState  # noqa: E402
+from retrievekit.service.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS  # noqa: E402
 from retrievekit.service.search import html_snippet  # noqa: E402
 
 __all__ = ["ApiError", "create_app", "html_snippet", "latest_report", "run", "startup_message"]
@@ -66,6 +67,9 @@ def create_app(
     generator: str | Generator | None = None,
     rag_options: dict[str, Any] | None = None,
     ray: str | None = None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    image_roots: Sequence[str | Path] = (),
 ) -> FastAPI:
     """The API of the collection at ``collection`` (opened on first use: ``/ready`` says 503 until it can be): a
     plain collection, or a sharded one (a folder holding ``cluster.json``; ``ray``: None runs its shards in this
@@ -79,13 +83,23 @@ def create_app(
     offline gemma-3-270m, loaded on the first question), ``"openai:MODEL@URL"`` or a Generator; it is built once and
     shared by all requests. ``rag_options``: further ``retrievekit.rag.RAG`` settings (template, instruction, allow,
     safety, expand, ...) and server defaults for the request's (depth, selector, compress, drop_flagged,
-    max_tokens, mode, filter), which a request may override; the rest of the defaults are ``RAGConfig``'s."""
+    max_tokens, mode, filter), which a request may override; the rest of the defaults are ``RAGConfig``'s.
+
+    Image collections (an image-text, CLIP, index): ``max_image_bytes`` and ``max_image_pixels`` limit a query image
+    uploaded to /api/search/image (the body limit ``max_body_bytes`` applies too); ``image_roots``: folders whose
+    image files /api/documents/{id}/image may serve (none: original images are not served, thumbnails are)."""
     from retrievekit.core.version import __version__
 
     if max_body_bytes <= 0:
         raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
     if rate_limit is not None and not (rate_limit > 0 and math.isfinite(rate_limit)):
         raise ServeError(f"rate_limit must be a positive number of requests per second, got {rate_limit}")
+    if max_image_bytes <= 0 or max_image_pixels <= 0:
+        raise ServeError(f"max_image_bytes and max_image_pixels must be positive, got {max_image_bytes} and "
+                         f"{max_image_pixels}")
+    for root in image_roots:
+        if not Path(root).is_dir():
+            raise ServeError(f"image_roots: {root} is not a folder")
     if rag_options:
         _check_rag_options(rag_options)
     path = Path(collection)
@@ -101,8 +115,11 @@ def create_app(
                   generate_unique_id_function=lambda route: route.name)  # operation ids = function names
     app.state.server = state
     install_error_handlers(app)
-    for router in (info.health_router(state), search.router(state), ask.router(state), documents.router(state),
-                   info.router(state), eval.router(state)):
+    # images before documents: its /api/documents/{id}/thumbnail must not be read as the document "{id}/thumbnail"
+    image_routes = images.router(state, max_image_bytes=max_image_bytes, max_image_pixels=max_image_pixels,
+                                 image_roots=image_roots)
+    for router in (info.health_router(state), search.router(state), image_routes, ask.router(state),
+                   documents.router(state), info.router(state), eval.router(state)):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)
@@ -140,6 +157,9 @@ def run(
     keep_alive: int = 5,
     max_connections: int = 256,
     ray: str | None = None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    image_roots: Sequence[str | Path] = (),
 ) -> None:
     """Serve ``collection`` (plain or sharded; ``ray``: see ``create_app``) with uvicorn until interrupted. Refuses a
     host other machines can reach unless an API key is set, and a folder that holds no collection. ``generator``
@@ -168,7 +188,8 @@ def run(
     uvicorn = require("uvicorn", "serve")
     from retrievekit.serve.protocol import HeaderTimeoutProtocol
     app = create_app(collection, api_key=api_key, cors_origins=cors_origins, max_body_bytes=max_body_bytes,
-                     rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options, ray=ray)
+                     rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options, ray=ray,
+                     max_image_bytes=max_image_bytes, max_image_pixels=max_image_pixels, image_roots=image_roots)
     if isinstance(generator, str) and generator.strip().partition(":")[0].lower() != "local":
         try:
             app.state.server.generator.get()

@@ -32,7 +32,9 @@ logger = logging.getLogger("retrievekit.serve.app")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 # Service error codes answered with a status other than 400.
-_SERVICE_STATUS = {"not_found": 404, "read_only": 409, "generator_unavailable": 503, "generator_busy": 503}
+_SERVICE_STATUS = {"not_found": 404, "read_only": 409, "generator_unavailable": 503, "generator_busy": 503,
+                   "forbidden": 403, "payload_too_large": 413, "image_too_large": 413, "unsupported_image": 415,
+                   "missing_extra": 503}
 # Library errors -> (status, code); the first matching class wins.
 _LIBRARY_ERRORS: list[tuple[type[Exception], int, str]] = [
     (CollectionLockedError, 409, "writer_busy"),

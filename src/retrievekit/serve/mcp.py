@@ -3,9 +3,10 @@
 Tools: ``search`` (ranked hits with id, title, score and a snippet), ``search_code`` (for code collections made
 by ``retrievekit index --code``: hits as ``path:start-end`` with symbol, kind, language and the best-matching
 lines; filters by language, kind and path prefix), ``get_document`` (one document in full) and
-``collection_info``. Built on the official MCP Python SDK (``mcp``, extra ``serve``). stdout carries the protocol
-only: logging goes to stderr, and while serving the SDK points file descriptor 1 at stderr so stray output of
-native libraries cannot corrupt the stream.
+``collection_info``. In an image collection a hit names its image file (``image``, the path) and its
+``caption``; no tool returns the inline base64 thumbnail. Built on the official MCP Python SDK (``mcp``, extra
+``serve``). stdout carries the protocol only: logging goes to stderr, and while serving the SDK points file
+descriptor 1 at stderr so stray output of native libraries cannot corrupt the stream.
 
     retrievekit mcp my-collection --mode hybrid
     python -m retrievekit.serve.mcp my-collection
@@ -26,6 +27,7 @@ from retrievekit.core.errors import CollectionError, RetrievekitError, require
 from retrievekit.serve.redact import redact_paths
 from retrievekit.service.collections import is_sharded_folder
 from retrievekit.service.documents import describe_document
+from retrievekit.service.images import public_metadata
 from retrievekit.service.info import collection_info
 from retrievekit.service.search import MAX_QUERY_CHARS, PLAIN_HITS, SearchRequest, search
 from retrievekit.service.types import MODES, ServiceError, check_mode, finite
@@ -87,6 +89,17 @@ def _sdk() -> tuple[type, type[Exception]]:
     return MCPServer, ToolError
 
 
+def image_hit(hit: dict[str, Any], document: Any) -> dict[str, Any]:
+    """An image document's hit for a model: its image file's path and its caption, and no inline base64
+    thumbnail (kilobytes of context that say nothing to a language model)."""
+    metadata = document.metadata
+    hit["metadata"] = public_metadata(hit.get("metadata") or {})
+    if isinstance(metadata.get("image"), str):
+        hit["image"] = metadata["image"]
+        hit["caption"] = document.text
+    return hit
+
+
 class CollectionTools:
     """The tool implementations, independent of the protocol: plain dicts in, plain dicts out, and
     ``RetrievekitError`` naming the problem for bad arguments."""
@@ -105,7 +118,10 @@ class CollectionTools:
     def search(self, query: str, k: int = 10, mode: str | None = None,
                filter: dict[str, Any] | None = None) -> dict[str, Any]:
         request = SearchRequest(query, k=k, mode=mode or self.default_mode, filter=filter, max_k=MAX_K)
-        out = search(self.col, request).to_json(PLAIN_HITS)
+        response = search(self.col, request)
+        out = response.to_json(PLAIN_HITS)
+        for hit, found in zip(out["hits"], response.hits):
+            image_hit(hit, found.document)
         return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
     def search_code(self, query: str, k: int = 10, mode: str | None = None, language: str | list[str] | None = None,
@@ -168,7 +184,9 @@ class CollectionTools:
                                    f"values here are: {', '.join(sorted(present)) or 'none'}", param=name)
 
     def get_document(self, id: str) -> dict[str, Any]:
-        return describe_document(self.col, id)
+        out = describe_document(self.col, id)
+        out["metadata"] = public_metadata(out.get("metadata") or {})  # no inline base64 thumbnail
+        return out
 
     def collection_info(self) -> dict[str, Any]:
         return collection_info(self.col, default_mode=self.default_mode).to_json()
@@ -203,7 +221,8 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
             raise tool_error(f"the collection cannot be read: {exc.strerror or type(exc).__name__}{name}") from exc
 
     @server.tool(description="Search the collection. Returns ranked hits (rank, id, title, score, snippet, "
-                 f"metadata). Modes available here: {', '.join(modes)} (default {tools.default_mode}).")
+                 "metadata; an image's hit adds its file path as image and its caption). "
+                 f"Modes available here: {', '.join(modes)} (default {tools.default_mode}).")
     def search(
         query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what to look for")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="number of hits")] = 10,

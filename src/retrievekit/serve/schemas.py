@@ -63,7 +63,9 @@ class Hit(BaseModel):
     score: float
     title: str
     snippet: str = Field(description="HTML: the text around the query terms, HTML-escaped, matches in <mark>")
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(description="the document's metadata, less an image's inline thumbnail")
+    thumbnail_url: str | None = Field(None, description="an image document's thumbnail (GET: image/jpeg); null "
+                                      "for documents without one")
 
 
 class SearchResponse(BaseModel):
@@ -143,6 +145,8 @@ class InfoResponse(BaseModel):
     modes: list[str] = Field(description="search modes usable on this collection")
     rerankers: list[str] = Field(description="reranker names usable offline")
     metadata_fields: list[str] = Field(description="metadata field names seen in a sample of documents")
+    image_search: bool = Field(False, description="the collection has an image-text (CLIP) index: POST "
+                               "/api/search/image takes an image as the query, and hits carry thumbnail URLs")
     ask: AskInfo = Field(description="what /api/ask offers")
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from retrievekit.serve.errors import responses
 from retrievekit.serve.schemas import ErrorResponse, HealthResponse, InfoResponse, ReadyResponse, StatsResponse
 from retrievekit.serve.state import ServerState
+from retrievekit.service.images import HIDDEN_METADATA, has_image_index
 from retrievekit.service.info import collection_info, collection_stats, compressors, offline_rerankers
 
 
@@ -46,7 +47,8 @@ def router(state: ServerState) -> APIRouter:
         col = state.collection()
         found = collection_info(col)
         return {"collection": found.collection, "modes": found.modes, "rerankers": offline_rerankers(col),
-                "metadata_fields": state.metadata_fields(col),
+                "metadata_fields": [f for f in state.metadata_fields(col) if f not in HIDDEN_METADATA],
+                "image_search": has_image_index(col),
                 "ask": {"generator": state.generator.describe(), "defaults": state.asker().defaults(),
                         "compressors": compressors(col), "selectors": available_selectors()}}
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from retrievekit.serve.errors import ApiError, responses
+from retrievekit.serve.routes.images import public_hits
 from retrievekit.serve.schemas import Mode, SearchRequest, SearchResponse
 from retrievekit.serve.state import ServerState
 from retrievekit.service.info import offline_rerankers
@@ -31,7 +32,7 @@ def router(state: ServerState) -> APIRouter:
             request.rerank = state.reranker(req.rerank)
         response = search(col, request)
         state.record_latency(response.took_ms)
-        return response.to_json(HTML_HITS)
+        return public_hits(response.to_json(HTML_HITS))
 
     @api.post("/api/search", response_model=SearchResponse, responses=responses())
     def search_post(req: SearchRequest) -> dict[str, Any]:
