@@ -139,6 +139,12 @@ def test_partial_results_are_flagged_and_otherwise_a_dead_shard_fails_clearly(cl
     sharded.pool.kill(1, restart=False)
     with pytest.raises(ShardUnavailableError, match="shard 1"):
         sharded.search("common", 100)
+    other = ShardedCollection.create(tmp_path / "other", 2, ray=c.address)
+    other.add([{"id": "x", "text": "common"}])
+    names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    other.shutdown_actors()  # detached on a shared cluster: ended only when asked
+    after = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    assert len(names - after) == 2
     results = sharded.search("common", 100, allow_partial_results=True)
     assert results.missing_shards == (1,) and results.partial
     hits = results.hits(0)

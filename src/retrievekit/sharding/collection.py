@@ -108,6 +108,14 @@ class ShardedCollection:
     def close(self) -> None:
         self.pool.close()
 
+    def shutdown_actors(self) -> None:
+        """On a Ray cluster given by address the shard actors are detached (other clients, a server, share them):
+        end them here (the shards' data stays; the next client starts new ones). Nothing to do in-process."""
+        from retrievekit.sharding.backends.ray import RayShards
+
+        if isinstance(self.pool, RayShards):
+            self.pool.shutdown()
+
     def __enter__(self) -> ShardedCollection:
         return self
 
