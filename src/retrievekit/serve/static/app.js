@@ -123,7 +123,9 @@
       const headers = { Accept: options.blob ? "*/*" : "application/json" };
       if (key) headers.Authorization = "Bearer " + key;
       const init = { method: options.method || "GET", headers };
-      if (options.body !== undefined) {
+      if (options.form !== undefined) {
+        init.body = options.form; // FormData: the browser sets the multipart Content-Type with its boundary
+      } else if (options.body !== undefined) {
         headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(options.body);
       }
@@ -151,6 +153,26 @@
 
   async function apiFetch(path, options) {
     return (await request(path, options)).data;
+  }
+
+  /** An API URL the server gave as "/api/..." (a hit's thumbnail_url), resolved like every other API path. */
+  function serverApiUrl(url) {
+    return apiUrl(String(url).replace(/^\/api\//, ""));
+  }
+
+  /** Show the image at an API URL in ``img``: directly, or, when an API key is in use (an <img> cannot send it),
+   * fetched with the key and shown from a blob URL. */
+  function loadApiImage(img, url) {
+    const path = String(url).replace(/^\/api\//, "");
+    if (!getKey()) {
+      img.src = apiUrl(path);
+      return;
+    }
+    request(path, { blob: true }).then(({ data }) => {
+      const objectUrl = URL.createObjectURL(data);
+      img.addEventListener("load", () => URL.revokeObjectURL(objectUrl), { once: true });
+      img.src = objectUrl;
+    }).catch(() => img.classList.add("broken"));
   }
 
   // -- DOM helpers ----------------------------------------------------------------------------------------------
@@ -322,7 +344,8 @@
 
   window.retrievekit = {
     ApiError, apiFetch, apiUrl, request, getKey, setKey, el, showError, renderSnippet, decodeEntities,
-    formatValue, showCollection, installKeyButton, isCode, codeLocation, codeSpan, codeBlock,
+    formatValue, showCollection, installKeyButton, isCode, codeLocation, codeSpan, codeBlock, loadApiImage,
+    serverApiUrl,
   };
 
   // -- search page --------------------------------------------------------------------------------------------
@@ -375,6 +398,15 @@
     const range = document.getElementById("page-range");
     const fieldList = el("datalist", { id: "metadata-fields" });
     document.body.append(fieldList);
+    const imagePanel = document.getElementById("image-query");
+    const dropZone = document.getElementById("drop-zone");
+    const imageInput = document.getElementById("image-file");
+    const imagePreview = document.getElementById("image-preview");
+    const imageName = document.getElementById("image-name");
+    const imageClear = document.getElementById("image-clear");
+    const weight = document.getElementById("image-weight");
+    const weightValue = document.getElementById("weight-value");
+    let queryImage = null; // the File searched for (image collections)
 
     let offset = 0;
     let searchSeq = 0;
@@ -486,11 +518,40 @@
 
     const CODE_CHIPS = ["language", "kind"];
 
+    /** An image hit: its thumbnail (opens the document), caption, score. */
+    function imageHit(hit) {
+      const item = el("li", { "data-id": hit.id, class: "image-hit" });
+      const figure = el("figure");
+      const open = el("button", { type: "button", class: "thumb", "aria-label": `Open ${hit.title || hit.id}` });
+      const img = el("img", { alt: hit.title || hit.id, loading: "lazy", decoding: "async" });
+      loadApiImage(img, hit.thumbnail_url);
+      open.append(img);
+      open.addEventListener("click", () => openDocument(hit.id, open));
+      const caption = el("figcaption");
+      const title = el("button", { type: "button", class: "hit-title" }, hit.title || hit.id);
+      title.addEventListener("click", () => openDocument(hit.id, title));
+      const text = el("p", { class: "caption" });
+      renderSnippet(text, hit.snippet);
+      const meta = el("div", { class: "hit-meta" });
+      meta.append(el("span", { class: "rank", "aria-label": `rank ${hit.rank}` }, "#" + hit.rank),
+        el("span", { class: "score" }, "score " + Number(hit.score).toFixed(4)));
+      caption.append(title, text, meta);
+      figure.append(open, caption);
+      item.append(figure);
+      return item;
+    }
+
     function renderHits(data, roundTripMs) {
       list.textContent = "";
       const hits = data.hits || [];
       const codeHits = [];
+      const grid = hits.some((hit) => hit.thumbnail_url);
+      list.classList.toggle("image-grid", grid);
       for (const hit of hits) {
+        if (grid) {
+          list.append(imageHit(hit));
+          continue;
+        }
         const code = isCode(hit);
         const item = el("li", { "data-id": hit.id });
         const body = el("div");
@@ -548,6 +609,10 @@
     async function search(newOffset) {
       showError(errorBox, null);
       const text = query.value.trim();
+      if (queryImage) {
+        searchImage(text, newOffset);
+        return;
+      }
       if (!text) {
         query.focus();
         return;
@@ -584,6 +649,95 @@
       }
     }
 
+    /** POST the query image (and the words, composed with the weight) to /api/search/image. */
+    async function searchImage(text, newOffset) {
+      let filter;
+      try {
+        filter = buildFilter();
+      } catch (err) {
+        showError(errorBox, err);
+        if (err.focus) err.focus.focus();
+        return;
+      }
+      const k = Number(pageSize.value);
+      const start = Math.max(0, newOffset);
+      const form = new FormData();
+      form.append("image", queryImage, queryImage.name || "query-image");
+      if (text) {
+        form.append("text", text);
+        form.append("weight", weight.value);
+      }
+      form.append("k", String(k));
+      form.append("offset", String(start));
+      if (filter) form.append("filter", JSON.stringify(filter));
+      const seq = ++searchSeq;
+      resultsSection.setAttribute("aria-busy", "true");
+      status.textContent = "Searching by image…";
+      try {
+        const { data, ms } = await request("search/image", { method: "POST", form });
+        if (seq !== searchSeq) return;
+        offset = start;
+        renderHits(data, ms);
+      } catch (err) {
+        if (seq !== searchSeq) return;
+        status.textContent = "";
+        showError(errorBox, err);
+      } finally {
+        if (seq === searchSeq) resultsSection.removeAttribute("aria-busy");
+      }
+    }
+
+    let previewUrl = null;
+
+    function setQueryImage(file) {
+      if (previewUrl) URL.revokeObjectURL(previewUrl);
+      previewUrl = null;
+      queryImage = file || null;
+      imagePreview.hidden = !queryImage;
+      imageClear.hidden = !queryImage;
+      // words are optional with an image: the image alone is a query
+      query.required = !queryImage;
+      imageName.textContent = queryImage ? `Searching for ${queryImage.name || "the dropped image"}` : "";
+      if (queryImage) {
+        previewUrl = URL.createObjectURL(queryImage);
+        imagePreview.src = previewUrl;
+        imagePreview.alt = "query image " + (queryImage.name || "");
+        search(0);
+      } else {
+        imagePreview.removeAttribute("src");
+        imageInput.value = "";
+      }
+    }
+
+    function initImageSearch() {
+      imagePanel.hidden = false;
+      document.body.dataset.imageSearch = "true";
+      imageInput.addEventListener("change", () => setQueryImage(imageInput.files[0]));
+      imageClear.addEventListener("click", () => {
+        setQueryImage(null);
+        imageInput.focus();
+      });
+      weight.addEventListener("input", () => {
+        weightValue.textContent = Number(weight.value).toFixed(2);
+      });
+      weight.addEventListener("change", () => {
+        if (queryImage && query.value.trim()) search(0);
+      });
+      for (const type of ["dragenter", "dragover"]) {
+        dropZone.addEventListener(type, (event) => {
+          event.preventDefault();
+          dropZone.classList.add("dragging");
+        });
+      }
+      dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+      dropZone.addEventListener("drop", (event) => {
+        event.preventDefault();
+        dropZone.classList.remove("dragging");
+        const file = [...(event.dataTransfer ? event.dataTransfer.files : [])][0];
+        if (file) setQueryImage(file);
+      });
+    }
+
     // -- document view -------------------------------------------------------------------------------------------
     const dialog = document.getElementById("doc-dialog");
     const docTitle = document.getElementById("doc-title");
@@ -616,7 +770,12 @@
         } else {
           docText.textContent = doc.text || "";
         }
-        const entries = Object.entries(doc.metadata || {});
+        if (typeof (doc.metadata || {}).thumbnail === "string") {
+          const img = el("img", { class: "doc-image", alt: doc.title || doc.id });
+          loadApiImage(img, "/api/documents/" + encodeURIComponent(doc.id) + "/thumbnail");
+          docText.prepend(img);
+        }
+        const entries = Object.entries(doc.metadata || {}).filter(([name]) => name !== "thumbnail");
         for (const [name, value] of entries) {
           const row = el("tr");
           row.append(el("th", { scope: "row" }, name), el("td", {}, formatValue(value)));
@@ -644,10 +803,10 @@
       search(0);
     });
     modeOptions.addEventListener("change", () => {
-      if (query.value.trim()) search(0);
+      if (query.value.trim() && !queryImage) search(0);
     });
     pageSize.addEventListener("change", () => {
-      if (query.value.trim()) search(0);
+      if (query.value.trim() || queryImage) search(0);
     });
     rerank.addEventListener("change", () => {
       if (query.value.trim()) search(0);
@@ -677,6 +836,7 @@
       if (wantedRerank && (info.rerankers || []).includes(wantedRerank)) rerank.value = wantedRerank;
       fieldList.textContent = "";
       for (const name of info.metadata_fields || []) fieldList.append(el("option", { value: name }));
+      if (info.image_search) initImageSearch();
       document.body.dataset.ready = "true";
       if (query.value.trim()) search(Number(params.get("offset")) || 0);
     }).catch((err) => {
