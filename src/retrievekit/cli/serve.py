@@ -45,6 +45,11 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="close an idle kept-alive connection after this long (default 5)")
     p.add_argument("--max-connections", type=int, default=256, metavar="N",
                    help="answer 503 to requests beyond N open connections (default 256)")
+    p.add_argument("--max-image-mb", type=float, default=10.0, metavar="N",
+                   help="largest image upload for image search, in MiB (default 10)")
+    p.add_argument("--image-root", action="append", default=[], metavar="DIR",
+                   help="serve original image files (GET /api/documents/ID/image) from inside DIR only "
+                   "(repeatable; default: none are served, thumbnails still are)")
     from retrievekit.cli.commands import add_ray_option
 
     add_ray_option(p)
@@ -63,6 +68,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.keep_alive < 1 or args.max_connections < 1:
         raise ServeError(f"--keep-alive and --max-connections must be at least 1, got {args.keep_alive} and "
                          f"{args.max_connections}")
+    if not (args.max_image_mb > 0 and math.isfinite(args.max_image_mb)):
+        raise ServeError(f"--max-image-mb must be a positive number, got {args.max_image_mb}")
+    for root in args.image_root:
+        if not os.path.isdir(root):
+            raise ServeError(f"--image-root {root!r} is not a folder")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be between 0 and 65535, got {args.port}")
     from retrievekit.serve.app import run
@@ -70,7 +80,8 @@ def run_serve(args: argparse.Namespace) -> int:
     run(args.collection, host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         cors_origins=args.cors, max_body_bytes=int(args.max_body_mb * 2**20), rate_limit=args.rate_limit,
         reports=args.reports, generator=args.generator or None, header_timeout=args.header_timeout,
-        keep_alive=args.keep_alive, max_connections=args.max_connections, ray=args.ray)
+        keep_alive=args.keep_alive, max_connections=args.max_connections, ray=args.ray,
+        max_image_bytes=int(args.max_image_mb * 2**20), image_roots=args.image_root)
     return 0
 
 
