@@ -196,3 +196,30 @@ def test_a_filter_on_a_field_only_some_shards_have_works_and_bad_filters_fail_cl
         sharded.search(["shared"], 10, filter={"nosuchfield": 1})
     assert "_rk_seq" not in str(err.value)
     sharded.close()
+
+
+def test_statistics_are_gathered_once_per_cut_and_term(tmp_path):
+    docs = [{"id": f"d{i}", "text": f"alpha beta word{i % 7}"} for i in range(60)]
+    single = Collection.create(tmp_path / "one")
+    single.add(docs)
+    sharded = ShardedCollection.create(tmp_path / "many", 3)
+    sharded.add(docs)
+    calls: list[list[str]] = []
+    original = sharded.pool.scatter
+
+    def counting(method, args=None, **kw):
+        if method == "term_stats":
+            calls.append(list(args[0][0]))
+        return original(method, args, **kw)
+
+    sharded.pool.scatter = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        _assert_same(single.search(["alpha word3"], 20), sharded.search(["alpha word3"], 20))
+    assert calls == [["alpha", "word3"]]  # later searches of the same cut reuse the gathered statistics
+    _assert_same(single.search(["beta word3"], 20), sharded.search(["beta word3"], 20))
+    assert calls[-1] == ["beta"]  # only the new term is asked for
+    for col in (single, sharded):
+        col.add([{"id": "new", "text": "alpha alpha"}])  # a new cut: gathered afresh
+    _assert_same(single.search(["alpha word3"], 20), sharded.search(["alpha word3"], 20))
+    assert calls[-1] == ["alpha", "word3"]
+    sharded.close()

@@ -132,6 +132,19 @@ class ShardedCollection:
                 self._manifest, self._stamp = ClusterManifest.read(self.path), stamp
             return self._manifest
 
+    def cut_statistics(self, cut: Cut) -> dict[str, Any]:
+        """The BM25 statistics gathered so far for ``cut`` (filled by ``ShardedBM25``): a cut is immutable, so a
+        term's df/cf and the corpus totals hold for every later search of it. The two most recent cuts are kept."""
+        with self._lock:
+            cache: dict[int, dict[str, Any]] = self.__dict__.setdefault("_cut_statistics", {})
+            entry = cache.get(cut.generation)
+            if entry is None:
+                entry = cache[cut.generation] = {"df": {}, "cf": {}, "docs": None, "docs_with_terms": None,
+                                                 "total_terms": None}
+                while len(cache) > 2:
+                    cache.pop(next(iter(cache)))
+            return entry
+
     def snapshot(self) -> Cut:
         m = self.manifest()
         return Cut(m.generation, tuple(s.generation for s in m.shards), m.documents)

@@ -82,23 +82,40 @@ class ShardedBM25(ShardedRetriever):
 
     def statistics(self, queries: Sequence[str]) -> tuple[dict[str, Any], tuple[int, ...]]:
         """The global statistics for the terms of ``queries``: per-term df/cf and corpus totals summed over the
-        shards that answered (and which did not)."""
+        shards that answered (and which did not). A cut never changes, so complete answers are kept per cut
+        (``ShardedCollection.cut_statistics``): a term's statistics are gathered once per cut, not per query."""
         analyzer = self.collection.analyzer
         terms = sorted({t for q in queries for t in analyzer.analyze(q)})
-        parts = self._scatter("term_stats", [(terms, g) for g in self.cut.generations])
-        answered = [p for p in parts if not isinstance(p, ShardUnavailableError)]
-        missing = tuple(i for i, p in enumerate(parts) if isinstance(p, ShardUnavailableError))
-        df = np.sum([p["df"] for p in answered], axis=0) if answered else np.zeros(len(terms))
-        cf = np.sum([p["cf"] for p in answered], axis=0) if answered else np.zeros(len(terms))
-        stats = {"df": dict(zip(terms, np.asarray(df, np.float64).tolist())),
-                 "cf": dict(zip(terms, np.asarray(cf, np.float64).tolist())),
-                 **{key: sum(int(p[key]) for p in answered) for key in ("docs", "docs_with_terms", "total_terms")}}
+        known = self.collection.cut_statistics(self.cut)
+        todo = [t for t in terms if t not in known["df"]]
+        missing: tuple[int, ...] = ()
+        if todo or known["docs"] is None:
+            parts = self._scatter("term_stats", [(todo, g) for g in self.cut.generations])
+            answered = [p for p in parts if not isinstance(p, ShardUnavailableError)]
+            missing = tuple(i for i, p in enumerate(parts) if isinstance(p, ShardUnavailableError))
+            df = np.sum([p["df"] for p in answered], axis=0) if answered else np.zeros(len(todo))
+            cf = np.sum([p["cf"] for p in answered], axis=0) if answered else np.zeros(len(todo))
+            totals = {key: sum(int(p[key]) for p in answered) for key in ("docs", "docs_with_terms", "total_terms")}
+            fresh: dict[str, Any] = {"df": dict(zip(todo, np.asarray(df, np.float64).reshape(-1).tolist())),
+                     "cf": dict(zip(todo, np.asarray(cf, np.float64).reshape(-1).tolist())), **totals}
+            if missing:  # partial statistics hold for this search only
+                return ({"df": {**known["df"], **fresh["df"]}, "cf": {**known["cf"], **fresh["cf"]}, **totals},
+                        missing)
+            known["df"].update(fresh["df"])
+            known["cf"].update(fresh["cf"])
+            known.update(totals)
+        stats = {"df": {t: known["df"][t] for t in terms}, "cf": {t: known["cf"][t] for t in terms},
+                 **{key: known[key] for key in ("docs", "docs_with_terms", "total_terms")}}
         return stats, missing
 
     def search(self, queries: Sequence[str], k: int = 10, *, filter: Filter | None = None,
                threads: int = 1) -> SearchResults:
         queries = [queries] if isinstance(queries, str) else list(queries)
-        stats, missing = self.statistics(queries)
+        if self.collection.pool.size == 1:  # one shard: its own statistics are the global ones, no first phase
+            stats: dict[str, Any] | None = None
+            missing: tuple[int, ...] = ()
+        else:
+            stats, missing = self.statistics(queries)
         answers = self._scatter("search_bm25", [(queries, k, g, stats, self.scorer, filter)
                                                 for g in self.cut.generations])
         for i in missing:  # a shard that missed the statistics phase is left out of the merge as well

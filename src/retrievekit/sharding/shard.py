@@ -141,10 +141,11 @@ class Shard:
         return {"df": df, "cf": cf, "docs": corpus.docs, "docs_with_terms": corpus.docs_with_terms,
                 "total_terms": corpus.total_terms}
 
-    def search_bm25(self, queries: list[str], k: int, generation: int, statistics: dict[str, Any],
+    def search_bm25(self, queries: list[str], k: int, generation: int, statistics: dict[str, Any] | None,
                     scorer: Mapping[str, Any] | None = None, filter: Filter | None = None) -> list[Hits]:
+        """BM25 with the global ``statistics`` (None: this shard's own, for a collection of one shard)."""
         snap = self._snap(generation)
-        shared = SharedStatistics(
+        shared = None if statistics is None else SharedStatistics(
             corpus=CorpusStats(int(statistics["docs"]), int(statistics["docs_with_terms"]),
                                int(statistics["total_terms"])),
             df=statistics["df"], cf=statistics["cf"])
