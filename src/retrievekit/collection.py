@@ -521,21 +521,9 @@ class Collection:
         elif mode == "dense":
             retriever = dense
         else:
-            from retrievekit.retrieval.pipeline import Fusion
-
-            # A fusion that names its method replaces the default (RRF takes neither its weights nor a
-            # normalization); one that does not only overrides the default's settings.
-            options = dict(HYBRID_FUSION)
-            if isinstance(fusion, str):
-                options = {"method": fusion}
-            elif fusion:
-                options = dict(fusion) if "method" in fusion else {**options, **fusion}
-            retriever = Fusion([bm25, dense], **options)
+            retriever = hybrid(bm25, dense, fusion)
         if rerank is not None:
-            from retrievekit.retrieval.pipeline import Rerank
-            from retrievekit.retrieval.rerank import get_reranker
-
-            retriever = Rerank(retriever, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
+            retriever = reranked(retriever, rerank, depth)
         if len(self._retrievers) < 64:
             self._retrievers[key] = retriever
         return retriever
@@ -622,29 +610,7 @@ class Collection:
         recently used, so their retrieval cache carries over between calls with the same options: plain values
         (strings, numbers, filters as dicts) are compared by value, objects (a Generator, a RetrievalCache, an
         allow-list set or predicate) by identity — the same object reuses the pipeline."""
-        import json
-
-        from retrievekit.rag.pipeline import RAG
-
-        objects: list[Any] = []
-
-        def by_identity(value: Any) -> str:
-            objects.append(value)  # kept with the pipeline: its id cannot be reused while the entry exists
-            return f"<{type(value).__qualname__} at {id(value):#x}>"
-
-        try:
-            key = json.dumps(options, sort_keys=True, default=by_identity)
-        except (TypeError, ValueError):  # e.g. keys that are not strings: no safe key
-            return RAG(self, **options)
-        with self._lock:
-            entry = self._rags.pop(key, None)
-        if entry is None:
-            entry = (RAG(self, **options), objects)
-        with self._lock:
-            self._rags[key] = entry  # most recent last
-            while len(self._rags) > 16:
-                self._rags.pop(next(iter(self._rags)))
-        return entry[0]
+        return kept_rag(self, self._rags, self._lock, options)
 
     def ask(self, question: str, **options: Any) -> Answer:
         """Answer ``question`` from this collection's documents with citations (``retrievekit.rag.Answer``).
@@ -657,6 +623,56 @@ class Collection:
 
     def __repr__(self) -> str:
         return f"Collection({str(self.path)!r})"
+
+
+def hybrid(bm25: Retriever, dense: Retriever, fusion: str | Mapping[str, Any] | None) -> Retriever:
+    """BM25 and dense fused as hybrid mode fuses them: ``HYBRID_FUSION`` unless ``fusion`` says otherwise (a fusion
+    that names its method replaces the default — RRF takes neither weights nor a normalization; one that does not
+    only overrides the default's settings). Shared by plain and sharded collections."""
+    from retrievekit.retrieval.pipeline import Fusion
+
+    options = dict(HYBRID_FUSION)
+    if isinstance(fusion, str):
+        options = {"method": fusion}
+    elif fusion:
+        options = dict(fusion) if "method" in fusion else {**options, **fusion}
+    return Fusion([bm25, dense], **options)
+
+
+def reranked(first: Retriever, rerank: Any, depth: int) -> Retriever:
+    """``first``'s top ``depth`` rescored by ``rerank`` (a reranker or its name)."""
+    from retrievekit.retrieval.pipeline import Rerank
+    from retrievekit.retrieval.rerank import get_reranker
+
+    return Rerank(first, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
+
+
+def kept_rag(owner: Any, kept: dict[str, Any], lock: Any, options: dict[str, Any]) -> Any:
+    """The RAG pipeline of ``owner`` for ``options`` from ``kept`` (the 16 most recently used; plain values compared
+    by value, objects by identity), made and kept if new. Shared by plain and sharded collections."""
+    import json
+
+    from retrievekit.rag.pipeline import RAG
+
+    objects: list[Any] = []
+
+    def by_identity(value: Any) -> str:
+        objects.append(value)  # kept with the pipeline: its id cannot be reused while the entry exists
+        return f"<{type(value).__qualname__} at {id(value):#x}>"
+
+    try:
+        key = json.dumps(options, sort_keys=True, default=by_identity)
+    except (TypeError, ValueError):  # e.g. keys that are not strings: no safe key
+        return RAG(owner, **options)
+    with lock:
+        entry = kept.pop(key, None)
+    if entry is None:
+        entry = (RAG(owner, **options), objects)
+    with lock:
+        kept[key] = entry  # most recent last
+        while len(kept) > 16:
+            kept.pop(next(iter(kept)))
+    return entry[0]
 
 
 def _dense_info(snap: Any, name: str, config: dict[str, Any]) -> dict[str, Any]:

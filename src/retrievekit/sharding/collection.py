@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from retrievekit.analysis import Analyzer, get_analyzer
-from retrievekit.collection import HYBRID_FUSION, MODES, Collection
+from retrievekit.collection import MODES, Collection, hybrid, kept_rag, reranked
 from retrievekit.core.config import CollectionConfig
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
@@ -282,19 +282,9 @@ class ShardedCollection:
         elif mode == "dense":
             retriever = dense
         else:
-            from retrievekit.retrieval.pipeline import Fusion
-
-            options = dict(HYBRID_FUSION)
-            if isinstance(fusion, str):
-                options = {"method": fusion}
-            elif fusion:
-                options = dict(fusion) if "method" in fusion else {**options, **fusion}
-            retriever = Fusion([bm25, dense], **options)
+            retriever = hybrid(bm25, dense, fusion)
         if rerank is not None:
-            from retrievekit.retrieval.pipeline import Rerank
-            from retrievekit.retrieval.rerank import get_reranker
-
-            retriever = Rerank(retriever, get_reranker(rerank) if isinstance(rerank, str) else rerank, depth=depth)
+            retriever = reranked(retriever, rerank, depth)
         return retriever
 
     def search(self, queries: str | Sequence[str], k: int = 10, *, mode: str = "bm25", filter: Filter | None = None,
@@ -389,30 +379,9 @@ class ShardedCollection:
         """A ``retrievekit.rag.RAG`` pipeline over this sharded collection, kept per options as ``Collection.rag``
         keeps them (the 16 most recently used; plain values compared by value, objects by identity), so the
         retrieval cache carries over between questions asked with the same settings."""
-        import json
-
-        from retrievekit.rag.pipeline import RAG
-
-        objects: list[Any] = []
-
-        def by_identity(value: Any) -> str:
-            objects.append(value)  # kept with the pipeline: its id cannot be reused while the entry exists
-            return f"<{type(value).__qualname__} at {id(value):#x}>"
-
-        try:
-            key = json.dumps(options, sort_keys=True, default=by_identity)
-        except (TypeError, ValueError):  # e.g. keys that are not strings: no safe key
-            return RAG(self, **options)  # type: ignore[arg-type]
         with self._lock:
-            rags: dict[str, tuple[Any, list[Any]]] = self.__dict__.setdefault("_rags", {})
-            entry = rags.pop(key, None)
-        if entry is None:
-            entry = (RAG(self, **options), objects)  # type: ignore[arg-type]
-        with self._lock:
-            rags[key] = entry  # most recent last
-            while len(rags) > 16:
-                rags.pop(next(iter(rags)))
-        return entry[0]
+            rags: dict[str, Any] = self.__dict__.setdefault("_rags", {})
+        return kept_rag(self, rags, self._lock, options)
 
     def shard_snapshots(self, cut: Cut | None = None) -> list[Any]:
         """Every shard's committed state (``storage.snapshot.Snapshot``) in ``cut`` (default: the latest), read in
