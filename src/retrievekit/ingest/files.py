@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from retrievekit.chunking.base import ChunkingError
@@ -34,43 +34,60 @@ def normalize_extensions(extensions: Iterable[str] | str) -> frozenset[str]:
     return frozenset(result)
 
 
-def iter_files(root: Path, extensions: frozenset[str]) -> Iterator[tuple[Path, str]]:
+def iter_files(root: Path, extensions: frozenset[str], *, recursive: bool = True,
+               on_skip: Callable[[Path, str], None] | None = None) -> Iterator[tuple[Path, str]]:
     """Yield ``(path, relative_posix_path)`` of matching files under ``root`` in sorted order.
 
     Hidden files and folders (name starting with ".") are skipped, and so are symlinks whose target
     lies outside ``root`` (they could leak unrelated files). Each real folder is visited once, so a
-    symlink loop cannot recurse forever.
+    symlink loop cannot recurse forever. ``recursive``: also walk subfolders. ``on_skip(path, reason)`` hears of
+    every folder or matching file left out (unreadable, a broken symlink, a symlink leading outside); without it
+    they are logged.
     """
     real_root = os.path.realpath(root)
     visited: set[str] = set()
 
+    def skip(path: str, reason: str, level: int = logging.WARNING) -> None:
+        if on_skip is not None:
+            on_skip(Path(path), reason)
+        else:
+            logger.log(level, "skipping %s: %s", path, reason)
+
     def inside(real: str) -> bool:
         return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
+    def matches(name: str) -> bool:
+        return os.path.splitext(name)[1].lower() in extensions
+
     def walk(folder: str, rel: str) -> Iterator[tuple[Path, str]]:
         real_folder = os.path.realpath(folder)
-        if real_folder in visited:
+        if real_folder in visited:  # a symlink loop, or a second link to the same folder
             return
         visited.add(real_folder)
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as exc:
-            logger.warning("skipping unreadable folder %s: %s", folder, exc)
+            skip(folder, f"unreadable folder: {exc.strerror or exc}")
             return
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             child_rel = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_symlink() and not inside(os.path.realpath(entry.path)):
-                logger.info("skipping symlink pointing outside %s: %s", root, child_rel)
-                continue
             try:
+                if entry.is_symlink() and not inside(os.path.realpath(entry.path)):
+                    if entry.is_dir() or matches(entry.name):
+                        skip(entry.path, "a symlink pointing outside the folder; not followed", logging.INFO)
+                    continue
                 if entry.is_dir():
-                    yield from walk(entry.path, child_rel)
-                elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions:
-                    yield Path(entry.path), child_rel
-            except OSError as exc:  # e.g. a dangling symlink or a permission problem
-                logger.warning("skipping %s: %s", entry.path, exc)
+                    if recursive:
+                        yield from walk(entry.path, child_rel)
+                elif matches(entry.name):
+                    if entry.is_file():
+                        yield Path(entry.path), child_rel
+                    elif not os.path.exists(entry.path):
+                        skip(entry.path, "unreadable: a broken symlink")
+            except OSError as exc:  # e.g. a permission problem
+                skip(entry.path, f"unreadable: {exc.strerror or exc}")
 
     yield from walk(os.fspath(root), "")
 

@@ -73,6 +73,7 @@ from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import InputFormatError, require
 from retrievekit.ingest.base import DuplicateIds, check_exists, checked, decode_line, iter_binary_lines
 from retrievekit.ingest.beir import find_corpus
+from retrievekit.ingest.files import iter_files
 from retrievekit.ingest.jsonl import record_to_document
 
 if TYPE_CHECKING:
@@ -185,44 +186,9 @@ class _ImageReader:
             yield doc
 
     def _walk(self, root: Path, recursive: bool) -> Iterator[tuple[Path, str]]:
-        """``(path, relative POSIX path)`` of the image files under ``root``, as ``files.iter_files`` walks."""
-        real_root = os.path.realpath(root)
-        visited: set[str] = set()
-
-        def inside(real: str) -> bool:
-            return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
-
-        def walk(folder: str, rel: str) -> Iterator[tuple[Path, str]]:
-            real_folder = os.path.realpath(folder)
-            if real_folder in visited:  # a symlink loop, or a second link to the same folder
-                return
-            visited.add(real_folder)
-            try:
-                entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-            except OSError as exc:
-                self.skip(Path(folder), f"unreadable folder: {exc.strerror or exc}")
-                return
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                child_rel = f"{rel}/{entry.name}" if rel else entry.name
-                try:
-                    if entry.is_symlink() and not inside(os.path.realpath(entry.path)):
-                        if entry.is_dir() or _is_image_name(entry.name):
-                            self.skip(Path(entry.path), "a symlink pointing outside the folder; not followed")
-                        continue
-                    if entry.is_dir():
-                        if recursive:
-                            yield from walk(entry.path, child_rel)
-                    elif _is_image_name(entry.name):
-                        if entry.is_file():
-                            yield Path(entry.path), child_rel
-                        elif not os.path.exists(entry.path):
-                            self.skip(Path(entry.path), "unreadable: a broken symlink")
-                except OSError as exc:
-                    self.skip(Path(entry.path), f"unreadable: {exc.strerror or exc}")
-
-        yield from walk(os.fspath(root), "")
+        """``(path, relative POSIX path)`` of the image files under ``root`` (``files.iter_files``' rules), each
+        folder or image left out reported as a skip."""
+        return iter_files(root, IMAGE_EXTENSIONS, recursive=recursive, on_skip=self.skip)
 
     def _sidecar(self, image: Path) -> tuple[str | None, str]:
         """``(title or None, caption)`` from ``NAME.txt`` / ``NAME.json`` beside ``image``."""
@@ -417,10 +383,6 @@ class _ImageReader:
 def _has_format(image_module: Any, name: str) -> bool:
     image_module.init()
     return name in image_module.OPEN
-
-
-def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _surrogates(text: str) -> bool:
