@@ -111,9 +111,10 @@ def _error_text(result: dict[str, Any]) -> str:
 
 def test_tools_are_listed_with_schemas(server: RawClient) -> None:
     tools = {t["name"]: t for t in server.request("tools/list")["result"]["tools"]}
-    assert set(tools) == {"search", "search_code", "get_document", "collection_info"}
+    assert set(tools) == {"search", "search_code", "search_images", "get_document", "collection_info"}
     assert set(tools["search_code"]["inputSchema"]["properties"]) == {"query", "k", "mode", "language", "kind",
                                                                       "path_prefix"}
+    assert set(tools["search_images"]["inputSchema"]["properties"]) == {"image_path", "k", "text", "weight"}
     props = tools["search"]["inputSchema"]["properties"]
     assert set(props) == {"query", "k", "mode", "filter"}
     assert tools["search"]["inputSchema"]["required"] == ["query"]
@@ -192,7 +193,7 @@ def test_sdk_stdio_client(collection: Path) -> None:
             return names, found, missing
 
     names, found, missing = anyio.run(session_run)
-    assert names == {"search", "search_code", "get_document", "collection_info"}
+    assert names == {"search", "search_code", "search_images", "get_document", "collection_info"}
     assert not _is_error(found) and found.structured_content["hits"][0]["id"] == "cars"
     assert _is_error(missing)
 

@@ -306,3 +306,19 @@ def test_mcp_image_hits_name_the_file_and_caption_without_base64(image_col: Coll
     assert "image" not in text_hit and "caption" not in text_hit
     document = tools.get_document("img4.png")
     assert "thumbnail" not in document["metadata"] and "base64" not in json.dumps(document)
+
+
+def test_mcp_searches_by_a_local_image_file(image_col: Collection, folders: tuple[Path, Path]) -> None:
+    pytest.importorskip("mcp")
+    from retrievekit.serve.mcp import CollectionTools
+
+    tools = CollectionTools(image_col.path, mode="bm25")
+    out = tools.search_images(str(folders[0] / "img2.png"), k=2)
+    assert out["mode"] == "image" and out["hits"][0]["id"] == "img2.png"
+    assert out["hits"][0]["image"] == str((folders[0] / "img2.png").resolve()) and "base64" not in json.dumps(out)
+    assert tools.search_images(str(folders[0] / "img2.png"), k=2, text="caption 3", weight=0.4)["mode"] == \
+        "image+text"
+    from retrievekit.service.types import ServiceError
+
+    with pytest.raises(ServiceError, match="no image file at"):
+        tools.search_images(str(folders[0] / "missing.png"))

@@ -124,6 +124,22 @@ class CollectionTools:
             image_hit(hit, found.document)
         return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
+    def search_images(self, image_path: str, k: int = 10, text: str | None = None,
+                      weight: float = 0.5) -> dict[str, Any]:
+        """Image query (a local image file; MCP runs on the user's machine): similar images first, or with ``text``
+        a composed query. Needs an image-text (CLIP) index."""
+        from retrievekit.service.images import ImageSearchRequest, search_image
+
+        path = Path(image_path).expanduser()
+        if not path.is_file():
+            raise ServiceError("bad_request", f"no image file at {image_path}", param="image_path")
+        request = ImageSearchRequest(path.read_bytes(), k=k, text=text, weight=weight)
+        response = search_image(self.col, request)
+        out = response.to_json(PLAIN_HITS)
+        for hit, found in zip(out["hits"], response.hits):
+            image_hit(hit, found.document)
+        return {key: out[key] for key in ("query", "mode", "k", "hits")}
+
     def search_code(self, query: str, k: int = 10, mode: str | None = None, language: str | list[str] | None = None,
                     kind: str | list[str] | None = None, path_prefix: str | None = None) -> dict[str, Any]:
         """Code hits: ``path:start-end`` with symbol, kind, language, signature, score and the best-matching lines.
@@ -252,6 +268,18 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
                                                  "this, e.g. src/server/ (end a folder with /)")] = None,
     ) -> dict[str, Any]:
         return call(tools.search_code, query, k, mode, language, kind, path_prefix)
+
+    @server.tool(description="Search an image collection by example: the path of a local image file; similar images "
+                 "first (hits with image path and caption), or with text a composed query (this image, changed as "
+                 "the text says; weight = the text's share). Needs a collection indexed with a CLIP model.")
+    def search_images(
+        image_path: Annotated[str, Field(min_length=1, max_length=4096, description="path of a local image file")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="number of hits")] = 10,
+        text: Annotated[str | None, Field(max_length=MAX_QUERY_CHARS, description="optional change to the "
+                                          "image, e.g. 'at night'")] = None,
+        weight: Annotated[float, Field(ge=0.0, le=1.0, description="the text's weight, 0..1")] = 0.5,
+    ) -> dict[str, Any]:
+        return call(tools.search_images, image_path, k, text, weight)
 
     @server.tool(description="Fetch one document in full (id, title, text, metadata) by its id.")
     def get_document(id: Annotated[str, Field(min_length=1, description="document id from a search hit")]
