@@ -72,16 +72,25 @@ def test_rankings_over_ray_shards_equal_one_collection(scifact_on_ray, mode):
     _assert_same(single.search(queries, 100, mode=mode), sharded.search(queries, 100, mode=mode))
 
 
-def _write_while(sharded: ShardedCollection, disrupt, *, transactions: int = 12, size: int = 15):
-    """Write ``transactions`` batches (retrying one whose commit failed, a bounded number of times) while
-    ``disrupt()`` runs in another thread; returns the ids of acknowledged (committed) documents."""
+def _write_while(sharded: ShardedCollection, disrupt, *, transactions: int = 12, size: int = 15,
+                 max_seconds: float = 180.0):
+    """Write batches of ``size`` documents, one transaction each (retrying one whose commit failed, a bounded number
+    of times), while ``disrupt(committed, stop)`` runs in another thread — ``committed()`` is how many transactions
+    were acknowledged so far, so a disruption can wait for the writes to be under way instead of guessing a time.
+    Writing goes on until ``transactions`` are done and the disruption has finished (bounded by ``max_seconds``);
+    returns the ids of acknowledged (committed) documents."""
     acknowledged: list[str] = []
     failures: list[str] = []
+    done = [0]
     stop = threading.Event()
-    thread = threading.Thread(target=disrupt, args=(stop,))
+    thread = threading.Thread(target=disrupt, args=(lambda: done[0], stop))
     thread.start()
+    deadline = time.monotonic() + max_seconds
+    t = 0
     try:
-        for t in range(transactions):
+        while t < transactions or thread.is_alive():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the writes and the disruption took over {max_seconds} s")
             ids = [f"t{t}-{i}" for i in range(size)]
             for _attempt in range(30):
                 try:
@@ -93,10 +102,20 @@ def _write_while(sharded: ShardedCollection, disrupt, *, transactions: int = 12,
                     time.sleep(0.5)
             else:
                 raise AssertionError(f"transaction {t} never committed: {failures[-3:]}")
+            t += 1
+            done[0] = t
     finally:
         stop.set()
         thread.join(timeout=120)
     return acknowledged, failures
+
+
+def _wait_for(committed, n: int, stop: threading.Event) -> bool:
+    """Wait until ``n`` transactions were acknowledged; False if told to stop first."""
+    while committed() < n:
+        if stop.wait(0.02):
+            return False
+    return True
 
 
 def _assert_nothing_acknowledged_is_lost(sharded: ShardedCollection, acknowledged: list[str]) -> None:
@@ -120,15 +139,15 @@ def test_killing_a_shard_actor_mid_write_loses_no_acknowledged_document(cluster,
     sharded = ShardedCollection.create(tmp_path / "s", 3, ray=c.address)
     kills = []
 
-    def kill_shards(stop: threading.Event) -> None:
-        for n in range(3):
-            if stop.wait(1.0 + 0.7 * n):
+    def kill_shards(committed, stop: threading.Event) -> None:
+        for n in range(3):  # three kills, each after two more acknowledged transactions
+            if not _wait_for(committed, 2 + 2 * n, stop):
                 return
             sharded.pool.kill(n % 3)  # Ray restarts it from the shard's last commit
             kills.append(n % 3)
 
     acknowledged, _failures = _write_while(sharded, kill_shards)
-    assert kills, "no actor was killed during the writes"
+    assert kills == [0, 1, 2], "the actors were not all killed during the writes"
     _assert_nothing_acknowledged_is_lost(sharded, acknowledged)
 
 
@@ -258,8 +277,8 @@ def test_losing_a_worker_node_mid_write_loses_no_acknowledged_document(cluster, 
     sharded.add([{"id": "first", "text": "words first"}])
     removed = []
 
-    def remove_node(stop: threading.Event) -> None:
-        if stop.wait(1.5):
+    def remove_node(committed, stop: threading.Event) -> None:
+        if not _wait_for(committed, 3, stop):
             return
         c.remove_node(workers[1])  # every actor there dies; Ray restarts them on the node left
         removed.append(True)
