@@ -469,12 +469,7 @@ class Collection:
     def modes(self) -> list[str]:
         """Search modes this collection supports: bm25 always, dense and hybrid with a dense index "default",
         sparse with a sparse index "default"."""
-        modes = ["bm25"]
-        if self.has_index("dense"):
-            modes += ["dense", "hybrid"]
-        if self.has_index("sparse"):
-            modes.append("sparse")
-        return modes
+        return search_modes(self.has_index)
 
     @property
     def default_mode(self) -> str:
@@ -623,6 +618,16 @@ class Collection:
 
     def __repr__(self) -> str:
         return f"Collection({str(self.path)!r})"
+
+
+def search_modes(has_index: Any) -> list[str]:
+    """The search modes of a collection (plain or sharded) whose ``has_index(kind)`` says which indexes it has."""
+    modes = ["bm25"]
+    if has_index("dense"):
+        modes += ["dense", "hybrid"]
+    if has_index("sparse"):
+        modes.append("sparse")
+    return modes
 
 
 def hybrid(bm25: Retriever, dense: Retriever, fusion: str | Mapping[str, Any] | None) -> Retriever:

@@ -65,7 +65,7 @@ def test_index_shards_routes_every_document(pair, capsys) -> None:
     _, _, sharded, docs = pair
     with ShardedCollection(sharded) as col:
         assert col.shards == 3 and len(col) == len(docs)
-        assert col.modes == ["bm25", "dense", "hybrid"]
+        assert col.modes() == ["bm25", "dense", "hybrid"]
         counts = [s["documents"] for s in col.info()["shards"]]
     expected = [sum(shard_of(d["id"], 3) == s for d in docs) for s in range(3)]
     assert counts == expected and all(counts)  # every shard holds part of them, where the hash routes them

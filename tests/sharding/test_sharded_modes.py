@@ -48,7 +48,7 @@ def test_learned_sparse_over_shards_equals_one_collection(small_pair):
     single, sharded, queries = small_pair
     single.add_sparse_index("splade-tiny", progress=False)
     sharded.add_sparse_index("splade-tiny")
-    assert "sparse" in sharded.modes
+    assert "sparse" in sharded.modes()
     _assert_same(single.search(queries, 20, mode="sparse"), sharded.search(queries, 20, mode="sparse"))
     # new documents get sparse postings on their shard at the next commit
     sharded.add([{"id": "new", "text": "a brand new document about zebrafish regeneration"}])

@@ -63,10 +63,8 @@ def is_sharded(col: object) -> TypeGuard[ShardedCollection]:
 
 
 def collection_modes(col: AnyCollection) -> list[str]:
-    """The search modes ``col`` supports (``Collection.modes()``; a ShardedCollection's ``modes`` property)."""
-    if is_sharded(col):
-        return list(col.modes)
-    return cast("Collection", col).modes()
+    """The search modes ``col`` supports (plain or sharded: ``modes()``)."""
+    return col.modes()
 
 
 class DocumentReader(Protocol):

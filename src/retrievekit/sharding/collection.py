@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from retrievekit.analysis import Analyzer, get_analyzer
-from retrievekit.collection import MODES, Collection, hybrid, kept_rag, reranked
+from retrievekit.collection import MODES, Collection, hybrid, kept_rag, reranked, search_modes
 from retrievekit.core.config import CollectionConfig
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
@@ -164,14 +164,9 @@ class ShardedCollection:
     def has_index(self, kind: str, name: str = "default") -> bool:
         return name in (self.config.get(kind) or {})
 
-    @property
     def modes(self) -> list[str]:
-        modes = ["bm25"]
-        if self.has_index("dense"):
-            modes += ["dense", "hybrid"]
-        if self.has_index("sparse"):
-            modes.append("sparse")
-        return modes
+        """Search modes, as ``Collection.modes``."""
+        return search_modes(self.has_index)
 
     @property
     def default_mode(self) -> str:
@@ -231,7 +226,7 @@ class ShardedCollection:
         return {"path": str(self.path), "generation": cut.generation, "documents": cut.documents,
                 "shards": [s if isinstance(s, dict) else {"shard": i, "unavailable": str(s)}
                            for i, s in enumerate(shards)],
-                "modes": self.modes, "config": self.config}
+                "modes": self.modes(), "config": self.config}
 
     # -- searching ---------------------------------------------------------------------------------------------
     def encoder(self, index: str = "default", config: Mapping[str, Any] | None = None) -> Any:
