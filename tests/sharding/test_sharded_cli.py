@@ -186,7 +186,7 @@ def test_what_sharded_collections_cannot_do_is_a_clear_error(tmp_path, capsys) -
     assert code == 2 and out == ""
     assert "--code" in err and "sharded collections do not support" in err and "leave out --shards" in err
     for flags, phrase in ((["--field-weights", "title=2,text=1"], "--field-weights"),
-                          (["--sparse"], "--sparse"), (["--workers", "2"], "--workers")):
+                          (["--workers", "2"], "--workers")):
         code, _, err = run(capsys, "index", str(source), str(target), "--shards", "2", *flags, "--no-progress")
         assert code == 2 and phrase in err and "shard" in err, err
     assert not target.exists()  # refused before anything was created
@@ -206,3 +206,16 @@ def test_what_sharded_collections_cannot_do_is_a_clear_error(tmp_path, capsys) -
     assert code == 2 and "sharded collection" in err
     code, _, err = run(capsys, "search", str(sharded), "cats", "--rm3")
     assert code == 2 and "not supported on sharded collections" in err
+
+
+def test_index_with_shards_builds_a_sparse_index_on_every_shard(tmp_path, capsys) -> None:
+    pytest.importorskip("cognition")
+    pytest.importorskip("torch")
+    source = write_jsonl(tmp_path / "docs.jsonl", corpus(12))
+    plain, sharded = tmp_path / "plain", tmp_path / "sharded"
+    assert run(capsys, "index", str(source), str(plain), "--sparse", "--no-progress")[0] == 0
+    assert run(capsys, "index", str(source), str(sharded), "--shards", "3", "--sparse", "--no-progress")[0] == 0
+    outputs = [json.loads(run(capsys, "search", str(folder), "cats dogs", "--mode", "sparse", "-k", "5",
+                              "--json")[1])["results"][0]["hits"] for folder in (plain, sharded)]
+    assert [(h["id"], round(h["score"], 5)) for h in outputs[0]] == [(h["id"], round(h["score"], 5))
+                                                                     for h in outputs[1]]

@@ -186,7 +186,7 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="create a sharded collection of N shards (ordinary collections in COLLECTION/shard-NNN, "
                    "documents routed by a hash of their id, searched by scatter-gather with rankings equal to one "
                    "collection's); a folder that holds one already is added to, with or without --shards (which "
-                   "must then match its shard count). Not with --code, --field-weights, --sparse or --workers")
+                   "must then match its shard count). Not with --code, --field-weights or --workers")
     add_ray_option(p)
     add_lock_timeout(p)
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")

@@ -39,9 +39,6 @@ def check_sharded_args(args: argparse.Namespace) -> None:
     if args.field_weights is not None:
         raise RetrievekitError("--field-weights (multi-field BM25) is not supported on sharded collections yet; leave "
                                "out --field-weights or --shards")
-    if args.sparse:
-        raise RetrievekitError("--sparse (a learned sparse index) is not supported on sharded collections yet; leave "
-                               "out --sparse or --shards")
     if args.workers is not None:
         raise RetrievekitError("--workers sets the indexing processes of a plain collection; a sharded collection's "
                                "shards index their documents side by side on their own: leave out --workers")
@@ -109,6 +106,8 @@ def run_index_sharded(args: argparse.Namespace) -> int:
             finally:
                 bar.close()
             added, seconds = int(report["documents"]), time.perf_counter() - started
+            if args.sparse and not col.has_index("sparse"):  # every shard encodes its own documents
+                col.add_sparse_index(args.sparse, lock_timeout=args.lock_timeout)
         if args.dense and col.has_index("dense"):
             from retrievekit.encoders.onnx import ensure_query_twin
 
