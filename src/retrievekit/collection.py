@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -313,9 +313,7 @@ class Collection:
 
         started = time.perf_counter()
         root = Path(source).resolve()
-        base = root if root.is_dir() else root.parent
-        if root.is_dir() and (root / "corpus.jsonl").is_file():
-            base = root
+        base = root if root.is_dir() else root.parent  # image paths are relative to the folder or corpus file's
         skipped: list[list[str]] = []
 
         def absolute(doc: Document) -> Document:
@@ -498,27 +496,20 @@ class Collection:
         retriever = self._retrievers.get(key)
         if retriever is not None:
             return retriever
-        if mode not in MODES:
-            raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
-        if mode in ("bm25", "hybrid"):
-            bm25: Retriever = BM25Retriever(self, scorer=scorer, rm3=rm3, field_weights=field_weights,
-                                            **scorer_params)  # validates arguments
-        if mode in ("dense", "hybrid"):
+        def bm25() -> Retriever:
+            return BM25Retriever(self, scorer=scorer, rm3=rm3, field_weights=field_weights, **scorer_params)
+
+        def dense() -> Retriever:
             from retrievekit.retrieval.dense.retriever import DenseRetriever
 
-            dense: Retriever = DenseRetriever(self, index, encoder=encoder, prf=prf)
-        if mode == "sparse":
+            return DenseRetriever(self, index, encoder=encoder, prf=prf)
+
+        def sparse() -> Retriever:
             from retrievekit.retrieval.sparse.retriever import LearnedSparseRetriever
 
-            retriever = LearnedSparseRetriever(self, index, encoder=encoder)
-        elif mode == "bm25":
-            retriever = bm25
-        elif mode == "dense":
-            retriever = dense
-        else:
-            retriever = hybrid(bm25, dense, fusion)
-        if rerank is not None:
-            retriever = reranked(retriever, rerank, depth)
+            return LearnedSparseRetriever(self, index, encoder=encoder)
+
+        retriever = assemble(mode, bm25, dense, sparse, fusion=fusion, rerank=rerank, depth=depth)
         if len(self._retrievers) < 64:
             self._retrievers[key] = retriever
         return retriever
@@ -628,6 +619,20 @@ def search_modes(has_index: Any) -> list[str]:
     if has_index("sparse"):
         modes.append("sparse")
     return modes
+
+
+def assemble(mode: str, bm25: Callable[[], Retriever], dense: Callable[[], Retriever], sparse: Callable[[], Retriever],
+             *, fusion: str | Mapping[str, Any] | None = None, rerank: Any = None, depth: int = 100) -> Retriever:
+    """The retriever of search ``mode`` from factories of its parts (only those the mode needs are made, BM25 before
+    dense), fused for hybrid and reranked when asked. Shared by plain and sharded collections."""
+    if mode not in MODES:
+        raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "hybrid":
+        first = bm25()  # validates BM25's arguments before the dense model loads
+        retriever = hybrid(first, dense(), fusion)
+    else:
+        retriever = {"bm25": bm25, "dense": dense, "sparse": sparse}[mode]()
+    return reranked(retriever, rerank, depth) if rerank is not None else retriever
 
 
 def hybrid(bm25: Retriever, dense: Retriever, fusion: str | Mapping[str, Any] | None) -> Retriever:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from retrievekit.analysis import Analyzer, get_analyzer
-from retrievekit.collection import MODES, Collection, hybrid, kept_rag, reranked, search_modes
+from retrievekit.collection import Collection, assemble, kept_rag, search_modes
 from retrievekit.core.config import CollectionConfig
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError, RetrievekitError
@@ -260,26 +260,16 @@ class ShardedCollection:
         """A retriever over one cut (default: the latest), built like ``Collection.retriever``."""
         from retrievekit.sharding.search import ShardedBM25, ShardedDense, ShardedSparse
 
-        if mode not in MODES:
-            raise RetrievekitError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         if rm3 or field_weights:
             raise RetrievekitError("RM3 and multi-field weights are not supported on sharded collections yet")
         cut = cut or self.snapshot()
         partial = self.allow_partial_results if allow_partial_results is None else allow_partial_results
-        if mode in ("bm25", "hybrid"):
-            bm25: Retriever = ShardedBM25(self, cut, scorer=scorer, allow_partial_results=partial, **scorer_params)
-        if mode in ("dense", "hybrid"):
-            dense: Retriever = ShardedDense(self, cut, index, allow_partial_results=partial)
-        if mode == "sparse":
-            retriever: Retriever = ShardedSparse(self, cut, index, allow_partial_results=partial)
-        elif mode == "bm25":
-            retriever = bm25
-        elif mode == "dense":
-            retriever = dense
-        else:
-            retriever = hybrid(bm25, dense, fusion)
-        if rerank is not None:
-            retriever = reranked(retriever, rerank, depth)
+        retriever = assemble(
+            mode,
+            lambda: ShardedBM25(self, cut, scorer=scorer, allow_partial_results=partial, **scorer_params),
+            lambda: ShardedDense(self, cut, index, allow_partial_results=partial),
+            lambda: ShardedSparse(self, cut, index, allow_partial_results=partial),
+            fusion=fusion, rerank=rerank, depth=depth)
         return retriever
 
     def search(self, queries: str | Sequence[str], k: int = 10, *, mode: str = "bm25", filter: Filter | None = None,

@@ -73,6 +73,12 @@ class Manifest:
             raise CollectionError(f"{folder} is not a retrievekit collection (no {MANIFEST})") from None
         except (OSError, ValueError) as exc:
             raise CollectionError(f"cannot read {path}: {exc}") from exc
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Manifest:
+        """The manifest stored as ``data`` (read from ``path``, named in errors): format, version and every field
+        checked."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CollectionError(f"{path} is not a retrievekit collection manifest")
         if data.get("format_version", 0) > FORMAT_VERSION:
@@ -131,12 +137,11 @@ def read_pinned(folder: Path, generation: int) -> Manifest:
                               f"{pinned_generations(folder) or 'none'}; current: {current.generation})")
     try:
         data = json.loads(path.read_text("utf-8"))
-        return Manifest(config=data["config"], generation=int(data["generation"]),
-                        next_segment=int(data["next_segment"]), segments=[SegmentEntry(**s) for s in data["segments"]])
     except FileNotFoundError:
         raise CollectionError(f"generation {generation} of {folder} was unpinned while being read") from None
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise CollectionError(f"pinned manifest {path} is damaged ({type(exc).__name__}: {exc})") from None
+    return Manifest.from_json(data, path)
 
 
 def pinned_manifests(folder: Path) -> list[Manifest]:
