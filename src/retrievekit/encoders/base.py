@@ -82,18 +82,25 @@ class Encoder(ABC):
     def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False,
                desc: str = "encoding") -> np.ndarray:
         """Encode texts as they are (no prompt added), longest first so each batch pads little."""
-        n = len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        return self._in_batches(texts, order, self._encode_batch, batch_size=batch_size, progress=progress,
+                                desc=desc, what="encoder")
+
+    def _in_batches(self, items: Sequence[Any], order: Sequence[int], encode_batch: Any, *, batch_size: int,
+                    progress: bool, desc: str, what: str) -> np.ndarray:
+        """``encode_batch`` over ``items`` taken ``batch_size`` at a time in ``order``: one float32 row per item in
+        input order, each batch's shape checked, normalised if the encoder normalises."""
+        n = len(items)
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
-        order = sorted(range(n), key=lambda i: -len(texts[i]))
         bar = progress_bar(progress, n, desc)
         try:
             for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                vectors = np.asarray(self._encode_batch([texts[i] for i in idx]), dtype=np.float32)
+                idx = list(order[start : start + batch_size])
+                vectors = np.asarray(encode_batch([items[i] for i in idx]), dtype=np.float32)
                 if vectors.shape != (len(idx), self.dim):
-                    raise RetrievekitError(f"{self.backend} encoder returned shape {vectors.shape}, expected "
+                    raise RetrievekitError(f"{self.backend} {what} returned shape {vectors.shape}, expected "
                                            f"({len(idx)}, {self.dim})")
                 out[idx] = vectors
                 bar.update(len(idx))

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
-from retrievekit.core.progress import progress_bar
 from retrievekit.encoders.base import Encoder, normalize_rows
 
 #: images larger than this many pixels are refused before decoding (a decompression bomb); Pillow's own default
@@ -75,23 +74,12 @@ class ImageTextEncoder(Encoder):
     def encode_images(self, images: Sequence[ImageInput], *, batch_size: int = 32, progress: bool = False,
                       max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         """One vector per image (paths, bytes or PIL images), loaded batch by batch."""
-        n = len(images)
-        out = np.empty((n, self.dim), dtype=np.float32)
-        bar = progress_bar(progress, n, "embedding images")
-        try:
-            for start in range(0, n, batch_size):
-                batch = [load_image(x, max_pixels=max_pixels) for x in images[start:start + batch_size]]
-                vectors = np.asarray(self._encode_image_batch(batch), dtype=np.float32)
-                if vectors.shape != (len(batch), self.dim):
-                    raise RetrievekitError(f"{self.backend} image encoder returned shape {vectors.shape}, expected "
-                                           f"({len(batch)}, {self.dim})")
-                out[start:start + len(batch)] = vectors
-                bar.update(len(batch))
-        finally:
-            bar.close()
-        if self.normalize:
-            normalize_rows(out)
-        return out
+
+        def encode_batch(batch: list[ImageInput]) -> np.ndarray:
+            return self._encode_image_batch([load_image(x, max_pixels=max_pixels) for x in batch])
+
+        return self._in_batches(images, range(len(images)), encode_batch, batch_size=batch_size, progress=progress,
+                                desc="embedding images", what="image encoder")
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "modalities": list(self.modalities)}
