@@ -79,7 +79,7 @@ class Shard:
         self._writer: CollectionWriter | None = None
         self._transaction: str | None = None  # the cluster transaction the open writer's changes belong to
         self._calls = 0
-        self._seqs: dict[int, np.ndarray] = {}  # generation -> insertion number per global document number
+        self._seqs: dict[int, dict[str, int]] = {}  # generation -> live id -> global insertion number
 
     # -- reading ---------------------------------------------------------------------------------------------
     def ping(self) -> dict[str, Any]:
@@ -104,30 +104,30 @@ class Shard:
         fields = self._snap(generation).metadata_fields(prefetch=prefetch)
         return {name: sorted(kinds) for name, kinds in fields.items() if name != SEQ_FIELD}
 
-    def _seq_array(self, snap: Snapshot) -> np.ndarray:
-        seqs = self._seqs.get(snap.generation)
-        if seqs is None:
-            parts = []
-            for seg in snap.segments:
+    def _seq_of(self, snap: Snapshot) -> dict[str, int]:
+        """Live document id -> its global insertion number, read once per generation (one pass over each segment's
+        ids and its ``SEQ_FIELD`` metadata column)."""
+        seq_of = self._seqs.get(snap.generation)
+        if seq_of is None:
+            seq_of = {}
+            for seg, live in zip(snap.segments, snap.live):
                 column = seg.metadata_columns([SEQ_FIELD])[SEQ_FIELD] or [None] * seg.n_docs
-                parts.append(np.array([-1 if v is None else v for v in column], dtype=np.int64))
-            seqs = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-            self._seqs[snap.generation] = seqs
+                for local, (doc_id, seq) in enumerate(zip(seg.ids, column)):
+                    if live is None or live[local]:
+                        seq_of[doc_id] = -1 if seq is None else int(seq)
+            self._seqs[snap.generation] = seq_of
             while len(self._seqs) > 4:
                 self._seqs.pop(next(iter(self._seqs)))
-        return seqs
+        return seq_of
 
     def _hits(self, snap: Snapshot, results: SearchResults) -> list[Hits]:
         """Per query: the hit ids, scores and insertion numbers (the coordinator's tie-break)."""
-        seqs = self._seq_array(snap)
-        id_map = snap.id_map()
+        seq_of = self._seq_of(snap)
         out = []
         for i in range(len(results)):
             ids = [d for d in results.ids[i] if d is not None]
             scores = np.asarray(results.scores[i][: len(ids)], np.float32)
-            numbers = [id_map[d] for d in ids]
-            seq = np.array([seqs[int(snap.bases[s]) + local] for s, local in numbers], np.int64)
-            out.append((ids, scores, seq))
+            out.append((ids, scores, np.array([seq_of[d] for d in ids], np.int64)))
         return out
 
     def term_stats(self, terms: list[str], generation: int) -> dict[str, Any]:
