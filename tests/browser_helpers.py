@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from paths import REPO
+
 SKIP_REASON = "no Chromium binary found (install chromium or set RETRIEVEKIT_CHROMIUM)"
 
 
@@ -52,3 +54,14 @@ def checked_page(browser: Any, screenshot: Path | None = None) -> Iterator[Any]:
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+#: where browser tests leave their screenshots (per test, and on failure)
+ARTIFACTS = Path(os.environ.get("RETRIEVEKIT_TEST_ARTIFACTS") or REPO / "test-artifacts")
+
+
+def screenshot_path(test_name: str) -> Path:
+    """The screenshot file of a test, named after it."""
+    import re
+
+    return ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', test_name)}.png"

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import CHROMIUM, SKIP_REASON, checked_page, launched_browser
+from browser_helpers import ARTIFACTS, CHROMIUM, SKIP_REASON
 
 if CHROMIUM is None:
     pytest.skip(SKIP_REASON, allow_module_level=True)
 
 import toy_encoder  # noqa: F401  (registers the "toy" encoder in this process, where the server runs)
 from http_helpers import ServerThread
-from paths import REPO
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from retrievekit import Collection
 from retrievekit.evaluation.report import write_report
@@ -34,7 +32,6 @@ KEY = "s3cret-key"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 XSS_ID = "x<1>&y"
 PATH_ID = "notes/a b?.txt#1"
-ARTIFACTS = Path(os.environ.get("RETRIEVEKIT_TEST_ARTIFACTS") or REPO / "test-artifacts")
 
 DOCS: list[dict[str, Any]] = [
     {"id": "d01", "title": "BM25 ranking", "text": "BM25 is a ranking function for retrieval of documents.",
@@ -133,19 +130,6 @@ def ask_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThrea
     col.add(ASK_DOCS)
     with ServerThread(create_app(col.path, generator=ScriptedGenerator())) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launched_browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    shot = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}.png"
-    with checked_page(browser, screenshot=shot) as pg:
-        yield pg
 
 
 def open_search(page: Page, base: str) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_helpers import CHROMIUM, SKIP_REASON, checked_page, launched_browser
+from browser_helpers import CHROMIUM, SKIP_REASON
 
 if CHROMIUM is None:
     pytest.skip(SKIP_REASON, allow_module_level=True)
@@ -25,16 +24,14 @@ pytest.importorskip("python_multipart")
 import toy_encoder  # noqa: F401  (registers the "toy" encoder in this process, where the server runs)
 from clip_helpers import make_tiny_clip
 from http_helpers import ServerThread
-from paths import REPO
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from retrievekit import Collection
 from retrievekit.serve.app import create_app
 
 KEY = "image-key"
 N_PICTURES = 6
-ARTIFACTS = Path(os.environ.get("RETRIEVEKIT_TEST_ARTIFACTS") or REPO / "test-artifacts")
 
 
 def picture_bytes(seed: int) -> bytes:
@@ -65,19 +62,6 @@ def image_col(tmp_path_factory: pytest.TempPathFactory, pictures: Path) -> Colle
 def server(image_col: Collection) -> Iterator[ServerThread]:
     with ServerThread(create_app(image_col.path)) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launched_browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    shot = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', request.node.name)}.png"
-    with checked_page(browser, screenshot=shot) as pg:
-        yield pg
 
 
 def open_search(page: Page, base: str) -> None:
