@@ -1,0 +1,97 @@
+"""Documents people keep in folders — PDF, Word, PowerPoint, EPUB, e-mail — parsed by maintained libraries (the
+``documents`` extra) into text with provenance: pages, heading sections, tables and metadata.
+
+``parse_document(data, path)`` detects the format by content (``detect``), runs its parser (one module per format,
+each a ``DocumentParser``) and returns ``ParsedDocument``s; ``UnreadableDocument`` carries the reason a file is
+skipped (encrypted, corrupt, a zip bomb, over a limit, the extra not installed). ``as_document`` turns one into the
+``Document`` the folder reader yields; its metadata keeps the file's ``path`` and ``page_spans`` (``[start, end]``
+of each page in the text), which give a passage its page (``core.pages``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from retrievekit.core.document import Document
+from retrievekit.core.errors import MissingExtraError
+from retrievekit.ingest.documents.base import (
+    DocumentLimits,
+    DocumentParser,
+    ParsedDocument,
+    Section,
+    Table,
+    UnreadableDocument,
+)
+from retrievekit.ingest.documents.detect import DOCUMENT_EXTENSIONS, detect_format
+
+__all__ = ["DOCUMENT_EXTENSIONS", "PARSERS", "DocumentLimits", "DocumentParser", "ParsedDocument", "Section", "Table",
+           "UnreadableDocument", "as_document", "detect_format", "get_parser", "parse_document"]
+
+# format -> "module:class", imported on first use (listing formats loads no parsing library)
+PARSERS = {
+    "pdf": "retrievekit.ingest.documents.pdf:PDFParser",
+    "docx": "retrievekit.ingest.documents.office:DocxParser",
+    "pptx": "retrievekit.ingest.documents.office:PptxParser",
+    "epub": "retrievekit.ingest.documents.epub:EpubParser",
+    "eml": "retrievekit.ingest.documents.mail:EmlParser",
+    "mbox": "retrievekit.ingest.documents.mail:MboxParser",
+}
+_PARSER_CACHE: dict[str, DocumentParser] = {}
+
+
+def get_parser(format: str) -> DocumentParser:
+    if format not in PARSERS:
+        raise ValueError(f"no document parser for {format!r}; formats: {', '.join(PARSERS)}")
+    parser = _PARSER_CACHE.get(format)
+    if parser is None:
+        module, _, name = PARSERS[format].partition(":")
+        parser = _PARSER_CACHE[format] = getattr(importlib.import_module(module), name)()
+    return parser
+
+
+def parse_document(data: bytes, path: str | Path, limits: DocumentLimits | None = None,
+                   format: str | None = None) -> list[ParsedDocument]:
+    """The documents of one file's bytes. ``format``: skip detection. Raises ``UnreadableDocument`` (the reason)
+    when the file cannot be indexed — including when the library its format needs is not installed."""
+    limits = limits or DocumentLimits()
+    path = Path(path)
+    if not data:
+        raise UnreadableDocument("empty file (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise UnreadableDocument(f"{len(data):,} bytes (over max_bytes {limits.max_bytes:,})")
+    format = format or detect_format(data, os.path.splitext(path.name)[1].lower())
+    if format is None:
+        raise UnreadableDocument("not a PDF, Office, EPUB or e-mail file")
+    try:
+        return get_parser(format).parse(data, path, limits)
+    except MissingExtraError as exc:
+        raise UnreadableDocument(f"{format.upper()} files need the documents extra: "
+                                 "pip install 'retrievekit[documents]'") from exc
+    except RecursionError:  # a deeply nested structure in a hostile file
+        raise UnreadableDocument(f"{format.upper()} nested too deeply to parse") from None
+
+
+def as_document(parsed: ParsedDocument, rel: str, extension: str, size: int) -> Document:
+    """The stored document of a parsed file: id ``rel`` (``rel#KEY`` for one message of an archive), the parsed
+    title or else the file name, the extracted text, and metadata: ``path``, ``extension``, ``bytes``, ``format``,
+    the parser's metadata (author, dates, subject, from, to, ...), ``pages`` (count) and ``page_spans``,
+    ``pages_without_text``, ``sections`` (``{heading, start, end}``) and ``tables`` (``{start, end, header,
+    rows}``)."""
+    metadata: dict[str, Any] = {"path": rel, "extension": extension, "bytes": size, "format": parsed.format,
+                                **parsed.metadata}
+    if parsed.pages:
+        metadata["pages"] = len(parsed.pages)
+        metadata["page_spans"] = [[s, e] for s, e in parsed.pages]
+    if parsed.pages_without_text:
+        metadata["pages_without_text"] = list(parsed.pages_without_text)
+    if parsed.sections:
+        metadata["sections"] = [{"heading": s.heading, "start": s.start, "end": s.end} for s in parsed.sections]
+    if parsed.tables:
+        metadata["tables"] = [{"start": t.start, "end": t.end, "header": list(t.header), "rows": len(t.rows)}
+                              for t in parsed.tables]
+    doc_id = f"{rel}#{parsed.key}" if parsed.key else rel
+    title = parsed.title or Path(rel).stem
+    return Document(id=doc_id, text=parsed.text, title=title, metadata=metadata)

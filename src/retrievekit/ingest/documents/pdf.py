@@ -1,0 +1,133 @@
+"""PDF through pypdfium2 (PDFium, the engine of Chrome's viewer; Apache-2.0/BSD): the text layer page by page, the
+outline (bookmarks) as sections, the document information as metadata. A page without a text layer (a scan) is
+reported in ``pages_without_text``; a document with no text at all cannot be indexed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from retrievekit.core.errors import require
+from retrievekit.ingest.documents.base import (
+    DocumentLimits,
+    DocumentParser,
+    ParsedDocument,
+    TextBuilder,
+    UnreadableDocument,
+)
+
+# PDFium marks soft hyphens and unknown glyphs with these; NUL can come from broken fonts
+_JUNK = re.compile("[\x00\x02\ufffe\uffff]")
+_INFO_FIELDS = {"Title": "title", "Author": "author", "Subject": "subject", "Keywords": "keywords",
+                "CreationDate": "created", "ModDate": "modified", "Creator": "creator", "Producer": "producer"}
+_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?")
+
+
+def page_text(raw: str) -> str:
+    """PDFium's text of a page with ``\\n`` line ends, marker characters removed and lines right-trimmed."""
+    text = _JUNK.sub("", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def pdf_date(value: str) -> str:
+    """``D:20240131120000Z`` -> ``2024-01-31T12:00:00`` (as much as is given); other strings unchanged."""
+    match = _PDF_DATE.match(value)
+    if match is None:
+        return value
+    year, month, day, hour, minute, second = match.groups()
+    out = year + (f"-{month}" if month else "") + (f"-{day}" if month and day else "")
+    if day and hour:
+        out += f"T{hour}:{minute or '00'}:{second or '00'}"
+    return out
+
+
+class PDFParser(DocumentParser):
+    format = "pdf"
+    requires = ("pypdfium2",)
+
+    def parse(self, data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument]:
+        pdfium = require("pypdfium2", "documents")
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            message = str(exc)
+            if "password" in message.lower():
+                raise UnreadableDocument("encrypted PDF (needs a password)") from None
+            raise UnreadableDocument(f"corrupt or truncated PDF ({message})") from None
+        try:
+            return [self._read(pdf, pdfium, limits)]
+        finally:
+            pdf.close()
+
+    def _read(self, pdf: Any, pdfium: Any, limits: DocumentLimits) -> ParsedDocument:
+        n_pages = len(pdf)
+        if n_pages > limits.max_pages:
+            raise UnreadableDocument(f"{n_pages:,} pages (over max_pages {limits.max_pages:,})")
+        builder = TextBuilder(limits)
+        empty: list[int] = []
+        for number in range(n_pages):
+            start = len(builder)
+            try:
+                page = pdf[number]
+                try:
+                    textpage = page.get_textpage()
+                    text = page_text(textpage.get_text_range())
+                    textpage.close()
+                finally:
+                    page.close()
+            except pdfium.PdfiumError as exc:
+                raise UnreadableDocument(f"corrupt PDF: page {number + 1} cannot be read ({exc})") from None
+            if not text:
+                empty.append(number + 1)
+            builder.add(text)
+            builder.page(start)
+        if not len(builder):
+            raise UnreadableDocument(f"no text layer on any of its {n_pages:,} pages (a scanned PDF? OCR is not "
+                                     "available)" if n_pages else "a PDF without pages")
+        self._outline(pdf, builder, n_pages)
+        metadata = self._info(pdf)
+        title = str(metadata.pop("title", "") or "")
+        warnings = []
+        if empty:
+            warnings.append(f"{len(empty):,} of {n_pages:,} pages have no text layer (scanned or blank): pages "
+                            + ", ".join(map(str, empty[:20])) + (", ..." if len(empty) > 20 else ""))
+        return builder.result("pdf", title=title, metadata=metadata, pages_without_text=empty, warnings=warnings)
+
+    @staticmethod
+    def _outline(pdf: Any, builder: TextBuilder, n_pages: int) -> None:
+        """Bookmarks as headings, each placed where its title appears on its page (else at the page's start)."""
+        text = builder.text
+        try:
+            entries = list(pdf.get_toc(max_depth=8))
+        except Exception:  # a broken outline costs the sections, not the document
+            return
+        for entry in entries[:10_000]:
+            dest = entry.get_dest()
+            index = dest.get_index() if dest is not None else None
+            title = " ".join(entry.get_title().split())
+            if index is None or not 0 <= index < n_pages or not title:
+                continue
+            start, end = builder.pages[index]
+            found = _find_words(text, title, start, end)
+            builder.heading_at(found if found >= 0 else start, entry.level + 1, title)
+
+    @staticmethod
+    def _info(pdf: Any) -> dict[str, Any]:
+        try:
+            info = pdf.get_metadata_dict(skip_empty=True)
+        except Exception:
+            return {}
+        out: dict[str, Any] = {}
+        for key, name in _INFO_FIELDS.items():
+            value = " ".join(str(info.get(key) or "").split())
+            if value:
+                out[name] = pdf_date(value) if name in ("created", "modified") else value
+        return out
+
+
+def _find_words(text: str, words: str, start: int, end: int) -> int:
+    """Where ``words`` occur in ``text[start:end]`` with any whitespace between them; -1 if they do not."""
+    pattern = r"\s+".join(map(re.escape, words.split()))
+    match = re.compile(pattern, re.IGNORECASE).search(text, start, end)
+    return match.start() if match else -1
