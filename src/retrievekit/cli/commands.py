@@ -137,8 +137,8 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="SOURCE is a folder of images, or a JSONL/BEIR corpus whose rows name images (an 'image' "
                    "field): one document per image with its caption (sidecar NAME.txt/NAME.json or the row's "
                    "text), EXIF metadata and a thumbnail; unreadable images are skipped and listed. With --dense "
-                   "clip:MODEL (a CLIP model: hub name or folder) the images are embedded for text->image and image "
-                   "search (needs retrievekit[images])")
+                   "clip:MODEL, hf-clip:MODEL (transformers CLIP/SigLIP) or open-clip:MODEL (a hub name or folder) "
+                   "the images are embedded for text->image and image search (needs retrievekit[images])")
     p.add_argument("--hash", metavar="KIND", choices=["phash", "dhash", "whash", "ahash"],
                    help="with --images: also index a perceptual hash of every image (phash, dhash, whash, ahash) for "
                    "near-duplicate search (search --image PATH --near-duplicates); no neural model needed")

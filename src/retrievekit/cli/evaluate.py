@@ -64,7 +64,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    help="the system evaluated when no --system is given: bm25 (default), dense (needs --model's "
                    "encoder; embeddings cached, so a second run skips encoding) or hybrid (BM25 and dense fused); "
                    "image: image-text retrieval the Flickr way (DATA a folder whose corpus.jsonl rows name an "
-                   "'image' file, captions as queries; --model clip:MODEL): text->image and image->text Recall@1/5/10 "
+                   "'image' file, captions as queries; --model clip:MODEL, hf-clip:MODEL or open-clip:MODEL): "
+                   "text->image and image->text Recall@1/5/10 "
                    "by exact cosine over all items")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="with --mode image: only the first N images and their captions (a quick run)")

@@ -2,10 +2,13 @@
 queries find images and images find images. ``ImageTextEncoder`` adds ``encode_images`` to the text ``Encoder``
 API; a backend implements one batch of each.
 
-Backend ``clip``: any sentence-transformers CLIP model (a hub name such as ``clip-ViT-B-32`` or a local folder).
-No CLIP weights ship on PyPI, so offline there is no real model: quality needs a downloaded one (the tests build
-tiny random ones). open_clip needs torchvision, whose PyPI wheels are CUDA builds that do not load with the CPU
-torch this project pins, so it is not a backend yet.
+Backends (one module each): ``clip`` here, any sentence-transformers CLIP model (a hub name such as
+``clip-ViT-B-32`` or a local folder); ``hf-clip`` (``clip_transformers``), transformers' CLIP, SigLIP and kin;
+``open-clip`` (``openclip``), the open_clip library's models. No CLIP weights ship on PyPI, so offline there is no
+real model: quality needs a downloaded one (the tests build tiny random ones).
+
+Every image-text spec records the image preprocessing (resize, crop, mean/std) next to the prompts, so an index
+says exactly how its pixels were turned into vectors.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class ImageTextEncoder(Encoder):
     any encoder; images through ``encode_images``. Both are normalised alike, so their dot products compare."""
 
     modalities = ("text", "image")
+    #: how images become pixel tensors (``preprocessing_settings``), recorded in the spec
+    image_preprocessing: dict[str, Any] | None = None
 
     @abstractmethod
     def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
@@ -82,7 +87,29 @@ class ImageTextEncoder(Encoder):
                                 desc="embedding images", what="image encoder")
 
     def spec(self) -> dict[str, Any]:
-        return {**super().spec(), "modalities": list(self.modalities)}
+        return {**super().spec(), "modalities": list(self.modalities), "image_preprocessing": self.image_preprocessing}
+
+
+_PREPROCESSING_KEYS = ("image_processor_type", "do_resize", "size", "resample", "do_center_crop", "crop_size",
+                       "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std")
+
+
+def preprocessing_settings(settings: dict[str, Any],
+                           keys: Sequence[str] | None = _PREPROCESSING_KEYS) -> dict[str, Any]:
+    """The settings of an image processor (transformers' ``to_dict()``, or open_clip's preprocess config) that decide
+    the pixels (``keys``; None: all of them), as plain JSON values (a resampling enum becomes its number, tuples
+    lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if hasattr(value, "value") and isinstance(value.value, int):  # an IntEnum such as PIL's Resampling
+            return int(value.value)
+        return value
+
+    return {key: plain(settings[key]) for key in (settings if keys is None else keys) if settings.get(key) is not None}
 
 
 class SentenceTransformersClipEncoder(ImageTextEncoder):
@@ -94,8 +121,9 @@ class SentenceTransformersClipEncoder(ImageTextEncoder):
 
     def __init__(self, model: str = "clip-ViT-B-32", *, query_prompt: str = "", document_prompt: str = "",
                  normalize: bool = True, max_length: int | None = None, device: str | None = None,
-                 pooling: str | None = None, modalities: Sequence[str] | None = None) -> None:
-        # pooling and modalities come back from a stored spec; they are this backend's own, nothing to choose
+                 pooling: str | None = None, modalities: Sequence[str] | None = None,
+                 image_preprocessing: dict[str, Any] | None = None) -> None:
+        # pooling, modalities and image_preprocessing come back from a stored spec; they are the model's own
         if pooling not in (None, self.pooling):
             raise RetrievekitError(f"the clip backend pools as CLIP does, not {pooling!r}")
         from retrievekit.encoders.sentence_transformers import load_sentence_transformer
@@ -115,6 +143,8 @@ class SentenceTransformersClipEncoder(ImageTextEncoder):
         if positions:
             window = min(int(window), int(positions))
         self.model.max_seq_length = self.max_length = int(window)
+        processor = getattr(getattr(self.model[0], "processor", None), "image_processor", None)
+        self.image_preprocessing = preprocessing_settings(processor.to_dict()) if processor else None
         probe = self.model.encode(["probe"], convert_to_numpy=True, show_progress_bar=False)
         self._dim = int(probe.shape[1])
 

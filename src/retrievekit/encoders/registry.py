@@ -97,6 +97,14 @@ ENCODERS.register("model2vec", "retrievekit.encoders.static:Model2VecEncoder", u
 ENCODERS.register("clip", "retrievekit.encoders.clip:SentenceTransformersClipEncoder", usage="clip:MODEL",
                   extra="images", requires=["torch", "sentence_transformers", "PIL"],
                   description="image-text (CLIP) model through sentence-transformers: a hub name or a local folder")
+ENCODERS.register("hf-clip", "retrievekit.encoders.clip_transformers:TransformersClipEncoder", usage="hf-clip:MODEL",
+                  extra="images", requires=["torch", "transformers", "PIL"],
+                  description="image-text model through transformers (CLIP, SigLIP, SigLIP 2, ...): a hub name or a "
+                              "local folder")
+ENCODERS.register("open-clip", "retrievekit.encoders.openclip:OpenClipEncoder",
+                  usage="open-clip:hf-hub:ORG/NAME | open-clip:ARCH@PRETRAINED_TAG | open-clip:FOLDER",
+                  extra="images", requires=["torch", "open_clip", "PIL"],
+                  description="image-text model through open_clip (needs torchvision beside torch)")
 
 
 def register_encoder(backend: str, factory: EncoderFactory | str, *, usage: str = "", extra: str | None = None,

@@ -44,7 +44,8 @@ def evaluate_image_text(folder: str | os.PathLike[str], encoder: Encoder, ks: Se
     ``folder`` (see the module docstring). ``limit``: only the first ``limit`` images of ``corpus.jsonl`` and the
     captions judged for them (for quick runs)."""
     if not isinstance(encoder, ImageTextEncoder):
-        raise RetrievekitError(f"image-text evaluation needs an image-text encoder (clip:MODEL); "
+        raise RetrievekitError(f"image-text evaluation needs an image-text encoder (clip:, hf-clip: or "
+                               "open-clip:MODEL); "
                                f"{encoder.backend or type(encoder).__name__}:{encoder.spec().get('model')} is a text "
                                "encoder without an image tower")
     ks = _check_ks(ks)
