@@ -13,7 +13,10 @@ def make_tiny_clip(folder: Path) -> Path:
     model folder."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import CLIPModel as STClip
+    try:  # sentence-transformers >= 6 moved its modules; older releases have them in .models
+        from sentence_transformers.sentence_transformer.modules import CLIPModel as STClip
+    except ImportError:
+        from sentence_transformers.models import CLIPModel as STClip
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     hf = folder / "hf"

@@ -118,8 +118,17 @@ def test_near_duplicate_search_with_perceptual_hashes(tmp_path, images):
         col.search_near_duplicates([images[0]], index="other")
 
 
-def test_compressed_tiers_work_on_image_vectors(tmp_path, clip_model, images):
-    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}", vectors="int8")
-    col.add([{"id": f"p{i}", "metadata": {"image": path}} for i, path in enumerate(images)])
+@pytest.mark.parametrize("tier", ["int8", "binary+rescore", "hnsw"])
+def test_compressed_tiers_and_ann_work_on_image_vectors(tmp_path, clip_model, images, tier):
+    if tier == "hnsw":
+        pytest.importorskip("faiss")
+    col = Collection.create(tmp_path / "c", dense=f"clip:{clip_model}", vectors=tier)
+    col.add([{"id": f"p{i}", "metadata": {"image": path, "album": "even" if i % 2 == 0 else "odd"}}
+             for i, path in enumerate(images)])
     results = col.search_images(images[:3], k=1)
     assert [results.ids[i][0] for i in range(3)] == ["p0", "p1", "p2"]
+    # text -> image, restricted by metadata: only the filtered pictures come back, ranked as without the filter
+    filtered = col.search(["caption"], 8, mode="dense", filter={"album": "odd"}).hits(0)
+    assert {doc for doc, _ in filtered} == {"p1", "p3", "p5", "p7"}
+    unfiltered = [doc for doc, _ in col.search(["caption"], 8, mode="dense").hits(0)]
+    assert [doc for doc, _ in filtered] == [doc for doc in unfiltered if doc in {"p1", "p3", "p5", "p7"}]
