@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class ONNXEncoder(Encoder):
         threads: int | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
-        ort = require("onnxruntime", "onnx")
+        require("onnxruntime", "onnx")
         tokenizers = require("tokenizers", "onnx")
         card = model_card(model)
         self.name = canonical_name(model, card)
@@ -95,16 +95,8 @@ class ONNXEncoder(Encoder):
         self._dim = int(meta["dim"])
         self._lowercase = bool(meta.get("do_lower_case", False))
 
-        path = self._ensure_model_file()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or _cpu_count())
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning cost 30% more CPU and
-        # 15-30% more wall time encoding docstrings, and a batch of 32 texts is long enough that waking costs nothing.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.threads = options.intra_op_num_threads
-        self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self.threads = int(threads or _cpu_count())
+        self._session = cpu_session(self._ensure_model_file(), self.threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
 
         self._tokenizer = tokenizers.Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -138,6 +130,19 @@ class ONNXEncoder(Encoder):
         if self._lowercase:
             text = text.lower()
         return [tuple(span) for span in self._span_tokenizer.encode(text, add_special_tokens=False).offsets]
+
+
+def cpu_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime session running ``path`` on the CPU with ``threads`` intra-op threads."""
+    ort = require("onnxruntime", "onnx")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning cost 30% more CPU and
+    # 15-30% more wall time encoding docstrings, and a batch of 32 texts is long enough that waking costs nothing.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 class ONNXInt8Encoder(ONNXEncoder):
@@ -228,10 +233,10 @@ def cached_export(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = 
     """The cache folder of a finished ONNX export of ``model``, or None; never exports and never imports torch."""
     card = card if card is not None else model_card(model)
     location = resolve_model_path(model, card)
-    files = _local_files(location)
+    files = local_model_files(location)
     if files is None:
         return None
-    folder = _cache_root(cache_dir) / _cache_key(canonical_name(model, card), location, files)
+    folder = cache_root(cache_dir) / cache_key(canonical_name(model, card), location, files)
     return folder if (folder / "meta.json").exists() else None
 
 
@@ -240,35 +245,41 @@ def export_model(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = N
     """The cache folder holding the ONNX export of ``model``; exports it first if no valid one is cached."""
     card = card if card is not None else model_card(model)
     location = resolve_model_path(model, card)
-    root = _cache_root(cache_dir)
-    files = _local_files(location)
+    files = local_model_files(location)
     if files is None:
         # a hub model not downloaded yet: fetch it so the key can hash its files
         _load_for_export(model)
-        files = _local_files(location)
-    folder = root / _cache_key(canonical_name(model, card), location, files)
+        files = local_model_files(location)
+    folder = cache_root(cache_dir) / cache_key(canonical_name(model, card), location, files)
+    return build_cache_folder(folder, lambda tmp: _export_into(model, tmp), what=model)
+
+
+def build_cache_folder(folder: Path, build: Callable[[Path], None], *, what: str) -> Path:
+    """``folder`` filled by ``build(tmp)`` in a temporary sibling and renamed into place, unless it is finished
+    already. Finished means it holds ``meta.json``, which ``build`` writes last: a crash never leaves a
+    half-written export that a later run would use."""
     if (folder / "meta.json").exists():
         return folder
-    if folder.exists():  # left by something other than this module's rename: do not trust it
+    if folder.exists():  # left by something other than this function's rename: do not trust it
         shutil.rmtree(folder, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared like any ~/.cache folder
-        _export_into(model, tmp)
+        build(tmp)
         try:
             os.replace(tmp, folder)
         except OSError:
             if not (folder / "meta.json").exists():
                 raise
-            logger.debug("another process exported %s first", model)
+            logger.debug("another process exported %s first", what)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
-def _cache_root(cache_dir: str | Path | None) -> Path:
+def cache_root(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
 
 
@@ -356,7 +367,7 @@ def quantize_int8(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def _local_files(location: str) -> Path | None:
+def local_model_files(location: str) -> Path | None:
     """The folder holding the model's files: the location itself, or its snapshot in the Hugging Face cache."""
     path = Path(location)
     if path.is_dir():
@@ -369,8 +380,12 @@ def _local_files(location: str) -> Path | None:
         return None
 
 
-def _cache_key(name: str, location: str, files: Path | None) -> str:
+def cache_key(name: str, location: str, files: Path | None, *, kind: str = "") -> str:
+    """The cache folder name of an export of ``name``: its files, the exporting libraries and ``kind`` (what is
+    exported; empty for this module's text encoders, whose existing caches keep their key)."""
     h = hashlib.sha256(f"{CACHE_FORMAT}\0{location}\0".encode())
+    if kind:
+        h.update(f"{kind}\0".encode())
     if files is not None:
         for f in sorted(p for p in files.rglob("*") if p.is_file()):
             st = f.stat()

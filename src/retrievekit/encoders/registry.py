@@ -97,6 +97,9 @@ ENCODERS.register("model2vec", "retrievekit.encoders.static:Model2VecEncoder", u
 ENCODERS.register("clip", "retrievekit.encoders.clip:SentenceTransformersClipEncoder", usage="clip:MODEL",
                   extra="images", requires=["torch", "sentence_transformers", "PIL"],
                   description="image-text (CLIP) model through sentence-transformers: a hub name or a local folder")
+ENCODERS.register("onnx-clip", "retrievekit.encoders.onnx_clip:ONNXClipEncoder", usage="onnx-clip:MODEL", extra="onnx",
+                  requires=["onnxruntime", "tokenizers", "PIL"],
+                  description="CLIP exported to ONNX once (text and vision towers), then run without torch")
 ENCODERS.register("hf-clip", "retrievekit.encoders.clip_transformers:TransformersClipEncoder", usage="hf-clip:MODEL",
                   extra="images", requires=["torch", "transformers", "PIL"],
                   description="image-text model through transformers (CLIP, SigLIP, SigLIP 2, ...): a hub name or a "
