@@ -269,14 +269,22 @@ class Collection:
         lock_timeout: float = 0.0,
         **reader_options: Any,
     ) -> dict[str, Any]:
-        """Stream documents from a file or folder (JSONL, BEIR, CSV/TSV, text/Markdown/HTML files) into the
-        collection in one atomic commit: on any error nothing of this ingest is committed.
+        """Stream documents from a file or folder (JSONL, BEIR, CSV/TSV, a folder of text/Markdown/HTML, PDF, Office,
+        EPUB and e-mail files) into the collection in one atomic commit: on any error nothing of this ingest is
+        committed. A folder's files that cannot be read as their format (encrypted or corrupt PDFs, zip bombs, ...)
+        are skipped, not errors: the report lists them as ``skipped`` ``[[path, reason], ...]``, and files indexed
+        with a problem (pages without text) as ``warnings``.
 
         ``workers`` processes analyse and index in parallel (default: the CPU count, at most 4; 1 = in this
         process). Documents then land in one segment per worker, interleaved by batch."""
-        from retrievekit.ingest import estimate_size, read_documents
+        from retrievekit.ingest import detect_format, estimate_size, read_documents
 
         started = time.perf_counter()
+        skipped: list[list[str]] = []
+        warnings: list[list[str]] = []
+        if (format or detect_format(source)) == "files":
+            reader_options.setdefault("on_skip", lambda path, reason: skipped.append([str(path), reason]))
+            reader_options.setdefault("on_warning", lambda path, message: warnings.append([str(path), message]))
         bar = _progress(progress, f"indexing {Path(source).name}", estimate_size(source, format) if progress else None)
         try:
             with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
@@ -292,7 +300,8 @@ class Collection:
         finally:
             bar.close()
         seconds = time.perf_counter() - started
-        return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation}
+        return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation, "skipped": skipped,
+                "warnings": warnings}
 
     def ingest_code(self, root: str | Path, **options: Any) -> CodeIngestReport:
         """Index a code repository or folder by its symbols (functions, methods, classes; tree-sitter), honouring

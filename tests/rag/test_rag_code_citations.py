@@ -103,7 +103,8 @@ def test_citations_resolve_to_the_files_lines(repo: Path, tmp_path: Path) -> Non
     assert "pkg/retry.py:16-18 RetryPolicy.should_retry" in gen.prompts[0][1]["content"]
     out = answer.to_json()
     assert out["citations"][0]["location"] == {"path": "pkg/retry.py", "start_line": 16, "end_line": 18,
-                                               "line_spans": None, "ref": "pkg/retry.py:16-18"}
+                                               "line_spans": None, "page": None, "page_end": None,
+                                               "ref": "pkg/retry.py:16-18"}
     assert [c["location"]["ref"] for c in out["contexts"]] == [str(p.location) for p in answer.contexts]
 
 

@@ -88,7 +88,8 @@ def test_citations_of_code_documents_carry_their_file_lines(tmp_path: Path) -> N
               "attempt", "metadata": {"path": "retry.py", "start_line": 4, "end_line": 5}}])
     client = TestClient(create_app(col.path, generator=ScriptedGenerator("Exponential backoff [1].")))
     out = ask(client, question="backoff attempt", selector="top:1")
-    location = {"path": "retry.py", "start_line": 4, "end_line": 5, "line_spans": None, "ref": "retry.py:4-5"}
+    location = {"path": "retry.py", "start_line": 4, "end_line": 5, "line_spans": None, "page": None,
+                "page_end": None, "ref": "retry.py:4-5"}
     assert out["citations"][0]["location"] == location and out["contexts"][0]["location"] == location
     lines = source.splitlines()[location["start_line"] - 1:location["end_line"]]  # type: ignore[operator]
     assert "\n".join(lines) == out["contexts"][0]["text"]

@@ -1,4 +1,6 @@
-"""Folder-of-files reader: every text/Markdown/reST/HTML file under a folder becomes one document."""
+"""Folder-of-files reader: every text/Markdown/reST/HTML file under a folder becomes one document, and so does every
+PDF, Word, PowerPoint, EPUB and e-mail file (one per message of an mbox) through ``ingest.documents`` (the
+``documents`` extra). A file that cannot be read as its format is skipped with its reason, never fatal."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from retrievekit.chunking.base import ChunkingError
@@ -13,10 +16,22 @@ from retrievekit.chunking.html_text import HTMLText
 from retrievekit.core.document import Document
 from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists, checked
+from retrievekit.ingest.documents import (
+    DOCUMENT_EXTENSIONS,
+    DocumentLimits,
+    UnreadableDocument,
+    as_document,
+    detect_format,
+    parse_document,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
+TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
+DEFAULT_EXTENSIONS = TEXT_EXTENSIONS + DOCUMENT_EXTENSIONS
+#: ``on_skip(path, reason)`` hears of a file left out; ``on_warning(path, message)`` of a file indexed with a
+#: problem (pages without a text layer)
+OnSkip = Callable[[Path, str], None]
 HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
 
@@ -98,6 +113,10 @@ def read_files(
     extensions: Iterable[str] | str = DEFAULT_EXTENSIONS,
     encoding_errors: str = "strict",
     on_bytes: OnBytes | None = None,
+    on_skip: OnSkip | None = None,
+    on_warning: OnSkip | None = None,
+    max_pages: int | None = None,
+    limits: DocumentLimits | None = None,
 ) -> Iterator[Document]:
     """Stream one document per matching file under ``root`` (recursively, in sorted order).
 
@@ -106,6 +125,12 @@ def read_files(
     file content, with HTML turned into plain text (``html_to_text``). Files must be UTF-8:
     invalid bytes raise ``InputFormatError`` unless ``encoding_errors="replace"``. Metadata holds
     ``path``, ``extension`` (lower-case, with the dot) and ``bytes`` (size on disk).
+
+    PDF, DOCX, PPTX, EPUB, EML and mbox files — recognised by their content, the extension only a hint — are parsed
+    by ``ingest.documents`` (``as_document``: title and metadata from the file, ``page_spans``, ``sections``,
+    ``tables``; one document ``PATH#N`` per message of an mbox). One that cannot be read (encrypted, corrupt, empty,
+    a zip bomb, over ``limits``/``max_pages``, the ``documents`` extra missing) is skipped: ``on_skip(path,
+    reason)`` hears of it (without it, a warning is logged), and the walk goes on.
     """
     root = Path(root)
     check_exists(root)
@@ -113,19 +138,48 @@ def read_files(
         raise InputFormatError("the 'files' format reads a folder, but this is a file", path=root)
     errors = check_encoding_errors(encoding_errors)
     wanted = normalize_extensions(extensions)
-    return _iter_files(root, wanted, errors, on_bytes)
+    limits = limits or DocumentLimits()
+    if max_pages is not None:
+        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+            raise InputFormatError(f"max_pages must be a positive integer, got {max_pages!r}")
+        limits = replace(limits, max_pages=max_pages)
+    return _iter_files(root, wanted, errors, on_bytes, on_skip or _log_skip, on_warning or _log_warning, limits)
 
 
-def _iter_files(root: Path, wanted: frozenset[str], errors: str,
-                on_bytes: OnBytes | None) -> Iterator[Document]:
-    for path, rel in iter_files(root, wanted):
+def _log_skip(path: Path, reason: str) -> None:
+    logger.warning("skipping %s: %s", path, reason)
+
+
+def _log_warning(path: Path, message: str) -> None:
+    logger.warning("%s: %s", path, message)
+
+
+def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnBytes | None, on_skip: OnSkip,
+                on_warning: OnSkip, limits: DocumentLimits) -> Iterator[Document]:
+    for path, rel in iter_files(root, wanted, on_skip=on_skip):
         try:
+            size = path.stat().st_size
+            if size > limits.max_bytes and os.path.splitext(path.name)[1].lower() in DOCUMENT_EXTENSIONS:
+                on_skip(path, f"{size:,} bytes (over max_bytes {limits.max_bytes:,})")
+                continue
             data = path.read_bytes()
         except OSError as exc:
             raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
         if on_bytes is not None:
             on_bytes(len(data))
-        yield file_to_document(data, path, rel, errors)
+        extension = os.path.splitext(path.name)[1].lower()
+        if detect_format(data, extension) is None:
+            yield file_to_document(data, path, rel, errors)
+            continue
+        try:
+            parsed = parse_document(data, path, limits)
+        except UnreadableDocument as exc:
+            on_skip(path, str(exc))
+            continue
+        for document in parsed:
+            for message in document.warnings:
+                on_warning(path, message)
+            yield checked(as_document(document, rel, extension, len(data)), path, None)
 
 
 def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict") -> Document:

@@ -1,6 +1,11 @@
-"""File locations of retrieved passages: ``path:start-end`` line spans for documents that carry them.
+"""File locations of retrieved passages: ``path:start-end`` line spans, or ``path p. N`` pages, for documents that
+carry them.
 
-A document carries a location when its metadata has ``path`` (a string), ``start_line`` and ``end_line`` (1-based,
+Pages: a document parsed from a PDF or PPTX file (``ingest.documents``) carries ``path`` and ``page_spans``; a
+passage of it gets the pages its characters (or, after compression, its kept sentences) lie on, counted in the
+document's text (``core.provenance``). A passage of a passage collection carries its own ``page``/``page_end``.
+
+Lines: a document carries one when its metadata has ``path`` (a string), ``start_line`` and ``end_line`` (1-based,
 inclusive): the documents of ``Collection.ingest_code`` do, and so may any other. Its text, after the first
 ``header_chars`` characters (a split symbol's repeated signature; 0 when absent), is taken to be exactly those
 lines of the file. A passage that is the whole document gets the document's lines; the sentences of it kept by
@@ -15,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from retrievekit.core.provenance import passage_pages
 from retrievekit.rag.types import Passage, SourceLocation
 
-__all__ = ["document_lines", "locate", "locate_passages"]
+__all__ = ["document_lines", "document_pages", "locate", "locate_passages"]
 
 
 def _count(value: Any, least: int) -> int | None:
@@ -53,12 +59,26 @@ def _span_lines(text: str, header: int, first: int, last: int, start: int, end: 
     return min(begin, last), min(finish, last)
 
 
+def document_pages(passage: Passage) -> SourceLocation | None:
+    """``path p. N`` of a passage of a paged document (its ``start``/``end``, or the range of its compression
+    ``spans``); None when its metadata has no path or pages."""
+    path = passage.metadata.get("path")
+    if not isinstance(path, str) or not path:
+        return None
+    end = passage.start + len(passage.text) if passage.end < 0 else passage.end
+    spans = passage.spans if passage.spans else [(passage.start, end)]
+    found = [pages for s, e in spans if (pages := passage_pages(passage.metadata, s, e)) is not None]
+    if not found:
+        return None
+    return SourceLocation(path, page=min(a for a, _ in found), page_end=max(b for _, b in found))
+
+
 def locate(passage: Passage, document_text: str) -> SourceLocation | None:
     """The location of ``passage`` (its ``start``/``end``, or its compression ``spans``), counted in its
     document's full text; None when the document carries no location."""
     fields = document_lines(passage.metadata)
     if fields is None:
-        return None
+        return document_pages(passage)
     path, first, last, header = fields
     end = passage.start + len(passage.text) if passage.end < 0 else passage.end
     spans = passage.spans if passage.spans is not None else [(passage.start, end)]
@@ -82,6 +102,6 @@ def locate_passages(passages: Sequence[Passage], retrieved: Sequence[Passage]) -
             location = locate(p, text)
         else:
             fields = document_lines(p.metadata)
-            location = SourceLocation(*fields[:3]) if fields is not None else None
+            location = SourceLocation(*fields[:3]) if fields is not None else document_pages(p)
         out.append(replace(p, location=location) if location != p.location else p)
     return out

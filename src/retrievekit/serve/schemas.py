@@ -195,12 +195,14 @@ class AskRequest(_Strict):
 
 
 class AskLocation(BaseModel):
-    path: str = Field(description="the file, relative to the indexed repository's root")
-    start_line: int = Field(description="first line (1-based)")
-    end_line: int = Field(description="last line (inclusive)")
+    path: str = Field(description="the file, relative to the indexed repository's or folder's root")
+    start_line: int | None = Field(description="first line (1-based); null for a paged document")
+    end_line: int | None = Field(description="last line (inclusive); null for a paged document")
     line_spans: list[list[int]] | None = Field(description="after compression: [first, last] lines of each kept "
                                                "piece")
-    ref: str = Field(description="path:start_line-end_line")
+    page: int | None = Field(None, description="first page (1-based) of a PDF or slide of a PPTX; null for lines")
+    page_end: int | None = Field(None, description="last page")
+    ref: str = Field(description="path:start_line-end_line, or 'path p. N' ('pp. N-M') for pages")
 
 
 class AskCitation(BaseModel):
@@ -211,7 +213,8 @@ class AskCitation(BaseModel):
     end: int
     spans: list[list[int]] | None = Field(description="document offsets of the sentences kept by compression")
     location: AskLocation | None = Field(None, description="the cited lines of a source file, for documents with "
-                                         "path/start_line/end_line metadata (code collections); null otherwise")
+                                         "path/start_line/end_line metadata (code collections), or its pages (PDF, "
+                                         "PPTX files); null otherwise")
 
 
 class AskContext(BaseModel):
@@ -226,7 +229,7 @@ class AskContext(BaseModel):
     spans: list[list[int]] | None = Field(description="document offsets of the sentences kept by compression")
     flags: list[str] = Field(description="safety warnings, e.g. injection:ignore_previous")
     location: AskLocation | None = Field(None, description="the passage's lines of a source file (code "
-                                         "collections); null otherwise")
+                                         "collections) or its pages (PDF, PPTX files); null otherwise")
 
 
 class AskResponse(BaseModel):

@@ -12,6 +12,7 @@ import math
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.core.files import fsync_write_array
+from retrievekit.core.provenance import chunk_regions, passage_metadata
 from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
 from retrievekit.storage.disk import frees_space_when_full
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
@@ -34,6 +36,7 @@ from retrievekit.storage.segment import (
 
 if TYPE_CHECKING:
     from retrievekit.chunking import Chunker
+    from retrievekit.chunking.base import Chunk
 
 # Metadata a passage collection adds to each passage: the document it comes from and its character span there.
 PASSAGE_OF, PASSAGE_START, PASSAGE_END, PASSAGE_HEADING = "passage_of", "passage_start", "passage_end", "heading"
@@ -283,14 +286,21 @@ class CollectionWriter:
         """The passages of one document. An empty (or blank) document is one empty passage ``ID#0``: it is still
         stored, counted and fetched like any other, it only matches no query (unless by its title)."""
         assert self._chunker is not None
-        base = {**doc.metadata, PASSAGE_OF: doc.id}
-        chunks = self._chunker.chunk(doc.id, doc.text)
+        chunks: list[Chunk] = []
+        for lo, hi in chunk_regions(doc.metadata, len(doc.text)):  # page by page for a paged document
+            piece = doc.text if (lo, hi) == (0, len(doc.text)) else doc.text[lo:hi]
+            first = len(chunks)
+            chunks += [replace(c, index=first + i, start=c.start + lo, end=c.end + lo)
+                       for i, c in enumerate(self._chunker.chunk(doc.id, piece))]
         if not chunks:
             return [Document(id=f"{doc.id}#0", title=doc.title, text=doc.text,
-                             metadata={**base, PASSAGE_START: 0, PASSAGE_END: len(doc.text)})]
+                             metadata={**passage_metadata(doc.metadata, 0, len(doc.text)), PASSAGE_OF: doc.id,
+                                       PASSAGE_START: 0, PASSAGE_END: len(doc.text)})]
         passages = []
         for chunk in chunks:
-            meta = {**base, PASSAGE_START: chunk.start, PASSAGE_END: chunk.end}
+            # a parsed file's page spans and sections become the passage's own page and heading
+            meta = {**passage_metadata(doc.metadata, chunk.start, chunk.end), PASSAGE_OF: doc.id,
+                    PASSAGE_START: chunk.start, PASSAGE_END: chunk.end}
             if chunk.metadata.get("heading"):
                 meta[PASSAGE_HEADING] = chunk.metadata["heading"]
             passages.append(Document(id=chunk.id, title=doc.title, text=chunk.text, metadata=meta))

@@ -13,7 +13,7 @@ DOCUMENT_EXTENSIONS = tuple(EXTENSION_FORMATS)
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PDF_MAGIC = b"%PDF-"
-_PDF_SEARCH = 1024  # PDF readers accept the header anywhere in the first kilobyte
+_PDF_SEARCH = 1024
 _EPUB_MIMETYPE = b"mimetypeapplication/epub+zip"  # the first, stored member of every EPUB (OCF spec)
 # an RFC 822 header line: a field name of printable ASCII but the colon, then a colon
 _HEADER = re.compile(rb"[!-9;-~]+:")
@@ -24,8 +24,8 @@ def detect_format(data: bytes, extension: str = "") -> str | None:
     """``"pdf"``, ``"docx"``, ``"pptx"``, ``"epub"``, ``"eml"`` or ``"mbox"`` for a file with these bytes, or None when
     it is none of them (plain text, HTML, ...). ``extension`` (lower-case, with the dot) decides only where the
     content does not: an unrecognisable ``.pdf`` stays ``"pdf"`` so its parser can say why it cannot be read."""
-    head = data[:_PDF_SEARCH]
-    if _PDF_MAGIC in head:
+    # PDF readers accept the header anywhere in the first kilobyte; a text file that merely mentions it does not count
+    if data.startswith(_PDF_MAGIC) or (extension in ("", ".pdf") and _PDF_MAGIC in data[:_PDF_SEARCH]):
         return "pdf"
     if data.startswith(_ZIP_MAGIC):
         if data[30:30 + len(_EPUB_MIMETYPE)] == _EPUB_MIMETYPE:
@@ -35,7 +35,7 @@ def detect_format(data: bytes, extension: str = "") -> str | None:
             return office
     elif data.startswith(b"From ") and _looks_like_mail(data[data.find(b"\n") + 1:]):
         return "mbox"
-    elif extension not in EXTENSION_FORMATS and extension in ("", ".msg", ".txt") and _looks_like_mail(data):
+    elif extension in ("", ".eml") and _looks_like_mail(data):
         return "eml"
     return EXTENSION_FORMATS.get(extension)
 
