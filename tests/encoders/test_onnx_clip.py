@@ -87,6 +87,20 @@ def test_specs_are_interchangeable_with_the_clip_backend(onnx_encoder, clip_enco
     assert rebuilt.spec() == spec and rebuilt.folder == onnx_encoder.folder
 
 
+def test_a_transformers_clip_folder_matches_the_hf_clip_backend(tiny_clip: Path, onnx_cache: Path,  # type: ignore[no-untyped-def]
+                                                                onnx_encoder) -> None:
+    folder = tiny_clip.parent / "hf"  # the transformers CLIP that the sentence-transformers folder wraps
+    ours = get_encoder(f"onnx-clip:{folder}", cache_dir=onnx_cache)
+    theirs = get_encoder(f"hf-clip:{folder}")
+    check_compatible(theirs.spec(), ours.spec())
+    images = [_image(i, size) for i, size in enumerate(SIZES)]
+    for a, b in [(ours.encode_queries(TEXTS), theirs.encode_queries(TEXTS)),
+                 (ours.encode_images(images), theirs.encode_images(images))]:
+        assert _cosines(a, b).min() > 0.9999, _cosines(a, b)
+    # the same weights reached through the sentence-transformers folder
+    assert np.allclose(ours.encode_images(images), onnx_encoder.encode_images(images), atol=1e-6)
+
+
 @pytest.mark.parametrize("settings", [
     {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}},  # CLIP's own
     {"size": {"shortest_edge": 20}, "crop_size": {"height": 24, "width": 28}},  # crop larger than the image: padding
