@@ -13,9 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from retrievekit.analysis import available_analyzers
-from retrievekit.cli.render import code_location, flat_rows, print_hits, print_json, table, wrapped_rows
+from retrievekit.cli.render import (
+    code_location,
+    flat_rows,
+    print_hits,
+    print_json,
+    table,
+    terminal_safe,
+    wrapped_rows,
+)
 from retrievekit.collection import Collection
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.provenance import document_page_reference
 from retrievekit.service.collections import (
     CLUSTER_MANIFEST,
     AnyCollection,
@@ -156,6 +165,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    "their own (search --field-weights). Default: none (BM25 on --fields joined); with --code: "
                    f"{','.join(f'{f}={w:g}' for f, w in CODE_FIELD_WEIGHTS.items())} (qualified name, docstring, "
                    "code; 'none' for the joined fields)")
+    p.add_argument("--max-pages", type=positive_int, default=None, metavar="N",
+                   help="a folder's PDFs and slide decks with more than N pages are skipped (listed with the reason; "
+                   "default 2000): bounds the time and memory one huge file takes")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")
@@ -269,6 +281,13 @@ def run_index(args: argparse.Namespace) -> int:
     args.analyzer = args.analyzer or "lucene-english"
     check_index_args(args)
     reader_options = schema_option(args)
+    if args.max_pages is not None:
+        from retrievekit.ingest import detect_format
+
+        if (args.format or detect_format(args.source)) != "files":
+            raise RetrievekitError("--max-pages limits the PDFs and slide decks of a folder; "
+                                   f"{args.source} is not read as a folder of files")
+        reader_options["max_pages"] = args.max_pages
     fields = args.fields.split(",")
     field_weights = parse_field_weights(args.field_weights)
     exists = Path(args.collection, "manifest.json").is_file()
@@ -297,16 +316,30 @@ def run_index(args: argparse.Namespace) -> int:
         "documents": info["documents"],
         "segments": info["segments"],
         "disk_bytes": info["disk_bytes"],
+        "skipped": report.get("skipped", []),
+        "warnings": report.get("warnings", []),
     }
     if args.json:
         print_json(summary)
     else:
+        print_skipped(summary["skipped"], summary["warnings"])
         print(f"indexed {summary['added']:,} documents in {summary['seconds']:.2f} s "
               f"({summary['docs_per_second'] or 0:,.0f} docs/s); collection {col.path} now holds "
               f"{summary['documents']:,} {'passages' if col.config.get('passages') else 'documents'} in "
               f"{summary['segments']} segment(s), "
-              f"{summary['disk_bytes'] / 1e6:.1f} MB on disk")
+              f"{summary['disk_bytes'] / 1e6:.1f} MB on disk"
+              + (f"; {len(summary['skipped']):,} files skipped (listed above)" if summary["skipped"] else ""))
     return 0
+
+
+def print_skipped(skipped: list[list[str]], warnings: list[list[str]], shown: int = 20) -> None:
+    """The files a folder ingest left out, with why, and the files indexed with a problem (to stderr)."""
+    for rows, what in ((skipped, "skipped"), (warnings, "warning")):
+        for path, reason in rows[:shown]:
+            print(f"{what}: {terminal_safe(path, newlines=False)}: {terminal_safe(reason, newlines=False)}",
+                  file=sys.stderr)
+        if len(rows) > shown:
+            print(f"{what}: ... and {len(rows) - shown:,} more files", file=sys.stderr)
 
 
 def add_scoring_options(p: argparse.ArgumentParser) -> None:
@@ -586,6 +619,8 @@ def _search_images(args: argparse.Namespace, col: AnyCollection, texts: list[str
 def _json_hit(hit: Any, query: str, col: AnyCollection) -> dict[str, Any]:
     out: dict[str, Any] = hit.to_json(query, col.analyzer, JSON_HITS)
     location = code_location(hit.document)
+    if location is None:  # a PDF's or slide deck's pages
+        location = document_page_reference(hit.document.metadata, len(hit.document.text))
     if location is not None:
         out["location"] = location
     return out

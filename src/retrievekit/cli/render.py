@@ -12,6 +12,7 @@ from typing import Any
 from retrievekit.analysis import Analyzer
 from retrievekit.analysis.highlight import ANSI, MARKERS, MAX_SCAN_CHARS, line_snippet, snippet
 from retrievekit.core.document import Document
+from retrievekit.core.provenance import document_page_reference
 
 # Terminal control: escape sequences (CSI, OSC ... BEL/ST, two-character ESC forms, their 8-bit C1 forms) are
 # dropped whole (a string sequence only with its terminator); any other control character (C0 but tab and
@@ -125,7 +126,9 @@ def print_hits(query: str, hits: list[tuple[Document, float]], analyzer: Analyze
             continue
         title = safe_snippet(doc.title, query, analyzer, width=120, style=style) if doc.title else ""
         doc_id = terminal_safe(doc.id, newlines=False)
-        print(f"{rank:>3}. {doc_id}  (score {score:.3f})" + (f"  {title}" if title else ""))
+        pages = document_page_reference(doc.metadata, len(doc.text))  # a PDF's or slide deck's
+        where = f"  {terminal_safe(pages, newlines=False)}" if pages is not None else ""
+        print(f"{rank:>3}. {doc_id}  (score {score:.3f}){where}" + (f"  {title}" if title else ""))
         if doc.text:
             print("     " + safe_snippet(doc.text, query, analyzer, width=width, style=style))
 

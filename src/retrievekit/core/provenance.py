@@ -67,6 +67,19 @@ def passage_pages(metadata: Mapping[str, Any], start: int, end: int) -> tuple[in
     return None
 
 
+def page_reference(path: str, first: int, last: int) -> str:
+    """How a page span is cited: ``paper.pdf p. 12`` or ``paper.pdf pp. 12-13``."""
+    return f"{path} p. {first}" if last == first else f"{path} pp. {first}-{last}"
+
+
+def document_page_reference(metadata: Mapping[str, Any], length: int) -> str | None:
+    """The page reference of a stored document or passage (``length``: its text's length), or None when it has no
+    path or pages."""
+    path = metadata.get("path")
+    pages = passage_pages(metadata, 0, length) if isinstance(path, str) and path else None
+    return page_reference(str(path), *pages) if pages is not None else None
+
+
 def section_heading(metadata: Mapping[str, Any], start: int) -> str | None:
     """The heading path of the innermost section (``sections``) holding character ``start``; None if none does."""
     sections = metadata.get(SECTIONS)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retrievekit.chunking.base import TOKEN_PATTERN, Chunk, count_tokens
+from retrievekit.core.provenance import page_reference
 
 __all__ = ["TOKEN_PATTERN", "Chunk", "Passage", "SourceLocation", "count_tokens"]
 
@@ -27,8 +28,7 @@ class SourceLocation:
 
     def __str__(self) -> str:
         if self.page is not None:
-            last = self.page_end if self.page_end is not None else self.page
-            return f"{self.path} p. {self.page}" if last == self.page else f"{self.path} pp. {self.page}-{last}"
+            return page_reference(self.path, self.page, self.page_end if self.page_end is not None else self.page)
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
     def to_json(self) -> dict[str, Any]:
