@@ -193,8 +193,18 @@ def test_errors(tmp_path: Path) -> None:
             image_hash(img, "phash", bad)  # type: ignore[arg-type]
     with pytest.raises(ImageHashError, match="no such image file"):
         image_hash(tmp_path / "missing.jpg")
-    with pytest.raises(ImageHashError, match="not a readable image"):
+    with pytest.raises(ImageHashError, match="not an image in a supported format"):
         image_hash(b"not an image at all")
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (12_000, 12_000)).save(bomb)  # 144 megapixels in a few kB: refused before decoding
+    with pytest.raises(ImageHashError, match=r"bomb.png: the image is 12000x12000 .* \(a decompression bomb\?\)"):
+        image_hash(bomb)
+    small = io.BytesIO()
+    img.save(small, format="PNG")
+    with pytest.raises(ImageHashError, match="over the limit of 1,000"):
+        image_hash(small.getvalue(), max_pixels=1_000)
+    with pytest.raises(ImageHashError, match="the PNG image cannot be decoded, it is truncated"):
+        image_hash(small.getvalue()[:-40])
     with pytest.raises(ImageHashError, match="PIL image, a file path or encoded image bytes"):
         image_hash(np.zeros((8, 8)))  # type: ignore[arg-type]
 

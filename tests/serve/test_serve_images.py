@@ -208,7 +208,7 @@ def test_not_an_image_truncated_and_empty_uploads(client: TestClient) -> None:
     assert error(upload(client, b"hello, I am text", name="cat.png"), 415) == {
         "code": "unsupported_image",
         "message": "the upload is not an image in a supported format (judged from its bytes; accepted: JPEG, PNG, "
-                   "GIF, WEBP, BMP, TIFF)"}
+                   "GIF, WEBP, BMP, TIFF; it starts with b'hello, I am text')"}
     whole = picture_bytes(7, size=(200, 200))
     err = error(upload(client, whole[: len(whole) // 2]), 400)
     assert err["code"] == "bad_image"
@@ -232,10 +232,10 @@ def test_too_large_uploads_and_decompression_bombs(image_col: Collection) -> Non
         "message": f"the image is 10000x10000 = 100,000,000 pixels, over the limit of {DEFAULT_MAX_IMAGE_PIXELS:,} "
                    "(a decompression bomb?)"}
     # so large that Pillow itself refuses to open it
-    assert error(upload(client, png_header(30_000, 30_000)), 413) == {
-        "code": "image_too_large",
-        "message": f"the image has more pixels than Pillow's limit, over the limit of {DEFAULT_MAX_IMAGE_PIXELS:,} "
-                   "(a decompression bomb?)"}
+    err = error(upload(client, png_header(30_000, 30_000)), 413)
+    assert err["code"] == "image_too_large"
+    assert err["message"].startswith("the image has more pixels than Pillow allows (Image size (900000000 pixels)")
+    assert err["message"].endswith(f"over the limit of {DEFAULT_MAX_IMAGE_PIXELS:,} (a decompression bomb?)")
     strict = TestClient(create_app(image_col.path, max_image_pixels=1000))
     assert error(upload(strict, picture_bytes(0)), 413)["message"] == (
         "the image is 48x40 = 1,920 pixels, over the limit of 1,000 (a decompression bomb?)")

@@ -13,8 +13,6 @@ says exactly how its pixels were turned into vectors.
 
 from __future__ import annotations
 
-import io
-import warnings
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,45 +21,30 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.images import MAX_IMAGE_PIXELS, decode_image, pillow
 from retrievekit.encoders.base import Encoder, normalize_rows
-
-#: images larger than this many pixels are refused before decoding (a decompression bomb); Pillow's own default
-MAX_IMAGE_PIXELS = 89_478_485
 
 ImageInput = Any  # a path (str | Path), encoded bytes, or a PIL.Image.Image
 
 
 def load_image(image: ImageInput, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
-    """An RGB ``PIL.Image`` from a path, bytes or an image; refuses images over ``max_pixels`` (checked from the
-    header, before decoding) and names the file in every error."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise RetrievekitError("image encoding needs Pillow: pip install 'retrievekit[images]'") from None
+    """An RGB ``PIL.Image`` from a path, bytes or an image, decoded safely (``core.images.decode_image``: refused
+    over ``max_pixels`` before decoding, truncated files fail here); every error names the file."""
+    Image = pillow()
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    where = "image bytes" if isinstance(image, bytes | bytearray) else str(image)
-    try:
-        source = io.BytesIO(image) if isinstance(image, bytes | bytearray) else Path(image)
-        with warnings.catch_warnings():  # Pillow warns (or raises) about bombs itself: our limit decides, below
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(source)
-        with img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise RetrievekitError(f"{where}: {width}x{height} = {width * height:,} pixels is over the limit of "
-                                       f"{max_pixels:,} (a decompression bomb?)")
-            img.load()
-            return img.convert("RGB")
-    except RetrievekitError:
-        raise
-    except FileNotFoundError:
-        raise RetrievekitError(f"{where}: no such image file") from None
-    except Image.DecompressionBombError as exc:
-        raise RetrievekitError(f"{where}: over the limit of {max_pixels:,} pixels (a decompression bomb?): "
-                               f"{exc}") from None
-    except (OSError, ValueError) as exc:
-        raise RetrievekitError(f"{where}: cannot decode the image ({exc})") from None
+    if isinstance(image, bytes | bytearray):
+        data, where = bytes(image), "image bytes"
+    else:
+        where = str(image)
+        try:
+            data = Path(image).read_bytes()
+        except FileNotFoundError:
+            raise RetrievekitError(f"{where}: no such image file") from None
+        except OSError as exc:
+            raise RetrievekitError(f"{where}: cannot read the image file ({exc.strerror or exc})") from None
+    with decode_image(data, max_pixels=max_pixels, formats=None, where=where) as img:
+        return img.convert("RGB")
 
 
 class ImageTextEncoder(Encoder):

@@ -41,16 +41,13 @@ every other one with a reason (``on_skip(path, reason)`` and a logger warning) w
 
 **Validation.** Each of these skips the one image, with a reason naming the problem:
 
-* ``too many bytes``: the file is over ``max_bytes`` (checked before it is read);
-* ``not an image``: Pillow cannot identify the bytes as one of ``IMAGE_FORMATS`` (a text file named ``.jpg``);
-* ``too many pixels``: width x height, read from the header before anything is decoded, over ``max_pixels``.
-  The limit is this argument, never Pillow's process-wide ``Image.MAX_IMAGE_PIXELS`` (which is neither read nor
-  changed here). Pillow still applies its own check while opening: an image over twice its limit is refused by
-  Pillow whatever ``max_pixels`` says (reported the same way), and one over its limit makes Pillow emit a
-  ``DecompressionBombWarning`` (an error where warnings are errors; also reported as too many pixels);
-* ``truncated or corrupt``: the image data does not decode completely (``Image.load()``; truncated images are not
-  accepted: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is neither read nor set here);
-* ``unreadable``: the file or a folder cannot be read (permissions, I/O error), or is not a regular file.
+* too many bytes: the file is over ``max_bytes`` (checked before it is read);
+* the rest as ``core.images.decode_image`` judges them: not an image in one of ``IMAGE_FORMATS`` (judged from the
+  bytes: a text file named ``.jpg``); too many pixels (width x height from the header, before anything is decoded,
+  over ``max_pixels``, never Pillow's process-wide limit; Pillow itself still refuses a header over twice its own
+  limit); truncated or corrupt (the image data does not decode completely; ``ImageFile.LOAD_TRUNCATED_IMAGES`` is
+  neither read nor set);
+* unreadable: the file or a folder cannot be read (permissions, I/O error), or is not a regular file.
 
 The same input gives the same documents, in the same order.
 """
@@ -71,6 +68,8 @@ from typing import TYPE_CHECKING, Any
 
 from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import InputFormatError, require
+from retrievekit.core.images import IMAGE_FORMATS as CORE_IMAGE_FORMATS
+from retrievekit.core.images import MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
 from retrievekit.ingest.base import DuplicateIds, check_exists, checked, decode_line, iter_binary_lines
 from retrievekit.ingest.beir import find_corpus
 from retrievekit.ingest.files import iter_files
@@ -85,9 +84,8 @@ logger = logging.getLogger(__name__)
 OnSkip = Callable[[Path, str], None]
 
 DEFAULT_MAX_BYTES = 50_000_000  # 50 MB
-#: Pillow's own default limit (``Image.MAX_IMAGE_PIXELS``, a 1 GB 24-bit image / 4 / 3), stated here so that a change
-#: to Pillow's process-wide setting does not silently change this reader's limit.
-DEFAULT_MAX_PIXELS = 89_478_485
+#: Pillow's own default limit, stated so that a change to Pillow's process-wide setting does not change this one
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS
 DEFAULT_THUMBNAIL_SIZE = 128
 THUMBNAIL_QUALITY = 75
 IMAGE_FIELD = "image"
@@ -97,7 +95,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", 
                               ".avif"})
 #: The formats Pillow may read the bytes as (those this Pillow build has). Limiting them keeps Pillow's more
 #: permissive readers (TGA, MPEG, ...) from taking a text file for an image.
-IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+IMAGE_FORMATS = CORE_IMAGE_FORMATS
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _CAPTION_KEYS = ("caption", "alt")
 
@@ -278,30 +276,12 @@ class _ImageReader:
 
     def _image_metadata(self, path: Path, image: str) -> dict[str, Any]:
         data = self._read_image(path)
-        Image = self.Image
         try:
-            img = Image.open(io.BytesIO(data), formats=self.formats)
-        except Image.UnidentifiedImageError:
-            raise _Skip(f"not an image: Pillow cannot read the bytes as any of {', '.join(self.formats)} (starts with "
-                        f"{data[:16]!r})") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _Skip(f"too many pixels (decompression bomb?): {exc}; Pillow refused it while reading the header "
-                        f"(this reader's limit is max_pixels={self.max_pixels:,})") from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise _Skip(f"not an image: cannot read its header: {exc}") from None
+            img = decode_image(data, max_pixels=self.max_pixels, formats=self.formats)
+        except ImageDecodeError as exc:
+            raise _Skip(exc.detail) from None
         with img:
             width, height = img.size
-            if width * height > self.max_pixels:
-                raise _Skip(f"too many pixels (decompression bomb?): {width}x{height} = {width * height:,} pixels, "
-                            f"over the limit max_pixels={self.max_pixels:,}")
-            try:
-                img.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise _Skip(f"too many pixels (decompression bomb?): {exc} (max_pixels={self.max_pixels:,})"
-                            ) from None
-            except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-                raise _Skip(f"truncated or corrupt {img.format} image: it does not decode completely ({exc})"
-                            ) from None
             metadata: dict[str, Any] = {
                 "image": image,
                 "image_sha256": hashlib.sha256(data).hexdigest(),

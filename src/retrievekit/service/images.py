@@ -5,16 +5,16 @@ stored thumbnails, and hit metadata without the inline base64 thumbnail.
     response = search_image(col, ImageSearchRequest(open("cat.jpg", "rb").read(), k=5, text="at night"))
     response.to_json()      # the shape of ``search``'s: {"query", "mode", "k", "offset", "took_ms", "hits"}
 
-Query images are sniffed by Pillow from their bytes (never from a file name or a content type), limited to
-common raster formats (``QUERY_FORMATS``), refused over ``max_bytes`` and, from the header before decoding, over
-``max_pixels`` (decompression bombs), and decoded completely, so a truncated file fails here with a clear error.
+Query images are refused over ``max_bytes``, then decoded by ``core.images.decode_image``: sniffed from their bytes
+(never from a file name or a content type), limited to common raster formats (``QUERY_FORMATS``), refused over
+``max_pixels`` from the header before decoding (decompression bombs), and decoded completely, so a truncated file
+fails here with a clear error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import math
 import os
 import time
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.images import ImageDecodeError, decode_image
 from retrievekit.service.collections import is_sharded
 from retrievekit.service.search import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, Hit, SearchRequest, SearchResponse
 from retrievekit.service.types import ServiceError, check_filter, check_int, check_text
@@ -83,41 +85,25 @@ def decode_query_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     ``max_bytes``), ``unsupported_image`` (not an image of ``QUERY_FORMATS``, judged from the bytes),
     ``image_too_large`` (over ``max_pixels``, judged from the header before decoding) or ``bad_image`` (empty,
     truncated or corrupt)."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ServiceError("missing_extra", "image queries need Pillow: pip install 'retrievekit[images]'") from None
     if not isinstance(data, bytes | bytearray):
         raise ServiceError("bad_image", f"the image must be bytes, got {type(data).__name__}", param="image")
     if len(data) > max_bytes:
         raise ServiceError("payload_too_large", f"the image is {len(data):,} bytes, over the limit of {max_bytes:,} "
                            "bytes for a query image", param="image")
-    if not data:
-        raise ServiceError("bad_image", "the image is empty (0 bytes)", param="image")
-    with warnings.catch_warnings():  # the pixel limit below decides, not Pillow's warning
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data), formats=list(QUERY_FORMATS))
-        except Image.DecompressionBombError:
-            raise ServiceError("image_too_large", f"the image has more pixels than Pillow's limit, over the limit "
-                               f"of {max_pixels:,} (a decompression bomb?)", param="image") from None
-        except (OSError, ValueError, SyntaxError):  # UnidentifiedImageError is an OSError
-            raise ServiceError("unsupported_image", f"the upload is not an image in a supported format (judged from "
-                               f"its bytes; accepted: {', '.join(QUERY_FORMATS)})", param="image") from None
-        with img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ServiceError("image_too_large", f"the image is {width}x{height} = {width * height:,} pixels, "
-                                   f"over the limit of {max_pixels:,} (a decompression bomb?)", param="image")
-            try:
-                img.load()
-                return img.convert("RGB")
-            except Image.DecompressionBombError:
-                raise ServiceError("image_too_large", f"the image decodes to more than {max_pixels:,} pixels (a "
-                                   "decompression bomb?)", param="image") from None
-            except (OSError, ValueError, SyntaxError, EOFError) as exc:
-                raise ServiceError("bad_image", f"the {img.format} image cannot be decoded, it is truncated or "
-                                   f"corrupt ({exc})", param="image") from None
+    try:
+        img = decode_image(bytes(data), max_pixels=max_pixels, formats=QUERY_FORMATS)
+    except ImageDecodeError as exc:
+        code = _DECODE_ERRORS[exc.reason]
+        message = f"the upload is {exc.detail}" if exc.reason == "not_an_image" else exc.detail
+        raise ServiceError(code, message, param="image") from None
+    except RetrievekitError as exc:  # Pillow is not installed
+        raise ServiceError("missing_extra", f"image queries: {exc}") from None
+    with img:
+        return img.convert("RGB")
+
+
+#: ServiceError codes of ``core.images.decode_image``'s reasons
+_DECODE_ERRORS = {"not_an_image": "unsupported_image", "too_many_pixels": "image_too_large", "corrupt": "bad_image"}
 
 
 @dataclass

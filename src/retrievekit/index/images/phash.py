@@ -12,7 +12,6 @@ Needs the ``images`` extra (Pillow, ImageHash): ``pip install 'retrievekit[image
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import uuid
@@ -24,6 +23,7 @@ import numpy as np
 
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.core.files import atomic_write_text, fsync_dir, fsync_write_array
+from retrievekit.core.images import MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
 from retrievekit.index.dense.tiers.base import TierError
 from retrievekit.index.dense.tiers.hamming import hamming_topk
 
@@ -68,42 +68,46 @@ def code_bytes(hash_size: int) -> int:
     return _check_hash_size(hash_size) ** 2 // 8
 
 
-def _open_image(image: Any) -> PILImage:
-    """A decoded PIL image from a PIL image, a file path or the encoded bytes of an image file."""
+def _open_image(image: Any, max_pixels: int) -> PILImage:
+    """A decoded PIL image from a PIL image, a file path or the encoded bytes of an image file (decoded safely:
+    ``core.images.decode_image``), turned upright by its EXIF orientation."""
     pil = require("PIL.Image", "images")
     if isinstance(image, pil.Image):
         return image
     if isinstance(image, (bytes, bytearray, memoryview)):
-        source: Any = io.BytesIO(bytes(image))
-        where = f"<{len(image)} bytes>"
+        data, where = bytes(image), f"<{len(image)} bytes>"
     elif isinstance(image, (str, os.PathLike)):
-        source = Path(image)
-        where = str(source)
-        if not source.is_file():
-            raise ImageHashError(f"{where}: no such image file")
+        where = str(image)
+        try:
+            data = Path(image).read_bytes()
+        except FileNotFoundError:
+            raise ImageHashError(f"{where}: no such image file") from None
+        except OSError as exc:
+            raise ImageHashError(f"{where}: cannot read the image file ({exc.strerror or exc})") from None
     else:
         raise ImageHashError(f"an image must be a PIL image, a file path or encoded image bytes, "
                              f"got {type(image).__name__}")
     try:
-        with pil.open(source) as opened:
-            opened.load()
-            # As displayed: a photo whose EXIF says "rotated" hashes like its upright copy.
-            ops = require("PIL.ImageOps", "images")
-            return ops.exif_transpose(opened) or opened
-    except (OSError, SyntaxError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise ImageHashError(f"{where}: not a readable image ({exc})") from exc
+        decoded = decode_image(data, max_pixels=max_pixels, formats=None, where=where)
+    except ImageDecodeError as exc:
+        raise ImageHashError(str(exc)) from None
+    # As displayed: a photo whose EXIF says "rotated" hashes like its upright copy.
+    ops = require("PIL.ImageOps", "images")
+    return ops.exif_transpose(decoded) or decoded
 
 
-def image_hash(image: ImageInput, kind: str = "phash", hash_size: int = 8) -> np.ndarray:
+def image_hash(image: ImageInput, kind: str = "phash", hash_size: int = 8, *,
+               max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """The ``kind`` perceptual hash of one image as packed bits: uint8 ``(hash_size**2 // 8,)``.
 
     ``image``: a PIL image, a path to an image file, or the bytes of one. ``kind``: one of ``HASHES``.
-    ``hash_size``: a power of two from 4 to 64 (8 = the usual 64-bit hash).
+    ``hash_size``: a power of two from 4 to 64 (8 = the usual 64-bit hash). An encoded image over ``max_pixels``
+    is refused before it is decoded (a decompression bomb).
     """
     _check_kind(kind)
     size = _check_hash_size(hash_size)
     imagehash = require("imagehash", "images")
-    pil_image = _open_image(image)
+    pil_image = _open_image(image, max_pixels)
     if pil_image.width < 1 or pil_image.height < 1:
         raise ImageHashError(f"cannot hash an empty image of size {pil_image.size}")
     bits = np.asarray(getattr(imagehash, _FUNCTIONS[kind])(pil_image, hash_size=size).hash, dtype=bool)
