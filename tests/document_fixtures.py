@@ -129,12 +129,20 @@ def make_email(subject: str = "Bridge inspection", body: str = "The inspection o
     return message.as_bytes()
 
 
-def make_mbox(messages: list[tuple[str, str]]) -> bytes:
-    """An mbox of (subject, body) messages."""
-    out = b""
-    for subject, body in messages:
-        out += b"From ada@example.org Mon Feb  2 10:00:00 2026\n" + make_email(subject, body) + b"\n"
-    return out
+def make_mbox(path: Path, messages: list[tuple[str, str]]) -> None:
+    """An mbox of (subject, body) messages, written by the stdlib's ``mailbox`` (which escapes body lines that
+    start with "From ")."""
+    import email
+    import email.policy
+    import mailbox
+
+    archive = mailbox.mbox(path)
+    try:
+        for subject, body in messages:
+            archive.add(email.message_from_bytes(make_email(subject, body), policy=email.policy.default))
+        archive.flush()
+    finally:
+        archive.close()
 
 
 def make_zip_bomb(kind: str = "docx", inflated: int = 64 << 20) -> bytes:

@@ -25,6 +25,7 @@ _PARSER = BytesParser(policy=email.policy.default)
 # mbox: a message starts at a line beginning "From " (the start of the file or after a line end), as ``mailbox``
 # reads it; escaped ">From " lines in bodies are not starts
 _MBOX_START = re.compile(rb"(?:\A|(?<=\n))From [^\n]*\n")
+_ESCAPED_FROM = re.compile(rb"(?m)^>(>*From )")  # body lines escaped on writing (mboxrd: one ">" is removed)
 _ADDRESS_FIELDS = ("from", "to", "cc")
 
 
@@ -97,6 +98,6 @@ class MboxParser(DocumentParser):
         out = []
         for number, match in enumerate(starts, 1):
             end = starts[number].start() if number < len(starts) else len(data)
-            message = _PARSER.parsebytes(data[match.end():end])
+            message = _PARSER.parsebytes(_ESCAPED_FROM.sub(rb"\1", data[match.end():end]))
             out.append(message_document(message, limits, key=str(number)))
         return out
