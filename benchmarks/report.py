@@ -301,7 +301,8 @@ def render(docs: list[dict[str, Any]]) -> str:
         lines += [render_load(json.loads(load.read_text())).rstrip("\n"), ""]
     for name, module in (("ties.json", "run_ties"), ("cold_start.json", "run_cold_start"),
                          ("highlight.json", "run_highlight"), ("code_index.json", "run_code_index"),
-                         ("code_search.json", "run_code_search"), ("field_weights.json", "run_field_weights")):
+                         ("code_search.json", "run_code_search"), ("field_weights.json", "run_field_weights"),
+                         ("documents.json", "run_documents")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():
             render_section = __import__(module).render
@@ -321,6 +322,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_ties.py --pyserini-python VENV/bin/python   # Pyserini in its own venv",
         "python benchmarks/run_cold_start.py && python benchmarks/run_highlight.py",
         "python benchmarks/run_code_index.py",
+        "python benchmarks/run_documents.py   # 350 PDFs + 200 DOCX generated; pypdfium2 vs pdfminer.six",
         "python benchmarks/code_search_data.py && python benchmarks/run_code_search.py",
         "python benchmarks/run_field_weights.py   # after code_search_data.py",
         "python benchmarks/run_train_supervised.py   # MiniLM on scifact train: 3 dense-mined negatives, 2 epochs",
