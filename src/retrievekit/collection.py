@@ -267,6 +267,7 @@ class Collection:
         batch_size: int = 1000,
         workers: int | None = None,
         lock_timeout: float = 0.0,
+        incremental: bool = False,
         **reader_options: Any,
     ) -> dict[str, Any]:
         """Stream documents from a file or folder (JSONL, BEIR, CSV/TSV, a folder of text/Markdown/HTML, PDF, Office,
@@ -275,10 +276,17 @@ class Collection:
         are skipped, not errors: the report lists them as ``skipped`` ``[[path, reason], ...]``, and files indexed
         with a problem (pages without text) as ``warnings``.
 
+        ``incremental`` (a folder): parse only the files that are new or changed since the last incremental ingest
+        of this folder and delete the documents of files that are gone (``retrievekit.folder_index``); the report
+        then also has ``files`` (seen, added, updated, unchanged, deleted).
+
         ``workers`` processes analyse and index in parallel (default: the CPU count, at most 4; 1 = in this
         process). Documents then land in one segment per worker, interleaved by batch."""
         from retrievekit.ingest import detect_format, estimate_size, read_documents
 
+        if incremental:
+            return self._ingest_incremental(source, format, progress, batch_size, workers, lock_timeout,
+                                            reader_options)
         started = time.perf_counter()
         skipped: list[list[str]] = []
         warnings: list[list[str]] = []
@@ -302,6 +310,22 @@ class Collection:
         seconds = time.perf_counter() - started
         return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation, "skipped": skipped,
                 "warnings": warnings}
+
+    def _ingest_incremental(self, source: str | Path, format: str | None, progress: bool, batch_size: int,
+                            workers: int | None, lock_timeout: float, reader_options: dict[str, Any]) -> dict[str, Any]:
+        from retrievekit.folder_index import ingest_folder
+        from retrievekit.ingest import detect_format
+
+        if (format or detect_format(source)) != "files":
+            raise CollectionError(f"incremental ingest reads a folder of files; {source} is not read as one")
+        reader_options.pop("on_bytes", None)
+        report = ingest_folder(self, source, workers=workers or min(os.cpu_count() or 1, 4), batch_size=batch_size,
+                               progress=progress, lock_timeout=lock_timeout, **reader_options)
+        files = {key.removeprefix("files_"): value for key, value in report.to_json().items()
+                 if key.startswith("files_")}
+        return {"documents": report.documents_written, "seconds": report.seconds, "generation": report.generation,
+                "skipped": report.skipped, "warnings": report.warnings,
+                "files": {**files, "entries_deleted": report.entries_deleted}}
 
     def ingest_code(self, root: str | Path, **options: Any) -> CodeIngestReport:
         """Index a code repository or folder by its symbols (functions, methods, classes; tree-sitter), honouring

@@ -165,6 +165,10 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    "their own (search --field-weights). Default: none (BM25 on --fields joined); with --code: "
                    f"{','.join(f'{f}={w:g}' for f, w in CODE_FIELD_WEIGHTS.items())} (qualified name, docstring, "
                    "code; 'none' for the joined fields)")
+    p.add_argument("--incremental", action="store_true",
+                   help="SOURCE is a folder indexed before with --incremental: parse only new and changed files "
+                   "(content hashes) and remove the documents of files that are gone; other folders' and sources' "
+                   "documents are left alone")
     p.add_argument("--max-pages", type=positive_int, default=None, metavar="N",
                    help="a folder's PDFs and slide decks with more than N pages are skipped (listed with the reason; "
                    "default 2000): bounds the time and memory one huge file takes")
@@ -299,7 +303,8 @@ def run_index(args: argparse.Namespace) -> int:
             col.add_dense_index(args.dense, chunking=args.chunking, vectors=args.vectors,
                                 progress=not args.no_progress, lock_timeout=args.lock_timeout)
         report = col.ingest(args.source, args.format, progress=not args.no_progress, workers=args.workers,
-                            encoding_errors=args.encoding_errors, **reader_options, lock_timeout=args.lock_timeout)
+                            encoding_errors=args.encoding_errors, **reader_options, lock_timeout=args.lock_timeout,
+                            incremental=args.incremental)
     if args.sparse and "default" not in (col.config.get("sparse") or {}):
         col.add_sparse_index(args.sparse, progress=not args.no_progress, lock_timeout=args.lock_timeout)
     if args.dense and "default" in (col.config.get("dense") or {}):
@@ -319,10 +324,16 @@ def run_index(args: argparse.Namespace) -> int:
         "skipped": report.get("skipped", []),
         "warnings": report.get("warnings", []),
     }
+    if "files" in report:  # --incremental
+        summary["files"] = report["files"]
     if args.json:
         print_json(summary)
     else:
         print_skipped(summary["skipped"], summary["warnings"])
+        if "files" in summary:
+            files = summary["files"]
+            print(f"files: {files['added']:,} new, {files['updated']:,} changed, {files['unchanged']:,} unchanged "
+                  f"(not parsed), {files['deleted']:,} gone")
         print(f"indexed {summary['added']:,} documents in {summary['seconds']:.2f} s "
               f"({summary['docs_per_second'] or 0:,.0f} docs/s); collection {col.path} now holds "
               f"{summary['documents']:,} {'passages' if col.config.get('passages') else 'documents'} in "

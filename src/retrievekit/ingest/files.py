@@ -4,6 +4,7 @@ PDF, Word, PowerPoint, EPUB and e-mail file (one per message of an mbox) through
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -117,6 +118,7 @@ def read_files(
     on_warning: OnSkip | None = None,
     max_pages: int | None = None,
     limits: DocumentLimits | None = None,
+    known: Callable[[str, str], bool] | None = None,
 ) -> Iterator[Document]:
     """Stream one document per matching file under ``root`` (recursively, in sorted order).
 
@@ -131,6 +133,10 @@ def read_files(
     ``tables``; one document ``PATH#N`` per message of an mbox). One that cannot be read (encrypted, corrupt, empty,
     a zip bomb, over ``limits``/``max_pages``, the ``documents`` extra missing) is skipped: ``on_skip(path,
     reason)`` hears of it (without it, a warning is logged), and the walk goes on.
+
+    ``known(relative path, content hash)`` (for incremental indexing) is asked about every file once its bytes are
+    read; a file it answers True for is not parsed and yields nothing. With it, every document's metadata also
+    carries ``file_hash`` (``content_hash`` of the file's bytes).
     """
     root = Path(root)
     check_exists(root)
@@ -143,7 +149,8 @@ def read_files(
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise InputFormatError(f"max_pages must be a positive integer, got {max_pages!r}")
         limits = replace(limits, max_pages=max_pages)
-    return _iter_files(root, wanted, errors, on_bytes, on_skip or _log_skip, on_warning or _log_warning, limits)
+    return _iter_files(root, wanted, errors, on_bytes, on_skip or _log_skip, on_warning or _log_warning, limits,
+                       known)
 
 
 def _log_skip(path: Path, reason: str) -> None:
@@ -154,8 +161,14 @@ def _log_warning(path: Path, message: str) -> None:
     logger.warning("%s: %s", path, message)
 
 
+def content_hash(data: bytes) -> str:
+    """BLAKE2b-128 of a file's bytes, hex (as code indexing hashes files)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnBytes | None, on_skip: OnSkip,
-                on_warning: OnSkip, limits: DocumentLimits) -> Iterator[Document]:
+                on_warning: OnSkip, limits: DocumentLimits, known: Callable[[str, str], bool] | None
+                ) -> Iterator[Document]:
     for path, rel in iter_files(root, wanted, on_skip=on_skip):
         try:
             size = path.stat().st_size
@@ -167,9 +180,15 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnByt
             raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
         if on_bytes is not None:
             on_bytes(len(data))
+        stamp: dict[str, str] = {}
+        if known is not None:
+            stamp["file_hash"] = content_hash(data)
+            if known(rel, stamp["file_hash"]):
+                continue
         extension = os.path.splitext(path.name)[1].lower()
         if detect_format(data, extension) is None:
-            yield file_to_document(data, path, rel, errors)
+            doc = file_to_document(data, path, rel, errors)
+            yield replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc
             continue
         try:
             parsed = parse_document(data, path, limits)
@@ -179,7 +198,8 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnByt
         for document in parsed:
             for message in document.warnings:
                 on_warning(path, message)
-            yield checked(as_document(document, rel, extension, len(data)), path, None)
+            doc = as_document(document, rel, extension, len(data))
+            yield checked(replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc, path, None)
 
 
 def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict") -> Document:
