@@ -27,6 +27,7 @@ from http_helpers import ScriptedGenerator
 
 from retrievekit import Collection
 from retrievekit.cli.main import main
+from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest import read_files
 from retrievekit.ingest.documents import parse_document
 from retrievekit.rag.pipeline import RAG
@@ -171,3 +172,18 @@ def test_cli_index_lists_skipped_files_and_search_shows_pages(folder, tmp_path, 
     assert "skipped: " in out.err and "locked.pdf: encrypted PDF (needs a password)" in out.err
     assert main(["search", str(tmp_path / "cli"), "topic2 tenacious", "-k", "1"]) == 0
     assert "papers/paper.pdf p. 2" in capsys.readouterr().out
+
+
+def test_text_files_that_are_not_utf8_are_decoded_with_encoding_auto(tmp_path):
+    (tmp_path / "latin.txt").write_bytes("Le pont du Gard a été construit par les Romains.".encode("cp1252"))
+    (tmp_path / "utf16.txt").write_bytes("Über die Brücke".encode("utf-16"))
+    (tmp_path / "plain.txt").write_text("plain ascii", encoding="utf-8")
+    warnings: list[tuple[str, str]] = []
+    docs = {d.id: d for d in read_files(tmp_path, encoding="auto",
+                                        on_warning=lambda path, message: warnings.append((path.name, message)))}
+    assert docs["latin.txt"].text == "Le pont du Gard a été construit par les Romains."
+    assert docs["utf16.txt"].text == "Über die Brücke" and docs["utf16.txt"].metadata["encoding"] == "utf-16"
+    assert "encoding" not in docs["plain.txt"].metadata
+    assert {name for name, _ in warnings} == {"latin.txt", "utf16.txt"}
+    with pytest.raises(InputFormatError, match="invalid UTF-8"):  # the default stays strict UTF-8
+        list(read_files(tmp_path))

@@ -172,6 +172,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pages", type=positive_int, default=None, metavar="N",
                    help="a folder's PDFs and slide decks with more than N pages are skipped (listed with the reason; "
                    "default 2000): bounds the time and memory one huge file takes")
+    p.add_argument("--encoding", choices=["utf-8", "auto"], default="utf-8",
+                   help="a folder's text files: utf-8 (default; invalid bytes as --encoding-errors says) or auto (a "
+                   "file that is not UTF-8 is decoded as charset-normalizer detects, with a warning)")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="what to do with invalid UTF-8: stop with an error naming file and line (strict, default) "
                    "or replace the bad bytes")
@@ -285,13 +288,15 @@ def run_index(args: argparse.Namespace) -> int:
     args.analyzer = args.analyzer or "lucene-english"
     check_index_args(args)
     reader_options = schema_option(args)
-    if args.max_pages is not None:
+    if args.max_pages is not None or args.encoding != "utf-8":
         from retrievekit.ingest import detect_format
 
         if (args.format or detect_format(args.source)) != "files":
-            raise RetrievekitError("--max-pages limits the PDFs and slide decks of a folder; "
-                                   f"{args.source} is not read as a folder of files")
-        reader_options["max_pages"] = args.max_pages
+            raise RetrievekitError("--max-pages and --encoding apply to a folder of files; "
+                                   f"{args.source} is not read as one")
+        if args.max_pages is not None:
+            reader_options["max_pages"] = args.max_pages
+        reader_options["encoding"] = args.encoding
     fields = args.fields.split(",")
     field_weights = parse_field_weights(args.field_weights)
     exists = Path(args.collection, "manifest.json").is_file()

@@ -4,7 +4,6 @@ PDF, Word, PowerPoint, EPUB and e-mail file (one per message of an mbox) through
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ from retrievekit.chunking.html_text import HTMLText
 from retrievekit.core.document import Document
 from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists, checked
+from retrievekit.ingest.code import _bom_encoding, decode_source, file_hash  # the same rules as for code
 from retrievekit.ingest.documents import (
     DOCUMENT_EXTENSIONS,
     DocumentLimits,
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
 DEFAULT_EXTENSIONS = TEXT_EXTENSIONS + DOCUMENT_EXTENSIONS
+ENCODINGS = ("utf-8", "auto")
 #: ``on_skip(path, reason)`` hears of a file left out; ``on_warning(path, message)`` of a file indexed with a
 #: problem (pages without a text layer)
 OnSkip = Callable[[Path, str], None]
@@ -119,6 +120,7 @@ def read_files(
     max_pages: int | None = None,
     limits: DocumentLimits | None = None,
     known: Callable[[str, str], bool] | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[Document]:
     """Stream one document per matching file under ``root`` (recursively, in sorted order).
 
@@ -136,7 +138,11 @@ def read_files(
 
     ``known(relative path, content hash)`` (for incremental indexing) is asked about every file once its bytes are
     read; a file it answers True for is not parsed and yields nothing. With it, every document's metadata also
-    carries ``file_hash`` (``content_hash`` of the file's bytes).
+    carries ``file_hash`` (BLAKE2b-128 of the file's bytes, as code indexing hashes files).
+
+    ``encoding="auto"``: a text file that is not UTF-8 is decoded as code indexing decodes source files (a BOM's
+    UTF-16/32, else what charset-normalizer detects, else Latin-1), with a warning and ``encoding`` in its metadata;
+    one with no detectable text is skipped. The default ``"utf-8"`` applies ``encoding_errors``.
     """
     root = Path(root)
     check_exists(root)
@@ -144,6 +150,10 @@ def read_files(
         raise InputFormatError("the 'files' format reads a folder, but this is a file", path=root)
     errors = check_encoding_errors(encoding_errors)
     wanted = normalize_extensions(extensions)
+    if encoding not in ENCODINGS:
+        raise InputFormatError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    if encoding == "auto":
+        errors = "auto"
     limits = limits or DocumentLimits()
     if max_pages is not None:
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
@@ -159,11 +169,6 @@ def _log_skip(path: Path, reason: str) -> None:
 
 def _log_warning(path: Path, message: str) -> None:
     logger.warning("%s: %s", path, message)
-
-
-def content_hash(data: bytes) -> str:
-    """BLAKE2b-128 of a file's bytes, hex (as code indexing hashes files)."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnBytes | None, on_skip: OnSkip,
@@ -182,12 +187,22 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnByt
             on_bytes(len(data))
         stamp: dict[str, str] = {}
         if known is not None:
-            stamp["file_hash"] = content_hash(data)
+            stamp["file_hash"] = file_hash(data)
             if known(rel, stamp["file_hash"]):
                 continue
         extension = os.path.splitext(path.name)[1].lower()
         if detect_format(data, extension) is None:
-            doc = file_to_document(data, path, rel, errors)
+            text = None
+            if errors == "auto":
+                decoded = decode_source(data, _bom_encoding(data))
+                if decoded is None:
+                    on_skip(path, "no text encoding detected (a binary file?)")
+                    continue
+                text, found = decoded
+                if found != "utf-8":
+                    stamp["encoding"] = found
+                    on_warning(path, f"not UTF-8: decoded as {found}")
+            doc = file_to_document(data, path, rel, errors, text=text)
             yield replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc
             continue
         try:
@@ -202,10 +217,11 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnByt
             yield checked(replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc, path, None)
 
 
-def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict") -> Document:
-    """Build the document of one file from its bytes."""
+def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict", *, text: str | None = None
+                     ) -> Document:
+    """Build the document of one file from its bytes (``text``: their decoded text, when decoded already)."""
     try:
-        content = data.decode("utf-8", errors)
+        content = data.decode("utf-8", errors) if text is None else text
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputFormatError(
