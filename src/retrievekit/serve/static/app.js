@@ -259,6 +259,14 @@
     return start === end ? `${path}:${start}` : `${path}:${start}-${end}`;
   }
 
+  // -- paged documents (a PDF's pages, a deck's slides: `page`/`page_end` in a passage's metadata) -------------
+  function pageLocation(metadata) {
+    const m = metadata || {};
+    if (typeof m.path !== "string" || !Number.isInteger(m.page)) return null;
+    const last = Number.isInteger(m.page_end) ? m.page_end : m.page;
+    return last === m.page ? `${m.path} p. ${m.page}` : `${m.path} pp. ${m.page}-${last}`;
+  }
+
   function hljsLanguage(name) {
     const hljs = window.hljs;
     const wanted = HLJS_NAMES[name] || name;
@@ -344,7 +352,7 @@
 
   window.retrievekit = {
     ApiError, apiFetch, apiUrl, request, getKey, setKey, el, showError, renderSnippet, decodeEntities,
-    formatValue, showCollection, installKeyButton, isCode, codeLocation, codeSpan, codeBlock, loadApiImage,
+    formatValue, showCollection, installKeyButton, isCode, codeLocation, pageLocation, codeSpan, codeBlock, loadApiImage,
     serverApiUrl,
   };
 
@@ -558,7 +566,9 @@
         const title = el("button", { type: "button", class: "hit-title" }, hit.title || hit.id);
         title.addEventListener("click", () => openDocument(hit.id, title));
         const meta = el("div", { class: "hit-meta" });
+        const pages = code ? null : pageLocation(hit.metadata);
         if (code) meta.append(el("span", { class: "location" }, codeLocation(hit.metadata)));
+        if (pages) meta.append(el("span", { class: "location" }, pages));
         meta.append(el("span", { class: "score" }, "score " + Number(hit.score).toFixed(4)));
         if (!code) meta.append(el("span", { class: "hit-id" }, hit.id));
         const chips = code ? CODE_CHIPS.filter((n) => n in hit.metadata).map((n) => [n, hit.metadata[n]])

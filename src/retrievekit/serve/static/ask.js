@@ -130,7 +130,8 @@
       data.citations.forEach((c, i) => {
         if (i) sources.append(", ");
         const link = citationLink(c.number);
-        link.textContent = `[${c.number}] ${c.doc_id}`;
+        // a file's lines or pages ("paper.pdf p. 12") when the document carries them
+        link.textContent = `[${c.number}] ${c.location ? c.location.ref : c.doc_id}`;
         sources.append(link);
       });
       answerBox.append(sources);
@@ -156,6 +157,7 @@
       if (c.flags && c.flags.length) item.classList.add("flagged");
       const body = el("div");
       const meta = el("div", { class: "hit-meta" });
+      if (c.location) meta.append(el("span", { class: "location" }, c.location.ref));
       meta.append(
         el("span", { class: "doc-id" }, c.doc_id),
         el("span", { class: "offsets", title: "character offsets in the document" }, `chars ${c.start}–${c.end}`),

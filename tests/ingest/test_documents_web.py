@@ -1,0 +1,79 @@
+"""The web UI shows page references of PDF passages: "paper.pdf p. 3" on search hits, in the cited sources and on
+the contexts of an answer (headless Chromium through Playwright; skipped without a Chromium binary)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_helpers import CHROMIUM, SKIP_REASON
+
+if CHROMIUM is None:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+pytest.importorskip("pypdfium2")
+pytest.importorskip("fpdf")
+
+from document_fixtures import make_pdf
+from http_helpers import ServerThread
+from playwright.sync_api import Page, expect
+
+from retrievekit import Collection
+from retrievekit.rag.generators.base import Generator
+from retrievekit.serve.app import create_app
+
+
+class CitesFirstSource(Generator):
+    backend = "scripted"
+    model = "script-1"
+
+    def generate(self, prompt: Any, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: str | Sequence[str] | None = None) -> str:
+        return "It is explained with tenacious rivets [1]."
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from browser_helpers import launched_browser
+
+    with launched_browser() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    from browser_helpers import checked_page, screenshot_path
+
+    with checked_page(browser, screenshot=screenshot_path(request.node.name)) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    root = tmp_path_factory.mktemp("pdf-ui")
+    (root / "docs").mkdir()
+    (root / "docs" / "paper.pdf").write_bytes(make_pdf(4))
+    col = Collection.create(root / "col", passages="sentences:24")
+    col.ingest(root / "docs", progress=False, workers=1)
+    with ServerThread(create_app(Path(col.path), generator=CitesFirstSource())) as s:
+        yield s
+
+
+def test_search_hits_and_answers_show_the_page(page: Page, server: ServerThread) -> None:
+    page.goto(server.url + "/")
+    expect(page.locator("body[data-ready=true]")).to_be_attached()
+    page.get_by_label("Query").fill("topic3 tenacious")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#status")).to_contain_text("round-trip")
+    first = page.locator("#result-list > li[data-id]").first
+    expect(first.locator(".location")).to_have_text("paper.pdf p. 3")
+
+    page.goto(server.url + "/ui/ask.html")
+    expect(page.locator("body[data-ready=true]")).to_be_attached()
+    page.get_by_label("Selector").fill("top:1")
+    page.get_by_label("Question").fill("topic3 tenacious rivets")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(page.locator("#status")).to_contain_text("round-trip")
+    expect(page.locator(".cited-sources")).to_contain_text("[1] paper.pdf p. 3")
+    expect(page.locator("#context-1 .location")).to_have_text("paper.pdf p. 3")
