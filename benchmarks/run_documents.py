@@ -264,6 +264,14 @@ def quality(folder: Path, truth: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS. Linux keeps ``ru_maxrss`` across exec (a child would report its parent's peak when
+    that was higher), so the address space's own high-water mark, VmHWM, is read where there is one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
