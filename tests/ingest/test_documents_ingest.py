@@ -187,3 +187,15 @@ def test_text_files_that_are_not_utf8_are_decoded_with_encoding_auto(tmp_path):
     assert {name for name, _ in warnings} == {"latin.txt", "utf16.txt"}
     with pytest.raises(InputFormatError, match="invalid UTF-8"):  # the default stays strict UTF-8
         list(read_files(tmp_path))
+
+
+def test_one_document_file_is_a_source_of_its_own(folder, tmp_path, capsys):
+    col = Collection.create(tmp_path / "one")
+    report = col.ingest(folder / "papers" / "paper.pdf", progress=False, workers=1)
+    assert report["documents"] == 1 and [d.id for d in col.iter_documents()] == ["paper.pdf"]
+    locked = col.ingest(folder / "locked.pdf", progress=False, workers=1)
+    assert locked["documents"] == 0 and locked["skipped"][0][1] == "encrypted PDF (needs a password)"
+    assert main(["index", str(folder / "report.docx"), str(tmp_path / "cli"), "--no-progress"]) == 0
+    assert "indexed 1 documents" in capsys.readouterr().out
+    with pytest.raises(InputFormatError, match="reads a folder"):
+        list(read_files(folder / "readme.txt"))

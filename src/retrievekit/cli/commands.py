@@ -133,8 +133,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
         description="Stream documents into a collection and commit them atomically (all or nothing). Adding a "
         "document whose id exists replaces it.",
     )
-    p.add_argument("source", help="a JSONL file, a BEIR folder (with corpus.jsonl), a CSV/TSV file, or a folder of "
-                   ".txt/.md/.rst/.html files (ids = relative paths); with --code, a code repository or folder")
+    p.add_argument("source", help="a JSONL file, a BEIR folder (with corpus.jsonl), a CSV/TSV file, a folder of "
+                   ".txt/.md/.rst/.html and .pdf/.docx/.pptx/.epub/.eml/.mbox files (ids = relative paths; documents "
+                   "need retrievekit[documents]) or one such document; with --code, a code repository or folder")
     p.add_argument("collection", help="collection folder (created if missing)")
     p.add_argument("--format", choices=["jsonl", "beir", "csv", "tsv", "files"],
                    help="input format (default: detected from the source)")

@@ -16,6 +16,7 @@ from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, SourceNotFoundError, check_exists, file_size
 from retrievekit.ingest.beir import corpus_path, find_corpus, read_beir
 from retrievekit.ingest.delimited import read_delimited
+from retrievekit.ingest.documents import DOCUMENT_EXTENSIONS
 from retrievekit.ingest.files import DEFAULT_EXTENSIONS, iter_files, normalize_extensions, read_files
 from retrievekit.ingest.jsonl import read_jsonl
 
@@ -46,11 +47,13 @@ def _check_format(format: str) -> str:
 def detect_format(source: str | Path) -> str:
     """Guess the format of ``source``: a folder with ``corpus.jsonl`` is BEIR, another folder is
     ``files``; a file is named by its extension (``.jsonl``/``.ndjson``, ``.csv``, ``.tsv``, each
-    optionally ``.gz``)."""
+    optionally ``.gz``; a ``.pdf``, ``.docx``, ``.pptx``, ``.epub``, ``.eml`` or ``.mbox`` file is ``files``)."""
     path = Path(source)
     check_exists(path)
     if path.is_dir():
         return "beir" if find_corpus(path) is not None else "files"
+    if os.path.splitext(path.name)[1].lower() in DOCUMENT_EXTENSIONS:
+        return "files"  # one PDF, Office, EPUB or e-mail file
     name = path.name.lower().removesuffix(".gz")
     fmt = _SUFFIX_FORMATS.get(os.path.splitext(name)[1])
     if fmt is None:
@@ -97,6 +100,8 @@ def estimate_size(source: str | Path, format: str | None = None, **options: Any)
         fmt = _check_format(format) if format is not None else detect_format(path)
         if fmt == "beir":
             return file_size(corpus_path(path))
+        if fmt == "files" and path.is_file():
+            return file_size(path)
         if fmt == "files":
             wanted = normalize_extensions(options.get("extensions", DEFAULT_EXTENSIONS))
             return sum(file.stat().st_size for file, _ in iter_files(path, wanted))

@@ -130,6 +130,8 @@ def read_files(
     invalid bytes raise ``InputFormatError`` unless ``encoding_errors="replace"``. Metadata holds
     ``path``, ``extension`` (lower-case, with the dot) and ``bytes`` (size on disk).
 
+    ``root`` may also be one PDF, DOCX, PPTX, EPUB, EML or mbox file (id: its name).
+
     PDF, DOCX, PPTX, EPUB, EML and mbox files — recognised by their content, the extension only a hint — are parsed
     by ``ingest.documents`` (``as_document``: title and metadata from the file, ``page_spans``, ``sections``,
     ``tables``; one document ``PATH#N`` per message of an mbox). One that cannot be read (encrypted, corrupt, empty,
@@ -146,8 +148,9 @@ def read_files(
     """
     root = Path(root)
     check_exists(root)
-    if not root.is_dir():
-        raise InputFormatError("the 'files' format reads a folder, but this is a file", path=root)
+    if not root.is_dir() and os.path.splitext(root.name)[1].lower() not in DOCUMENT_EXTENSIONS:
+        raise InputFormatError("the 'files' format reads a folder (or one PDF, Office, EPUB or e-mail file), but "
+                               "this is another file", path=root)
     errors = check_encoding_errors(encoding_errors)
     wanted = normalize_extensions(extensions)
     if encoding not in ENCODINGS:
@@ -174,7 +177,9 @@ def _log_warning(path: Path, message: str) -> None:
 def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnBytes | None, on_skip: OnSkip,
                 on_warning: OnSkip, limits: DocumentLimits, known: Callable[[str, str], bool] | None
                 ) -> Iterator[Document]:
-    for path, rel in iter_files(root, wanted, on_skip=on_skip):
+    # one document file on its own: its name is its id
+    files = iter_files(root, wanted, on_skip=on_skip) if root.is_dir() else iter([(root, root.name)])
+    for path, rel in files:
         try:
             size = path.stat().st_size
             if size > limits.max_bytes and os.path.splitext(path.name)[1].lower() in DOCUMENT_EXTENSIONS:
