@@ -26,6 +26,7 @@ REGISTRY_MODULES = (
     "retrievekit.rag.selection",
     "retrievekit.rag.compression",
     "retrievekit.rag.generators.base",
+    "retrievekit.ingest.documents",
 )
 
 

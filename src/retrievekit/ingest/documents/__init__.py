@@ -10,13 +10,13 @@ of each page in the text), which give a passage its page (``core.pages``).
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import MissingExtraError
+from retrievekit.core.registry import Registry, registry
 from retrievekit.ingest.documents.base import (
     DocumentLimits,
     DocumentParser,
@@ -30,25 +30,27 @@ from retrievekit.ingest.documents.detect import DOCUMENT_EXTENSIONS, detect_form
 __all__ = ["DOCUMENT_EXTENSIONS", "PARSERS", "DocumentLimits", "DocumentParser", "ParsedDocument", "Section", "Table",
            "UnreadableDocument", "as_document", "detect_format", "get_parser", "parse_document"]
 
-# format -> "module:class", imported on first use (listing formats loads no parsing library)
-PARSERS = {
-    "pdf": "retrievekit.ingest.documents.pdf:PDFParser",
-    "docx": "retrievekit.ingest.documents.office:DocxParser",
-    "pptx": "retrievekit.ingest.documents.office:PptxParser",
-    "epub": "retrievekit.ingest.documents.epub:EpubParser",
-    "eml": "retrievekit.ingest.documents.mail:EmlParser",
-    "mbox": "retrievekit.ingest.documents.mail:MboxParser",
-}
+# format -> parser, imported on first use (listing them, as `retrievekit components` does, loads no parsing library)
+PARSERS: Registry[DocumentParser] = registry("document parser")
+_MODULE = "retrievekit.ingest.documents"
+for _format, _target, _requires, _description in (
+    ("pdf", "pdf:PDFParser", ["pypdfium2"], "PDF text page by page, outline as sections (pypdfium2)"),
+    ("docx", "office:DocxParser", ["docx"], "Word: headings, paragraphs, tables (python-docx)"),
+    ("pptx", "office:PptxParser", ["pptx"], "PowerPoint: slides as pages, titles, tables, notes (python-pptx)"),
+    ("epub", "epub:EpubParser", ["ebooklib", "lxml"], "EPUB chapters in reading order with headings (ebooklib)"),
+    ("eml", "mail:EmlParser", [], "an e-mail message (the standard library)"),
+    ("mbox", "mail:MboxParser", [], "a mail archive: one document per message (the standard library)"),
+):
+    PARSERS.register(_format, f"{_MODULE}.{_target}", extra="documents" if _requires else None,
+                     requires=_requires, description=_description)
 _PARSER_CACHE: dict[str, DocumentParser] = {}
 
 
 def get_parser(format: str) -> DocumentParser:
-    if format not in PARSERS:
-        raise ValueError(f"no document parser for {format!r}; formats: {', '.join(PARSERS)}")
+    """The parser of ``format`` (one of ``PARSERS``), made once."""
     parser = _PARSER_CACHE.get(format)
     if parser is None:
-        module, _, name = PARSERS[format].partition(":")
-        parser = _PARSER_CACHE[format] = getattr(importlib.import_module(module), name)()
+        parser = _PARSER_CACHE[format] = PARSERS.factory(format)()
     return parser
 
 
