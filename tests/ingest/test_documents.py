@@ -205,3 +205,34 @@ def test_page_range_gives_separators_and_empty_pages_to_the_next_page_with_text(
     assert page_range(pages, 20, 24) == (4, 4)  # after page 2: page 3 holds nothing, so page 4
     assert page_range(pages, 25, 99) == (4, 4)
     assert page_range(pages, 3, 3) == (1, 1)
+
+
+def test_damaged_files_never_raise_anything_but_unreadable_document(tmp_path):
+    """Truncations, overwritten bytes and inserted junk (seeded): each file parses or is refused with a reason."""
+    import random
+
+    make_epub(tmp_path / "book.epub")
+    make_mbox(tmp_path / "a.mbox", [("a", "b"), ("c", "d")])
+    seeds = {"x.pdf": make_pdf(3), "x.docx": make_docx(), "x.pptx": make_pptx(2),
+             "x.epub": (tmp_path / "book.epub").read_bytes(), "x.eml": make_email(),
+             "x.mbox": (tmp_path / "a.mbox").read_bytes()}
+    rng = random.Random(1)
+    outcomes: dict[str, set[str]] = {}
+    for name, original in seeds.items():
+        for trial in range(300):
+            data = bytearray(original)
+            if trial % 3 == 0:
+                data = data[: rng.randrange(len(data))]
+            elif trial % 3 == 1:
+                for _ in range(rng.randint(1, 20)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            else:
+                at = rng.randrange(len(data))
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 200)))
+            try:
+                parse_document(bytes(data), Path(name))
+                outcomes.setdefault(name, set()).add("parsed")
+            except UnreadableDocument as exc:
+                assert str(exc), f"{name} trial {trial}: an empty reason"
+                outcomes.setdefault(name, set()).add("refused")
+    assert all("refused" in kinds for kinds in outcomes.values()), outcomes

@@ -10,6 +10,7 @@ of each page in the text), which give a passage its page (``core.pages``).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from retrievekit.ingest.documents.detect import DOCUMENT_EXTENSIONS, detect_form
 
 __all__ = ["DOCUMENT_EXTENSIONS", "PARSERS", "DocumentLimits", "DocumentParser", "ParsedDocument", "Section", "Table",
            "UnreadableDocument", "as_document", "detect_format", "get_parser", "parse_document"]
+
+logger = logging.getLogger(__name__)
 
 # format -> parser, imported on first use (listing them, as `retrievekit components` does, loads no parsing library)
 PARSERS: Registry[DocumentParser] = registry("document parser")
@@ -69,11 +72,19 @@ def parse_document(data: bytes, path: str | Path, limits: DocumentLimits | None 
         raise UnreadableDocument("not a PDF, Office, EPUB or e-mail file")
     try:
         return get_parser(format).parse(data, path, limits)
+    except (UnreadableDocument, MemoryError):
+        raise
     except MissingExtraError as exc:
         raise UnreadableDocument(f"{format.upper()} files need the documents extra: "
                                  "pip install 'retrievekit[documents]'") from exc
     except RecursionError:  # a deeply nested structure in a hostile file
         raise UnreadableDocument(f"{format.upper()} nested too deeply to parse") from None
+    except Exception as exc:
+        # The parsing libraries read untrusted bytes lazily and fail in their own ways (zipfile's
+        # NotImplementedError for an odd member, KeyError for a missing part, the email package's IndexError on a
+        # malformed address, ...): one bad file is a reason to skip it, never the end of an ingest.
+        logger.debug("parsing %s failed", path, exc_info=True)
+        raise UnreadableDocument(f"corrupt {format.upper()} ({type(exc).__name__}: {exc})") from None
 
 
 def as_document(parsed: ParsedDocument, rel: str, extension: str, size: int) -> Document:

@@ -14,7 +14,7 @@ def checked_zip(data: bytes, limits: DocumentLimits, what: str) -> zipfile.ZipFi
     """The archive in ``data`` once its directory is within ``limits``; else ``UnreadableDocument`` with why."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
         raise UnreadableDocument(f"corrupt {what} (not a readable zip archive: {exc})") from None
     members = archive.infolist()
     if len(members) > limits.max_zip_members:

@@ -44,7 +44,7 @@ def _office_kind(data: bytes) -> str | None:
     """docx or pptx by the part names of an Office Open XML package (it has ``[Content_Types].xml``)."""
     try:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except Exception:  # BadZipFile, NotImplementedError for an odd version, ...: not an Office package we can read
         return None
     if "[Content_Types].xml" not in names:
         return None

@@ -68,10 +68,10 @@ def message_document(message: EmailMessage, limits: DocumentLimits, key: str = "
 def _header(message: EmailMessage, name: str) -> str:
     try:
         value = message.get(name)
-    except (ValueError, IndexError):  # a malformed header the default policy cannot parse
-        raw = message.get_all(name, failobj=[])
-        value = raw[0] if raw else None
-    return " ".join(str(value).split()) if value is not None else ""
+        text = str(value) if value is not None else ""
+    except Exception:  # a malformed header the default policy fails on (IndexError, AttributeError, ...): raw text
+        text = next((str(raw) for key, raw in message.raw_items() if key.lower() == name), "")
+    return " ".join(text.split())
 
 
 class EmlParser(DocumentParser):
