@@ -236,3 +236,15 @@ def test_damaged_files_never_raise_anything_but_unreadable_document(tmp_path):
                 assert str(exc), f"{name} trial {trial}: an empty reason"
                 outcomes.setdefault(name, set()).add("refused")
     assert all("refused" in kinds for kinds in outcomes.values()), outcomes
+
+
+def test_raw_8bit_mail_headers_and_lone_surrogates_become_storable_text():
+    from retrievekit.core.document import document_problem
+    from retrievekit.ingest.documents import as_document, valid_text
+
+    raw = (b"From: J\xc3\xbcrgen <j@example.org>\nTo: b@example.org\nSubject: Br\xc3\xbccke \xff\n"
+           b"Date: Mon, 02 Feb 2026 10:00:00 +0000\n\nbody text\n")
+    doc = as_document(only(raw, "m.eml"), "m.eml", ".eml", len(raw))
+    assert document_problem(doc) is None and doc.title.startswith("Brücke")
+    assert valid_text("a\udcc3\udcbcb") == "aüb"  # surrogate-escaped UTF-8 bytes decode
+    assert valid_text("a\ud800b", keep_length=True) == "a\ufffdb"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from retrievekit.chunking.base import ChunkingError
 from retrievekit.chunking.html_text import HTMLText
-from retrievekit.core.document import Document
+from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import InputFormatError
 from retrievekit.ingest.base import OnBytes, check_encoding_errors, check_exists, checked
 from retrievekit.ingest.code import _bom_encoding, decode_source, file_hash  # the same rules as for code
@@ -219,7 +219,12 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnByt
             for message in document.warnings:
                 on_warning(path, message)
             doc = as_document(document, rel, extension, len(data))
-            yield checked(replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc, path, None)
+            doc = replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc
+            problem = document_problem(doc)
+            if problem is not None:  # what a parsed file holds is the file's problem, not the ingest's
+                on_skip(path, f"cannot be stored: {problem}")
+                continue
+            yield doc
 
 
 def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict", *, text: str | None = None

@@ -107,4 +107,30 @@ def as_document(parsed: ParsedDocument, rel: str, extension: str, size: int) -> 
                               for t in parsed.tables]
     doc_id = f"{rel}#{parsed.key}" if parsed.key else rel
     title = parsed.title or Path(rel).stem
-    return Document(id=doc_id, text=parsed.text, title=title, metadata=metadata)
+    metadata = {key: valid_text(value) if isinstance(value, str) else value for key, value in metadata.items()}
+    # the text keeps its length (the spans above index it)
+    return Document(id=doc_id, text=valid_text(parsed.text, keep_length=True), title=valid_text(title),
+                    metadata=metadata)
+
+
+def valid_text(text: str, *, keep_length: bool = False) -> str:
+    """``text`` without lone surrogates, which cannot be stored. The email package keeps a header's undecodable
+    8-bit bytes as surrogate escapes: they are decoded as the UTF-8 they usually are (invalid bytes as U+FFFD).
+    ``keep_length``: each surrogate becomes one U+FFFD instead, so that offsets into the text stay valid."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    if not keep_length:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate that escapes no byte
+            pass
+    return "".join(_valid_char(c) for c in text)
+
+
+def _valid_char(char: str) -> str:
+    return "\ufffd" if "\ud800" <= char <= "\udfff" else char

@@ -103,9 +103,12 @@ class PDFParser(DocumentParser):
         except Exception:  # a broken outline costs the sections, not the document
             return
         for entry in entries[:10_000]:
-            dest = entry.get_dest()
-            index = dest.get_index() if dest is not None else None
-            title = " ".join(entry.get_title().split())
+            try:
+                dest = entry.get_dest()
+                index = dest.get_index() if dest is not None else None
+                title = " ".join(entry.get_title().split())
+            except Exception:  # an undecodable title, a broken destination: that entry is no section
+                continue
             if index is None or not 0 <= index < n_pages or not title:
                 continue
             start, end = builder.pages[index]
