@@ -199,3 +199,18 @@ def test_one_document_file_is_a_source_of_its_own(folder, tmp_path, capsys):
     assert "indexed 1 documents" in capsys.readouterr().out
     with pytest.raises(InputFormatError, match="reads a folder"):
         list(read_files(folder / "readme.txt"))
+
+
+def test_mcp_search_hits_carry_the_page_reference_without_span_lists(folder, tmp_path):
+    pytest.importorskip("mcp")
+    from retrievekit.serve.mcp import CollectionTools
+
+    passages = Collection.create(tmp_path / "passages", passages="sentences:24")
+    passages.ingest(folder, progress=False, workers=1)
+    hit = CollectionTools(passages).search("topic3 tenacious", k=1, mode="bm25")["hits"][0]
+    assert hit["location"] == "papers/paper.pdf p. 3"
+    whole = Collection.create(tmp_path / "whole")
+    whole.ingest(folder, progress=False, workers=1)
+    hit = CollectionTools(whole).search("topic3 tenacious", k=1, mode="bm25")["hits"][0]
+    assert hit["location"] == "papers/paper.pdf pp. 1-5"
+    assert not {"page_spans", "sections"} & set(hit["metadata"]) and hit["metadata"]["pages"] == 5

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from retrievekit.collection import Collection
 from retrievekit.core.errors import CollectionError, RetrievekitError, require
+from retrievekit.core.provenance import DOCUMENT_ONLY, document_page_reference
 from retrievekit.serve.redact import redact_paths
 from retrievekit.service.collections import is_sharded_folder
 from retrievekit.service.documents import describe_document
@@ -100,6 +101,18 @@ def image_hit(hit: dict[str, Any], document: Any) -> dict[str, Any]:
     return hit
 
 
+def document_hit(hit: dict[str, Any], document: Any) -> dict[str, Any]:
+    """A PDF's or slide deck's hit for a model: its page reference (``location``: "paper.pdf p. 12"), and its
+    metadata without the per-page and per-section span lists (hundreds of numbers for a long PDF)."""
+    location = document_page_reference(document.metadata, len(document.text))
+    if location is not None:
+        hit["location"] = location
+    metadata = hit.get("metadata") or {}
+    if any(isinstance(metadata.get(key), list) for key in DOCUMENT_ONLY):
+        hit["metadata"] = {k: v for k, v in metadata.items() if k not in DOCUMENT_ONLY or not isinstance(v, list)}
+    return hit
+
+
 class CollectionTools:
     """The tool implementations, independent of the protocol: plain dicts in, plain dicts out, and
     ``RetrievekitError`` naming the problem for bad arguments."""
@@ -122,6 +135,7 @@ class CollectionTools:
         out = response.to_json(PLAIN_HITS)
         for hit, found in zip(out["hits"], response.hits):
             image_hit(hit, found.document)
+            document_hit(hit, found.document)
         return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
     def search_images(self, image_path: str, k: int = 10, text: str | None = None,
@@ -138,6 +152,7 @@ class CollectionTools:
         out = response.to_json(PLAIN_HITS)
         for hit, found in zip(out["hits"], response.hits):
             image_hit(hit, found.document)
+            document_hit(hit, found.document)
         return {key: out[key] for key in ("query", "mode", "k", "hits")}
 
     def search_code(self, query: str, k: int = 10, mode: str | None = None, language: str | list[str] | None = None,
@@ -237,7 +252,8 @@ def build_server(collection: str | Path | Collection, *, mode: str | None = None
             raise tool_error(f"the collection cannot be read: {exc.strerror or type(exc).__name__}{name}") from exc
 
     @server.tool(description="Search the collection. Returns ranked hits (rank, id, title, score, snippet, "
-                 "metadata; an image's hit adds its file path as image and its caption). "
+                 "metadata; an image's hit adds its file path as image and its caption, a PDF's or slide deck's "
+                 "hit its page reference as location, e.g. 'paper.pdf p. 12'). "
                  f"Modes available here: {', '.join(modes)} (default {tools.default_mode}).")
     def search(
         query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what to look for")],
