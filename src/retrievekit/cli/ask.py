@@ -88,9 +88,10 @@ def run_ask(args: argparse.Namespace) -> int:
         if answer.citations:
             print("\nCited:")
             for c in answer.citations:
-                if c.location is not None:  # a source file's lines (code collections)
+                if c.location is not None:  # a source file's lines (code) or pages (PDF, slides)
+                    chars = f", characters {c.start}-{c.end}" if c.location.page is not None else ""
                     print(f"  [{c.number}] {terminal_safe(str(c.location), newlines=False)} "
-                          f"({terminal_safe(c.doc_id, newlines=False)})")
+                          f"({terminal_safe(c.doc_id, newlines=False)}{chars})")
                     continue
                 print(f"  [{c.number}] {terminal_safe(c.doc_id, newlines=False)} (characters {c.start}-{c.end}, "
                       f"passage {terminal_safe(c.passage_id, newlines=False)})")
