@@ -243,3 +243,19 @@ def test_a_damaged_cache_is_exported_again(onnx_encoder, tiny_clip: Path, tmp_pa
     assert json.loads((copy / "meta.json").read_text())["dim"] == 16
     picture = _image(3, (40, 48))
     assert np.allclose(rebuilt.encode_images([picture]), onnx_encoder.encode_images([picture]), atol=1e-6)
+
+
+def test_the_int8_variant_is_quantized_once_and_stays_near_the_float_vectors(onnx_encoder, tiny_clip: Path,  # type: ignore[no-untyped-def]
+                                                                             onnx_cache: Path) -> None:
+    int8 = get_encoder(f"onnx-clip-int8:{tiny_clip}", cache_dir=onnx_cache)
+    assert int8.folder == onnx_encoder.folder  # one export, the int8 towers beside the float ones
+    files = [int8.folder / "text.int8.onnx", int8.folder / "vision.int8.onnx"]
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert get_encoder(f"onnx-clip-int8:{tiny_clip}", cache_dir=onnx_cache).folder == int8.folder
+    assert [f.stat().st_mtime_ns for f in files] == mtimes  # quantized once
+    assert int8.spec()["backend"] == "onnx-clip-int8"
+    check_compatible(onnx_encoder.spec(), int8.spec())
+    images = [_image(i, size) for i, size in enumerate(SIZES)]
+    # measured 0.9999 (images) and 0.9994 (texts) on this model; MiniLM's text int8 export reaches 0.991
+    assert _cosines(int8.encode_images(images), onnx_encoder.encode_images(images)).min() > 0.99
+    assert _cosines(int8.encode_queries(TEXTS), onnx_encoder.encode_queries(TEXTS)).min() > 0.99

@@ -9,6 +9,10 @@ preprocessed in numpy exactly as ``CLIPImageProcessor`` does (shortest-edge resi
 normalise). The spec's semantic fields equal those of the ``clip`` backend for the same model, so either encodes
 queries for the other's index.
 
+Backend ``onnx-clip-int8``: the same export with both towers' weights quantized to int8 (once, beside the float
+files): 4x smaller and 2.5-4x faster on CPU, its vectors within 0.2% cosine of the float ones on a ViT-B/32-shaped
+model (benchmarks/run_onnx_clip.py).
+
 The cache folder (``onnx.cache_root``) is keyed, built and replaced atomically by the same helpers as the text ONNX
 backend's; a damaged one is exported again.
 """
@@ -35,6 +39,7 @@ from retrievekit.encoders.onnx import (
     cache_root,
     cpu_session,
     local_model_files,
+    quantize_int8,
 )
 from retrievekit.encoders.registry import model_card
 from retrievekit.encoders.sentence_transformers import resolve_model_path
@@ -91,11 +96,14 @@ class ONNXClipEncoder(ImageTextEncoder):
         self._dim = int(meta["dim"])
         self.image_preprocessing = dict(meta["image_preprocessing"])
         self._image_steps = ImageSteps.from_settings(self.image_preprocessing)
-        self._text = cpu_session(folder / TEXT_FILE, self.threads)
-        self._vision = cpu_session(folder / VISION_FILE, self.threads)
+        self._text = cpu_session(self._tower_file(folder, TEXT_FILE), self.threads)
+        self._vision = cpu_session(self._tower_file(folder, VISION_FILE), self.threads)
         self._tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(self.max_length)
         self._tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
+
+    def _tower_file(self, folder: Path, name: str) -> Path:
+        return folder / name
 
     @property
     def dim(self) -> int:
@@ -110,6 +118,18 @@ class ONNXClipEncoder(ImageTextEncoder):
     def _encode_image_batch(self, images: list[Any]) -> np.ndarray:
         pixels = np.stack([self._image_steps(image) for image in images])
         return self._vision.run(None, {"pixel_values": pixels})[0]
+
+
+class ONNXClipInt8Encoder(ONNXClipEncoder):
+    """The ONNX export with int8 weights in both towers (dynamic quantisation, made once beside the float export)."""
+
+    backend = "onnx-clip-int8"
+
+    def _tower_file(self, folder: Path, name: str) -> Path:
+        target = folder / name.replace(".onnx", ".int8.onnx")
+        if not target.exists():
+            quantize_int8(folder / name, target)
+        return target
 
 
 class ImageSteps:

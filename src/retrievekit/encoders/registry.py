@@ -100,6 +100,9 @@ ENCODERS.register("clip", "retrievekit.encoders.clip:SentenceTransformersClipEnc
 ENCODERS.register("onnx-clip", "retrievekit.encoders.onnx_clip:ONNXClipEncoder", usage="onnx-clip:MODEL", extra="onnx",
                   requires=["onnxruntime", "tokenizers", "PIL"],
                   description="CLIP exported to ONNX once (text and vision towers), then run without torch")
+ENCODERS.register("onnx-clip-int8", "retrievekit.encoders.onnx_clip:ONNXClipInt8Encoder", usage="onnx-clip-int8:MODEL",
+                  extra="onnx", requires=["onnxruntime", "tokenizers", "PIL"],
+                  description="the onnx-clip export with int8-quantized weights")
 ENCODERS.register("hf-clip", "retrievekit.encoders.clip_transformers:TransformersClipEncoder", usage="hf-clip:MODEL",
                   extra="images", requires=["torch", "transformers", "PIL"],
                   description="image-text model through transformers (CLIP, SigLIP, SigLIP 2, ...): a hub name or a "
