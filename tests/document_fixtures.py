@@ -157,3 +157,25 @@ def make_zip_bomb(kind: str = "docx", inflated: int = 64 << 20) -> bytes:
             archive.writestr("[Content_Types].xml", "<Types/>")
             archive.writestr("word/document.xml", b"\0" * inflated)
     return out.getvalue()
+
+
+def make_scanned_pdf(lines: list[str]) -> bytes:
+    """Page 1 has a text layer; page 2 is an image of ``lines`` (a scan, no text layer); page 3 only a drawn
+    rectangle (nothing to read)."""
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw, ImageFont
+
+    scan = Image.new("L", (1600, 140 * len(lines) + 80), 255)
+    draw = ImageDraw.Draw(scan)
+    font = ImageFont.load_default(size=64)
+    for i, line in enumerate(lines):
+        draw.text((40, 40 + 140 * i), line, fill=0, font=font)
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.cell(text="A typed first page.")
+    pdf.add_page()
+    pdf.image(scan, x=10, y=10, w=190)
+    pdf.add_page()
+    pdf.rect(20, 20, 100, 100, style="F")
+    return bytes(pdf.output())

@@ -4,6 +4,7 @@ sections, tables and metadata exact; bad files refused with their reason."""
 from __future__ import annotations
 
 import io
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -248,3 +249,18 @@ def test_raw_8bit_mail_headers_and_lone_surrogates_become_storable_text():
     assert document_problem(doc) is None and doc.title.startswith("Brücke")
     assert valid_text("a\udcc3\udcbcb") == "aüb"  # surrogate-escaped UTF-8 bytes decode
     assert valid_text("a\ud800b", keep_length=True) == "a\ufffdb"
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed (optional OCR)")
+def test_scanned_pages_are_ocrd_when_tesseract_is_installed():
+    pytest.importorskip("PIL")
+    from document_fixtures import make_scanned_pdf
+
+    data = make_scanned_pdf(["Scanned page about rusty", "suspension cables"])
+    doc = only(data, "scan.pdf")
+    assert doc.pages_ocr == [2] and doc.pages_without_text == [3]  # page 3 holds no image: nothing to read
+    start, end = doc.pages[1]
+    assert " ".join(doc.text[start:end].split()).lower() == "scanned page about rusty suspension cables"
+    assert any("OCR'd by tesseract: pages 2" in w for w in doc.warnings)
+    off = only(data, "scan.pdf", DocumentLimits(ocr_pages=0))
+    assert off.pages_ocr == [] and off.pages_without_text == [2, 3]

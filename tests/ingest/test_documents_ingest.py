@@ -3,6 +3,7 @@ skipped with its reason, passages on their pages with exact offsets, and citatio
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -214,3 +215,19 @@ def test_mcp_search_hits_carry_the_page_reference_without_span_lists(folder, tmp
     hit = CollectionTools(whole).search("topic3 tenacious", k=1, mode="bm25")["hits"][0]
     assert hit["location"] == "papers/paper.pdf pp. 1-5"
     assert not {"page_spans", "sections"} & set(hit["metadata"]) and hit["metadata"]["pages"] == 5
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed (optional OCR)")
+def test_ocrd_pages_are_marked_and_cited_like_any_other(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from document_fixtures import make_scanned_pdf
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "scan.pdf").write_bytes(make_scanned_pdf(["Scanned page about rusty", "suspension cables"]))
+    col = Collection.create(tmp_path / "col", passages="sentences:24")
+    report = col.ingest(tmp_path / "docs", progress=False, workers=1)
+    assert any("OCR'd" in message for _, message in report["warnings"])
+    answer = col.ask("rusty suspension cables", generator=None, selector="top:1", mode="bm25")
+    assert str(answer.contexts[0].location) == "scan.pdf p. 2" and answer.contexts[0].metadata["pages_ocr"] == [2]
+    assert main(["index", str(tmp_path / "docs"), str(tmp_path / "plain"), "--no-ocr", "--no-progress"]) == 0
+    assert "pages 2, 3" in capsys.readouterr().err  # reported, not OCR'd

@@ -170,6 +170,9 @@ def add_index(sub: argparse._SubParsersAction) -> None:
                    help="SOURCE is a folder indexed before with --incremental: parse only new and changed files "
                    "(content hashes) and remove the documents of files that are gone; other folders' and sources' "
                    "documents are left alone")
+    p.add_argument("--no-ocr", action="store_true",
+                   help="do not OCR PDF pages without a text layer (scans); by default they are OCR'd when the "
+                   "tesseract program is installed (at most 200 pages per document), else reported")
     p.add_argument("--max-pages", type=positive_int, default=None, metavar="N",
                    help="a folder's PDFs and slide decks with more than N pages are skipped (listed with the reason; "
                    "default 2000): bounds the time and memory one huge file takes")
@@ -289,15 +292,16 @@ def run_index(args: argparse.Namespace) -> int:
     args.analyzer = args.analyzer or "lucene-english"
     check_index_args(args)
     reader_options = schema_option(args)
-    if args.max_pages is not None or args.encoding != "utf-8":
+    if args.max_pages is not None or args.encoding != "utf-8" or args.no_ocr:
         from retrievekit.ingest import detect_format
 
         if (args.format or detect_format(args.source)) != "files":
-            raise RetrievekitError("--max-pages and --encoding apply to a folder of files; "
+            raise RetrievekitError("--max-pages, --encoding and --no-ocr apply to a folder of files; "
                                    f"{args.source} is not read as one")
         if args.max_pages is not None:
             reader_options["max_pages"] = args.max_pages
         reader_options["encoding"] = args.encoding
+        reader_options["ocr"] = not args.no_ocr
     fields = args.fields.split(",")
     field_weights = parse_field_weights(args.field_weights)
     exists = Path(args.collection, "manifest.json").is_file()

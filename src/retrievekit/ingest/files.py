@@ -121,6 +121,7 @@ def read_files(
     limits: DocumentLimits | None = None,
     known: Callable[[str, str], bool] | None = None,
     encoding: str = "utf-8",
+    ocr: bool = True,
 ) -> Iterator[Document]:
     """Stream one document per matching file under ``root`` (recursively, in sorted order).
 
@@ -136,7 +137,8 @@ def read_files(
     by ``ingest.documents`` (``as_document``: title and metadata from the file, ``page_spans``, ``sections``,
     ``tables``; one document ``PATH#N`` per message of an mbox). One that cannot be read (encrypted, corrupt, empty,
     a zip bomb, over ``limits``/``max_pages``, the ``documents`` extra missing) is skipped: ``on_skip(path,
-    reason)`` hears of it (without it, a warning is logged), and the walk goes on.
+    reason)`` hears of it (without it, a warning is logged), and the walk goes on. PDF pages without a text layer
+    are OCR'd when the ``tesseract`` program is installed, unless ``ocr=False``.
 
     ``known(relative path, content hash)`` (for incremental indexing) is asked about every file once its bytes are
     read; a file it answers True for is not parsed and yields nothing. With it, every document's metadata also
@@ -162,6 +164,8 @@ def read_files(
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise InputFormatError(f"max_pages must be a positive integer, got {max_pages!r}")
         limits = replace(limits, max_pages=max_pages)
+    if not ocr:
+        limits = replace(limits, ocr_pages=0)
     return _iter_files(root, wanted, errors, on_bytes, on_skip or _log_skip, on_warning or _log_warning, limits,
                        known)
 

@@ -91,8 +91,8 @@ def as_document(parsed: ParsedDocument, rel: str, extension: str, size: int) -> 
     """The stored document of a parsed file: id ``rel`` (``rel#KEY`` for one message of an archive), the parsed
     title or else the file name, the extracted text, and metadata: ``path``, ``extension``, ``bytes``, ``format``,
     the parser's metadata (author, dates, subject, from, to, ...), ``pages`` (count) and ``page_spans``,
-    ``pages_without_text``, ``sections`` (``{heading, start, end}``) and ``tables`` (``{start, end, header,
-    rows}``)."""
+    ``pages_without_text``, ``pages_ocr``, ``sections`` (``{heading, start, end}``) and ``tables`` (``{start, end,
+    header, rows}``)."""
     metadata: dict[str, Any] = {"path": rel, "extension": extension, "bytes": size, "format": parsed.format,
                                 **parsed.metadata}
     if parsed.pages:
@@ -100,6 +100,8 @@ def as_document(parsed: ParsedDocument, rel: str, extension: str, size: int) -> 
         metadata["page_spans"] = [[s, e] for s, e in parsed.pages]
     if parsed.pages_without_text:
         metadata["pages_without_text"] = list(parsed.pages_without_text)
+    if parsed.pages_ocr:
+        metadata["pages_ocr"] = list(parsed.pages_ocr)
     if parsed.sections:
         metadata["sections"] = [{"heading": s.heading, "start": s.start, "end": s.end} for s in parsed.sections]
     if parsed.tables:

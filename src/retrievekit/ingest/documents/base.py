@@ -31,6 +31,11 @@ class DocumentLimits:
     max_zip_ratio: float = 200.0  # uncompressed / compressed size of one member (ordinary XML compresses ~10x)
     max_zip_members: int = 20_000
     max_messages: int = 100_000  # per mbox
+    # OCR of PDF pages without a text layer, when the `tesseract` program is installed: at most this many pages
+    # per document (0: no OCR), each given at most ocr_seconds; ocr_languages as tesseract's -l takes them
+    ocr_pages: int = 200
+    ocr_seconds: float = 120.0
+    ocr_languages: str = "eng"
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class ParsedDocument:
     sections: list[Section] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)  # author, created, subject, from, to, date, ...
-    pages_without_text: list[int] = field(default_factory=list)  # 1-based: scanned pages, blank pages
+    pages_without_text: list[int] = field(default_factory=list)  # 1-based: scanned pages (not OCR'd), blank pages
+    pages_ocr: list[int] = field(default_factory=list)  # 1-based: pages whose text is tesseract's OCR
     key: str = ""  # tells apart documents of one file (the message number of an mbox); "" for the only one
     warnings: list[str] = field(default_factory=list)
 

@@ -1,10 +1,15 @@
 """PDF through pypdfium2 (PDFium, the engine of Chrome's viewer; Apache-2.0/BSD): the text layer page by page, the
 outline (bookmarks) as sections, the document information as metadata. A page without a text layer (a scan) is
-reported in ``pages_without_text``; a document with no text at all cannot be indexed."""
+OCR'd by tesseract when that program is installed (``pages_ocr``; at most ``DocumentLimits.ocr_pages`` per
+document), else reported in ``pages_without_text``; a document with no text at all cannot be indexed."""
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,9 @@ from retrievekit.ingest.documents.base import (
 _JUNK = re.compile("[\x00\x02\ufffe\uffff]")
 _INFO_FIELDS = {"Title": "title", "Author": "author", "Subject": "subject", "Keywords": "keywords",
                 "CreationDate": "created", "ModDate": "modified", "Creator": "creator", "Producer": "producer"}
+OCR_DPI = 300  # tesseract reads best at about 300 dpi
+OCR_MAX_PIXELS = 40_000_000  # a poster-sized page is rendered at a lower resolution instead of gigabytes
+logger = logging.getLogger(__name__)
 _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?")
 
 
@@ -66,6 +74,8 @@ class PDFParser(DocumentParser):
             raise UnreadableDocument(f"{n_pages:,} pages (over max_pages {limits.max_pages:,})")
         builder = TextBuilder(limits)
         empty: list[int] = []
+        ocr: list[int] = []
+        tesseract = shutil.which("tesseract") if limits.ocr_pages > 0 else None
         for number in range(n_pages):
             start = len(builder)
             try:
@@ -74,6 +84,10 @@ class PDFParser(DocumentParser):
                     textpage = page.get_textpage()
                     text = page_text(textpage.get_text_range())
                     textpage.close()
+                    if not text and tesseract is not None and len(ocr) < limits.ocr_pages and has_image(page):
+                        text = ocr_page(page, tesseract, limits)
+                        if text:
+                            ocr.append(number + 1)
                 finally:
                     page.close()
             except pdfium.PdfiumError as exc:
@@ -83,16 +97,22 @@ class PDFParser(DocumentParser):
             builder.add(text)
             builder.page(start)
         if not len(builder):
-            raise UnreadableDocument(f"no text layer on any of its {n_pages:,} pages (a scanned PDF? OCR is not "
-                                     "available)" if n_pages else "a PDF without pages")
+            hint = "no OCR found any text either" if tesseract else "install tesseract to OCR it"
+            raise UnreadableDocument(f"no text layer on any of its {n_pages:,} pages (a scanned PDF? {hint})"
+                                     if n_pages else "a PDF without pages")
         self._outline(pdf, builder, n_pages)
         metadata = self._info(pdf)
         title = str(metadata.pop("title", "") or "")
         warnings = []
         if empty:
-            warnings.append(f"{len(empty):,} of {n_pages:,} pages have no text layer (scanned or blank): pages "
-                            + ", ".join(map(str, empty[:20])) + (", ..." if len(empty) > 20 else ""))
-        return builder.result("pdf", title=title, metadata=metadata, pages_without_text=empty, warnings=warnings)
+            warnings.append(f"{len(empty):,} of {n_pages:,} pages have no text layer (scanned or blank"
+                            + ("" if tesseract else "; tesseract is not installed to OCR them") + "): pages "
+                            + _numbers(empty))
+        if ocr:
+            warnings.append(f"{len(ocr):,} of {n_pages:,} pages have no text layer and were OCR'd by tesseract: "
+                            f"pages {_numbers(ocr)}")
+        return builder.result("pdf", title=title, metadata=metadata, pages_without_text=empty, pages_ocr=ocr,
+                              warnings=warnings)
 
     @staticmethod
     def _outline(pdf: Any, builder: TextBuilder, n_pages: int) -> None:
@@ -127,6 +147,38 @@ class PDFParser(DocumentParser):
             if value:
                 out[name] = pdf_date(value) if name in ("created", "modified") else value
         return out
+
+
+def has_image(page: Any) -> bool:
+    """Whether a page holds an image (a scan does; a blank page or one of vector drawings only has nothing to OCR)."""
+    import pypdfium2.raw as pdfium_c
+
+    return next(iter(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,))), None) is not None
+
+
+def ocr_page(page: Any, tesseract: str, limits: DocumentLimits) -> str:
+    """The text tesseract reads on a page rendered at ``OCR_DPI`` in grey (fewer pixels for a huge page), "" when
+    it reads nothing, fails or runs out of ``limits.ocr_seconds``. The bitmap goes to tesseract as PGM on its
+    standard input: no image library, no temporary file."""
+    width, height = page.get_size()  # points
+    scale = min(OCR_DPI / 72, math.sqrt(OCR_MAX_PIXELS / max(width * height, 1.0)))
+    pixels = page.render(scale=scale, grayscale=True).to_numpy()
+    rows, cols = pixels.shape[:2]
+    image = b"P5\n%d %d\n255\n" % (cols, rows) + pixels.reshape(rows, cols).tobytes()
+    try:
+        done = subprocess.run([tesseract, "stdin", "stdout", "-l", limits.ocr_languages], input=image,
+                              capture_output=True, timeout=limits.ocr_seconds, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("OCR of a page failed: %s", exc)
+        return ""
+    if done.returncode != 0:
+        logger.warning("tesseract failed (%d): %s", done.returncode, done.stderr.decode("utf-8", "replace")[-300:])
+        return ""
+    return page_text(done.stdout.decode("utf-8", "replace"))
+
+
+def _numbers(pages: list[int], shown: int = 20) -> str:
+    return ", ".join(map(str, pages[:shown])) + (", ..." if len(pages) > shown else "")
 
 
 def _find_words(text: str, words: str, start: int, end: int) -> int:
