@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "documents",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "python": platform.python_version(),
-        "machine": {"cpu": platform.machine(), "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in load]},
+        "machine": {"cpu": platform.machine(), "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in load],
+                    "load_average_end": [round(x, 2) for x in os.getloadavg()]},
         "corpus": {"pdfs": args.pdfs, "docx": args.docx, "seed": args.seed, "pdf_pages": corpus["pdf_pages"],
                    "docx_pages": parse["docx"]["pages"], "bytes": corpus["bytes"]},
         "parse": {
@@ -343,8 +344,9 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "## Documents: PDF and Office ingestion (issue 19)",
         "",
-        f"`python benchmarks/run_documents.py` ({result['date']}; {machine['cpus']} cores, load "
-        f"{machine['load_average'][0]}): {corpus['pdfs']} generated PDFs ({corpus['pdf_pages']:,} pages: a "
+        f"`python benchmarks/run_documents.py` ({result['date']}; {machine['cpus']} cores shared with other work, "
+        f"load {machine['load_average'][0]} at the start, {machine.get('load_average_end', ['?'])[0]} at the end): "
+        f"{corpus['pdfs']} generated PDFs ({corpus['pdf_pages']:,} pages: a "
         f"bookmarked heading, standard-library docstrings, a table on some pages) and {corpus['docx']} DOCX files "
         f"({corpus['bytes'] / 1e6:.1f} MB). Each phase runs in its own process (peak RSS is that process's).",
         "",
