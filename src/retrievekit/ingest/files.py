@@ -157,8 +157,6 @@ def read_files(
     wanted = normalize_extensions(extensions)
     if encoding not in ENCODINGS:
         raise InputFormatError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
-    if encoding == "auto":
-        errors = "auto"
     limits = limits or DocumentLimits()
     if max_pages is not None:
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
@@ -166,8 +164,8 @@ def read_files(
         limits = replace(limits, max_pages=max_pages)
     if not ocr:
         limits = replace(limits, ocr_pages=0)
-    return _iter_files(root, wanted, errors, on_bytes, on_skip or _log_skip, on_warning or _log_warning, limits,
-                       known)
+    return _iter_files(root, wanted, errors, encoding == "auto", on_bytes, on_skip or _log_skip,
+                       on_warning or _log_warning, limits, known)
 
 
 def _log_skip(path: Path, reason: str) -> None:
@@ -178,9 +176,9 @@ def _log_warning(path: Path, message: str) -> None:
     logger.warning("%s: %s", path, message)
 
 
-def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnBytes | None, on_skip: OnSkip,
-                on_warning: OnSkip, limits: DocumentLimits, known: Callable[[str, str], bool] | None
-                ) -> Iterator[Document]:
+def _iter_files(root: Path, wanted: frozenset[str], errors: str, detect_encoding: bool, on_bytes: OnBytes | None,
+                on_skip: OnSkip, on_warning: OnSkip, limits: DocumentLimits,
+                known: Callable[[str, str], bool] | None) -> Iterator[Document]:
     # one document file on its own: its name is its id
     files = iter_files(root, wanted, on_skip=on_skip) if root.is_dir() else iter([(root, root.name)])
     for path, rel in files:
@@ -202,7 +200,7 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, on_bytes: OnByt
         extension = os.path.splitext(path.name)[1].lower()
         if detect_format(data, extension) is None:
             text = None
-            if errors == "auto":
+            if detect_encoding:
                 decoded = decode_source(data, _bom_encoding(data))
                 if decoded is None:
                     on_skip(path, "no text encoding detected (a binary file?)")
