@@ -41,19 +41,19 @@ def detect_format(data: bytes, extension: str = "") -> str | None:
 
 
 def _office_kind(data: bytes) -> str | None:
-    """docx or pptx by the part names of an Office Open XML package (it has ``[Content_Types].xml``)."""
+    """docx or pptx by the part names of an Office Open XML package (it has ``[Content_Types].xml``), or epub."""
     try:
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
     except Exception:  # BadZipFile, NotImplementedError for an odd version, ...: not an Office package we can read
         return None
+    if "META-INF/container.xml" in names and "mimetype" in names:  # an EPUB whose mimetype has an extra field
+        return "epub"
     if "[Content_Types].xml" not in names:
         return None
     if "word/document.xml" in names:
         return "docx"
     if "ppt/presentation.xml" in names:
         return "pptx"
-    if "META-INF/container.xml" in names:
-        return "epub"
     return None
 
 
