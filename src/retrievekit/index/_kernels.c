@@ -223,6 +223,387 @@ fail0: PyBuffer_Release(&docs);
     return NULL;
 }
 
+/* ---- Safe dynamic pruning: block-max MaxScore, a window of documents at a time ----------------------------------
+ * Exact top k: the same documents and bit-identical scores as search_segment. Bounds only decide which documents
+ * are skipped; the score of every document that may enter the top k is summed in float, term by term in query
+ * order, exactly as the accumulator does.
+ *
+ * Bounds. A term's "unit" is its largest per-posting score with weight 1 and constant 0 (tf/(tf+norm) for the
+ * saturating BM25s, x/(k1+x) with x = tf/norm + delta for BM25L, tf for impacts), over its whole list (units) and
+ * over each block of BLOCK postings (blocks; term t's blocks start at block_starts[t]). They depend on the norms
+ * (k1, b, average length), so term_bounds computes them at query time, one pass over a term's postings the first
+ * time a query needs it; the caller caches them per scorer.
+ *
+ * Search (MaxScore, Turtle & Flood 1995, with Lucene-style windows and block maxima, as in Ding & Suel's block-max
+ * indexes). Terms are sorted by bound. Once k documents are held, the k-th score theta is a bar: a document whose
+ * bound cannot pass it is skipped. Globally, the lists whose bounds together cannot pass theta are non-essential:
+ * a window never starts at them. Per window of WINDOW documents, every list's bound within the window comes from
+ * its block maxima; the lists whose window bounds together stay under theta are only probed (galloping seek) for
+ * the candidates of the others, highest bound first, while the candidate can still pass; a window whose bounds all
+ * together stay under theta is skipped whole. Documents arrive in increasing order, so a later document that ties
+ * theta loses (ties go to the lower document): "bound <= theta" is a safe skip. Bounds carry a relative slack for
+ * float rounding (float scores summed in another order vs double bounds). Weights and constants must be >= 0. */
+#define BLOCK 64
+#define WINDOW 4096u
+/* per-term window scores are kept apart (n_terms x WINDOW floats): longer queries take the exhaustive path */
+#define MAX_PRUNED_TERMS 16
+
+typedef struct { int64_t pos, end, lo, hi, off; int64_t first_block; float wf, cf; double ub, wub; Py_ssize_t qi; } Cursor;
+
+static inline float unit_score(int mode, float tf, float nd, float k1, float delta) {
+    if (mode == MODE_SATURATING) return tf / (tf + nd);
+    if (mode == MODE_BM25L) { const float x = tf / nd + delta; return x / (k1 + x); }
+    return tf;  /* MODE_IMPACT */
+}
+
+/* The float score of one posting, computed exactly as the accumulating kernels compute it. */
+static inline float posting_score(int mode, float tf, float nd, float wf, float cf, float k1, float delta) {
+    float s;
+    if (mode == MODE_SATURATING) s = wf * (tf / (tf + nd)) + cf;
+    else if (mode == MODE_BM25L) { const float x = tf / nd + delta; s = wf * x / (k1 + x); }
+    else s = wf * tf;
+    return s;
+}
+
+static inline float tf_at(const void *tfv, int wide, int64_t p) {
+    return wide ? (float)((const uint32_t *)tfv)[p] : (float)((const uint16_t *)tfv)[p];
+}
+
+/* The first position in [pos, end) whose document is >= d: galloping from pos, then binary search. */
+static inline int64_t seek(const uint32_t *pd, int64_t pos, int64_t end, uint64_t d) {
+    if (pos >= end || pd[pos] >= d) return pos;
+    int64_t lo = pos, hi, step = 1;
+    for (;;) {
+        hi = lo + step;
+        if (hi >= end) { hi = end; break; }
+        if (pd[hi] >= d) break;
+        lo = hi;
+        step <<= 1;
+    }
+    lo++;
+    while (lo < hi) { const int64_t mid = lo + (hi - lo) / 2; if (pd[mid] < d) lo = mid + 1; else hi = mid; }
+    return lo;
+}
+
+/* A heap of the k best hits so far with the worst at the root. */
+static inline void heap_down(Hit *h, Py_ssize_t n, Py_ssize_t i) {
+    for (;;) {
+        Py_ssize_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && better(h[m], h[l])) m = l;
+        if (r < n && better(h[m], h[r])) m = r;
+        if (m == i) return;
+        const Hit t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+static inline void heap_up(Hit *h, Py_ssize_t i) {
+    while (i > 0) {
+        const Py_ssize_t parent = (i - 1) / 2;
+        if (!better(h[parent], h[i])) return;
+        const Hit t = h[i]; h[i] = h[parent]; h[parent] = t;
+        i = parent;
+    }
+}
+
+static int compare_cursors(const void *x, const void *y) {
+    const Cursor *a = x, *b = y;
+    if (a->ub != b->ub) return a->ub < b->ub ? -1 : 1;
+    return a->qi < b->qi ? -1 : (a->qi > b->qi);
+}
+
+/* Acquire n buffers; index 1 is the tfs array (uint16 or uint32), an index in `optional` may be None. Returns how
+ * many were acquired (n on success; the caller releases that many, skipping None ones). */
+static int get_bufs(PyObject **objs, Py_buffer *b, const Py_ssize_t *sizes, const char **names, int n, int first_out,
+                    int optional) {
+    int got = 0;
+    for (; got < n; got++) {
+        if (got == optional && objs[got] == Py_None) { memset(&b[got], 0, sizeof b[got]); continue; }
+        if (got == 1) {
+            if (PyObject_GetBuffer(objs[1], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
+            if (b[1].itemsize != 2 && b[1].itemsize != 4) {
+                PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32");
+                PyBuffer_Release(&b[1]);
+                break;
+            }
+            continue;
+        }
+        if (get_buf(objs[got], &b[got], sizes[got], names[got], got >= first_out) < 0) break;
+    }
+    return got;
+}
+
+static void release_bufs(PyObject **objs, Py_buffer *b, int got, int optional) {
+    for (int i = 0; i < got; i++) if (!(i == optional && objs[i] == Py_None)) PyBuffer_Release(&b[i]);
+}
+
+/* term_bounds(docs, tfs, offsets, norms, mode, k1, delta, term_ids, block_starts i64[V+1], units f32[V],
+ *             blocks f32[block_starts[V]]): fills units[t] and t's blocks for each t in term_ids. */
+static PyObject *term_bounds(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[9];
+    int mode;
+    double k1, delta;
+    if (!PyArg_ParseTuple(args, "OOOOiddOOOO", &o[0], &o[1], &o[2], &o[3], &mode, &k1, &delta, &o[4], &o[5], &o[6],
+                          &o[7]))
+        return NULL;
+    if (mode != MODE_SATURATING && mode != MODE_BM25L && mode != MODE_IMPACT) {
+        PyErr_SetString(PyExc_ValueError, "term_bounds: no bound for this scoring mode");
+        return NULL;
+    }
+    Py_buffer b[8];
+    const Py_ssize_t sizes[8] = {4, 0, 8, 4, 8, 8, 4, 4};
+    const char *names[8] = {"docs", "tfs", "offsets", "norm", "term_ids", "block_starts", "units", "blocks"};
+    PyObject *result = NULL;
+    const int got = get_bufs(o, b, sizes, names, 8, 6, -1);
+    if (got < 8) goto release;
+    const Py_ssize_t n_vocab = b[2].len / 8 - 1, n_post = b[0].len / 4, n_docs = b[3].len / 4, n_terms = b[4].len / 8;
+    const int64_t *off = b[2].buf, *tid = b[4].buf, *bs = b[5].buf;
+    int bad = b[1].len / b[1].itemsize != n_post || b[6].len / 4 != n_vocab || b[5].len / 8 != n_vocab + 1 ||
+              bs[n_vocab] != b[7].len / 4;
+    for (Py_ssize_t t = 0; !bad && t < n_terms; t++)
+        bad = tid[t] < 0 || tid[t] >= n_vocab || off[tid[t]] < 0 || off[tid[t] + 1] < off[tid[t]] ||
+              off[tid[t] + 1] > n_post || bs[tid[t] + 1] - bs[tid[t]] != (off[tid[t] + 1] - off[tid[t]] + BLOCK - 1) / BLOCK;
+    if (bad) { PyErr_SetString(PyExc_ValueError, "term_bounds: inconsistent arrays or term id out of range"); goto release; }
+    int corrupt = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint32_t *pd = b[0].buf;
+    const float *nm = b[3].buf;
+    float *units = b[6].buf, *blocks = b[7].buf;
+    const int wide = b[1].itemsize == 4;
+    for (Py_ssize_t t = 0; t < n_terms && !corrupt; t++) {
+        const int64_t first = off[tid[t]], last = off[tid[t] + 1];
+        float m = 0.0f;
+        for (int64_t start = first; start < last && !corrupt; start += BLOCK) {
+            const int64_t stop = start + BLOCK < last ? start + BLOCK : last;
+            float bm = 0.0f;
+            for (int64_t p = start; p < stop; p++) {
+                const uint32_t d = pd[p];
+                if (d >= (uint32_t)n_docs) { corrupt = 1; break; }
+                const float u = unit_score(mode, tf_at(b[1].buf, wide, p), mode == MODE_IMPACT ? 0.0f : nm[d],
+                                           (float)k1, (float)delta);
+                if (u > bm) bm = u;
+            }
+            blocks[bs[tid[t]] + (start - first) / BLOCK] = bm;
+            if (bm > m) m = bm;
+        }
+        units[tid[t]] = m;
+    }
+    Py_END_ALLOW_THREADS
+    if (corrupt) PyErr_SetString(PyExc_ValueError, "term_bounds: document number out of range (corrupt index?)");
+    else result = Py_NewRef(Py_None);
+release:
+    release_bufs(o, b, got, -1);
+    return result;
+}
+
+/* search_segment_maxscore(docs, tfs, offsets, term_ids, weights, consts, norms, live|None, mode, k1, delta, k,
+ *                         units f32[V], block_starts i64[V+1], blocks f32, scratch f32[MAX_PRUNED_TERMS * WINDOW],
+ *                         out_docs u32[k], out_scores f32[k])
+ * scratch: the per-term window scores, all zero on entry and left all zero (reused across calls: no allocation). */
+static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[14];
+    int mode;
+    double k1, delta;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiddnOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &mode,
+                          &k1, &delta, &k, &o[8], &o[9], &o[10], &o[11], &o[12], &o[13]))
+        return NULL;
+    if (mode != MODE_SATURATING && mode != MODE_BM25L && mode != MODE_IMPACT) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: no bound for this scoring mode");
+        return NULL;
+    }
+    Py_buffer b[14];
+    const Py_ssize_t sizes[14] = {4, 0, 8, 8, 8, 8, 4, 1, 4, 8, 4, 4, 4, 4};
+    const char *names[14] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "norm", "live", "units",
+                             "block_starts", "blocks", "scratch", "out_docs", "out_scores"};
+    PyObject *result = NULL;
+    Hit *heap = NULL;
+    Cursor *cur = NULL, **order = NULL;
+    double *prefix = NULL;
+    float *vals = NULL;
+    uint64_t *bits = NULL;
+    Py_ssize_t *ess = NULL;
+    const int got = get_bufs(o, b, sizes, names, 14, 11, 7);
+    if (got < 14) goto release;
+    const Py_ssize_t n_docs = b[6].len / 4, n_terms = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
+    const int have_live = o[7] != Py_None;
+    const int64_t *off = b[2].buf, *tid = b[3].buf, *bs = b[9].buf;
+    if (b[11].len / 4 < (Py_ssize_t)MAX_PRUNED_TERMS * WINDOW || b[12].len / 4 < k || b[13].len / 4 < k ||
+        b[4].len / 8 != n_terms || b[5].len / 8 != n_terms ||
+        (have_live && b[7].len < n_docs) || b[1].len / b[1].itemsize != n_post || b[8].len / 4 != n_vocab ||
+        b[9].len / 8 != n_vocab + 1 || bs[n_vocab] != b[10].len / 4 || k < 0) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: inconsistent array sizes");
+        goto release;
+    }
+    const double *wt = b[4].buf, *ct = b[5].buf;
+    for (Py_ssize_t t = 0; t < n_terms; t++) {
+        if (tid[t] < 0 || tid[t] >= n_vocab || off[tid[t]] < 0 || off[tid[t] + 1] < off[tid[t]] ||
+            off[tid[t] + 1] > n_post || bs[tid[t] + 1] - bs[tid[t]] != (off[tid[t] + 1] - off[tid[t]] + BLOCK - 1) / BLOCK) {
+            PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: term id or posting range out of bounds");
+            goto release;
+        }
+        if (!(wt[t] >= 0.0) || !(ct[t] >= 0.0)) {
+            PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: weights and constants must be >= 0");
+            goto release;
+        }
+    }
+    if (n_terms > MAX_PRUNED_TERMS) {
+        PyErr_Format(PyExc_ValueError, "search_segment_maxscore: at most %d terms", MAX_PRUNED_TERMS);
+        goto release;
+    }
+    if (k == 0 || n_terms == 0) { result = PyLong_FromSsize_t(0); goto release; }
+    heap = PyMem_RawMalloc(sizeof(Hit) * (size_t)k);
+    cur = PyMem_RawMalloc(sizeof(Cursor) * (size_t)n_terms);
+    order = PyMem_RawMalloc(sizeof(Cursor *) * (size_t)n_terms);
+    prefix = PyMem_RawMalloc(sizeof(double) * (size_t)n_terms);
+    vals = PyMem_RawCalloc((size_t)n_terms, sizeof(float));
+    bits = PyMem_RawCalloc(WINDOW / 64, sizeof(uint64_t));
+    ess = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)n_terms);
+    if (!heap || !cur || !order || !prefix || !vals || !bits || !ess) { PyErr_NoMemory(); goto release; }
+    float *contrib = b[11].buf;
+    Py_ssize_t count = 0;
+    int corrupt = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint32_t *pd = b[0].buf;
+    const void *tfv = b[1].buf;
+    const int wide = b[1].itemsize == 4;
+    const float *nm = b[6].buf, *units = b[8].buf, *blocks = b[10].buf;
+    const uint8_t *lv = have_live ? b[7].buf : NULL;
+    const float fk1 = (float)k1, fdelta = (float)delta;
+    for (Py_ssize_t t = 0; t < n_terms; t++) {
+        Cursor *c = &cur[t];
+        c->off = c->pos = off[tid[t]];
+        c->end = off[tid[t] + 1];
+        c->first_block = bs[tid[t]];
+        c->wf = (float)wt[t];
+        c->cf = (float)ct[t];
+        c->ub = (double)c->wf * (double)units[tid[t]] + (mode == MODE_SATURATING ? (double)c->cf : 0.0);
+        c->qi = t;
+    }
+    qsort(cur, (size_t)n_terms, sizeof(Cursor), compare_cursors);
+    /* float scores vs double bounds: a few roundings per posting and one per term added */
+    const double slack = 1.0 + (double)(n_terms + 8) * 2.5e-7;
+    double theta = 0.0, global = 0.0;
+    int full = 0;
+    Py_ssize_t first = 0;  /* cur[first..] are the globally essential lists: only they start windows */
+    for (;;) {
+        uint64_t lo = UINT64_MAX;
+        for (Py_ssize_t i = first; i < n_terms; i++)
+            if (cur[i].pos < cur[i].end && pd[cur[i].pos] < lo) lo = pd[cur[i].pos];
+        if (lo == UINT64_MAX) break;
+        if (lo >= (uint64_t)n_docs) { corrupt = 1; break; }
+        const uint64_t hi = lo + WINDOW;
+        /* Each list's postings in [lo, hi) and its bound there, from its block maxima. */
+        Py_ssize_t live_lists = 0;
+        for (Py_ssize_t i = 0; i < n_terms; i++) {
+            Cursor *c = &cur[i];
+            c->lo = seek(pd, c->pos, c->end, lo);
+            c->hi = seek(pd, c->lo, c->end, hi);
+            c->wub = 0.0;
+            if (c->hi > c->lo) {
+                float bm = 0.0f;
+                const int64_t b0 = c->first_block + (c->lo - c->off) / BLOCK, b1 = c->first_block + (c->hi - 1 - c->off) / BLOCK;
+                for (int64_t x = b0; x <= b1; x++) if (blocks[x] > bm) bm = blocks[x];
+                c->wub = (double)c->wf * (double)bm + (mode == MODE_SATURATING ? (double)c->cf : 0.0);
+                order[live_lists++] = c;
+            }
+        }
+        /* The window's lists by bound (insertion sort: a handful of terms), and their running sums. */
+        for (Py_ssize_t i = 1; i < live_lists; i++) {
+            Cursor *x = order[i];
+            Py_ssize_t j = i;
+            while (j > 0 && order[j - 1]->wub > x->wub) { order[j] = order[j - 1]; j--; }
+            order[j] = x;
+        }
+        double sum = 0.0;
+        for (Py_ssize_t i = 0; i < live_lists; i++) { sum += order[i]->wub; prefix[i] = sum; }
+        Py_ssize_t wfirst = 0;  /* order[wfirst..] are this window's essential lists */
+        if (full) while (wfirst < live_lists && prefix[wfirst] * slack <= theta) wfirst++;
+        if (wfirst < live_lists) {
+            uint32_t last = 0;  /* the window's last document touched, relative to lo: the bitmap is read up to it */
+            Py_ssize_t n_ess = 0;
+            for (Py_ssize_t i = wfirst; i < live_lists && !corrupt; i++) {
+                const Cursor *c = order[i];
+                float *cw = contrib + (size_t)c->qi * WINDOW;
+                ess[n_ess++] = c->qi;
+                for (int64_t p = c->lo; p < c->hi; p++) {
+                    const uint32_t d = pd[p];
+                    if (d >= (uint32_t)n_docs) { corrupt = 1; break; }
+                    const uint32_t j = d - (uint32_t)lo;
+                    cw[j] = posting_score(mode, tf_at(tfv, wide, p), nm[d], c->wf, c->cf, fk1, fdelta);
+                    bits[j >> 6] |= (uint64_t)1 << (j & 63);
+                }
+                if (pd[c->hi - 1] - lo > last) last = pd[c->hi - 1] - (uint32_t)lo;
+            }
+            if (corrupt) break;
+            const double rest = wfirst > 0 ? prefix[wfirst - 1] : 0.0;
+            for (uint32_t w = 0; w <= last >> 6; w++) {
+                uint64_t word = bits[w];
+                bits[w] = 0;
+                while (word) {
+                    const uint32_t j = (w << 6) + (uint32_t)__builtin_ctzll(word);
+                    word &= word - 1;
+                    const uint32_t d = (uint32_t)lo + j;
+                    /* The essential lists' scores (0 where a list lacks d), taken out of the window as read. */
+                    double partial = 0.0;
+                    for (Py_ssize_t e = 0; e < n_ess; e++) {
+                        float *slot = contrib + (size_t)ess[e] * WINDOW + j;
+                        vals[ess[e]] = *slot;
+                        partial += *slot;
+                        *slot = 0.0f;
+                    }
+                    int pruned = (lv && !lv[d]) || (full && (partial + rest) * slack <= theta);
+                    /* Probe the window's other lists, highest bound first, while the document can still pass. */
+                    for (Py_ssize_t i = wfirst - 1; i >= 0 && !pruned; i--) {
+                        if (full && (partial + prefix[i]) * slack <= theta) { pruned = 1; break; }
+                        Cursor *c = order[i];
+                        c->lo = seek(pd, c->lo, c->hi, d);
+                        if (c->lo < c->hi && pd[c->lo] == d) {
+                            const float sc = posting_score(mode, tf_at(tfv, wide, c->lo), nm[d], c->wf, c->cf, fk1, fdelta);
+                            vals[c->qi] = sc;
+                            partial += sc;
+                        }
+                    }
+                    if (!pruned && !(full && partial * slack <= theta)) {
+                        /* The exact score: every term in query order, as the accumulating kernel adds them (a
+                         * term without d adds 0.0f, which changes no float). */
+                        float total = 0.0f;
+                        for (Py_ssize_t q = 0; q < n_terms; q++) total += vals[q];
+                        const Hit h = {total, d};
+                        if (count < k) { heap[count] = h; heap_up(heap, count); count++; }
+                        else if (better(h, heap[0])) { heap[0] = h; heap_down(heap, k, 0); }
+                        if (count == k) { full = 1; theta = heap[0].score; }
+                    }
+                    for (Py_ssize_t q = 0; q < n_terms; q++) vals[q] = 0.0f;
+                }
+            }
+        }
+        for (Py_ssize_t i = 0; i < n_terms; i++) cur[i].pos = cur[i].hi;
+        if (full) {
+            /* lists sorted by global bound: the running sum of the lowest ones cannot pass theta */
+            while (first < n_terms && global + cur[first].ub <= theta / slack) { global += cur[first].ub; first++; }
+        }
+    }
+    if (!corrupt) {
+        qsort(heap, (size_t)count, sizeof(Hit), compare_hits);
+        uint32_t *od = b[12].buf;
+        float *os = b[13].buf;
+        for (Py_ssize_t m = 0; m < count; m++) { od[m] = heap[m].doc; os[m] = heap[m].score; }
+    } else {
+        memset(contrib, 0, sizeof(float) * (size_t)MAX_PRUNED_TERMS * WINDOW);  /* a window left half read */
+    }
+    Py_END_ALLOW_THREADS
+    if (corrupt) PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: document number out of range (corrupt index?)");
+    else result = PyLong_FromSsize_t(count);
+release:
+    PyMem_RawFree(heap); PyMem_RawFree(cur); PyMem_RawFree(order); PyMem_RawFree(prefix); PyMem_RawFree(vals);
+    PyMem_RawFree(bits); PyMem_RawFree(ess);
+    release_bufs(o, b, got, 7);
+    return result;
+}
+
 /* ---- Hamming top-k over packed bit codes ------------------------------------------------------------------------
  * hamming_topk(query_codes u8 (m, B), codes u8 (n, B), k, allowed u8 (n,) | None, out_ids i64 (m, k),
  *              out_dist i32 (m, k)[, isa]) -> filled (= min(k, allowed rows), the same for every query)
@@ -446,8 +827,16 @@ rel_q: PyBuffer_Release(&qb);
 static PyMethodDef methods[] = {
     {"search_segment", search_segment, METH_VARARGS, "Accumulate term scores for one segment and return the top k."},
     {"hamming_topk", hamming_topk, METH_VARARGS, "The k nearest packed bit codes to each query by Hamming distance."},
+    {"term_bounds", term_bounds, METH_VARARGS, "Each term's largest unit-weight posting score for given norms."},
+    {"search_segment_maxscore", search_segment_maxscore, METH_VARARGS,
+     "Exact top k of one segment by MaxScore dynamic pruning (same results as search_segment)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "Compiled search kernels.", -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddIntConstant(m, "WINDOW", WINDOW) < 0 ||
+              PyModule_AddIntConstant(m, "MAX_PRUNED_TERMS", MAX_PRUNED_TERMS) < 0)) { Py_DECREF(m); return NULL; }
+    return m;
+}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from retrievekit.core.errors import CollectionError
-from retrievekit.retrieval.bm25.kernel import search_segment
+from retrievekit.retrieval.bm25.kernel import TermBounds, prune, search_segment, term_bounds
 
 if TYPE_CHECKING:
     from retrievekit.storage.snapshot import Snapshot
@@ -40,18 +40,21 @@ class Scoring:
     k1: float = 0.0
     delta: float = 0.0
     use_kernel: bool = True
+    pruning: bool = True  # MaxScore where the cost rule says it pays (same results either way)
 
 
 @dataclass(frozen=True)
 class SegmentTerms:
     """One segment's part of a query: its postings (``docs``, ``tfs``, ``offsets`` arrays) and, per query term
-    present there, the term id, weight and constant, plus the per-document norms."""
+    present there, the term id, weight and constant, plus the per-document norms. ``bounds``: the segment's cache
+    of term and block bounds for these norms (``kernel.TermBounds``), None where the scorer has none."""
 
     postings: Any
     term_ids: np.ndarray
     weights: np.ndarray
     consts: np.ndarray
     norms: np.ndarray
+    bounds: TermBounds | None = None
 
 
 _EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -64,9 +67,14 @@ def search_segments(bases: np.ndarray, parts: Iterable[tuple[int, SegmentTerms]]
     all_numbers, all_scores = [], []
     for si, part in parts:
         p = part.postings
+        bounds = None
+        if (scoring.pruning and scoring.use_kernel and part.bounds is not None
+                and prune(p.offsets, part.term_ids, part.weights, part.consts, scoring.mode, k)):
+            bounds = term_bounds(p.docs, p.tfs, p.offsets, part.norms, scoring.mode, scoring.k1, scoring.delta,
+                                 part.term_ids, part.bounds)
         local, scores = search_segment(p.docs, p.tfs, p.offsets, part.term_ids, part.weights, part.consts,
                                        part.norms, allowed[si], scoring.mode, scoring.k1, scoring.delta, k,
-                                       scoring.use_kernel)
+                                       scoring.use_kernel, bounds)
         base = int(bases[si])
         all_numbers.append(local.astype(np.int64) + base if base else local.astype(np.int64))
         all_scores.append(scores)

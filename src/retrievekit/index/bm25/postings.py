@@ -184,6 +184,7 @@ class PostingsReader:
         self._term_ids: dict[str, int] | None = None
         self._lock = threading.Lock()
         self._norms: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._bounds: dict[Any, Any] = {}
 
     def vocabulary(self) -> list[str]:
         """Terms in id order."""
@@ -210,6 +211,17 @@ class PostingsReader:
             while len(self._norms) > 4:
                 self._norms.popitem(last=False)
         return value
+
+    def bounds(self, key: Any, make: Any) -> Any:
+        """The term and block bound cache of the scorer + statistics ``key`` (``make(offsets)`` builds an empty one;
+        see ``retrieval.bm25.kernel.TermBounds``), kept as long as that key's norms are."""
+        with self._lock:
+            cached = self._bounds.get(key)
+            if cached is None:
+                cached = self._bounds[key] = make(self.offsets)
+            for old in [k for k in self._bounds if k not in self._norms and k != key]:
+                del self._bounds[old]
+            return cached
 
     def close(self) -> None:
         self._terms_file.close()

@@ -201,6 +201,14 @@ class SparsePostings:
         self.term_ids: dict[str, int] = {t: i for i, t in enumerate(terms)}
         self.n_docs = len(self.lengths)
         self.zeros = np.zeros(self.n_docs, np.float32)  # the kernel's per-document array, unused by impact mode
+        self._bounds: Any = None
+
+    def bounds(self, make: Any) -> Any:
+        """Term and block bounds for MaxScore (the largest impacts; ``make(offsets)`` builds an empty cache, filled
+        as queries need terms: see ``retrieval.bm25.kernel.TermBounds``)."""
+        if self._bounds is None:
+            self._bounds = make(self.offsets)
+        return self._bounds
 
     def vocabulary(self) -> list[str]:
         return list(self.term_ids)

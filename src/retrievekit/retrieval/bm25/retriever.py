@@ -15,6 +15,7 @@ from retrievekit.core.filters import Filter
 from retrievekit.index.bm25.segment import bm25_postings
 from retrievekit.index.bm25.stats import CorpusStats
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
+from retrievekit.retrieval.bm25.kernel import TermBounds
 from retrievekit.retrieval.bm25.multifield import resolve_field_weights, search_fields
 from retrievekit.retrieval.bm25.rm3 import RM3
 from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
@@ -43,6 +44,9 @@ class BM25Retriever(Retriever):
     Statistics (N, df, avgdl) are collection-wide, summed over segments, so scores do not depend on how the
     collection happens to be segmented.
 
+    ``pruning``: search long posting lists by MaxScore dynamic pruning (exact: the same documents and scores as
+    the exhaustive pass; False forces the exhaustive pass everywhere).
+
     ``field_weights``: {field: weight} scores with multi-field BM25 over fields the collection indexes on their own
     (``retrieval.bm25.multifield``); None uses the collection's default weights (none: the joined index), ``{}``
     the joined single-field index.
@@ -56,6 +60,7 @@ class BM25Retriever(Retriever):
         use_kernel: bool = True,
         field_weights: Mapping[str, float] | None = None,
         statistics: SharedStatistics | None = None,
+        pruning: bool = True,
         **scorer_params: Any,
     ) -> None:
         self.collection = collection
@@ -75,6 +80,7 @@ class BM25Retriever(Retriever):
         else:
             self.rm3 = None
         self.use_kernel = use_kernel
+        self.pruning = pruning
         self._scorer_key = repr(sorted(self.scorer.config().items()))
 
     @property
@@ -149,12 +155,13 @@ class BM25Retriever(Retriever):
                     continue
                 bm = bm25_postings(seg)
                 norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
+                bounds = bm.bounds(key, TermBounds.empty) if self.pruning else None
                 if mask.all():
-                    yield si, SegmentTerms(bm, tids[si], w, c, norms)
+                    yield si, SegmentTerms(bm, tids[si], w, c, norms, bounds)
                 else:
-                    yield si, SegmentTerms(bm, tids[si][mask], w[mask], c[mask], norms)
+                    yield si, SegmentTerms(bm, tids[si][mask], w[mask], c[mask], norms, bounds)
 
-        scoring = Scoring(scorer.mode, scorer.k1, scorer.delta, self.use_kernel)
+        scoring = Scoring(scorer.mode, scorer.k1, scorer.delta, self.use_kernel, self.pruning)
         return search_segments(snap.bases, parts(), allowed, scoring, k)
 
     def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None],
@@ -177,18 +184,21 @@ class BM25Retriever(Retriever):
 
 def term_statistics(snap: Snapshot, terms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per segment × term: term id (-1 where absent) and presence mask; per term: collection-wide df and cf.
-    One numpy call per segment."""
+    Dictionary lookups in Python and two gathers per segment: queries are a handful of terms, where numpy's
+    per-call cost is what counts."""
     segments = snap.segments
-    postings = [bm25_postings(seg) for seg in segments]
-    tids = np.array([[get(t, -1) for t in terms] for get in (p.term_ids.get for p in postings)],
-                    dtype=np.int64).reshape(len(segments), len(terms))
-    present = tids >= 0
+    tids = np.full((len(segments), len(terms)), -1, np.int64)
     df = np.zeros(len(terms), np.float64)
     cf = np.zeros(len(terms), np.float64)
-    for p, ids, mask in zip(postings, tids, present):
-        if not mask.any():
+    for si, seg in enumerate(segments):
+        postings = bm25_postings(seg)
+        get = postings.term_ids.get
+        row = [get(t, -1) for t in terms]
+        found = [j for j, i in enumerate(row) if i >= 0]
+        if not found:
             continue
-        safe = np.where(mask, ids, 0)
-        df += np.where(mask, p.df[safe], 0)
-        cf += np.where(mask, p.cf[safe], 0)
-    return tids, present, df, cf
+        tids[si] = row
+        ids = [row[j] for j in found]
+        df[found] += postings.df[ids]
+        cf[found] += postings.cf[ids]
+    return tids, tids >= 0, df, cf

@@ -11,7 +11,7 @@ from retrievekit.core.errors import CollectionError
 from retrievekit.core.filters import Filter
 from retrievekit.index.sparse.segment import DEFAULT_INDEX, segment_sparse
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
-from retrievekit.retrieval.bm25.kernel import MODE_IMPACT
+from retrievekit.retrieval.bm25.kernel import MODE_IMPACT, TermBounds
 from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class LearnedSparseRetriever(Retriever):
                 if found.any():
                     seg_ids = np.ascontiguousarray(ids[found])
                     yield si, SegmentTerms(seg, seg_ids, np.ascontiguousarray(query_weights[found]),
-                                           np.zeros(len(seg_ids)), seg.zeros)
+                                           np.zeros(len(seg_ids)), seg.zeros,
+                                           seg.bounds(TermBounds.empty))
 
         return search_segments(snap.bases, parts(), allowed, Scoring(MODE_IMPACT, use_kernel=self.use_kernel), k)
