@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from retrievekit.core.errors import RetrievekitError, require
+from retrievekit.core.errors import MissingExtraError, RetrievekitError, require
 from retrievekit.encoders.clip import ImageTextEncoder, preprocessing_settings
 from retrievekit.encoders.onnx import (
     ONNXExportError,
@@ -79,6 +79,8 @@ class ONNXClipEncoder(ImageTextEncoder):
         self.folder = export_clip(model, cache_dir=cache_dir)
         try:
             self._open(self.folder, max_length)
+        except MissingExtraError:  # the quantiser of the int8 variant not installed: nothing wrong with the cache
+            raise
         except Exception as exc:  # any unreadable part (JSON, ONNX graph, tokenizer): the cache is damaged
             logger.warning("the ONNX export of %s in %s is damaged (%s); exporting it again", model, self.folder, exc)
             shutil.rmtree(self.folder, ignore_errors=True)
