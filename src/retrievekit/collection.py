@@ -281,7 +281,8 @@ class Collection:
         then also has ``files`` (seen, added, updated, unchanged, deleted).
 
         ``workers`` processes analyse and index in parallel (default: the CPU count, at most 4; 1 = in this
-        process). Documents then land in one segment per worker, interleaved by batch."""
+        process), and as many parse a folder's PDF and Office files. Documents then land in one segment per worker,
+        interleaved by batch."""
         from retrievekit.ingest import detect_format, estimate_size, read_documents
 
         if incremental:
@@ -290,16 +291,17 @@ class Collection:
         started = time.perf_counter()
         skipped: list[list[str]] = []
         warnings: list[list[str]] = []
+        if workers is None:
+            workers = min(os.cpu_count() or 1, 4)
         if (format or detect_format(source)) == "files":
             reader_options.setdefault("on_skip", lambda path, reason: skipped.append([str(path), reason]))
             reader_options.setdefault("on_warning", lambda path, message: warnings.append([str(path), message]))
+            reader_options.setdefault("parse_workers", workers)  # PDFs and Office files parse in as many processes
         bar = _progress(progress, f"indexing {Path(source).name}", estimate_size(source, format) if progress else None)
         try:
             with self.writer(lock_timeout=lock_timeout, progress=progress) as w:
                 if progress:
                     reader_options["on_bytes"] = bar.update
-                if workers is None:
-                    workers = min(os.cpu_count() or 1, 4)
                 w.add_parallel(read_documents(source, format, **reader_options), workers, batch_size)
                 added = w.added
         except DiskFullError as exc:  # the writer knows what it wrote; here the input's size tells what it needs

@@ -127,6 +127,7 @@ def ingest_folder(collection: Collection, root: str | Path, *, workers: int = 1,
             return False
 
         def documents() -> Iterator[Document]:
+            reader_options.setdefault("parse_workers", workers)
             for doc in read_files(top, known=known, **reader_options,
                                   on_skip=lambda path, reason: report.skipped.append([str(path), reason]),
                                   on_warning=lambda path, message: report.warnings.append([str(path), message])):

@@ -231,3 +231,22 @@ def test_ocrd_pages_are_marked_and_cited_like_any_other(tmp_path, capsys):
     assert str(answer.contexts[0].location) == "scan.pdf p. 2" and answer.contexts[0].metadata["pages_ocr"] == [2]
     assert main(["index", str(tmp_path / "docs"), str(tmp_path / "plain"), "--no-ocr", "--no-progress"]) == 0
     assert "pages 2, 3" in capsys.readouterr().err  # reported, not OCR'd
+
+
+def test_parse_workers_give_the_serial_documents_in_the_same_order(tmp_path):
+    for i in range(14):  # more than the files parsed before workers start
+        (tmp_path / f"doc-{i:02d}.pdf").write_bytes(make_pdf(2 + i % 3, table_page=None))
+    (tmp_path / "doc-05b.pdf").write_bytes(make_pdf(password="x"))
+    (tmp_path / "doc-11b.docx").write_bytes(make_docx())
+    (tmp_path / "doc-12b.txt").write_text("text between documents")
+
+    def run(workers: int) -> tuple[list, list[tuple[str, str]]]:
+        skipped: list[tuple[str, str]] = []
+        docs = list(read_files(tmp_path, parse_workers=workers,
+                               on_skip=lambda path, reason: skipped.append((path.name, reason))))
+        return docs, skipped
+
+    runs = [run(1), run(2)]
+    assert runs[0] == runs[1] and len(runs[0][0]) == 16
+    assert [d.id for d in runs[1][0]] == sorted(d.id for d in runs[1][0])
+    assert runs[1][1] == [("doc-05b.pdf", "encrypted PDF (needs a password)")]

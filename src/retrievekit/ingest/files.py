@@ -5,11 +5,15 @@ PDF, Word, PowerPoint, EPUB and e-mail file (one per message of an mbox) through
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from retrievekit.chunking.base import ChunkingError
 from retrievekit.chunking.html_text import HTMLText
@@ -20,6 +24,7 @@ from retrievekit.ingest.code import _bom_encoding, decode_source, file_hash  # t
 from retrievekit.ingest.documents import (
     DOCUMENT_EXTENSIONS,
     DocumentLimits,
+    ParsedDocument,
     UnreadableDocument,
     as_document,
     detect_format,
@@ -31,6 +36,7 @@ logger = logging.getLogger(__name__)
 TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
 DEFAULT_EXTENSIONS = TEXT_EXTENSIONS + DOCUMENT_EXTENSIONS
 ENCODINGS = ("utf-8", "auto")
+INLINE_PARSES = 8  # document files parsed in this process before parse workers are started
 #: ``on_skip(path, reason)`` hears of a file left out; ``on_warning(path, message)`` of a file indexed with a
 #: problem (pages without a text layer)
 OnSkip = Callable[[Path, str], None]
@@ -122,6 +128,7 @@ def read_files(
     known: Callable[[str, str], bool] | None = None,
     encoding: str = "utf-8",
     ocr: bool = True,
+    parse_workers: int = 1,
 ) -> Iterator[Document]:
     """Stream one document per matching file under ``root`` (recursively, in sorted order).
 
@@ -138,7 +145,8 @@ def read_files(
     ``tables``; one document ``PATH#N`` per message of an mbox). One that cannot be read (encrypted, corrupt, empty,
     a zip bomb, over ``limits``/``max_pages``, the ``documents`` extra missing) is skipped: ``on_skip(path,
     reason)`` hears of it (without it, a warning is logged), and the walk goes on. PDF pages without a text layer
-    are OCR'd when the ``tesseract`` program is installed, unless ``ocr=False``.
+    are OCR'd when the ``tesseract`` program is installed, unless ``ocr=False``. ``parse_workers`` > 1 parses
+    document files in that many processes (the documents still come in file order).
 
     ``known(relative path, content hash)`` (for incremental indexing) is asked about every file once its bytes are
     read; a file it answers True for is not parsed and yields nothing. With it, every document's metadata also
@@ -164,8 +172,10 @@ def read_files(
         limits = replace(limits, max_pages=max_pages)
     if not ocr:
         limits = replace(limits, ocr_pages=0)
+    if isinstance(parse_workers, bool) or not isinstance(parse_workers, int) or parse_workers < 1:
+        raise InputFormatError(f"parse_workers must be a positive integer, got {parse_workers!r}")
     return _iter_files(root, wanted, errors, encoding == "auto", on_bytes, on_skip or _log_skip,
-                       on_warning or _log_warning, limits, known)
+                       on_warning or _log_warning, limits, known, parse_workers)
 
 
 def _log_skip(path: Path, reason: str) -> None:
@@ -178,7 +188,65 @@ def _log_warning(path: Path, message: str) -> None:
 
 def _iter_files(root: Path, wanted: frozenset[str], errors: str, detect_encoding: bool, on_bytes: OnBytes | None,
                 on_skip: OnSkip, on_warning: OnSkip, limits: DocumentLimits,
-                known: Callable[[str, str], bool] | None) -> Iterator[Document]:
+                known: Callable[[str, str], bool] | None, parse_workers: int) -> Iterator[Document]:
+    """The documents of the files in order; document files are parsed in ``parse_workers`` processes when > 1."""
+    jobs = _jobs(root, wanted, errors, detect_encoding, on_bytes, on_skip, on_warning, limits, known)
+    if parse_workers <= 1:
+        for job in jobs:
+            if isinstance(job, Document):
+                yield job
+            else:
+                yield from _finish(job, _parse(job.data, job.path, limits), on_skip, on_warning)
+        return
+    # a bounded window of files in flight, finished in input order: the output equals the serial one. The first
+    # few files are parsed here: a folder of a handful of documents does not wait for worker processes to start.
+    pending: deque[tuple[Document | _ParseJob, Future[Any] | None]] = deque()
+    pool: ProcessPoolExecutor | None = None
+    inline = 0
+    try:
+        for job in jobs:
+            future: Future[Any] | None = None
+            if isinstance(job, _ParseJob):
+                if pool is None and inline < INLINE_PARSES:
+                    inline += 1
+                    future = Future()
+                    future.set_result(_parse(job.data, job.path, limits))
+                else:
+                    pool = pool or _parse_pool(parse_workers)
+                    future = pool.submit(_parse, job.data, job.path, limits)
+            pending.append((job, future))
+            while len(pending) > 4 * parse_workers or (pending and _done(pending[0][1])):
+                yield from _ready(pending.popleft(), on_skip, on_warning)
+        while pending:
+            yield from _ready(pending.popleft(), on_skip, on_warning)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _parse_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked as the storage layer forks its indexing workers (spawn would re-run a caller's
+    script without a main guard, or fail from a REPL); spawned where there is no fork."""
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork" if "fork" in mp.get_all_start_methods()
+                                                                  else "spawn"))
+
+
+@dataclass(frozen=True)
+class _ParseJob:
+    """A document file read and waiting for its parser."""
+
+    data: bytes
+    path: Path
+    rel: str
+    extension: str
+    stamp: dict[str, str]
+
+
+def _jobs(root: Path, wanted: frozenset[str], errors: str, detect_encoding: bool, on_bytes: OnBytes | None,
+          on_skip: OnSkip, on_warning: OnSkip, limits: DocumentLimits,
+          known: Callable[[str, str], bool] | None) -> Iterator[Document | _ParseJob]:
+    """Each file in order: a text file's document, or a document file to parse (unchanged and unreadable files
+    yield nothing)."""
     # one document file on its own: its name is its id
     files = iter_files(root, wanted, on_skip=on_skip) if root.is_dir() else iter([(root, root.name)])
     for path, rel in files:
@@ -198,35 +266,61 @@ def _iter_files(root: Path, wanted: frozenset[str], errors: str, detect_encoding
             if known(rel, stamp["file_hash"]):
                 continue
         extension = os.path.splitext(path.name)[1].lower()
-        if detect_format(data, extension) is None:
-            text = None
-            if detect_encoding:
-                decoded = decode_source(data, _bom_encoding(data))
-                if decoded is None:
-                    on_skip(path, "no text encoding detected (a binary file?)")
-                    continue
-                text, found = decoded
-                if found != "utf-8":
-                    stamp["encoding"] = found
-                    on_warning(path, f"not UTF-8: decoded as {found}")
-            doc = file_to_document(data, path, rel, errors, text=text)
-            yield replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc
+        if detect_format(data, extension) is not None:
+            yield _ParseJob(data, path, rel, extension, stamp)
             continue
-        try:
-            parsed = parse_document(data, path, limits)
-        except UnreadableDocument as exc:
-            on_skip(path, str(exc))
-            continue
-        for document in parsed:
-            for message in document.warnings:
-                on_warning(path, message)
-            doc = as_document(document, rel, extension, len(data))
-            doc = replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc
-            problem = document_problem(doc)
-            if problem is not None:  # what a parsed file holds is the file's problem, not the ingest's
-                on_skip(path, f"cannot be stored: {problem}")
+        text = None
+        if detect_encoding:
+            decoded = decode_source(data, _bom_encoding(data))
+            if decoded is None:
+                on_skip(path, "no text encoding detected (a binary file?)")
                 continue
-            yield doc
+            text, found = decoded
+            if found != "utf-8":
+                stamp["encoding"] = found
+                on_warning(path, f"not UTF-8: decoded as {found}")
+        doc = file_to_document(data, path, rel, errors, text=text)
+        yield replace(doc, metadata={**doc.metadata, **stamp}) if stamp else doc
+
+
+def _parse(data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument] | str:
+    """The parsed documents of a file, or the reason it cannot be indexed (run in a worker process too)."""
+    try:
+        return parse_document(data, path, limits)
+    except UnreadableDocument as exc:
+        return str(exc)
+
+
+def _done(future: Future[Any] | None) -> bool:
+    return future is None or future.done()
+
+
+def _ready(item: tuple[Document | _ParseJob, Future[Any] | None], on_skip: OnSkip,
+           on_warning: OnSkip) -> Iterator[Document]:
+    job, future = item
+    if isinstance(job, Document):
+        yield job
+    else:
+        assert future is not None
+        yield from _finish(job, future.result(), on_skip, on_warning)
+
+
+def _finish(job: _ParseJob, parsed: list[ParsedDocument] | str, on_skip: OnSkip,
+            on_warning: OnSkip) -> Iterator[Document]:
+    """The stored documents of a parsed file, its warnings and skip reason told."""
+    if isinstance(parsed, str):
+        on_skip(job.path, parsed)
+        return
+    for document in parsed:
+        for message in document.warnings:
+            on_warning(job.path, message)
+        doc = as_document(document, job.rel, job.extension, len(job.data))
+        doc = replace(doc, metadata={**doc.metadata, **job.stamp}) if job.stamp else doc
+        problem = document_problem(doc)
+        if problem is not None:  # what a parsed file holds is the file's problem, not the ingest's
+            on_skip(job.path, f"cannot be stored: {problem}")
+            continue
+        yield doc
 
 
 def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict", *, text: str | None = None
