@@ -198,7 +198,7 @@ def phase_pdfminer(folder: Path) -> dict[str, Any]:
     return {"files": len(texts), "pages": pages, "seconds": seconds}
 
 
-def phase_ingest(folder: Path, passages: str | None) -> dict[str, Any]:
+def phase_ingest(folder: Path, passages: str | None, workers: int = 1) -> dict[str, Any]:
     from retrievekit import Collection
 
     target = folder / ("collection-passages" if passages else "collection")
@@ -206,10 +206,10 @@ def phase_ingest(folder: Path, passages: str | None) -> dict[str, Any]:
         shutil.rmtree(target)
     col = Collection.create(target, passages=passages)
     started = time.perf_counter()
-    report = col.ingest(folder / "files", progress=False, workers=1)
+    report = col.ingest(folder / "files", progress=False, workers=workers)
     seconds = time.perf_counter() - started
     return {"documents": report["documents"], "stored": len(col), "skipped": len(report["skipped"]),
-            "seconds": seconds, "passages": passages}
+            "seconds": seconds, "passages": passages, "workers": workers}
 
 
 def run_phase(name: str, folder: Path, extra: list[str] | None = None) -> dict[str, Any]:
@@ -282,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--phase", choices=["parse", "pdfminer", "ingest", "ingest-passages"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["parse", "pdfminer", "ingest", "ingest-passages", "ingest-workers"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
         if args.phase == "parse":
             result = phase_parse(args.work)
         elif args.phase == "pdfminer":
             result = phase_pdfminer(args.work)
+        elif args.phase == "ingest-workers":  # parse and analyse in 2 processes each
+            result = phase_ingest(args.work, None, workers=2)
         else:
             result = phase_ingest(args.work, "sentences:128" if args.phase == "ingest-passages" else None)
         result["peak_rss_mib"] = peak_rss_mib()
@@ -305,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     miner = run_phase("pdfminer", args.work)
     ingest = run_phase("ingest", args.work)
     passages = run_phase("ingest-passages", args.work)
+    parallel = run_phase("ingest-workers", args.work)
     pdf_pages = parse["pdf"]["pages"]
     result = {
         "benchmark": "documents",
@@ -326,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "ingest": {
             kind: {**r, "docs_per_s": round(r["documents"] / r["seconds"], 1),
                    "pdf_pages_per_s": round(pdf_pages / r["seconds"], 1)}
-            for kind, r in (("documents", ingest), ("passages", passages))
+            for kind, r in (("documents", ingest), ("passages", passages), ("documents_2_workers", parallel))
         },
         "quality": quality(args.work, corpus["truth"]),
     }
@@ -361,8 +365,12 @@ def render(result: dict[str, Any]) -> str:
         "(above) |",
     ]
     for kind, label in (("documents", "ingest into BM25, one document per file"),
-                        ("passages", "ingest into BM25 as passages (sentences:128, page by page)")):
-        r = ingest[kind]
+                        ("passages", "ingest into BM25 as passages (sentences:128, page by page)"),
+                        ("documents_2_workers", "ingest into BM25, one document per file, workers=2 (parsing and "
+                         "analysis; RSS of the main process)")):
+        r = ingest.get(kind)
+        if r is None:
+            continue
         lines.append(f"| {label} | {r['documents']} | {corpus['pdf_pages']:,} (PDF) | {r['seconds']:.1f} | "
                      f"{r['pdf_pages_per_s']:,.0f} | "
                      f"{r['docs_per_s']:,.1f} | {r['peak_rss_mib']:.0f} |")
