@@ -239,7 +239,7 @@ def word_f1(reference: str, candidate: str) -> float:
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {"mean": round(sum(ordered) / len(ordered), 4), "p5": round(ordered[int(0.05 * (len(ordered) - 1))], 4),
-            "min": round(ordered[0], 4), "pages": len(ordered)}
+            "min": round(ordered[0], 4), "pages": len(ordered), "pages_below_1": sum(v < 1.0 for v in ordered)}
 
 
 def quality(folder: Path, truth: dict[str, list[str]]) -> dict[str, Any]:
@@ -379,16 +379,20 @@ def render(result: dict[str, Any]) -> str:
         "Extraction quality per PDF page: word-level F1 (lower-cased `\\w+` multisets) against the words written on "
         "the page, and between the two extractors:",
         "",
-        "| comparison | mean F1 | 5th percentile | min | pages |",
-        "|---|---|---|---|---|",
+        "| comparison | mean F1 | 5th percentile | min | pages | pages with F1 < 1 |",
+        "|---|---|---|---|---|---|",
     ]
     for key, label in (("pypdfium2_vs_source", "pypdfium2 vs source text"),
                        ("pdfminer_vs_source", "pdfminer.six vs source text"),
                        ("pypdfium2_vs_pdfminer", "pypdfium2 vs pdfminer.six")):
         s = q[key]
-        lines.append(f"| {label} | {s['mean']:.4f} | {s['p5']:.4f} | {s['min']:.4f} | {s['pages']:,} |")
+        lines.append(f"| {label} | {s['mean']:.4f} | {s['p5']:.4f} | {s['min']:.4f} | {s['pages']:,} | "
+                     f"{s.get('pages_below_1', '—')} |")
     lines += ["", f"Files whose page count differs between the extractors and the source: "
-              f"{q['files_with_page_count_mismatch']}.", ""]
+              f"{q['files_with_page_count_mismatch']}. The generated pages are clean single-column text, so both "
+              "extractors are near perfect; where pypdfium2 differs, PDFium joined a word hyphenated at a line end "
+              "with the next line's word (`by-`/`path` -> `bypath`). Real scans, multi-column layouts and odd "
+              "fonts are not measured here.", ""]
     return "\n".join(lines)
 
 
