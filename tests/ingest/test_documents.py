@@ -264,3 +264,21 @@ def test_scanned_pages_are_ocrd_when_tesseract_is_installed():
     assert any("OCR'd by tesseract: pages 2" in w for w in doc.warnings)
     off = only(data, "scan.pdf", DocumentLimits(ocr_pages=0))
     assert off.pages_ocr == [] and off.pages_without_text == [2, 3]
+
+
+def test_a_2001_page_pdf_is_refused_by_default_and_parsed_page_by_page_when_allowed():
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=8)
+    for number in range(1, 2002):
+        pdf.add_page()
+        pdf.cell(text=f"page{number}")
+    data = bytes(pdf.output())
+    started = time.perf_counter()
+    with pytest.raises(UnreadableDocument, match=r"2,001 pages \(over max_pages 2,000\)"):
+        parse_document(data, Path("manual.pdf"))
+    assert time.perf_counter() - started < 1.0, "the page count is known before any page is read"
+    doc = only(data, "manual.pdf", DocumentLimits(max_pages=3_000))
+    assert len(doc.pages) == 2001
+    assert all(doc.text[s:e] == f"page{n}" for n, (s, e) in enumerate(doc.pages, 1))
