@@ -131,7 +131,7 @@ def test_collections_search_the_same_with_and_without_pruning(collection, monkey
 
 
 def test_the_cost_rule() -> None:
-    offsets = np.array([0, 50_000, 50_010, 50_020], np.int64)
+    offsets = np.array([0, 100_000, 100_010, 100_020], np.int64)
     long_and_rare = np.array([0, 1], np.int64)
     ones, zeros = np.ones(2), np.zeros(2)
     assert kernel.prune(offsets, long_and_rare, ones, zeros, 0, 10)
@@ -142,3 +142,23 @@ def test_the_cost_rule() -> None:
     assert not kernel.prune(offsets, long_and_rare, ones, zeros, 0, 100)  # a large k: too little to skip
     assert not kernel.prune(offsets, long_and_rare, ones, zeros, 2, 10)  # Dirichlet: no bound
     assert not kernel.prune(offsets, long_and_rare, np.array([1.0, -1.0]), zeros, 0, 10)  # a negative weight
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_batch_path_equals_one_query_at_a_time(collection, threads: int) -> None:
+    """search() sends each segment's queries to the kernel in one call; search_terms() one query at a time: the same
+    documents and float32 scores, over three segments, deletions and a filter."""
+    from collections import Counter
+
+    queries = _queries(np.random.default_rng(5), 40) + ["", "w1 w1 w2", "unknownword", "w3 unknownword"]
+    retriever = BM25Retriever(collection)
+    snap = collection.snapshot()
+    for k in (1, 10, 1000):
+        for filter in (None, {"shard": 2}):
+            batch = retriever.search(queries, k, filter=filter, threads=threads)
+            allowed = snap.allowed(filter)
+            for i, q in enumerate(queries):
+                bag = {t: float(n) for t, n in Counter(collection.analyzer.analyze(q)).items()}
+                numbers, scores = retriever.search_terms(snap, bag, k, allowed)
+                assert [d for d in batch.ids[i] if d is not None] == list(snap.id_array[numbers]), (k, q)
+                assert np.array_equal(batch.scores[i][: len(scores)], scores)

@@ -155,7 +155,7 @@ def test_search_retries_when_a_commit_removes_a_segment(tmp_path: Path, monkeypa
 
     col = Collection.create(tmp_path / "c")
     col.add([{"id": "a", "text": "bees make honey"}, {"id": "b", "text": "lava flows"}])
-    original = module.search_segments
+    original = module.search_segment_batch  # the batch path's per-segment call
     calls = []
 
     def vanishing(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -166,10 +166,10 @@ def test_search_retries_when_a_commit_removes_a_segment(tmp_path: Path, monkeypa
             raise CollectionError("segment seg-x is missing or damaged")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(module, "search_segments", vanishing)
+    monkeypatch.setattr(module, "search_segment_batch", vanishing)
     if newer_commit:
         assert set(col.search("honey", k=5).ids[0]) - {None} == {"a", "c"}
-        assert len(calls) == 2
+        assert len(calls) == 3  # the failed call, then one per segment of the newer snapshot
     else:
         with pytest.raises(CollectionError, match="missing"):
             col.search("honey", k=5)

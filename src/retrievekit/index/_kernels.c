@@ -94,80 +94,67 @@ DEFINE_ACCUMULATE(acc_dir_32, uint32_t, SCORE_DIR)
 DEFINE_ACCUMULATE(acc_impact_16, uint16_t, SCORE_IMPACT)
 DEFINE_ACCUMULATE(acc_impact_32, uint32_t, SCORE_IMPACT)
 
-/* search_segment(docs u32, tfs u16|u32, offsets i64[V+1], term_ids i64, weights f64, consts f64, norm f32, live u8|None,
- *                mode, k1, delta, k, acc f32[n], mark u8[n], touched u32[n], out_docs u32[k], out_scores f32[k])
- *  -> number of hits written */
-static PyObject *search_segment(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *o_docs, *o_tfs, *o_starts, *o_ends, *o_w, *o_c, *o_norm, *o_live, *o_acc, *o_mark, *o_touched,
-        *o_out_docs, *o_out_scores;
-    int mode;
-    double k1, delta;
-    Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOiddnOOOOO", &o_docs, &o_tfs, &o_starts, &o_ends, &o_w, &o_c, &o_norm,
-                          &o_live, &mode, &k1, &delta, &k, &o_acc, &o_mark, &o_touched, &o_out_docs, &o_out_scores))
-        return NULL;
-    Py_buffer docs, tfs, starts, ends, w, c, norm, live, acc, mark, touched, out_docs, out_scores;
-    int have_live = o_live != Py_None;
-    memset(&live, 0, sizeof live);
-    if (get_buf(o_docs, &docs, 4, "docs", 0) < 0) return NULL;
-    if (PyObject_GetBuffer(o_tfs, &tfs, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto fail0;
-    if (tfs.itemsize != 2 && tfs.itemsize != 4) { PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32"); goto fail1; }
-    if (get_buf(o_starts, &starts, 8, "offsets", 0) < 0) goto fail1;
-    if (get_buf(o_ends, &ends, 8, "term_ids", 0) < 0) goto fail2;
-    if (get_buf(o_w, &w, 8, "weights", 0) < 0) goto fail3;
-    if (get_buf(o_c, &c, 8, "consts", 0) < 0) goto fail4;
-    if (get_buf(o_norm, &norm, 4, "norm", 0) < 0) goto fail5;
-    if (have_live && get_buf(o_live, &live, 1, "live", 0) < 0) goto fail6;
-    if (get_buf(o_acc, &acc, 4, "acc", 1) < 0) goto fail7;
-    if (get_buf(o_mark, &mark, 1, "mark", 1) < 0) goto fail8;
-    if (get_buf(o_touched, &touched, 4, "touched", 1) < 0) goto fail9;
-    if (get_buf(o_out_docs, &out_docs, 4, "out_docs", 1) < 0) goto fail10;
-    if (get_buf(o_out_scores, &out_scores, 4, "out_scores", 1) < 0) goto fail11;
-
-    Py_ssize_t n_docs = norm.len / 4, n_terms = ends.len / 8, n_post = docs.len / 4, n_vocab = starts.len / 8 - 1;
-    if (acc.len / 4 < n_docs || mark.len < n_docs || touched.len / 4 < n_docs || out_docs.len / 4 < k ||
-        out_scores.len / 4 < k || w.len / 8 != n_terms || c.len / 8 != n_terms ||
-        (have_live && live.len < n_docs) || tfs.len / tfs.itemsize != n_post) {
-        PyErr_SetString(PyExc_ValueError, "search_segment: inconsistent array sizes");
-        goto fail12;
-    }
-    const int64_t *off = starts.buf, *tid = ends.buf;
-    for (Py_ssize_t t = 0; t < n_terms; t++) {
-        if (tid[t] < 0 || tid[t] >= n_vocab || off[tid[t]] < 0 || off[tid[t] + 1] < off[tid[t]] ||
-            off[tid[t] + 1] > n_post) {
-            PyErr_SetString(PyExc_ValueError, "search_segment: term id or posting range out of bounds");
-            goto fail12;
+/* Acquire n buffers; index 1 is the tfs array (uint16 or uint32), an index in `optional` may be None. Returns how
+ * many were acquired (n on success; the caller releases that many, skipping None ones). */
+static int get_bufs(PyObject **objs, Py_buffer *b, const Py_ssize_t *sizes, const char **names, int n, int first_out,
+                    int optional) {
+    int got = 0;
+    for (; got < n; got++) {
+        if (got == optional && objs[got] == Py_None) { memset(&b[got], 0, sizeof b[got]); continue; }
+        if (got == 1) {
+            if (PyObject_GetBuffer(objs[1], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
+            if (b[1].itemsize != 2 && b[1].itemsize != 4) {
+                PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32");
+                PyBuffer_Release(&b[1]);
+                break;
+            }
+            continue;
         }
+        if (get_buf(objs[got], &b[got], sizes[got], names[got], got >= first_out) < 0) break;
     }
-    const uint32_t *pd = docs.buf;
-    Py_ssize_t n_hits = 0;
-    int corrupt = 0;
-    Py_BEGIN_ALLOW_THREADS
-    float *a = acc.buf;
-    uint8_t *mk = mark.buf;
-    uint32_t *tc = touched.buf;
-    const float *nm = norm.buf;
-    const double *wt = w.buf, *ct = c.buf;
-    const uint16_t *tf16 = tfs.itemsize == 2 ? tfs.buf : NULL;
-    const uint32_t *tf32 = tfs.itemsize == 4 ? tfs.buf : NULL;
-    Py_ssize_t n_touched = 0;
-    Accumulate fn = NULL;
-    if (mode == MODE_SATURATING) fn = tf16 ? acc_sat_16 : acc_sat_32;
-    else if (mode == MODE_BM25L) fn = tf16 ? acc_bm25l_16 : acc_bm25l_32;
-    else if (mode == MODE_IMPACT) fn = tf16 ? acc_impact_16 : acc_impact_32;
+    return got;
+}
+
+static void release_bufs(PyObject **objs, Py_buffer *b, int got, int optional) {
+    for (int i = 0; i < got; i++) if (!(i == optional && objs[i] == Py_None)) PyBuffer_Release(&b[i]);
+}
+
+/* A segment's postings and the scorer's per-document norms, as every top-k routine below reads them. */
+typedef struct {
+    const uint32_t *pd;   /* document numbers, ascending within a term */
+    const void *tfv;      /* term frequencies (or quantized impacts), uint16 or uint32 */
+    int wide;             /* tfv is uint32 */
+    const int64_t *off;   /* postings of term t: [off[t], off[t + 1]) */
+    const float *nm;      /* per-document norm of the scoring mode */
+    const uint8_t *lv;    /* documents allowed (live and passing the filter), NULL for all */
+    Py_ssize_t n_docs;
+    int mode;
+    float k1, delta;
+} Segment;
+
+/* The exhaustive top k of one query: every posting into the accumulator a (with touched-document tracking in mk/tc,
+ * all left cleared), then the best k of the touched documents. Returns the hits written to od/os, -1 for a
+ * document number out of range (corrupt index), -2 when out of memory. */
+static Py_ssize_t exhaustive_topk(const Segment *sg, const int64_t *tid, const double *wt, const double *ct,
+                                  Py_ssize_t n_terms, Py_ssize_t k, float *a, uint8_t *mk, uint32_t *tc, uint32_t *od,
+                                  float *os) {
+    Accumulate fn;
+    const int tf16 = !sg->wide;
+    if (sg->mode == MODE_SATURATING) fn = tf16 ? acc_sat_16 : acc_sat_32;
+    else if (sg->mode == MODE_BM25L) fn = tf16 ? acc_bm25l_16 : acc_bm25l_32;
+    else if (sg->mode == MODE_IMPACT) fn = tf16 ? acc_impact_16 : acc_impact_32;
     else fn = tf16 ? acc_dir_16 : acc_dir_32;
-    const void *tfp = tf16 ? (const void *)tf16 : (const void *)tf32;
+    Py_ssize_t n_touched = 0, n_hits = 0;
+    int corrupt = 0;
     for (Py_ssize_t t = 0; t < n_terms && !corrupt; t++) {
-        n_touched = fn(pd, tfp, off[tid[t]], off[tid[t] + 1], (float)wt[t], (float)ct[t], (float)k1, (float)delta,
-                       nm, a, mk, tc, n_touched, (uint32_t)n_docs);
-        if (n_touched < 0) corrupt = 1;
+        n_touched = fn(sg->pd, sg->tfv, sg->off[tid[t]], sg->off[tid[t] + 1], (float)wt[t], (float)ct[t], sg->k1,
+                       sg->delta, sg->nm, a, mk, tc, n_touched, (uint32_t)sg->n_docs);
+        if (n_touched < 0) { corrupt = 1; n_touched = 0; }
     }
     /* Top k over the touched documents: candidates better than the current k-th best go to a buffer of 2k;
      * when it fills, a quickselect keeps the k best and raises the threshold. Most documents are rejected by
      * one well-predicted comparison. */
-    const uint8_t *lv = have_live ? live.buf : NULL;
-    Py_ssize_t cap = k < 32 ? 64 : 2 * k;
+    const Py_ssize_t cap = k < 32 ? 64 : 2 * k;
     Hit *buf = corrupt || k <= 0 ? NULL : (Hit *)PyMem_RawMalloc(sizeof(Hit) * (size_t)cap);
     if (buf) {
         Py_ssize_t n = 0;
@@ -175,7 +162,7 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
         Hit threshold = {0.0f, 0};
         for (Py_ssize_t i = 0; i < n_touched; i++) {
             const uint32_t d = tc[i];
-            if (lv && !lv[d]) continue;
+            if (sg->lv && !sg->lv[d]) continue;
             const Hit h = {a[d], d};
             if (have_threshold && !better(h, threshold)) continue;
             buf[n++] = h;
@@ -188,39 +175,70 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
         }
         if (n > k) { select_best(buf, n, k); n = k; }
         qsort(buf, (size_t)n, sizeof(Hit), compare_hits);
-        uint32_t *od = out_docs.buf;
-        float *os = out_scores.buf;
         for (Py_ssize_t m = 0; m < n; m++) { od[m] = buf[m].doc; os[m] = buf[m].score; }
         n_hits = n;
         PyMem_RawFree(buf);
     } else if (!corrupt && k > 0) {
-        n_hits = -1;
+        n_hits = -2;
     }
     for (Py_ssize_t i = 0; i < n_touched; i++) { a[tc[i]] = 0.0f; mk[tc[i]] = 0; }
+    return corrupt ? -1 : n_hits;
+}
+
+/* Checks a query's term ids against the segment: each in the vocabulary, its posting range inside the postings. */
+static int terms_in_range(const int64_t *off, Py_ssize_t n_vocab, Py_ssize_t n_post, const int64_t *tid,
+                          Py_ssize_t n_terms) {
+    for (Py_ssize_t t = 0; t < n_terms; t++)
+        if (tid[t] < 0 || tid[t] >= n_vocab || off[tid[t]] < 0 || off[tid[t] + 1] < off[tid[t]] ||
+            off[tid[t] + 1] > n_post)
+            return 0;
+    return 1;
+}
+
+/* search_segment(docs u32, tfs u16|u32, offsets i64[V+1], term_ids i64, weights f64, consts f64, norm f32, live u8|None,
+ *                mode, k1, delta, k, acc f32[n], mark u8[n], touched u32[n], out_docs u32[k], out_scores f32[k])
+ *  -> number of hits written */
+static PyObject *search_segment(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[16];
+    int mode;
+    double k1, delta;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiddnOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &mode,
+                          &k1, &delta, &k, &o[8], &o[9], &o[10], &o[11], &o[12]))
+        return NULL;
+    Py_buffer b[13];
+    const Py_ssize_t sizes[13] = {4, 0, 8, 8, 8, 8, 4, 1, 4, 1, 4, 4, 4};
+    const char *names[13] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "norm", "live", "acc", "mark",
+                             "touched", "out_docs", "out_scores"};
+    PyObject *result = NULL;
+    const int got = get_bufs(o, b, sizes, names, 13, 8, 7);
+    if (got < 13) goto release;
+    const Py_ssize_t n_docs = b[6].len / 4, n_terms = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
+    const int have_live = o[7] != Py_None;
+    if (b[8].len / 4 < n_docs || b[9].len < n_docs || b[10].len / 4 < n_docs || b[11].len / 4 < k ||
+        b[12].len / 4 < k || b[4].len / 8 != n_terms || b[5].len / 8 != n_terms || (have_live && b[7].len < n_docs) ||
+        b[1].len / b[1].itemsize != n_post) {
+        PyErr_SetString(PyExc_ValueError, "search_segment: inconsistent array sizes");
+        goto release;
+    }
+    if (!terms_in_range(b[2].buf, n_vocab, n_post, b[3].buf, n_terms)) {
+        PyErr_SetString(PyExc_ValueError, "search_segment: term id or posting range out of bounds");
+        goto release;
+    }
+    const Segment sg = {b[0].buf, b[1].buf, b[1].itemsize == 4, b[2].buf, b[6].buf, have_live ? b[7].buf : NULL,
+                        n_docs, mode, (float)k1, (float)delta};
+    Py_ssize_t n_hits;
+    Py_BEGIN_ALLOW_THREADS
+    n_hits = exhaustive_topk(&sg, b[3].buf, b[4].buf, b[5].buf, n_terms, k, b[8].buf, b[9].buf, b[10].buf, b[11].buf,
+                             b[12].buf);
     Py_END_ALLOW_THREADS
-    if (corrupt) { PyErr_SetString(PyExc_ValueError, "search_segment: document number out of range (corrupt index?)"); goto fail12; }
-    if (n_hits < 0) { PyErr_NoMemory(); goto fail12; }
-
-    PyBuffer_Release(&out_scores); PyBuffer_Release(&out_docs); PyBuffer_Release(&touched); PyBuffer_Release(&mark);
-    PyBuffer_Release(&acc); if (have_live) PyBuffer_Release(&live); PyBuffer_Release(&norm); PyBuffer_Release(&c);
-    PyBuffer_Release(&w); PyBuffer_Release(&ends); PyBuffer_Release(&starts); PyBuffer_Release(&tfs);
-    PyBuffer_Release(&docs);
-    return PyLong_FromSsize_t(n_hits);
-
-fail12: PyBuffer_Release(&out_scores);
-fail11: PyBuffer_Release(&out_docs);
-fail10: PyBuffer_Release(&touched);
-fail9: PyBuffer_Release(&mark);
-fail8: PyBuffer_Release(&acc);
-fail7: if (have_live) PyBuffer_Release(&live);
-fail6: PyBuffer_Release(&norm);
-fail5: PyBuffer_Release(&c);
-fail4: PyBuffer_Release(&w);
-fail3: PyBuffer_Release(&ends);
-fail2: PyBuffer_Release(&starts);
-fail1: PyBuffer_Release(&tfs);
-fail0: PyBuffer_Release(&docs);
-    return NULL;
+    if (n_hits == -1) PyErr_SetString(PyExc_ValueError, "search_segment: document number out of range (corrupt index?)");
+    else if (n_hits < 0) PyErr_NoMemory();
+    else result = PyLong_FromSsize_t(n_hits);
+release:
+    release_bufs(o, b, got, 7);
+    return result;
 }
 
 /* ---- Safe dynamic pruning: block-max MaxScore, a window of documents at a time ----------------------------------
@@ -312,31 +330,6 @@ static int compare_cursors(const void *x, const void *y) {
     return a->qi < b->qi ? -1 : (a->qi > b->qi);
 }
 
-/* Acquire n buffers; index 1 is the tfs array (uint16 or uint32), an index in `optional` may be None. Returns how
- * many were acquired (n on success; the caller releases that many, skipping None ones). */
-static int get_bufs(PyObject **objs, Py_buffer *b, const Py_ssize_t *sizes, const char **names, int n, int first_out,
-                    int optional) {
-    int got = 0;
-    for (; got < n; got++) {
-        if (got == optional && objs[got] == Py_None) { memset(&b[got], 0, sizeof b[got]); continue; }
-        if (got == 1) {
-            if (PyObject_GetBuffer(objs[1], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
-            if (b[1].itemsize != 2 && b[1].itemsize != 4) {
-                PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32");
-                PyBuffer_Release(&b[1]);
-                break;
-            }
-            continue;
-        }
-        if (get_buf(objs[got], &b[got], sizes[got], names[got], got >= first_out) < 0) break;
-    }
-    return got;
-}
-
-static void release_bufs(PyObject **objs, Py_buffer *b, int got, int optional) {
-    for (int i = 0; i < got; i++) if (!(i == optional && objs[i] == Py_None)) PyBuffer_Release(&b[i]);
-}
-
 /* term_bounds(docs, tfs, offsets, norms, mode, k1, delta, term_ids, block_starts i64[V+1], units f32[V],
  *             blocks f32[block_starts[V]]): fills units[t] and t's blocks for each t in term_ids. */
 static PyObject *term_bounds(PyObject *self, PyObject *args) {
@@ -397,85 +390,44 @@ release:
     return result;
 }
 
-/* search_segment_maxscore(docs, tfs, offsets, term_ids, weights, consts, norms, live|None, mode, k1, delta, k,
- *                         units f32[V], block_starts i64[V+1], blocks f32, scratch f32[MAX_PRUNED_TERMS * WINDOW],
- *                         out_docs u32[k], out_scores f32[k])
- * scratch: the per-term window scores, all zero on entry and left all zero (reused across calls: no allocation). */
-static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *o[14];
-    int mode;
-    double k1, delta;
-    Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOiddnOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &mode,
-                          &k1, &delta, &k, &o[8], &o[9], &o[10], &o[11], &o[12], &o[13]))
-        return NULL;
-    if (mode != MODE_SATURATING && mode != MODE_BM25L && mode != MODE_IMPACT) {
-        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: no bound for this scoring mode");
-        return NULL;
-    }
-    Py_buffer b[14];
-    const Py_ssize_t sizes[14] = {4, 0, 8, 8, 8, 8, 4, 1, 4, 8, 4, 4, 4, 4};
-    const char *names[14] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "norm", "live", "units",
-                             "block_starts", "blocks", "scratch", "out_docs", "out_scores"};
-    PyObject *result = NULL;
-    Hit *heap = NULL;
-    Cursor *cur = NULL, **order = NULL;
-    double *prefix = NULL;
-    float *vals = NULL;
-    uint64_t *bits = NULL;
-    Py_ssize_t *ess = NULL;
-    const int got = get_bufs(o, b, sizes, names, 14, 11, 7);
-    if (got < 14) goto release;
-    const Py_ssize_t n_docs = b[6].len / 4, n_terms = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
-    const int have_live = o[7] != Py_None;
-    const int64_t *off = b[2].buf, *tid = b[3].buf, *bs = b[9].buf;
-    if (b[11].len / 4 < (Py_ssize_t)MAX_PRUNED_TERMS * WINDOW || b[12].len / 4 < k || b[13].len / 4 < k ||
-        b[4].len / 8 != n_terms || b[5].len / 8 != n_terms ||
-        (have_live && b[7].len < n_docs) || b[1].len / b[1].itemsize != n_post || b[8].len / 4 != n_vocab ||
-        b[9].len / 8 != n_vocab + 1 || bs[n_vocab] != b[10].len / 4 || k < 0) {
-        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: inconsistent array sizes");
-        goto release;
-    }
-    const double *wt = b[4].buf, *ct = b[5].buf;
-    for (Py_ssize_t t = 0; t < n_terms; t++) {
-        if (tid[t] < 0 || tid[t] >= n_vocab || off[tid[t]] < 0 || off[tid[t] + 1] < off[tid[t]] ||
-            off[tid[t] + 1] > n_post || bs[tid[t] + 1] - bs[tid[t]] != (off[tid[t] + 1] - off[tid[t]] + BLOCK - 1) / BLOCK) {
-            PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: term id or posting range out of bounds");
-            goto release;
-        }
-        if (!(wt[t] >= 0.0) || !(ct[t] >= 0.0)) {
-            PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: weights and constants must be >= 0");
-            goto release;
-        }
-    }
-    if (n_terms > MAX_PRUNED_TERMS) {
-        PyErr_Format(PyExc_ValueError, "search_segment_maxscore: at most %d terms", MAX_PRUNED_TERMS);
-        goto release;
-    }
-    if (k == 0 || n_terms == 0) { result = PyLong_FromSsize_t(0); goto release; }
-    heap = PyMem_RawMalloc(sizeof(Hit) * (size_t)k);
-    cur = PyMem_RawMalloc(sizeof(Cursor) * (size_t)n_terms);
-    order = PyMem_RawMalloc(sizeof(Cursor *) * (size_t)n_terms);
-    prefix = PyMem_RawMalloc(sizeof(double) * (size_t)n_terms);
-    vals = PyMem_RawCalloc((size_t)n_terms, sizeof(float));
-    bits = PyMem_RawCalloc(WINDOW / 64, sizeof(uint64_t));
-    ess = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)n_terms);
-    if (!heap || !cur || !order || !prefix || !vals || !bits || !ess) { PyErr_NoMemory(); goto release; }
-    float *contrib = b[11].buf;
+/* Checks a query's bounds inputs: block ranges that match the posting ranges, weights and constants >= 0. */
+static int bounds_usable(const int64_t *off, const int64_t *bs, const int64_t *tid, const double *wt, const double *ct,
+                         Py_ssize_t n_terms) {
+    for (Py_ssize_t t = 0; t < n_terms; t++)
+        if (bs[tid[t] + 1] - bs[tid[t]] != (off[tid[t] + 1] - off[tid[t]] + BLOCK - 1) / BLOCK || !(wt[t] >= 0.0) ||
+            !(ct[t] >= 0.0))
+            return 0;
+    return 1;
+}
+
+/* The MaxScore top k of one query (1..MAX_PRUNED_TERMS terms, weights and constants >= 0, bounds computed for every
+ * term). contrib: MAX_PRUNED_TERMS x WINDOW floats, zero on entry and on return. Returns the hits written to od/os,
+ * -1 for a document number out of range (corrupt index), -2 when out of memory. */
+static Py_ssize_t maxscore_topk(const Segment *sg, const int64_t *tid, const double *wt, const double *ct,
+                                Py_ssize_t n_terms, Py_ssize_t k, const float *units, const int64_t *bs,
+                                const float *blocks, float *contrib, uint32_t *od, float *os) {
+    if (k <= 0 || n_terms <= 0) return 0;
+    Hit *heap = PyMem_RawMalloc(sizeof(Hit) * (size_t)k);
+    Cursor *cur = PyMem_RawMalloc(sizeof(Cursor) * (size_t)n_terms);
+    Cursor **order = PyMem_RawMalloc(sizeof(Cursor *) * (size_t)n_terms);
+    double *prefix = PyMem_RawMalloc(sizeof(double) * (size_t)n_terms);
+    float *vals = PyMem_RawCalloc((size_t)n_terms, sizeof(float));
+    uint64_t *bits = PyMem_RawCalloc(WINDOW / 64, sizeof(uint64_t));
+    Py_ssize_t *ess = PyMem_RawMalloc(sizeof(Py_ssize_t) * (size_t)n_terms);
     Py_ssize_t count = 0;
     int corrupt = 0;
-    Py_BEGIN_ALLOW_THREADS
-    const uint32_t *pd = b[0].buf;
-    const void *tfv = b[1].buf;
-    const int wide = b[1].itemsize == 4;
-    const float *nm = b[6].buf, *units = b[8].buf, *blocks = b[10].buf;
-    const uint8_t *lv = have_live ? b[7].buf : NULL;
-    const float fk1 = (float)k1, fdelta = (float)delta;
+    if (!heap || !cur || !order || !prefix || !vals || !bits || !ess) { count = -2; goto done; }
+    const uint32_t *pd = sg->pd;
+    const void *tfv = sg->tfv;
+    const int wide = sg->wide, mode = sg->mode;
+    const float *nm = sg->nm;
+    const uint8_t *lv = sg->lv;
+    const Py_ssize_t n_docs = sg->n_docs;
+    const float fk1 = sg->k1, fdelta = sg->delta;
     for (Py_ssize_t t = 0; t < n_terms; t++) {
         Cursor *c = &cur[t];
-        c->off = c->pos = off[tid[t]];
-        c->end = off[tid[t] + 1];
+        c->off = c->pos = sg->off[tid[t]];
+        c->end = sg->off[tid[t] + 1];
         c->first_block = bs[tid[t]];
         c->wf = (float)wt[t];
         c->cf = (float)ct[t];
@@ -504,7 +456,8 @@ static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
             c->wub = 0.0;
             if (c->hi > c->lo) {
                 float bm = 0.0f;
-                const int64_t b0 = c->first_block + (c->lo - c->off) / BLOCK, b1 = c->first_block + (c->hi - 1 - c->off) / BLOCK;
+                const int64_t b0 = c->first_block + (c->lo - c->off) / BLOCK;
+                const int64_t b1 = c->first_block + (c->hi - 1 - c->off) / BLOCK;
                 for (int64_t x = b0; x <= b1; x++) if (blocks[x] > bm) bm = blocks[x];
                 c->wub = (double)c->wf * (double)bm + (mode == MODE_SATURATING ? (double)c->cf : 0.0);
                 order[live_lists++] = c;
@@ -561,7 +514,8 @@ static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
                         Cursor *c = order[i];
                         c->lo = seek(pd, c->lo, c->hi, d);
                         if (c->lo < c->hi && pd[c->lo] == d) {
-                            const float sc = posting_score(mode, tf_at(tfv, wide, c->lo), nm[d], c->wf, c->cf, fk1, fdelta);
+                            const float sc = posting_score(mode, tf_at(tfv, wide, c->lo), nm[d], c->wf, c->cf, fk1,
+                                                           fdelta);
                             vals[c->qi] = sc;
                             partial += sc;
                         }
@@ -588,19 +542,178 @@ static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
     }
     if (!corrupt) {
         qsort(heap, (size_t)count, sizeof(Hit), compare_hits);
-        uint32_t *od = b[12].buf;
-        float *os = b[13].buf;
         for (Py_ssize_t m = 0; m < count; m++) { od[m] = heap[m].doc; os[m] = heap[m].score; }
     } else {
         memset(contrib, 0, sizeof(float) * (size_t)MAX_PRUNED_TERMS * WINDOW);  /* a window left half read */
+        count = -1;
     }
-    Py_END_ALLOW_THREADS
-    if (corrupt) PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: document number out of range (corrupt index?)");
-    else result = PyLong_FromSsize_t(count);
-release:
+done:
     PyMem_RawFree(heap); PyMem_RawFree(cur); PyMem_RawFree(order); PyMem_RawFree(prefix); PyMem_RawFree(vals);
     PyMem_RawFree(bits); PyMem_RawFree(ess);
+    return count;
+}
+
+/* search_segment_maxscore(docs, tfs, offsets, term_ids, weights, consts, norms, live|None, mode, k1, delta, k,
+ *                         units f32[V], block_starts i64[V+1], blocks f32, scratch f32[MAX_PRUNED_TERMS * WINDOW],
+ *                         out_docs u32[k], out_scores f32[k]) -> hits written
+ * scratch: the per-term window scores, all zero on entry and left all zero (reused across calls: no allocation). */
+static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[14];
+    int mode;
+    double k1, delta;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiddnOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &mode,
+                          &k1, &delta, &k, &o[8], &o[9], &o[10], &o[11], &o[12], &o[13]))
+        return NULL;
+    if (mode != MODE_SATURATING && mode != MODE_BM25L && mode != MODE_IMPACT) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: no bound for this scoring mode");
+        return NULL;
+    }
+    Py_buffer b[14];
+    const Py_ssize_t sizes[14] = {4, 0, 8, 8, 8, 8, 4, 1, 4, 8, 4, 4, 4, 4};
+    const char *names[14] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "norm", "live", "units",
+                             "block_starts", "blocks", "scratch", "out_docs", "out_scores"};
+    PyObject *result = NULL;
+    const int got = get_bufs(o, b, sizes, names, 14, 11, 7);
+    if (got < 14) goto release;
+    const Py_ssize_t n_docs = b[6].len / 4, n_terms = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
+    const int have_live = o[7] != Py_None;
+    const int64_t *bs = b[9].buf;
+    if (b[11].len / 4 < (Py_ssize_t)MAX_PRUNED_TERMS * WINDOW || b[12].len / 4 < k || b[13].len / 4 < k ||
+        b[4].len / 8 != n_terms || b[5].len / 8 != n_terms || (have_live && b[7].len < n_docs) ||
+        b[1].len / b[1].itemsize != n_post || b[8].len / 4 != n_vocab || b[9].len / 8 != n_vocab + 1 ||
+        bs[n_vocab] != b[10].len / 4 || k < 0) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: inconsistent array sizes");
+        goto release;
+    }
+    if (!terms_in_range(b[2].buf, n_vocab, n_post, b[3].buf, n_terms)) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: term id or posting range out of bounds");
+        goto release;
+    }
+    if (!bounds_usable(b[2].buf, bs, b[3].buf, b[4].buf, b[5].buf, n_terms)) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: weights and constants must be >= 0 and the blocks "
+                        "match the postings");
+        goto release;
+    }
+    if (n_terms > MAX_PRUNED_TERMS) {
+        PyErr_Format(PyExc_ValueError, "search_segment_maxscore: at most %d terms", MAX_PRUNED_TERMS);
+        goto release;
+    }
+    const Segment sg = {b[0].buf, b[1].buf, b[1].itemsize == 4, b[2].buf, b[6].buf, have_live ? b[7].buf : NULL,
+                        n_docs, mode, (float)k1, (float)delta};
+    Py_ssize_t count;
+    Py_BEGIN_ALLOW_THREADS
+    count = maxscore_topk(&sg, b[3].buf, b[4].buf, b[5].buf, n_terms, k, b[8].buf, bs, b[10].buf, b[11].buf,
+                          b[12].buf, b[13].buf);
+    Py_END_ALLOW_THREADS
+    if (count == -1) PyErr_SetString(PyExc_ValueError, "search_segment_maxscore: document number out of range (corrupt index?)");
+    else if (count < 0) PyErr_NoMemory();
+    else result = PyLong_FromSsize_t(count);
+release:
     release_bufs(o, b, got, 7);
+    return result;
+}
+
+/* search_segment_batch(docs, tfs, offsets, term_ids, weights, consts, query_starts i64[nq+1], norms, live|None, mode,
+ *                      k1, delta, k, units|None, block_starts|None, blocks|None, min_postings, max_k, acc, mark,
+ *                      touched, scratch, out_docs u32[nq*k], out_scores f32[nq*k], out_counts i64[nq]) -> None
+ * Many queries in one call: query q's terms are term_ids[query_starts[q]:query_starts[q+1]] (with their weights
+ * and constants). Each is searched by MaxScore when bounds are given and the cost rule holds (a prunable mode,
+ * 1..MAX_PRUNED_TERMS terms, weights and constants >= 0, k <= max_k, at least min_postings postings), else
+ * exhaustively; out_counts[q] hits go to out_docs/out_scores[q*k ...]. */
+static PyObject *search_segment_batch(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[22];
+    int mode;
+    double k1, delta;
+    Py_ssize_t k, min_postings, max_k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOiddnOOOnnOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
+                          &o[8], &mode, &k1, &delta, &k, &o[9], &o[10], &o[11], &min_postings, &max_k, &o[12], &o[13],
+                          &o[14], &o[15], &o[16], &o[17], &o[18]))
+        return NULL;
+    const int pruning = o[9] != Py_None;
+    if (pruning && (o[10] == Py_None || o[11] == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_batch: units, block_starts and blocks go together");
+        return NULL;
+    }
+    Py_buffer b[19];
+    const Py_ssize_t sizes[19] = {4, 0, 8, 8, 8, 8, 8, 4, 1, 4, 8, 4, 4, 1, 4, 4, 4, 4, 8};
+    const char *names[19] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "query_starts", "norm", "live",
+                             "units", "block_starts", "blocks", "acc", "mark", "touched", "scratch", "out_docs",
+                             "out_scores", "out_counts"};
+    /* None is allowed for live (8) and, without pruning, for the bounds (9-11): acquired as placeholders below */
+    PyObject *result = NULL;
+    int got = 0;
+    for (; got < 19; got++) {
+        if ((got == 8 || (!pruning && got >= 9 && got <= 11)) && o[got] == Py_None) {
+            memset(&b[got], 0, sizeof b[got]);
+            continue;
+        }
+        if (got == 1) {
+            if (PyObject_GetBuffer(o[1], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
+            if (b[1].itemsize != 2 && b[1].itemsize != 4) {
+                PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32");
+                PyBuffer_Release(&b[1]);
+                break;
+            }
+            continue;
+        }
+        if (get_buf(o[got], &b[got], sizes[got], names[got], got >= 12) < 0) break;
+    }
+    if (got < 19) goto release;
+    const Py_ssize_t n_docs = b[7].len / 4, n_all = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
+    const Py_ssize_t nq = b[6].len / 8 - 1;
+    const int have_live = o[8] != Py_None;
+    const int64_t *qs = b[6].buf, *off = b[2].buf, *tid = b[3].buf;
+    int bad = nq < 0 || k < 0 || b[4].len / 8 != n_all || b[5].len / 8 != n_all || b[12].len / 4 < n_docs ||
+              b[13].len < n_docs || b[14].len / 4 < n_docs || b[16].len / 4 < nq * k || b[17].len / 4 < nq * k ||
+              b[18].len / 8 < nq || (have_live && b[8].len < n_docs) || b[1].len / b[1].itemsize != n_post ||
+              b[15].len / 4 < (Py_ssize_t)MAX_PRUNED_TERMS * WINDOW;
+    if (!bad && pruning)
+        bad = b[9].len / 4 != n_vocab || b[10].len / 8 != n_vocab + 1 ||
+              ((const int64_t *)b[10].buf)[n_vocab] != b[11].len / 4;
+    if (!bad && nq >= 0) {
+        bad = qs[0] != 0 || qs[nq] != n_all;
+        for (Py_ssize_t q = 0; !bad && q < nq; q++) bad = qs[q + 1] < qs[q];
+    }
+    if (bad) { PyErr_SetString(PyExc_ValueError, "search_segment_batch: inconsistent array sizes"); goto release; }
+    if (!terms_in_range(off, n_vocab, n_post, tid, n_all)) {
+        PyErr_SetString(PyExc_ValueError, "search_segment_batch: term id or posting range out of bounds");
+        goto release;
+    }
+    const Segment sg = {b[0].buf, b[1].buf, b[1].itemsize == 4, off, b[7].buf, have_live ? b[8].buf : NULL, n_docs,
+                        mode, (float)k1, (float)delta};
+    const int prunable_mode = mode == MODE_SATURATING || mode == MODE_BM25L || mode == MODE_IMPACT;
+    const double *wt = b[4].buf, *ct = b[5].buf;
+    const int64_t *bs = pruning ? b[10].buf : NULL;
+    int64_t *counts = b[18].buf;
+    Py_ssize_t failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t q = 0; q < nq && failed >= 0; q++) {
+        const Py_ssize_t a0 = qs[q], n = qs[q + 1] - qs[q];
+        uint32_t *od = (uint32_t *)b[16].buf + q * k;
+        float *os = (float *)b[17].buf + q * k;
+        int prune = pruning && prunable_mode && n >= 1 && n <= MAX_PRUNED_TERMS && k > 0 && k <= max_k &&
+                    bounds_usable(off, bs, tid + a0, wt + a0, ct + a0, n);
+        if (prune) {
+            Py_ssize_t postings = 0;
+            for (Py_ssize_t t = a0; t < a0 + n; t++) postings += off[tid[t] + 1] - off[tid[t]];
+            prune = postings >= min_postings;
+        }
+        const Py_ssize_t hits = prune
+            ? maxscore_topk(&sg, tid + a0, wt + a0, ct + a0, n, k, b[9].buf, bs, b[11].buf, b[15].buf, od, os)
+            : exhaustive_topk(&sg, tid + a0, wt + a0, ct + a0, n, k, b[12].buf, b[13].buf, b[14].buf, od, os);
+        if (hits < 0) failed = hits;
+        else counts[q] = hits;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed == -1) PyErr_SetString(PyExc_ValueError, "search_segment_batch: document number out of range (corrupt index?)");
+    else if (failed < 0) PyErr_NoMemory();
+    else result = Py_NewRef(Py_None);
+release:
+    for (int i = 0; i < got; i++)
+        if (!((i == 8 || (i >= 9 && i <= 11)) && o[i] == Py_None)) PyBuffer_Release(&b[i]);
     return result;
 }
 
@@ -828,6 +941,8 @@ static PyMethodDef methods[] = {
     {"search_segment", search_segment, METH_VARARGS, "Accumulate term scores for one segment and return the top k."},
     {"hamming_topk", hamming_topk, METH_VARARGS, "The k nearest packed bit codes to each query by Hamming distance."},
     {"term_bounds", term_bounds, METH_VARARGS, "Each term's largest unit-weight posting score for given norms."},
+    {"search_segment_batch", search_segment_batch, METH_VARARGS,
+     "Top k of many queries in one segment, each by MaxScore or exhaustively by the cost rule."},
     {"search_segment_maxscore", search_segment_maxscore, METH_VARARGS,
      "Exact top k of one segment by MaxScore dynamic pruning (same results as search_segment)."},
     {NULL, NULL, 0, NULL}};

@@ -86,3 +86,23 @@ def search_segments(bases: np.ndarray, parts: Iterable[tuple[int, SegmentTerms]]
     scores = np.concatenate(all_scores)
     order = np.lexsort((numbers, -scores))[:k]
     return numbers[order], scores[order]
+
+
+def merge_segments(bases: np.ndarray, per_segment: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]],
+                   n: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, the top k (global document numbers, scores) over segments' batch results ((segment index,
+    (local numbers (n, k), scores (n, k), hits (n,))), best first, ties by document number."""
+    if not per_segment:
+        return [_EMPTY] * n
+    if len(per_segment) == 1:  # already best first
+        si, (docs, scores, counts) = per_segment[0]
+        numbers = docs.astype(np.int64) + int(bases[si])
+        return [(numbers[q, :counts[q]], scores[q, :counts[q]]) for q in range(n)]
+    rows = []
+    for q in range(n):
+        numbers = np.concatenate([docs[q, :counts[q]].astype(np.int64) + int(bases[si])
+                                  for si, (docs, _, counts) in per_segment])
+        scores = np.concatenate([sc[q, :counts[q]] for _, (_, sc, counts) in per_segment])
+        order = np.lexsort((numbers, -scores))[:k]
+        rows.append((numbers[order], scores[order]))
+    return rows

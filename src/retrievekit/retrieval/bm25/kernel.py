@@ -23,10 +23,11 @@ HAVE_KERNEL = _kernels is not None
 MODE_IMPACT = 3
 #: kernel modes with a usable per-term bound (saturating BM25s, BM25L, impacts); Dirichlet LM has none here
 PRUNABLE_MODES = frozenset({0, 1, MODE_IMPACT})
-#: the cost rule, from kernel-only timings on the 1M synthetic corpus (benchmarks/run_bm25_pruning.py): MaxScore
-#: pays for small k over long posting lists (about 2x at k=10 beyond 10,000 postings); with short lists its
-#: per-window work costs more than it skips, and at k=100 and beyond the k-th score stays too low to skip enough
-PRUNE_MIN_POSTINGS = 10_000
+#: the cost rule, measured with the batch kernel on the 1M synthetic corpus (benchmarks/run_bm25_pruning.py): the
+#: exhaustive accumulator pass costs a few ns per posting, and MaxScore's per-window and per-candidate work only
+#: comes out ahead (~1.05x) for small k on queries of 80,000+ postings; at 10,000-40,000 postings it was 0.8-0.95x,
+#: and at k=100 and beyond the k-th score stays too low to skip enough
+PRUNE_MIN_POSTINGS = 80_000
 PRUNE_MAX_K = 32
 #: the most terms a MaxScore query may have (the kernel's limit)
 MAX_PRUNED_TERMS = int(_kernels.MAX_PRUNED_TERMS) if _kernels is not None else 16
@@ -86,6 +87,26 @@ def search_segment(
         return out_docs[:n], out_scores[:n]
     return _search_numpy(docs, tfs, offsets[term_ids], offsets[term_ids + 1], weights, consts, norms, live, mode,
                          k1, delta, k)
+
+
+def search_segment_batch(docs: np.ndarray, tfs: np.ndarray, offsets: np.ndarray, term_ids: np.ndarray,
+                         weights: np.ndarray, consts: np.ndarray, query_starts: np.ndarray, norms: np.ndarray,
+                         live: np.ndarray | None, mode: int, k1: float, delta: float, k: int,
+                         bounds: TermBounds | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top k of many queries of one segment in one kernel call (query q's terms: ``term_ids[query_starts[q]:
+    query_starts[q + 1]]``), each by MaxScore where ``bounds`` are given and the cost rule holds, else exhaustively.
+    Returns (local document numbers (n, k), scores (n, k), hits per query (n,)). Needs the compiled kernel."""
+    n = len(query_starts) - 1
+    acc, mark, touched = _scratch(len(norms))
+    out_docs = np.empty((n, k), np.uint32)
+    out_scores = np.empty((n, k), np.float32)
+    counts = np.zeros(n, np.int64)
+    _kernels.search_segment_batch(
+        docs, tfs, offsets, term_ids, weights, consts, query_starts, norms, live, mode, k1, delta, k,
+        None if bounds is None else bounds.units, None if bounds is None else bounds.block_starts,
+        None if bounds is None else bounds.blocks, PRUNE_MIN_POSTINGS, PRUNE_MAX_K, acc, mark, touched,
+        _window_scratch(), out_docs, out_scores, counts)
+    return out_docs, out_scores, counts
 
 
 def _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k1, delta, k):

@@ -15,11 +15,18 @@ from retrievekit.core.filters import Filter
 from retrievekit.index.bm25.segment import bm25_postings
 from retrievekit.index.bm25.stats import CorpusStats
 from retrievekit.retrieval.base import Retriever, SearchResults, results_from_numbers, run_batch
-from retrievekit.retrieval.bm25.kernel import TermBounds
+from retrievekit.retrieval.bm25.kernel import (
+    HAVE_KERNEL,
+    PRUNABLE_MODES,
+    PRUNE_MAX_K,
+    TermBounds,
+    search_segment_batch,
+    term_bounds,
+)
 from retrievekit.retrieval.bm25.multifield import resolve_field_weights, search_fields
 from retrievekit.retrieval.bm25.rm3 import RM3
 from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
-from retrievekit.retrieval.inverted import Scoring, SegmentTerms, search_segments, with_snapshot
+from retrievekit.retrieval.inverted import Scoring, SegmentTerms, merge_segments, search_segments, with_snapshot
 
 if TYPE_CHECKING:
     from retrievekit.retrieval.base import CollectionView
@@ -106,6 +113,12 @@ class BM25Retriever(Retriever):
         def search(snap: Snapshot) -> SearchResults:
             allowed = snap.allowed(filter)
             fields = resolve_field_weights(self._field_weights, snap.manifest.settings)
+            if self.rm3 is None and not fields and self.use_kernel and HAVE_KERNEL:
+                bags = [{t: float(n) for t, n in Counter(analyzer.analyze(q)).items()} for q in queries]
+                size = max(1, -(-len(bags) // max(1, threads)))
+                slices = [bags[i:i + size] for i in range(0, len(bags), size)]
+                parts = run_batch(slices, lambda part: self.search_batch(snap, part, k, allowed), threads)
+                return results_from_numbers([row for part in parts for row in part], snap.id_array, k)
 
             def one(query: str) -> tuple[np.ndarray, np.ndarray]:
                 weights: dict[str, float] = {t: float(n) for t, n in Counter(analyzer.analyze(query)).items()}
@@ -163,6 +176,54 @@ class BM25Retriever(Retriever):
 
         scoring = Scoring(scorer.mode, scorer.k1, scorer.delta, self.use_kernel, self.pruning)
         return search_segments(snap.bases, parts(), allowed, scoring, k)
+
+    def search_batch(self, snap: Snapshot, bags: Sequence[Mapping[str, float]], k: int,
+                     allowed: list[np.ndarray | None]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top k (global document numbers, scores) of each weighted bag of terms on the joined index, every query
+        of a segment in one kernel call: the per-query work in Python is dictionary lookups, and term weights are
+        computed for the whole batch at once (element by element, so each equals ``search_terms``'s)."""
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        n = len(bags)
+        segments = snap.segments
+        if n == 0 or not segments or k <= 0:
+            return [empty] * n
+        unique = list(dict.fromkeys(t for bag in bags for t in bag))
+        if not unique:
+            return [empty] * n
+        tids, present, df, cf = term_statistics(snap, unique)
+        shared = self.statistics
+        if shared is not None:
+            df = np.array([shared.df.get(t, 0.0) for t in unique], np.float64)
+            cf = np.array([shared.cf.get(t, 0.0) for t in unique], np.float64)
+        position = {t: i for i, t in enumerate(unique)}
+        flat = np.fromiter((position[t] for bag in bags for t in bag), np.int64)
+        lengths = np.fromiter((len(bag) for bag in bags), np.int64, count=n)
+        query_of = np.repeat(np.arange(n), lengths)
+        stats = snap.bm25_stats if shared is None else shared.corpus
+        scorer = self.scorer
+        qtf = np.fromiter((w for bag in bags for w in bag.values()), np.float64, count=len(flat))
+        w, c = scorer.term_weights(df[flat], cf[flat], qtf, stats)
+        found = df[flat] > 0  # terms absent from the whole collection contribute nothing
+        key = (self._scorer_key, stats)
+        bounded = self.pruning and k <= PRUNE_MAX_K and scorer.mode in PRUNABLE_MODES
+        per_segment = []
+        for si, seg in enumerate(segments):
+            here = found & present[si][flat]
+            if not here.any():
+                continue
+            bm = bm25_postings(seg)
+            norms = bm.norms(key, lambda lengths: scorer.doc_norms(lengths, stats))
+            seg_tids = np.ascontiguousarray(tids[si][flat[here]])
+            starts = np.zeros(n + 1, np.int64)
+            np.cumsum(np.bincount(query_of[here], minlength=n), out=starts[1:])
+            bounds = None
+            if bounded:
+                bounds = term_bounds(bm.docs, bm.tfs, bm.offsets, norms, scorer.mode, scorer.k1, scorer.delta,
+                                     np.unique(seg_tids), bm.bounds(key, TermBounds.empty))
+            per_segment.append((si, search_segment_batch(
+                bm.docs, bm.tfs, bm.offsets, seg_tids, np.ascontiguousarray(w[here]), np.ascontiguousarray(c[here]),
+                starts, norms, allowed[si], scorer.mode, scorer.k1, scorer.delta, k, bounds)))
+        return merge_segments(snap.bases, per_segment, n, k)
 
     def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None],
                 field_weights: Mapping[str, float]) -> dict[str, float]:
