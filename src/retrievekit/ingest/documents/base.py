@@ -85,7 +85,6 @@ class DocumentParser(ABC):
     """Turns the bytes of one file into documents. One subclass per format, registered in ``documents.PARSERS``."""
 
     format: str = ""
-    requires: tuple[str, ...] = ()  # importable modules the parser needs (all in the ``documents`` extra)
 
     @abstractmethod
     def parse(self, data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument]:

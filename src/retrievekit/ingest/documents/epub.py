@@ -26,7 +26,6 @@ _DUBLIN_CORE = {"creator": "author", "date": "created", "subject": "subject", "l
 
 class EpubParser(DocumentParser):
     format = "epub"
-    requires = ("ebooklib",)
 
     def parse(self, data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument]:
         require("ebooklib", "documents")

@@ -45,7 +45,6 @@ def _open(loader: Any, data: bytes, what: str) -> Any:
 
 class DocxParser(DocumentParser):
     format = "docx"
-    requires = ("docx",)
 
     def parse(self, data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument]:
         docx = require("docx", "documents")
@@ -83,7 +82,6 @@ class PptxParser(DocumentParser):
     """Each slide is a page: its title as a heading, then its text frames and tables top to bottom, then its notes."""
 
     format = "pptx"
-    requires = ("pptx",)
 
     def parse(self, data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument]:
         pptx = require("pptx", "documents")

@@ -52,7 +52,6 @@ def pdf_date(value: str) -> str:
 
 class PDFParser(DocumentParser):
     format = "pdf"
-    requires = ("pypdfium2",)
 
     def parse(self, data: bytes, path: Path, limits: DocumentLimits) -> list[ParsedDocument]:
         pdfium = require("pypdfium2", "documents")
