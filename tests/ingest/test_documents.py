@@ -282,3 +282,22 @@ def test_a_2001_page_pdf_is_refused_by_default_and_parsed_page_by_page_when_allo
     doc = only(data, "manual.pdf", DocumentLimits(max_pages=3_000))
     assert len(doc.pages) == 2001
     assert all(doc.text[s:e] == f"page{n}" for n, (s, e) in enumerate(doc.pages, 1))
+
+
+def test_passage_provenance_of_a_long_document_is_exact_and_not_quadratic():
+    from retrievekit.core.provenance import Provenance
+
+    spans, sections, position = [], [], 0
+    for number in range(1, 2001):
+        spans.append([position, position + 500])
+        sections.append({"heading": f"Part {number // 100} > Chapter {number}", "start": position,
+                         "end": position + 502})
+        position += 502
+    provenance = Provenance({"path": "big.pdf", "page_spans": spans, "sections": sections, "pages": 2000})
+    started = time.perf_counter()
+    metadata = [provenance.passage_metadata(s + k * 100, s + k * 100 + 90) for s, _ in spans for k in range(5)]
+    assert time.perf_counter() - started < 2.0  # 12 s when every passage re-read the document's lists
+    assert metadata[7] == {"path": "big.pdf", "pages": 2000, "page": 2, "page_end": 2,
+                           "heading": "Part 0 > Chapter 2"}
+    assert metadata[-1]["page"] == 2000 and metadata[-1]["heading"] == "Part 20 > Chapter 2000"
+    assert provenance.regions(position) == [tuple(s) for s in spans]

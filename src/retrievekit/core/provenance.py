@@ -2,8 +2,8 @@
 
 A parsed document's metadata (``ingest.documents.as_document``) holds ``page_spans``: ``[start, end]`` of page
 ``i + 1`` in its text, in order and not overlapping, and ``sections``: ``{heading, start, end}``. A passage of it
-stores ``page``, ``page_end`` and ``heading`` instead (``passage_metadata``, called by the storage writer), so
-whole documents and passages alike are cited as "file.pdf p. 12".
+stores ``page``, ``page_end`` and ``heading`` instead (``Provenance``, used by the storage writer), so whole
+documents and passages alike are cited as "file.pdf p. 12".
 """
 
 from __future__ import annotations
@@ -36,23 +36,23 @@ def valid_page_spans(value: Any) -> list[tuple[int, int]] | None:
     return spans
 
 
-def page_range(page_spans: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
-    """(first, last) 1-based pages of text ``[start, end)``: the pages whose spans hold its first and last
-    characters. A character between two pages (their separator) belongs to the next page; a span past the last
-    page is on the last page."""
-    starts = [s for s, _ in page_spans]
-    last_char = max(start, end - 1)
+def _page_of(spans: Sequence[tuple[int, int]], starts: Sequence[int], offset: int) -> int:
+    """The 1-based page of character ``offset``; one between two pages (their separator) is on the next page
+    that has text, one past the last page on the last page."""
+    index = bisect.bisect_right(starts, offset) - 1  # the last page starting at or before offset
+    if index >= 0 and offset >= spans[index][1]:  # in the gap after it: the next non-empty page
+        later = next((i for i in range(index + 1, len(spans)) if spans[i][1] > spans[i][0]), None)
+        index = later if later is not None else index
+    return min(max(index, 0), len(spans) - 1) + 1
 
-    def page_of(offset: int) -> int:
-        index = bisect.bisect_right(starts, offset) - 1  # the last page starting at or before offset
-        if index >= 0 and offset >= page_spans[index][1]:  # in the gap after it: the next non-empty page
-            later = next((i for i in range(index + 1, len(page_spans)) if page_spans[i][1] > page_spans[i][0]),
-                         None)
-            index = later if later is not None else index
-        return min(max(index, 0), len(page_spans) - 1) + 1
 
-    first = page_of(start)
-    return first, max(first, page_of(last_char))
+def page_range(page_spans: Sequence[tuple[int, int]], start: int, end: int,
+               starts: Sequence[int] | None = None) -> tuple[int, int]:
+    """(first, last) 1-based pages of text ``[start, end)``: the pages of its first and last characters (see
+    ``_page_of``). ``starts``: the spans' starts, when the caller has them already."""
+    starts = [s for s, _ in page_spans] if starts is None else starts
+    first = _page_of(page_spans, starts, start)
+    return first, max(first, _page_of(page_spans, starts, max(start, end - 1)))
 
 
 def passage_pages(metadata: Mapping[str, Any], start: int, end: int) -> tuple[int, int] | None:
@@ -80,42 +80,60 @@ def document_page_reference(metadata: Mapping[str, Any], length: int) -> str | N
     return page_reference(str(path), *pages) if pages is not None else None
 
 
-def section_heading(metadata: Mapping[str, Any], start: int) -> str | None:
-    """The heading path of the innermost section (``sections``) holding character ``start``; None if none does."""
-    sections = metadata.get(SECTIONS)
-    if not isinstance(sections, list):
+class Provenance:
+    """The pages and sections of one document, read from its metadata once, for the metadata of its passages
+    (a long PDF has thousands of each: looking them up afresh for each passage would be quadratic)."""
+
+    def __init__(self, metadata: Mapping[str, Any]) -> None:
+        self.metadata = metadata
+        self.active = any(isinstance(metadata.get(k), list) for k in DOCUMENT_ONLY)
+        self.pages = valid_page_spans(metadata.get(PAGE_SPANS)) if self.active else None
+        self._page_starts = [s for s, _ in self.pages] if self.pages is not None else []
+        sections = []
+        for section in metadata.get(SECTIONS) or [] if self.active else []:
+            if not isinstance(section, dict):
+                continue
+            s, e, heading = section.get("start"), section.get("end"), section.get("heading")
+            if type(s) is int and type(e) is int and isinstance(heading, str) and s < e:
+                sections.append((s, e, heading))
+        sections.sort(key=lambda item: item[0])
+        self._sections = sections
+        self._section_starts = [s for s, _, _ in sections]
+
+    def page_range(self, start: int, end: int) -> tuple[int, int] | None:
+        if self.pages is None:
+            return None
+        return page_range(self.pages, start, end, self._page_starts)
+
+    def heading(self, start: int) -> str | None:
+        """The heading path of the innermost section holding character ``start`` (the latest-starting one that
+        has not ended); None if none does."""
+        i = bisect.bisect_right(self._section_starts, start) - 1
+        while i >= 0:
+            _, e, heading = self._sections[i]
+            if start < e:
+                return heading
+            i -= 1
         return None
-    best: tuple[int, str] | None = None
-    for section in sections:
-        if not isinstance(section, dict):
-            continue
-        s, e, heading = section.get("start"), section.get("end"), section.get("heading")
-        if type(s) is int and type(e) is int and isinstance(heading, str) and s <= start < e \
-                and (best is None or s >= best[0]):
-            best = (s, heading)
-    return best[1] if best is not None else None
 
+    def regions(self, length: int) -> list[tuple[int, int]]:
+        """The parts of the text chunked separately: each non-empty page of a paged document (so that every
+        passage lies on one page and is cited by it), else the whole text."""
+        if self.pages is None or self.pages[-1][1] > length:
+            return [(0, length)]
+        return [(s, e) for s, e in self.pages if e > s] or [(0, length)]
 
-def passage_metadata(metadata: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
-    """The metadata of passage ``[start, end)`` of a document: the document's, without its per-document span lists
-    (``page_spans``, ``sections``, ``tables`` when they are lists: a long PDF's would be copied into each of its
-    passages), with the passage's ``page``/``page_end`` and section ``heading`` when the document has them."""
-    if not any(isinstance(metadata.get(k), list) for k in DOCUMENT_ONLY):
-        return dict(metadata)
-    out = {k: v for k, v in metadata.items() if k not in DOCUMENT_ONLY or not isinstance(v, list)}
-    pages = passage_pages(metadata, start, end)
-    if pages is not None:
-        out[PAGE], out[PAGE_END] = pages
-    heading = section_heading(metadata, start)
-    if heading:
-        out["heading"] = heading
-    return out
-
-
-def chunk_regions(metadata: Mapping[str, Any], length: int) -> list[tuple[int, int]]:
-    """The parts of a document's text chunked separately: each non-empty page of a paged document (so that every
-    passage lies on one page and is cited by it), else the whole text."""
-    spans = valid_page_spans(metadata.get(PAGE_SPANS))
-    if spans is None or spans[-1][1] > length:
-        return [(0, length)]
-    return [(s, e) for s, e in spans if e > s] or [(0, length)]
+    def passage_metadata(self, start: int, end: int) -> dict[str, Any]:
+        """The metadata of passage ``[start, end)``: the document's, without its per-document span lists
+        (``page_spans``, ``sections``, ``tables`` when they are lists: a long PDF's would be copied into each of its
+        passages), with the passage's ``page``/``page_end`` and section ``heading`` when the document has them."""
+        if not self.active:
+            return dict(self.metadata)
+        out = {k: v for k, v in self.metadata.items() if k not in DOCUMENT_ONLY or not isinstance(v, list)}
+        pages = self.page_range(start, end)
+        if pages is not None:
+            out[PAGE], out[PAGE_END] = pages
+        heading = self.heading(start)
+        if heading:
+            out["heading"] = heading
+        return out

@@ -21,7 +21,7 @@ import numpy as np
 from retrievekit.core.document import Document, document_problem
 from retrievekit.core.errors import CollectionError, InputFormatError
 from retrievekit.core.files import fsync_write_array
-from retrievekit.core.provenance import chunk_regions, passage_metadata
+from retrievekit.core.provenance import Provenance
 from retrievekit.index.base import EncoderProvider, SegmentIndex, model_indexes, segment_index, segment_indexes
 from retrievekit.storage.disk import frees_space_when_full
 from retrievekit.storage.lock import LOCK_FILE, WriterLock
@@ -286,20 +286,21 @@ class CollectionWriter:
         """The passages of one document. An empty (or blank) document is one empty passage ``ID#0``: it is still
         stored, counted and fetched like any other, it only matches no query (unless by its title)."""
         assert self._chunker is not None
+        provenance = Provenance(doc.metadata)  # a parsed file's pages and sections, read once per document
         chunks: list[Chunk] = []
-        for lo, hi in chunk_regions(doc.metadata, len(doc.text)):  # page by page for a paged document
+        for lo, hi in provenance.regions(len(doc.text)):  # page by page for a paged document
             piece = doc.text if (lo, hi) == (0, len(doc.text)) else doc.text[lo:hi]
             first = len(chunks)
             chunks += [replace(c, index=first + i, start=c.start + lo, end=c.end + lo)
                        for i, c in enumerate(self._chunker.chunk(doc.id, piece))]
         if not chunks:
             return [Document(id=f"{doc.id}#0", title=doc.title, text=doc.text,
-                             metadata={**passage_metadata(doc.metadata, 0, len(doc.text)), PASSAGE_OF: doc.id,
+                             metadata={**provenance.passage_metadata(0, len(doc.text)), PASSAGE_OF: doc.id,
                                        PASSAGE_START: 0, PASSAGE_END: len(doc.text)})]
         passages = []
         for chunk in chunks:
             # a parsed file's page spans and sections become the passage's own page and heading
-            meta = {**passage_metadata(doc.metadata, chunk.start, chunk.end), PASSAGE_OF: doc.id,
+            meta = {**provenance.passage_metadata(chunk.start, chunk.end), PASSAGE_OF: doc.id,
                     PASSAGE_START: chunk.start, PASSAGE_END: chunk.end}
             if chunk.metadata.get("heading"):
                 meta[PASSAGE_HEADING] = chunk.metadata["heading"]
