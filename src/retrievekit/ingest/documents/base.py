@@ -152,21 +152,18 @@ class TextBuilder:
         return "".join(self._parts)
 
     def sections(self) -> list[Section]:
-        """Heading spans: each runs to the next heading at the same or a higher (smaller) level."""
+        """Heading spans: each runs to the next heading at the same or a higher (smaller) level, else to the end.
+        One pass with a stack of the open headings (a book's outline has thousands of entries)."""
         heads = sorted(self._headings)
-        out = []
-        stack: list[tuple[int, str]] = []
+        ends = [self._length] * len(heads)
+        paths: list[tuple[str, ...]] = []
+        stack: list[tuple[int, int]] = []  # (level, index) of the open headings, outermost first
         for i, (start, level, text) in enumerate(heads):
             while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, text))
-            end = self._length
-            for later_start, later_level, _ in heads[i + 1:]:
-                if later_level <= level:
-                    end = later_start
-                    break
-            out.append(Section(tuple(t for _, t in stack), start, end))
-        return out
+                ends[stack.pop()[1]] = start
+            paths.append((paths[stack[-1][1]] if stack else ()) + (text,))
+            stack.append((level, i))
+        return [Section(path, start, end) for (start, _, _), path, end in zip(heads, paths, ends)]
 
     def result(self, format: str, **fields: Any) -> ParsedDocument:
         return ParsedDocument(format=format, text=self.text, pages=self.pages, sections=self.sections(),
