@@ -62,6 +62,8 @@ def test_the_kernel_matches_the_exhaustive_pass(mode: int, wide: bool) -> None:
         tids = rng.permutation(np.unique(rng.integers(0, 80 if trial % 2 else vocab, rng.integers(1, 14))))
         w = rng.uniform(0.05, 4.0, len(tids))
         w[rng.random(len(tids)) < 0.3] = 1.0  # equal weights: equal scores, ties by document number
+        if trial % 5 == 4:
+            w[0] = 0.0  # a term that scores 0: its documents are still candidates (the kernel's marked path)
         c = rng.uniform(0, 0.3, len(tids)) if mode == 0 and trial % 3 == 0 else np.zeros(len(tids))
         live = None if trial % 4 else (rng.random(n_docs) < 0.6).astype(np.uint8)
         for k in (1, 10, 100, 1000):

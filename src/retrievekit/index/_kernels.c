@@ -80,6 +80,27 @@ typedef Py_ssize_t (*Accumulate)(const uint32_t *, const void *, int64_t, int64_
         return n_touched;                                                                                       \
     }
 
+/* The same without the mark array, for scorers whose every posting adds a score > 0 (the saturating BM25s and BM25L
+ * with positive weights): a[d] == 0 then means untouched, and one random access per posting is saved. */
+#define DEFINE_ACCUMULATE_POSITIVE(NAME, TF_T, SCORE)                                                           \
+    static Py_ssize_t NAME(const uint32_t *pd, const void *tfv, int64_t first, int64_t last, float wf, float cf,  \
+                           float k1, float delta, const float *nm, float *a, uint8_t *mk, uint32_t *tc,          \
+                           Py_ssize_t n_touched, uint32_t n_docs) {                                             \
+        const TF_T *tfs = (const TF_T *)tfv;                                                                    \
+        (void)k1; (void)delta; (void)cf; (void)mk;                                                              \
+        for (int64_t p = first; p < last; p++) {                                                                \
+            const uint32_t d = pd[p];                                                                           \
+            if (d >= n_docs) return -1;                                                                         \
+            const float tf = (float)tfs[p];                                                                     \
+            const float nd = nm[d];                                                                             \
+            float s;                                                                                            \
+            SCORE;                                                                                              \
+            if (a[d] == 0.0f) tc[n_touched++] = d;                                                              \
+            a[d] += s;                                                                                          \
+        }                                                                                                       \
+        return n_touched;                                                                                       \
+    }
+
 #define SCORE_SAT s = wf * (tf / (tf + nd)) + cf
 #define SCORE_BM25L { const float x = tf / nd + delta; s = wf * x / (k1 + x); }
 #define SCORE_DIR { const float l = logf(1.0f + tf * cf) + nd; s = l > 0.0f ? wf * l : 0.0f; }
@@ -87,6 +108,10 @@ DEFINE_ACCUMULATE(acc_sat_16, uint16_t, SCORE_SAT)
 DEFINE_ACCUMULATE(acc_sat_32, uint32_t, SCORE_SAT)
 DEFINE_ACCUMULATE(acc_bm25l_16, uint16_t, SCORE_BM25L)
 DEFINE_ACCUMULATE(acc_bm25l_32, uint32_t, SCORE_BM25L)
+DEFINE_ACCUMULATE_POSITIVE(acc_sat_16_pos, uint16_t, SCORE_SAT)
+DEFINE_ACCUMULATE_POSITIVE(acc_sat_32_pos, uint32_t, SCORE_SAT)
+DEFINE_ACCUMULATE_POSITIVE(acc_bm25l_16_pos, uint16_t, SCORE_BM25L)
+DEFINE_ACCUMULATE_POSITIVE(acc_bm25l_32_pos, uint32_t, SCORE_BM25L)
 DEFINE_ACCUMULATE(acc_dir_16, uint16_t, SCORE_DIR)
 DEFINE_ACCUMULATE(acc_dir_32, uint32_t, SCORE_DIR)
 /* Learned-sparse impacts: the stored "tf" is a quantized term weight, the score a plain weighted sum. */
@@ -140,7 +165,11 @@ static Py_ssize_t exhaustive_topk(const Segment *sg, const int64_t *tid, const d
                                   float *os) {
     Accumulate fn;
     const int tf16 = !sg->wide;
-    if (sg->mode == MODE_SATURATING) fn = tf16 ? acc_sat_16 : acc_sat_32;
+    int positive = sg->mode == MODE_SATURATING || sg->mode == MODE_BM25L;
+    for (Py_ssize_t t = 0; t < n_terms && positive; t++) positive = wt[t] > 0.0 && ct[t] >= 0.0;
+    if (positive && sg->mode == MODE_SATURATING) fn = tf16 ? acc_sat_16_pos : acc_sat_32_pos;
+    else if (positive) fn = tf16 ? acc_bm25l_16_pos : acc_bm25l_32_pos;
+    else if (sg->mode == MODE_SATURATING) fn = tf16 ? acc_sat_16 : acc_sat_32;
     else if (sg->mode == MODE_BM25L) fn = tf16 ? acc_bm25l_16 : acc_bm25l_32;
     else if (sg->mode == MODE_IMPACT) fn = tf16 ? acc_impact_16 : acc_impact_32;
     else fn = tf16 ? acc_dir_16 : acc_dir_32;
@@ -181,7 +210,8 @@ static Py_ssize_t exhaustive_topk(const Segment *sg, const int64_t *tid, const d
     } else if (!corrupt && k > 0) {
         n_hits = -2;
     }
-    for (Py_ssize_t i = 0; i < n_touched; i++) { a[tc[i]] = 0.0f; mk[tc[i]] = 0; }
+    if (positive) for (Py_ssize_t i = 0; i < n_touched; i++) a[tc[i]] = 0.0f;
+    else for (Py_ssize_t i = 0; i < n_touched; i++) { a[tc[i]] = 0.0f; mk[tc[i]] = 0; }
     return corrupt ? -1 : n_hits;
 }
 
