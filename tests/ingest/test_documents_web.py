@@ -1,5 +1,6 @@
 """The web UI shows page references of PDF passages: "paper.pdf p. 3" on search hits, in the cited sources and on
-the contexts of an answer (headless Chromium through Playwright; skipped without a Chromium binary)."""
+the contexts of an answer, linked to the PDF at that page when the server shares the indexed folder (headless
+Chromium through Playwright; skipped without a Chromium binary)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     (root / "docs" / "paper.pdf").write_bytes(make_pdf(4))
     col = Collection.create(root / "col", passages="sentences:24")
     col.ingest(root / "docs", progress=False, workers=1)
-    with ServerThread(create_app(Path(col.path), generator=CitesFirstSource())) as s:
+    with ServerThread(create_app(Path(col.path), generator=CitesFirstSource(), document_roots=[root / "docs"])) as s:
         yield s
 
 
@@ -68,6 +69,10 @@ def test_search_hits_and_answers_show_the_page(page: Page, server: ServerThread)
     expect(page.locator("#status")).to_contain_text("round-trip")
     first = page.locator("#result-list > li[data-id]").first
     expect(first.locator(".location")).to_have_text("paper.pdf p. 3")
+    href = first.locator("a.location").get_attribute("href") or ""  # the shared file, opened at its page
+    assert href.endswith("/file#page=3")
+    served = page.request.get(href.split("#")[0])
+    assert served.ok and served.headers["content-type"] == "application/pdf"
 
     page.goto(server.url + "/ui/ask.html")
     expect(page.locator("body[data-ready=true]")).to_be_attached()
@@ -77,3 +82,4 @@ def test_search_hits_and_answers_show_the_page(page: Page, server: ServerThread)
     expect(page.locator("#status")).to_contain_text("round-trip")
     expect(page.locator(".cited-sources")).to_contain_text("[1] paper.pdf p. 3")
     expect(page.locator("#context-1 .location")).to_have_text("paper.pdf p. 3")
+    assert (page.locator("#context-1 a.location").get_attribute("href") or "").endswith("/file#page=3")

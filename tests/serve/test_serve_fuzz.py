@@ -46,6 +46,7 @@ OPERATIONS = [
     ("POST", "/api/search/image"),
     ("GET", "/api/documents/{doc_id}/thumbnail"),
     ("GET", "/api/documents/{doc_id}/image"),
+    ("GET", "/api/documents/{doc_id}/file"),
 ]
 EXAMPLES = 25  # per operation and generation mode: the whole file runs in well under a minute
 # Path parameters that exist, so that the success paths are fuzzed too (generated ids almost never exist).

@@ -50,6 +50,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-root", action="append", default=[], metavar="DIR",
                    help="serve original image files (GET /api/documents/ID/image) from inside DIR only "
                    "(repeatable; default: none are served, thumbnails still are)")
+    p.add_argument("--document-root", action="append", default=[], metavar="DIR",
+                   help="serve the PDF, Office, EPUB and e-mail files of documents indexed from DIR (GET "
+                   "/api/documents/ID/file; citations then link to their PDF page) from inside DIR only "
+                   "(repeatable; default: none are served)")
     from retrievekit.cli.commands import add_ray_option
 
     add_ray_option(p)
@@ -70,9 +74,10 @@ def run_serve(args: argparse.Namespace) -> int:
                          f"{args.max_connections}")
     if not (args.max_image_mb > 0 and math.isfinite(args.max_image_mb)):
         raise ServeError(f"--max-image-mb must be a positive number, got {args.max_image_mb}")
-    for root in args.image_root:
-        if not os.path.isdir(root):
-            raise ServeError(f"--image-root {root!r} is not a folder")
+    for flag, roots in (("--image-root", args.image_root), ("--document-root", args.document_root)):
+        for root in roots:
+            if not os.path.isdir(root):
+                raise ServeError(f"{flag} {root!r} is not a folder")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be between 0 and 65535, got {args.port}")
     from retrievekit.serve.app import run
@@ -81,7 +86,8 @@ def run_serve(args: argparse.Namespace) -> int:
         cors_origins=args.cors, max_body_bytes=int(args.max_body_mb * 2**20), rate_limit=args.rate_limit,
         reports=args.reports, generator=args.generator or None, header_timeout=args.header_timeout,
         keep_alive=args.keep_alive, max_connections=args.max_connections, ray=args.ray,
-        max_image_bytes=int(args.max_image_mb * 2**20), image_roots=args.image_root)
+        max_image_bytes=int(args.max_image_mb * 2**20), image_roots=args.image_root,
+        document_roots=args.document_root)
     return 0
 
 

@@ -70,6 +70,7 @@ def create_app(
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     image_roots: Sequence[str | Path] = (),
+    document_roots: Sequence[str | Path] = (),
 ) -> FastAPI:
     """The API of the collection at ``collection`` (opened on first use: ``/ready`` says 503 until it can be): a
     plain collection, or a sharded one (a folder holding ``cluster.json``; ``ray``: None runs its shards in this
@@ -87,7 +88,10 @@ def create_app(
 
     Image collections (an image-text, CLIP, index): ``max_image_bytes`` and ``max_image_pixels`` limit a query image
     uploaded to /api/search/image (the body limit ``max_body_bytes`` applies too); ``image_roots``: folders whose
-    image files /api/documents/{id}/image may serve (none: original images are not served, thumbnails are)."""
+    image files /api/documents/{id}/image may serve (none: original images are not served, thumbnails are).
+
+    ``document_roots``: folders (the ones indexed) whose PDF, Office, EPUB and e-mail files
+    /api/documents/{id}/file may serve, by the path a document of a folder ingest carries (none: not served)."""
     from retrievekit.core.version import __version__
 
     if max_body_bytes <= 0:
@@ -100,6 +104,9 @@ def create_app(
     for root in image_roots:
         if not Path(root).is_dir():
             raise ServeError(f"image_roots: {root} is not a folder")
+    for root in document_roots:
+        if not Path(root).is_dir():
+            raise ServeError(f"document_roots: {root} is not a folder")
     if rag_options:
         _check_rag_options(rag_options)
     path = Path(collection)
@@ -114,12 +121,13 @@ def create_app(
                   description=f"Search and manage the retrievekit collection {path.name!r}.",
                   generate_unique_id_function=lambda route: route.name)  # operation ids = function names
     app.state.server = state
+    state.document_files = bool(document_roots)
     install_error_handlers(app)
     # images before documents: its /api/documents/{id}/thumbnail must not be read as the document "{id}/thumbnail"
     image_routes = images.router(state, max_image_bytes=max_image_bytes, max_image_pixels=max_image_pixels,
                                  image_roots=image_roots)
     for router in (info.health_router(state), search.router(state), image_routes, ask.router(state),
-                   documents.router(state), info.router(state), eval.router(state)):
+                   documents.router(state, document_roots), info.router(state), eval.router(state)):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)
@@ -160,6 +168,7 @@ def run(
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     image_roots: Sequence[str | Path] = (),
+    document_roots: Sequence[str | Path] = (),
 ) -> None:
     """Serve ``collection`` (plain or sharded; ``ray``: see ``create_app``) with uvicorn until interrupted. Refuses a
     host other machines can reach unless an API key is set, and a folder that holds no collection. ``generator``
@@ -189,7 +198,8 @@ def run(
     from retrievekit.serve.protocol import HeaderTimeoutProtocol
     app = create_app(collection, api_key=api_key, cors_origins=cors_origins, max_body_bytes=max_body_bytes,
                      rate_limit=rate_limit, reports=reports, generator=generator, rag_options=rag_options, ray=ray,
-                     max_image_bytes=max_image_bytes, max_image_pixels=max_image_pixels, image_roots=image_roots)
+                     max_image_bytes=max_image_bytes, max_image_pixels=max_image_pixels, image_roots=image_roots,
+                     document_roots=document_roots)
     if isinstance(generator, str) and generator.strip().partition(":")[0].lower() != "local":
         try:
             app.state.server.generator.get()

@@ -147,6 +147,8 @@ class InfoResponse(BaseModel):
     metadata_fields: list[str] = Field(description="metadata field names seen in a sample of documents")
     image_search: bool = Field(False, description="the collection has an image-text (CLIP) index: POST "
                                "/api/search/image takes an image as the query, and hits carry thumbnail URLs")
+    document_files: bool = Field(False, description="GET /api/documents/{id}/file serves the source files of "
+                                 "documents (the server shares the indexed folders); a PDF page opens with #page=N")
     ask: AskInfo = Field(description="what /api/ask offers")
 
 

@@ -175,6 +175,7 @@ class ServerState:
         self.ask_latencies: deque[float] = deque(maxlen=2048)
         self.generator = generator or GeneratorSlot(None)
         self.rag_options = dict(rag_options or {})
+        self.document_files = False  # /api/documents/{id}/file serves source files (the server has document roots)
         self._asker: Asker | None = None
 
     def collection(self) -> AnyCollection:

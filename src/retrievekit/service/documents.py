@@ -14,11 +14,14 @@ updates re-chunk it. Passages are read-only views: a write naming a passage id i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from retrievekit.core.document import Document
+from retrievekit.core.provenance import PAGE, PAGE_END
 from retrievekit.service.collections import DocumentReader, document_reader, is_sharded
 from retrievekit.service.types import ServiceError
 from retrievekit.storage.writer import PASSAGE_END, PASSAGE_HEADING, PASSAGE_OF, PASSAGE_START
@@ -30,8 +33,8 @@ if TYPE_CHECKING:
 
     AnyWriter = CollectionWriter | ShardedWriter
 
-__all__ = ["DocumentPatch", "add_documents", "delete_documents", "describe_document", "get_document",
-           "update_document"]
+__all__ = ["DocumentPatch", "add_documents", "delete_documents", "describe_document", "document_file",
+           "get_document", "update_document"]
 
 _SPAN_KEYS = (PASSAGE_OF, PASSAGE_START, PASSAGE_END)
 
@@ -76,6 +79,9 @@ def _document_metadata(passages: Sequence[Document]) -> dict[str, Any]:
     meta = {k: v for k, v in passages[0].metadata.items() if k not in _SPAN_KEYS}
     if PASSAGE_HEADING in meta and any(p.metadata.get(PASSAGE_HEADING) != meta[PASSAGE_HEADING] for p in passages):
         del meta[PASSAGE_HEADING]
+    pages = [(p.metadata.get(PAGE), p.metadata.get(PAGE_END)) for p in passages]
+    if PAGE in meta and all(type(a) is int and type(b) is int for a, b in pages):  # a PDF's: all its pages
+        meta[PAGE], meta[PAGE_END] = min(a for a, _ in pages), max(b for _, b in pages)
     return meta
 
 
@@ -200,3 +206,40 @@ def delete_documents(w: AnyWriter, ids: Sequence[str], *, require: bool = False,
     if require and not deleted and len(ids) == 1:
         raise _missing(ids[0])
     return deleted
+
+
+# the source files a server may hand out (as a folder ingest reads them), and how
+FILE_MEDIA_TYPES = {".pdf": "application/pdf", ".epub": "application/epub+zip", ".eml": "message/rfc822",
+                    ".mbox": "application/mbox",
+                    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+
+
+def document_file(col: AnyCollection, doc_id: str, roots: Sequence[str | Path]) -> tuple[Path, str]:
+    """(path, media type) of the source file of document (or passage) ``doc_id``: its ``path`` metadata, relative to
+    one of ``roots`` (the folders a server was told to share: the folders that were indexed), symbolic links
+    resolved, a regular PDF, Office, EPUB or e-mail file inside that root. ServiceError ``not_found`` otherwise
+    (``forbidden`` when the path leads out of every root). Nothing else a document's metadata names is read."""
+    if not roots:
+        raise ServiceError("not_found", "this server shares no document files (start it with document roots: "
+                           "retrievekit serve --document-root FOLDER)", param="id")
+    named = get_document(col, doc_id).metadata.get("path")
+    if not isinstance(named, str) or not named or "\x00" in named or os.path.isabs(named):
+        raise ServiceError("not_found", f"document {doc_id!r} names no file of a shared folder", param="id")
+    media_type = FILE_MEDIA_TYPES.get(os.path.splitext(named)[1].lower())
+    if media_type is None:
+        raise ServiceError("not_found", f"the file of document {doc_id!r} is not a PDF, Office, EPUB or e-mail "
+                           "file", param="id")
+    outside = False
+    for root in roots:
+        base = os.path.realpath(root)
+        real = os.path.realpath(os.path.join(base, named))
+        if os.path.commonpath([base, real]) != base:
+            outside = True
+            continue
+        if os.path.isfile(real):
+            return Path(real), media_type
+    if outside:
+        raise ServiceError("forbidden", f"the file of document {doc_id!r} lies outside the shared folders",
+                           param="id")
+    raise ServiceError("not_found", f"the file of document {doc_id!r} is not in the shared folders", param="id")

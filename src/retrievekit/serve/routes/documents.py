@@ -1,10 +1,13 @@
-"""``/api/documents``: a document by id; add, update and delete (each an atomic commit)."""
+"""``/api/documents``: a document by id, its source file; add, update and delete (each an atomic commit)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from retrievekit.serve.errors import responses
 from retrievekit.serve.schemas import (
@@ -13,14 +16,32 @@ from retrievekit.serve.schemas import (
     DocumentOut,
     DocumentPatch,
     DocumentsIn,
+    ErrorResponse,
     UpdatedResponse,
 )
 from retrievekit.serve.state import ServerState
 from retrievekit.service import documents as service
 
 
-def router(state: ServerState) -> APIRouter:
+def router(state: ServerState, document_roots: Sequence[str | Path] = ()) -> APIRouter:
     api = APIRouter(tags=["documents"])
+    roots = [Path(r) for r in document_roots]
+
+    @api.get("/api/documents/{doc_id:path}/file", response_class=Response, responses={
+        **responses(404), 403: {"model": ErrorResponse, "description": "the file is outside the shared folders"},
+        200: {"content": {"application/pdf": {}, "application/octet-stream": {}},
+              "description": "the document's source file"}})
+    def get_file(doc_id: str) -> Response:
+        """The source file of a document or passage (a PDF opens in the browser: append #page=N for its page),
+        served only from inside the folders the server shares (``document_roots``); 404 otherwise."""
+        col = state.collection()
+        if col.get(doc_id) is None and col.get(f"{doc_id}/file") is not None:  # an id that ends in /file
+            return JSONResponse(service.describe_document(col, f"{doc_id}/file"))
+        path, media_type = service.document_file(col, doc_id, roots)
+        inline = media_type == "application/pdf"
+        return FileResponse(path, media_type=media_type, filename=path.name,
+                            content_disposition_type="inline" if inline else "attachment",
+                            headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"})
 
     @api.get("/api/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_none=True,
              responses=responses(404))

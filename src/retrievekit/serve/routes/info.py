@@ -48,7 +48,7 @@ def router(state: ServerState) -> APIRouter:
         found = collection_info(col)
         return {"collection": found.collection, "modes": found.modes, "rerankers": offline_rerankers(col),
                 "metadata_fields": [f for f in state.metadata_fields(col) if f not in HIDDEN_METADATA],
-                "image_search": has_image_index(col),
+                "image_search": has_image_index(col), "document_files": state.document_files,
                 "ask": {"generator": state.generator.describe(), "defaults": state.asker().defaults(),
                         "compressors": compressors(col), "selectors": available_selectors()}}
 

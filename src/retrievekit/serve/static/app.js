@@ -267,6 +267,15 @@
     return last === m.page ? `${m.path} p. ${m.page}` : `${m.path} pp. ${m.page}-${last}`;
   }
 
+  // The page reference, as a link to the source file opened at that page when the server shares the files
+  // (info.document_files: `retrievekit serve --document-root`), else as text.
+  function pageLink(docId, text, page, filesServed) {
+    if (!filesServed) return el("span", { class: "location" }, text);
+    const path = "documents/" + docId.split("/").map(encodeURIComponent).join("/") + "/file";
+    return el("a", { class: "location", href: apiUrl(path) + (page ? "#page=" + page : ""), target: "_blank",
+      rel: "noopener" }, text);
+  }
+
   function hljsLanguage(name) {
     const hljs = window.hljs;
     const wanted = HLJS_NAMES[name] || name;
@@ -352,7 +361,8 @@
 
   window.retrievekit = {
     ApiError, apiFetch, apiUrl, request, getKey, setKey, el, showError, renderSnippet, decodeEntities,
-    formatValue, showCollection, installKeyButton, isCode, codeLocation, pageLocation, codeSpan, codeBlock, loadApiImage,
+    formatValue, showCollection, installKeyButton, isCode, codeLocation, pageLocation, pageLink, codeSpan, codeBlock,
+    loadApiImage,
     serverApiUrl,
   };
 
@@ -406,6 +416,7 @@
     const range = document.getElementById("page-range");
     const fieldList = el("datalist", { id: "metadata-fields" });
     document.body.append(fieldList);
+    let documentFiles = false; // the server shares the indexed files: page references link to them
     const imagePanel = document.getElementById("image-query");
     const dropZone = document.getElementById("drop-zone");
     const imageInput = document.getElementById("image-file");
@@ -568,7 +579,7 @@
         const meta = el("div", { class: "hit-meta" });
         const pages = code ? null : pageLocation(hit.metadata);
         if (code) meta.append(el("span", { class: "location" }, codeLocation(hit.metadata)));
-        if (pages) meta.append(el("span", { class: "location" }, pages));
+        if (pages) meta.append(pageLink(hit.id, pages, hit.metadata.page, documentFiles));
         meta.append(el("span", { class: "score" }, "score " + Number(hit.score).toFixed(4)));
         if (!code) meta.append(el("span", { class: "hit-id" }, hit.id));
         const chips = code ? CODE_CHIPS.filter((n) => n in hit.metadata).map((n) => [n, hit.metadata[n]])
@@ -847,6 +858,7 @@
       fieldList.textContent = "";
       for (const name of info.metadata_fields || []) fieldList.append(el("option", { value: name }));
       if (info.image_search) initImageSearch();
+      documentFiles = Boolean(info.document_files);
       document.body.dataset.ready = "true";
       if (query.value.trim()) search(Number(params.get("offset")) || 0);
     }).catch((err) => {

@@ -157,7 +157,8 @@
       if (c.flags && c.flags.length) item.classList.add("flagged");
       const body = el("div");
       const meta = el("div", { class: "hit-meta" });
-      if (c.location) meta.append(el("span", { class: "location" }, c.location.ref));
+      if (c.location && c.location.page) meta.append(rk.pageLink(c.id, c.location.ref, c.location.page, documentFiles));
+      else if (c.location) meta.append(el("span", { class: "location" }, c.location.ref));
       meta.append(
         el("span", { class: "doc-id" }, c.doc_id),
         el("span", { class: "offsets", title: "character offsets in the document" }, `chars ${c.start}–${c.end}`),
@@ -235,6 +236,7 @@
     ask();
   });
 
+  let documentFiles = false; // the server shares the indexed files: page references link to them
   const params = new URLSearchParams(location.search);
   if (params.get("q")) question.value = params.get("q");
   if (params.get("selector")) selector.value = params.get("selector");
@@ -245,6 +247,7 @@
 
   rk.installKeyButton();
   rk.showCollection().then((info) => {
+    documentFiles = Boolean(info.document_files);
     const askInfo = info.ask || {};
     setOptions(mode, info.modes || [], params.get("mode"));
     // The form starts from the server's defaults, so what it sends is what the server would have used.
