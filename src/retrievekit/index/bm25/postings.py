@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ class PostingsBuilder:
             keys = keys[starts]
         else:
             merged = tfs
-        self._chunks.append(((keys & 0xFFFFFFFF) + self._chunk_first_doc, keys >> 32, merged))
+        # narrow dtypes (12 bytes a posting, not 24): the chunks are what an ingest holds until it writes
+        self._chunks.append((((keys & 0xFFFFFFFF) + self._chunk_first_doc).astype(np.uint32),
+                             (keys >> 32).astype(np.uint32), merged.astype(np.uint32)))
         self.n_postings += len(keys)
         self._chunk_first_doc = self.n_docs
         self._tokens = []
@@ -95,63 +98,157 @@ class PostingsBuilder:
     def write(self, folder: Path) -> dict[str, Any]:
         """Write the index files (fsynced) and return the segment's field statistics."""
         self._flush_chunk()
-        if self._chunks:
-            docs = np.concatenate([c[0] for c in self._chunks])
-            terms = np.concatenate([c[1] for c in self._chunks])
-            tfs = np.concatenate([c[2] for c in self._chunks])
-        else:
-            docs = terms = tfs = np.zeros(0, dtype=np.int64)
-        # Each chunk is sorted by (term, doc) and chunks follow document order: a stable sort by term is enough.
-        if len(self._chunks) > 1:
-            order = np.argsort(terms, kind="stable")
-            docs, terms, tfs = docs[order], terms[order], tfs[order]
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.uint32)
-        return write_postings(folder, self.terms, terms, docs, tfs, lengths)
+        n_terms = len(self.terms)
+        # Counting sort by term: chunks follow document order and each is sorted by (term, document), so each
+        # chunk's postings of a term go right after the previous chunks' ones. No global sort, and each chunk is
+        # released once placed: the peak is the chunks plus the final arrays, not several full-size copies.
+        df = np.zeros(n_terms, np.int64)
+        max_tf = 0
+        for _, terms, tfs in self._chunks:
+            df += np.bincount(terms, minlength=n_terms)
+            max_tf = max(max_tf, int(tfs.max())) if len(tfs) else max_tf
+        offsets = np.zeros(n_terms + 1, np.int64)
+        np.cumsum(df, out=offsets[1:])
+        docs = np.empty(int(offsets[-1]), np.uint32)
+        tfs_out = np.empty(int(offsets[-1]), np.uint16 if max_tf <= np.iinfo(np.uint16).max else np.uint32)
+        cf = np.zeros(n_terms, np.int64)
+        cursor = offsets[:-1].copy()
+        while self._chunks:
+            chunk_docs, terms, tfs = self._chunks.pop(0)
+            first_of_term = np.searchsorted(terms, terms, side="left")
+            where = cursor[terms] + (np.arange(len(terms)) - first_of_term)
+            docs[where] = chunk_docs
+            tfs_out[where] = tfs
+            cursor += np.bincount(terms, minlength=n_terms)
+            cf += np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
+        return write_index(folder, self.terms, df, cf, offsets, docs, tfs_out, lengths)
 
 
 def write_postings(
     folder: Path, vocabulary: list[str], terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray, lengths: np.ndarray
 ) -> dict[str, Any]:
     """Write an inverted index from postings sorted by (term, doc); returns the field statistics."""
-    folder.mkdir(parents=True, exist_ok=True)
     n_terms = len(vocabulary)
     df = np.bincount(terms, minlength=n_terms)
     cf = np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
     offsets = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(df, out=offsets[1:])
     tf_dtype = np.uint16 if (len(tfs) == 0 or tfs.max() <= np.iinfo(np.uint16).max) else np.uint32
+    return write_index(folder, vocabulary, df, cf, offsets, docs.astype(np.uint32), tfs.astype(tf_dtype), lengths)
+
+
+def write_index(folder: Path, vocabulary: list[str], df: np.ndarray, cf: np.ndarray, offsets: np.ndarray,
+                docs: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+    """Write the index files from their final arrays (fsynced); returns the field statistics."""
+    folder.mkdir(parents=True, exist_ok=True)
     fsync_write_text(folder / "terms.txt", "".join(t + "\n" for t in vocabulary))
-    fsync_write_array(folder / "df.npy", df.astype(np.uint32))
-    fsync_write_array(folder / "cf.npy", cf)
-    fsync_write_array(folder / "offsets.npy", offsets)
-    fsync_write_array(folder / "docs.npy", docs.astype(np.uint32))
-    fsync_write_array(folder / "tfs.npy", tfs.astype(tf_dtype))
+    fsync_write_array(folder / "df.npy", np.asarray(df).astype(np.uint32))
+    fsync_write_array(folder / "cf.npy", np.asarray(cf, np.int64))
+    fsync_write_array(folder / "offsets.npy", np.asarray(offsets, np.int64))
+    fsync_write_array(folder / "docs.npy", docs)
+    fsync_write_array(folder / "tfs.npy", tfs)
     fsync_write_array(folder / "lengths.npy", lengths.astype(np.uint32))
     return {
         "docs": len(lengths),
         "docs_with_terms": int(np.count_nonzero(lengths)),
         "total_terms": int(lengths.sum(dtype=np.int64)),
-        "terms": n_terms,
+        "terms": len(vocabulary),
         "postings": len(docs),
     }
 
 
+#: postings handled at a time while packing a merge's sort keys (bounds the temporary arrays)
+_MERGE_SLICE = 4_000_000
+
+
 def merge_postings(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]]) -> dict[str, Any]:
     """Merge segments' indexes without re-analysing. ``sources`` are (reader, new_doc) where ``new_doc[local]`` is
-    the document's number in the merged segment, or -1 to drop it."""
+    the document's number in the merged segment, or -1 to drop it.
+
+    Memory: when (term, document, tf) fit in 64 bits together (term and document bits as the merged segment needs,
+    the rest for tf), every posting becomes one packed uint64 key, sorted in place and unpacked into the final
+    arrays: ~14 bytes a posting at the peak. Otherwise the general path (three int64 arrays and an argsort)."""
     new_ids: dict[str, int] = {}
-    parts_terms, parts_docs, parts_tfs = [], [], []
+    remaps = []
     n_merged = int(sum(int((new_doc >= 0).sum()) for _, new_doc in sources))
     lengths = np.zeros(n_merged, np.uint32)
-    monotonic = True  # new numbers increase with (source, local): a stable sort by term then suffices
-    last = -1
+    kept_postings = 0
+    max_tf = 0
     for reader, new_doc in sources:
         old_terms = reader.vocabulary()
-        remap = np.fromiter((new_ids.setdefault(t, len(new_ids)) for t in old_terms), dtype=np.int64,
-                            count=len(old_terms))
+        remaps.append(np.fromiter((new_ids.setdefault(t, len(new_ids)) for t in old_terms), dtype=np.int64,
+                                  count=len(old_terms)))
         live = new_doc >= 0
         lengths[new_doc[live]] = np.asarray(reader.lengths)[live]
-        kept = new_doc[live]
+        kept_postings += int(np.count_nonzero(live[np.asarray(reader.docs)])) if len(reader.docs) else 0
+        max_tf = max(max_tf, int(np.asarray(reader.tfs).max())) if len(reader.tfs) else max_tf
+    vocabulary = list(new_ids)
+    term_bits = max(1, (len(vocabulary) - 1).bit_length())
+    doc_bits = max(1, (n_merged - 1).bit_length())
+    tf_bits = 64 - term_bits - doc_bits
+    if tf_bits >= max(1, max_tf.bit_length()):
+        return _merge_packed(folder, sources, remaps, vocabulary, lengths, kept_postings, max_tf, doc_bits, tf_bits)
+    return _merge_general(folder, sources, remaps, vocabulary, lengths)
+
+
+def _slices(offsets: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Term ranges [t0, t1) of a posting list whose postings number about _MERGE_SLICE (more for one long term)."""
+    n_terms = len(offsets) - 1
+    t0 = 0
+    while t0 < n_terms:
+        t1 = int(np.searchsorted(offsets, offsets[t0] + _MERGE_SLICE, side="right")) - 1
+        t1 = min(max(t1, t0 + 1), n_terms)
+        yield t0, t1
+        t0 = t1
+
+
+def _merge_packed(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]], remaps: list[np.ndarray],
+                  vocabulary: list[str], lengths: np.ndarray, n_postings: int, max_tf: int, doc_bits: int,
+                  tf_bits: int) -> dict[str, Any]:
+    keys = np.empty(n_postings, np.uint64)
+    filled = 0
+    for (reader, new_doc), remap in zip(sources, remaps):
+        offsets = np.asarray(reader.offsets)
+        for t0, t1 in _slices(offsets):
+            a, b = int(offsets[t0]), int(offsets[t1])
+            if a == b:
+                continue
+            docs = new_doc[np.asarray(reader.docs[a:b], dtype=np.int64)]
+            keep = docs >= 0
+            terms = np.repeat(remap[t0:t1], np.diff(offsets[t0:t1 + 1]))[keep].astype(np.uint64)
+            part = (terms << np.uint64(doc_bits + tf_bits)) | (docs[keep].astype(np.uint64) << np.uint64(tf_bits))
+            part |= np.asarray(reader.tfs[a:b])[keep].astype(np.uint64)
+            keys[filled:filled + len(part)] = part
+            filled += len(part)
+    keys.sort()  # in place: (term, document) order, which is the index's
+    n_terms = len(vocabulary)
+    docs_out = np.empty(n_postings, np.uint32)
+    tfs_out = np.empty(n_postings, np.uint16 if max_tf <= np.iinfo(np.uint16).max else np.uint32)
+    df = np.zeros(n_terms, np.int64)
+    cf = np.zeros(n_terms, np.int64)
+    doc_mask, tf_mask = np.uint64((1 << doc_bits) - 1), np.uint64((1 << tf_bits) - 1)
+    for a in range(0, n_postings, _MERGE_SLICE):
+        part = keys[a:a + _MERGE_SLICE]
+        terms = (part >> np.uint64(doc_bits + tf_bits)).astype(np.int64)
+        tfs = part & tf_mask
+        docs_out[a:a + len(part)] = (part >> np.uint64(tf_bits)) & doc_mask
+        tfs_out[a:a + len(part)] = tfs
+        df += np.bincount(terms, minlength=n_terms)
+        cf += np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
+    del keys
+    offsets = np.zeros(n_terms + 1, np.int64)
+    np.cumsum(df, out=offsets[1:])
+    return write_index(folder, vocabulary, df, cf, offsets, docs_out, tfs_out, lengths)
+
+
+def _merge_general(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]], remaps: list[np.ndarray],
+                   vocabulary: list[str], lengths: np.ndarray) -> dict[str, Any]:
+    parts_terms, parts_docs, parts_tfs = [], [], []
+    monotonic = True  # new numbers increase with (source, local): a stable sort by term then suffices
+    last = -1
+    for (reader, new_doc), remap in zip(sources, remaps):
+        kept = new_doc[new_doc >= 0]
         if len(kept):
             monotonic &= bool(kept[0] > last and np.all(np.diff(kept) > 0))
             last = int(kept[-1])
@@ -164,7 +261,7 @@ def merge_postings(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]
     docs = np.concatenate(parts_docs) if parts_docs else np.zeros(0, np.int64)
     tfs = np.concatenate(parts_tfs) if parts_tfs else np.zeros(0, np.int64)
     order = np.argsort(terms, kind="stable") if monotonic else np.argsort((terms << 32) | docs)
-    return write_postings(folder, list(new_ids), terms[order], docs[order], tfs[order], lengths)
+    return write_postings(folder, vocabulary, terms[order], docs[order], tfs[order], lengths)
 
 
 class PostingsReader:
