@@ -294,6 +294,9 @@ def render(docs: list[dict[str, Any]]) -> str:
     from report_images import images_sections
 
     lines += images_sections(REPO / "benchmarks" / "results")
+    from report_pruning import pruning_sections
+
+    lines += pruning_sections(REPO / "benchmarks" / "results")
     load = REPO / "benchmarks" / "results" / "load.json"
     if load.is_file():
         from report_load import render as render_load
