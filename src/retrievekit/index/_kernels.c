@@ -119,13 +119,14 @@ DEFINE_ACCUMULATE(acc_dir_32, uint32_t, SCORE_DIR)
 DEFINE_ACCUMULATE(acc_impact_16, uint16_t, SCORE_IMPACT)
 DEFINE_ACCUMULATE(acc_impact_32, uint32_t, SCORE_IMPACT)
 
-/* Acquire n buffers; index 1 is the tfs array (uint16 or uint32), an index in `optional` may be None. Returns how
- * many were acquired (n on success; the caller releases that many, skipping None ones). */
+/* Acquire n buffers; index 1 is the tfs array (uint16 or uint32), indexes from first_out on are written, and those
+ * whose bit is set in `optional` may be None. Returns how many were acquired (n on success; the caller releases
+ * that many with release_bufs). */
 static int get_bufs(PyObject **objs, Py_buffer *b, const Py_ssize_t *sizes, const char **names, int n, int first_out,
-                    int optional) {
+                    uint32_t optional) {
     int got = 0;
     for (; got < n; got++) {
-        if (got == optional && objs[got] == Py_None) { memset(&b[got], 0, sizeof b[got]); continue; }
+        if ((optional >> got & 1u) && objs[got] == Py_None) { memset(&b[got], 0, sizeof b[got]); continue; }
         if (got == 1) {
             if (PyObject_GetBuffer(objs[1], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
             if (b[1].itemsize != 2 && b[1].itemsize != 4) {
@@ -140,8 +141,8 @@ static int get_bufs(PyObject **objs, Py_buffer *b, const Py_ssize_t *sizes, cons
     return got;
 }
 
-static void release_bufs(PyObject **objs, Py_buffer *b, int got, int optional) {
-    for (int i = 0; i < got; i++) if (!(i == optional && objs[i] == Py_None)) PyBuffer_Release(&b[i]);
+static void release_bufs(PyObject **objs, Py_buffer *b, int got, uint32_t optional) {
+    for (int i = 0; i < got; i++) if (!((optional >> i & 1u) && objs[i] == Py_None)) PyBuffer_Release(&b[i]);
 }
 
 /* A segment's postings and the scorer's per-document norms, as every top-k routine below reads them. */
@@ -242,7 +243,7 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     const char *names[13] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "norm", "live", "acc", "mark",
                              "touched", "out_docs", "out_scores"};
     PyObject *result = NULL;
-    const int got = get_bufs(o, b, sizes, names, 13, 8, 7);
+    const int got = get_bufs(o, b, sizes, names, 13, 8, 1u << 7);
     if (got < 13) goto release;
     const Py_ssize_t n_docs = b[6].len / 4, n_terms = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
     const int have_live = o[7] != Py_None;
@@ -267,7 +268,7 @@ static PyObject *search_segment(PyObject *self, PyObject *args) {
     else if (n_hits < 0) PyErr_NoMemory();
     else result = PyLong_FromSsize_t(n_hits);
 release:
-    release_bufs(o, b, got, 7);
+    release_bufs(o, b, got, 1u << 7);
     return result;
 }
 
@@ -378,7 +379,7 @@ static PyObject *term_bounds(PyObject *self, PyObject *args) {
     const Py_ssize_t sizes[8] = {4, 0, 8, 4, 8, 8, 4, 4};
     const char *names[8] = {"docs", "tfs", "offsets", "norm", "term_ids", "block_starts", "units", "blocks"};
     PyObject *result = NULL;
-    const int got = get_bufs(o, b, sizes, names, 8, 6, -1);
+    const int got = get_bufs(o, b, sizes, names, 8, 6, 0);
     if (got < 8) goto release;
     const Py_ssize_t n_vocab = b[2].len / 8 - 1, n_post = b[0].len / 4, n_docs = b[3].len / 4, n_terms = b[4].len / 8;
     const int64_t *off = b[2].buf, *tid = b[4].buf, *bs = b[5].buf;
@@ -416,7 +417,7 @@ static PyObject *term_bounds(PyObject *self, PyObject *args) {
     if (corrupt) PyErr_SetString(PyExc_ValueError, "term_bounds: document number out of range (corrupt index?)");
     else result = Py_NewRef(Py_None);
 release:
-    release_bufs(o, b, got, -1);
+    release_bufs(o, b, got, 0);
     return result;
 }
 
@@ -605,7 +606,7 @@ static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
     const char *names[14] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "norm", "live", "units",
                              "block_starts", "blocks", "scratch", "out_docs", "out_scores"};
     PyObject *result = NULL;
-    const int got = get_bufs(o, b, sizes, names, 14, 11, 7);
+    const int got = get_bufs(o, b, sizes, names, 14, 11, 1u << 7);
     if (got < 14) goto release;
     const Py_ssize_t n_docs = b[6].len / 4, n_terms = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
     const int have_live = o[7] != Py_None;
@@ -641,7 +642,7 @@ static PyObject *search_segment_maxscore(PyObject *self, PyObject *args) {
     else if (count < 0) PyErr_NoMemory();
     else result = PyLong_FromSsize_t(count);
 release:
-    release_bufs(o, b, got, 7);
+    release_bufs(o, b, got, 1u << 7);
     return result;
 }
 
@@ -672,25 +673,10 @@ static PyObject *search_segment_batch(PyObject *self, PyObject *args) {
     const char *names[19] = {"docs", "tfs", "offsets", "term_ids", "weights", "consts", "query_starts", "norm", "live",
                              "units", "block_starts", "blocks", "acc", "mark", "touched", "scratch", "out_docs",
                              "out_scores", "out_counts"};
-    /* None is allowed for live (8) and, without pruning, for the bounds (9-11): acquired as placeholders below */
+    /* None is allowed for live (8) and, without pruning, for the bounds (9-11) */
+    const uint32_t optional = (1u << 8) | (pruning ? 0u : (7u << 9));
     PyObject *result = NULL;
-    int got = 0;
-    for (; got < 19; got++) {
-        if ((got == 8 || (!pruning && got >= 9 && got <= 11)) && o[got] == Py_None) {
-            memset(&b[got], 0, sizeof b[got]);
-            continue;
-        }
-        if (got == 1) {
-            if (PyObject_GetBuffer(o[1], &b[1], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) break;
-            if (b[1].itemsize != 2 && b[1].itemsize != 4) {
-                PyErr_SetString(PyExc_TypeError, "tfs must be uint16 or uint32");
-                PyBuffer_Release(&b[1]);
-                break;
-            }
-            continue;
-        }
-        if (get_buf(o[got], &b[got], sizes[got], names[got], got >= 12) < 0) break;
-    }
+    const int got = get_bufs(o, b, sizes, names, 19, 12, optional);
     if (got < 19) goto release;
     const Py_ssize_t n_docs = b[7].len / 4, n_all = b[3].len / 8, n_post = b[0].len / 4, n_vocab = b[2].len / 8 - 1;
     const Py_ssize_t nq = b[6].len / 8 - 1;
@@ -742,8 +728,7 @@ static PyObject *search_segment_batch(PyObject *self, PyObject *args) {
     else if (failed < 0) PyErr_NoMemory();
     else result = Py_NewRef(Py_None);
 release:
-    for (int i = 0; i < got; i++)
-        if (!((i == 8 || (i >= 9 && i <= 11)) && o[i] == Py_None)) PyBuffer_Release(&b[i]);
+    release_bufs(o, b, got, optional);
     return result;
 }
 
