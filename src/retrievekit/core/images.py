@@ -8,8 +8,10 @@ file fails at once with a reason instead of later, half-decoded. Pillow is impor
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from retrievekit.core.errors import RetrievekitError
@@ -39,6 +41,23 @@ def pillow() -> Any:
     except ImportError:
         raise RetrievekitError("images need Pillow: pip install 'retrievekit[images]'") from None
     return Image
+
+
+def image_source(image: Any) -> tuple[bytes, str]:
+    """The encoded bytes of an image given as bytes or a file path, and how errors name it; RetrievekitError for a
+    missing or unreadable file or another kind of value (callers take decoded PIL images before asking)."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image), "image bytes"
+    if not isinstance(image, str | os.PathLike):
+        raise RetrievekitError(f"an image must be a PIL image, a file path or encoded image bytes, got "
+                               f"{type(image).__name__}")
+    where = str(image)
+    try:
+        return Path(image).read_bytes(), where
+    except FileNotFoundError:
+        raise RetrievekitError(f"{where}: no such image file") from None
+    except OSError as exc:
+        raise RetrievekitError(f"{where}: cannot read the image file ({exc.strerror or exc})") from None
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS, formats: Sequence[str] | None = IMAGE_FORMATS,

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
-from retrievekit.core.images import MAX_IMAGE_PIXELS, decode_image, pillow
+from retrievekit.core.images import MAX_IMAGE_PIXELS, decode_image, image_source, pillow
 from retrievekit.encoders.base import Encoder, normalize_rows
 
 ImageInput = Any  # a path (str | Path), encoded bytes, or a PIL.Image.Image
@@ -33,16 +32,7 @@ def load_image(image: ImageInput, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
     Image = pillow()
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    if isinstance(image, bytes | bytearray):
-        data, where = bytes(image), "image bytes"
-    else:
-        where = str(image)
-        try:
-            data = Path(image).read_bytes()
-        except FileNotFoundError:
-            raise RetrievekitError(f"{where}: no such image file") from None
-        except OSError as exc:
-            raise RetrievekitError(f"{where}: cannot read the image file ({exc.strerror or exc})") from None
+    data, where = image_source(image)
     with decode_image(data, max_pixels=max_pixels, formats=None, where=where) as img:
         return img.convert("RGB")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.core.files import atomic_write_text, fsync_dir, fsync_write_array
-from retrievekit.core.images import MAX_IMAGE_PIXELS, ImageDecodeError, decode_image
+from retrievekit.core.images import MAX_IMAGE_PIXELS, decode_image, image_source
 from retrievekit.index.dense.tiers.base import TierError
 from retrievekit.index.dense.tiers.hamming import hamming_topk
 
@@ -74,22 +74,10 @@ def _open_image(image: Any, max_pixels: int) -> PILImage:
     pil = require("PIL.Image", "images")
     if isinstance(image, pil.Image):
         return image
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        data, where = bytes(image), f"<{len(image)} bytes>"
-    elif isinstance(image, (str, os.PathLike)):
-        where = str(image)
-        try:
-            data = Path(image).read_bytes()
-        except FileNotFoundError:
-            raise ImageHashError(f"{where}: no such image file") from None
-        except OSError as exc:
-            raise ImageHashError(f"{where}: cannot read the image file ({exc.strerror or exc})") from None
-    else:
-        raise ImageHashError(f"an image must be a PIL image, a file path or encoded image bytes, "
-                             f"got {type(image).__name__}")
     try:
+        data, where = image_source(image)
         decoded = decode_image(data, max_pixels=max_pixels, formats=None, where=where)
-    except ImageDecodeError as exc:
+    except RetrievekitError as exc:  # ImageDecodeError included
         raise ImageHashError(str(exc)) from None
     # As displayed: a photo whose EXIF says "rotated" hashes like its upright copy.
     ops = require("PIL.ImageOps", "images")
