@@ -34,10 +34,27 @@ def _build(folder: Path, texts: list[str]) -> dict:
     return builder.write(folder)
 
 
-def test_the_builder_writes_what_a_full_sort_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("spill", [None, 900])
+def test_the_builder_writes_what_a_full_sort_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    spill: int | None) -> None:
     monkeypatch.setattr(module, "_CHUNK_TOKENS", 500)  # many chunks
+    if spill:  # several runs spilled to disk, then streamed into the index in term ranges of ~700 postings
+        monkeypatch.setattr(module, "SPILL_POSTINGS", spill)
+        monkeypatch.setattr(module, "_MERGE_SLICE", 700)
+        monkeypatch.setenv("TMPDIR", str(tmp_path / "spills"))
+        (tmp_path / "spills").mkdir()
+        import tempfile
+
+        monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     texts = _texts(np.random.default_rng(1), 700)
-    stats = _build(tmp_path / "built", texts)
+    builder = PostingsBuilder(get_analyzer("whitespace"))
+    for text in texts:
+        builder.add(text)
+    runs = len(builder._runs)
+    stats = builder.write(tmp_path / "built")
+    assert (runs >= 3) == bool(spill)
+    if spill:
+        assert not any((tmp_path / "spills").iterdir())  # the runs are gone once written
     # the reference: every (term, doc, tf) of the whole input, sorted at once
     vocab = (tmp_path / "built" / "terms.txt").read_text().split("\n")[:-1]
     term_id = {t: i for i, t in enumerate(vocab)}

@@ -11,9 +11,12 @@ Files in ``<segment>/bm25/``:
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,9 @@ from retrievekit.analysis import Analyzer
 from retrievekit.core.files import fsync_write_array, fsync_write_text, load_array
 
 _CHUNK_TOKENS = 2_000_000
+#: postings a builder holds in memory (12 bytes each) before it spills them, sorted by term, to a run on disk
+#: (the system's temporary folder, $TMPDIR); write() then streams the runs into the index a term range at a time
+SPILL_POSTINGS = 16_000_000
 
 
 class PostingsBuilder:
@@ -38,6 +44,10 @@ class PostingsBuilder:
         self._token_counts: list[int] = []
         self._chunk_first_doc = 0
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._held = 0  # postings in _chunks
+        self._max_tf = 0
+        self._runs: list[_Run] = []
+        self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
         self._lengths: list[np.ndarray] = []
         self.n_docs = 0
         self.n_postings = 0
@@ -90,39 +100,127 @@ class PostingsBuilder:
         self._chunks.append((((keys & 0xFFFFFFFF) + self._chunk_first_doc).astype(np.uint32),
                              (keys >> 32).astype(np.uint32), merged.astype(np.uint32)))
         self.n_postings += len(keys)
+        self._held += len(keys)
+        if len(merged):
+            self._max_tf = max(self._max_tf, int(merged.max()))
         self._chunk_first_doc = self.n_docs
         self._tokens = []
         self._tfs = []
         self._token_counts = []
+        if self._held >= SPILL_POSTINGS:
+            self._spill()
+
+    def _sorted_chunks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The held chunks as one run (offsets over the terms so far, documents, tfs), releasing them: a counting
+        sort by term (chunks follow document order and each is sorted by (term, document), so each chunk's postings
+        of a term go right after the previous chunks' ones; no global sort)."""
+        n_terms = len(self.terms)
+        df = np.zeros(n_terms, np.int64)
+        for _, terms, _ in self._chunks:
+            df += np.bincount(terms, minlength=n_terms)
+        offsets = np.zeros(n_terms + 1, np.int64)
+        np.cumsum(df, out=offsets[1:])
+        docs = np.empty(int(offsets[-1]), np.uint32)
+        tfs = np.empty(int(offsets[-1]), np.uint32)
+        cursor = offsets[:-1].copy()
+        while self._chunks:
+            chunk_docs, terms, chunk_tfs = self._chunks.pop(0)
+            where = cursor[terms] + (np.arange(len(terms)) - np.searchsorted(terms, terms, side="left"))
+            docs[where] = chunk_docs
+            tfs[where] = chunk_tfs
+            cursor += np.bincount(terms, minlength=n_terms)
+        self._held = 0
+        return offsets, docs, tfs
+
+    def _spill(self) -> None:
+        """Write the held postings to a run on disk (bounded memory for large segments)."""
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.TemporaryDirectory(prefix="retrievekit-postings-")
+        offsets, docs, tfs = self._sorted_chunks()
+        base = Path(self._spill_dir.name) / f"run-{len(self._runs)}"
+        docs.tofile(base.with_suffix(".docs"))
+        tfs.tofile(base.with_suffix(".tfs"))
+        self._runs.append(_Run(offsets, base.with_suffix(".docs"), base.with_suffix(".tfs")))
 
     def write(self, folder: Path) -> dict[str, Any]:
         """Write the index files (fsynced) and return the segment's field statistics."""
         self._flush_chunk()
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.uint32)
-        n_terms = len(self.terms)
-        # Counting sort by term: chunks follow document order and each is sorted by (term, document), so each
-        # chunk's postings of a term go right after the previous chunks' ones. No global sort, and each chunk is
-        # released once placed: the peak is the chunks plus the final arrays, not several full-size copies.
-        df = np.zeros(n_terms, np.int64)
-        max_tf = 0
-        for _, terms, tfs in self._chunks:
-            df += np.bincount(terms, minlength=n_terms)
-            max_tf = max(max_tf, int(tfs.max())) if len(tfs) else max_tf
-        offsets = np.zeros(n_terms + 1, np.int64)
-        np.cumsum(df, out=offsets[1:])
-        docs = np.empty(int(offsets[-1]), np.uint32)
-        tfs_out = np.empty(int(offsets[-1]), np.uint16 if max_tf <= np.iinfo(np.uint16).max else np.uint32)
-        cf = np.zeros(n_terms, np.int64)
-        cursor = offsets[:-1].copy()
-        while self._chunks:
-            chunk_docs, terms, tfs = self._chunks.pop(0)
-            first_of_term = np.searchsorted(terms, terms, side="left")
-            where = cursor[terms] + (np.arange(len(terms)) - first_of_term)
-            docs[where] = chunk_docs
-            tfs_out[where] = tfs
-            cursor += np.bincount(terms, minlength=n_terms)
-            cf += np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
-        return write_index(folder, self.terms, df, cf, offsets, docs, tfs_out, lengths)
+        tf_dtype = np.uint16 if self._max_tf <= np.iinfo(np.uint16).max else np.uint32
+        offsets, docs, tfs = self._sorted_chunks()
+        try:
+            if not self._runs:
+                df = np.diff(offsets)
+                cf = np.bincount(np.repeat(np.arange(len(df)), df), weights=tfs, minlength=len(df)).astype(np.int64)
+                return write_index(folder, self.terms, df, cf, offsets, docs, tfs.astype(tf_dtype), lengths)
+            runs = [*self._runs, _Run(offsets, docs, tfs)]
+            return _write_runs(folder, self.terms, runs, tf_dtype, lengths)
+        finally:
+            self._runs = []
+            if self._spill_dir is not None:
+                self._spill_dir.cleanup()
+                self._spill_dir = None
+
+
+@dataclass
+class _Run:
+    """Postings sorted by term: ``offsets`` over the terms known when it was made; documents and tfs (uint32) in
+    memory or in raw files read a range at a time (the page cache holds them, not the process)."""
+
+    offsets: np.ndarray
+    docs: np.ndarray | Path
+    tfs: np.ndarray | Path
+
+    def read(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self.docs, np.ndarray) and isinstance(self.tfs, np.ndarray):
+            return self.docs[a:b], self.tfs[a:b]
+        assert isinstance(self.docs, Path) and isinstance(self.tfs, Path)
+        return (np.fromfile(self.docs, np.uint32, count=b - a, offset=4 * a),
+                np.fromfile(self.tfs, np.uint32, count=b - a, offset=4 * a))
+
+
+def _write_runs(folder: Path, vocabulary: list[str], runs: list[_Run], tf_dtype: Any,
+                lengths: np.ndarray) -> dict[str, Any]:
+    """The index from runs in document order, streamed a term range at a time: each term's postings are its runs'
+    in run order (so documents ascend); only one range of postings is ever in memory."""
+    n_terms = len(vocabulary)
+    padded = [np.concatenate([r.offsets, np.full(n_terms + 1 - len(r.offsets), r.offsets[-1], np.int64)])
+              for r in runs]
+    df = np.zeros(n_terms, np.int64)
+    for offsets in padded:
+        df += np.diff(offsets)
+    offsets = np.zeros(n_terms + 1, np.int64)
+    np.cumsum(df, out=offsets[1:])
+    cf = np.zeros(n_terms, np.int64)
+    folder.mkdir(parents=True, exist_ok=True)
+    total = int(offsets[-1])
+    with open(folder / "docs.npy", "wb") as docs_file, open(folder / "tfs.npy", "wb") as tfs_file:
+        for f, dtype in ((docs_file, np.uint32), (tfs_file, tf_dtype)):
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                     "fortran_order": False, "shape": (total,)})
+        for t0, t1 in _slices(offsets):
+            base = int(offsets[t0])
+            docs = np.empty(int(offsets[t1]) - base, np.uint32)
+            tfs = np.empty(len(docs), tf_dtype)
+            cursor = offsets[t0:t1] - base
+            for run, run_offsets in zip(runs, padded):
+                a, b = int(run_offsets[t0]), int(run_offsets[t1])
+                counts = np.diff(run_offsets[t0:t1 + 1])
+                if a == b:
+                    continue
+                run_docs, run_tfs = run.read(a, b)
+                terms = np.repeat(np.arange(t1 - t0), counts)
+                where = cursor[terms] + (np.arange(b - a) - (run_offsets[t0:t1][terms] - a))
+                docs[where] = run_docs
+                tfs[where] = run_tfs
+                cursor += counts
+                cf[t0:t1] += np.bincount(terms, weights=run_tfs, minlength=t1 - t0).astype(np.int64)
+            docs_file.write(docs.tobytes())
+            tfs_file.write(tfs.tobytes())
+        for f in (docs_file, tfs_file):
+            f.flush()
+            os.fsync(f.fileno())
+    return write_index(folder, vocabulary, df, cf, offsets, None, None, lengths, n_postings=total)
 
 
 def write_postings(
@@ -139,22 +237,26 @@ def write_postings(
 
 
 def write_index(folder: Path, vocabulary: list[str], df: np.ndarray, cf: np.ndarray, offsets: np.ndarray,
-                docs: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
-    """Write the index files from their final arrays (fsynced); returns the field statistics."""
+                docs: np.ndarray | None, tfs: np.ndarray | None, lengths: np.ndarray,
+                n_postings: int | None = None) -> dict[str, Any]:
+    """Write the index files from their final arrays (fsynced; ``docs``/``tfs`` None when a streaming writer has
+    written them, with ``n_postings`` their length); returns the field statistics."""
     folder.mkdir(parents=True, exist_ok=True)
     fsync_write_text(folder / "terms.txt", "".join(t + "\n" for t in vocabulary))
     fsync_write_array(folder / "df.npy", np.asarray(df).astype(np.uint32))
     fsync_write_array(folder / "cf.npy", np.asarray(cf, np.int64))
     fsync_write_array(folder / "offsets.npy", np.asarray(offsets, np.int64))
-    fsync_write_array(folder / "docs.npy", docs)
-    fsync_write_array(folder / "tfs.npy", tfs)
+    if docs is not None and tfs is not None:
+        fsync_write_array(folder / "docs.npy", docs)
+        fsync_write_array(folder / "tfs.npy", tfs)
+        n_postings = len(docs)
     fsync_write_array(folder / "lengths.npy", lengths.astype(np.uint32))
     return {
         "docs": len(lengths),
         "docs_with_terms": int(np.count_nonzero(lengths)),
         "total_terms": int(lengths.sum(dtype=np.int64)),
         "terms": len(vocabulary),
-        "postings": len(docs),
+        "postings": int(n_postings or 0),
     }
 
 
