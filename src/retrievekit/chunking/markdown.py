@@ -1,90 +1,90 @@
-"""The structure-aware Markdown chunker: sections at ATX/setext headings, fenced code kept whole."""
+"""The structure-aware Markdown chunker: sections at ATX/setext headings, fenced code kept whole.
+
+Blocks come from markdown-it-py's CommonMark parser (tables on): each top-level block token — and each item of a
+top-level list — carries its source line range, so block spans are exact offsets into the text."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from retrievekit.chunking.base import DEFAULT_MAX_TOKENS, Chunker, _Pieces, _positive_int, _Span
-from retrievekit.chunking.sentences import _NONSPACE, _lines
 from retrievekit.chunking.structure import _Block, _Outline, _pack_structured, _structure_splitters
+from retrievekit.core.errors import require
 
-_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_SETEXT = re.compile(r" {0,3}(=+|-{2,})[ \t]*$")
-_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)$")
-_FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*$")
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
 # YAML front matter: "---", "key: value" lines, "---" or "...", at the very start
-_FRONT_MATTER = re.compile(r"---[ \t]*\r?\n[\w-]+[ \t]*:.*?\r?\n(?:---|\.\.\.)[ \t]*(?=\r?\n|\Z)", re.DOTALL)
+_FRONT_MATTER = re.compile(r"---[ \t]*(?:\r\n|\r|\n)[\w-]+[ \t]*:.*?(?:\r\n|\r|\n)(?:---|\.\.\.)[ \t]*(?=[\r\n]|\Z)",
+                           re.DOTALL)
+# the line breaks markdown-it-py counts lines by (it normalises \r\n and \r to \n before parsing)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_CODE_TOKENS = frozenset({"fence", "code_block"})
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    markdown_it = require("markdown_it", "documents")
+    return markdown_it.MarkdownIt("commonmark").enable("table")
 
 
 def _markdown_blocks(text: str) -> tuple[list[_Block], _Outline]:
-    """Blocks (headings, paragraphs, fenced code) and sections of a Markdown text, in one pass over its lines."""
+    """Blocks (headings, paragraphs, list items, tables, code) and sections of a Markdown text."""
     outline = _Outline()
     blocks: list[_Block] = []
     section = 0
-    para: list[int] = []  # [start, end] of the open paragraph
-    fence: tuple[str, int, int, int] | None = None  # (char, length, block start, last non-blank end)
     front = _FRONT_MATTER.match(text)
+    body = text
     if front:
         blocks.append(_Block(0, front.end(), "code", section))
+        # blank the front matter line for line, so the parser's line numbers stay those of the text
+        body = "\n" * len(_LINE_BREAK.findall(text, 0, front.end())) + text[front.end():]
+    line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
 
-    for ls, le in _lines(text, front.end() if front else 0):
-        first = _NONSPACE.search(text, ls, le)
-        if first is None:
-            if para:
-                blocks.append(_Block(para[0], para[1], "text", section))
-                para = []
+    def span(lines: list[int]) -> tuple[int, int] | None:
+        start = line_starts[lines[0]] if lines[0] < len(line_starts) else len(text)
+        end = line_starts[lines[1]] if lines[1] < len(line_starts) else len(text)
+        if front:
+            start = max(start, front.end())
+        chunk = text[start:end]
+        stripped = chunk.strip()
+        if not stripped:
+            return None
+        first = start + len(chunk) - len(chunk.lstrip())
+        return first, first + len(stripped)
+
+    tokens = _parser().parse(body)
+    for i, token in enumerate(tokens):
+        if token.map is None:
             continue
-        line_end = ls + len(text[ls:le].rstrip())
-        if fence is not None:
-            close = _FENCE_CLOSE.match(text, ls, le)
-            if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= fence[1]:
-                blocks.append(_Block(fence[2], line_end, "code", section))
-                fence = None
+        if token.level == 0:
+            if token.type in ("bullet_list_open", "ordered_list_open"):
+                continue  # its items are the blocks
+            where = span(token.map)
+            if where is None:
+                continue
+            if token.type == "heading_open":
+                title = " ".join(tokens[i + 1].content.split())
+                section = outline.open(int(token.tag[1]), title)
+                blocks.append(_Block(*where, "heading", section))
             else:
-                fence = (fence[0], fence[1], fence[2], line_end)
-            continue
-        opened = _FENCE_OPEN.match(text, ls, le)
-        if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2)):
-            if para:
-                blocks.append(_Block(para[0], para[1], "text", section))
-                para = []
-            fence = (opened.group(1)[0], len(opened.group(1)), first.start(), line_end)
-            continue
-        atx = _ATX.match(text, ls, le)
-        if atx:
-            if para:
-                blocks.append(_Block(para[0], para[1], "text", section))
-                para = []
-            section = outline.open(len(atx.group(1)), (atx.group(2) or "").strip())
-            blocks.append(_Block(first.start(), line_end, "heading", section))
-            continue
-        setext = _SETEXT.match(text, ls, le) if para else None
-        if setext:
-            title = " ".join(text[para[0] : para[1]].split())
-            section = outline.open(1 if setext.group(1)[0] == "=" else 2, title)
-            blocks.append(_Block(para[0], line_end, "heading", section))
-            para = []
-            continue
-        if para:
-            para[1] = line_end
-        else:
-            para = [first.start(), line_end]
-    if fence is not None:  # an unclosed fence runs to the end of the document
-        blocks.append(_Block(fence[2], fence[3], "code", section))
-    if para:
-        blocks.append(_Block(para[0], para[1], "text", section))
+                blocks.append(_Block(*where, "code" if token.type in _CODE_TOKENS else "text", section))
+        elif token.level == 1 and token.type == "list_item_open":
+            where = span(token.map)
+            if where is not None:
+                blocks.append(_Block(*where, "text", section))
     return blocks, outline
 
 
-
-
 class MarkdownChunker(Chunker):
-    """Structure-aware Markdown: chunks start at ATX (``## x``) and setext (underlined) headings; a section and
-    its subsections share a chunk when they fit ``max_tokens``, siblings never do; a heading stays with its first
-    block; fenced code blocks are kept whole when they fit (else split by lines); longer sections are split by
-    paragraphs, then sentences. ``metadata["heading"]`` is the heading path, e.g. ``"Guide > Install"`` ("" before
-    the first heading)."""
+    """Structure-aware Markdown (blocks from markdown-it-py): chunks start at ATX (``## x``) and setext
+    (underlined) headings; a section and its subsections share a chunk when they fit ``max_tokens``, siblings never
+    do; a heading stays with its first block; list items and tables are blocks of their own; fenced and indented
+    code blocks are kept whole when they fit (else split by lines); longer sections are split by paragraphs, then
+    sentences. ``metadata["heading"]`` is the heading path, e.g. ``"Guide > Install"`` ("" before the first
+    heading)."""
 
     name = "markdown"
 

@@ -6,7 +6,7 @@ older form, a ``factory(args, encoder)`` taking the ':'-separated arguments, wit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from retrievekit.chunking.base import DEFAULT_MAX_TOKENS, DEFAULT_PERCENTILE, Chunker, ChunkingError
@@ -44,9 +44,10 @@ class _Positional:
 
 
 def register_chunker(name: str, factory: ChunkerFactory, max_args: int, usage: str, *,
-                     description: str = "") -> None:
+                     description: str = "", extra: str | None = None, requires: Sequence[str] = ()) -> None:
     """Make ``get_chunker("NAME:ARG…")`` build ``factory(args, encoder)`` (at most ``max_args`` arguments)."""
-    CHUNKERS.register(name, _Positional(factory, max_args, usage), usage=usage, description=description)
+    CHUNKERS.register(name, _Positional(factory, max_args, usage), usage=usage, description=description,
+                      extra=extra, requires=requires)
 
 
 def get_chunker(spec: str | Chunker, *, encoder: Encoder | None = None) -> Chunker:
@@ -114,7 +115,8 @@ register_chunker("sentences", _budget_factory(SentenceChunker, "sentences"), 1, 
 register_chunker("paragraphs", _budget_factory(ParagraphChunker, "paragraphs"), 1, "paragraphs[:MAX_TOKENS]",
                  description="blank-line separated blocks, small ones merged, long ones split by sentences")
 register_chunker("markdown", _budget_factory(MarkdownChunker, "markdown"), 1, "markdown[:MAX_TOKENS]",
-                 description="sections at Markdown headings, fenced code kept whole")
+                 description="sections at Markdown headings, fenced code kept whole (markdown-it-py)",
+                 extra="documents", requires=["markdown_it"])
 register_chunker("html", _budget_factory(HTMLChunker, "html"), 1, "html[:MAX_TOKENS]",
                  description="block elements of HTML source, chunked like Markdown sections")
 register_chunker("semantic", _semantic, 2, "semantic[:PERCENTILE[:MAX_TOKENS]]",
