@@ -1,6 +1,7 @@
 """The inverted index's builders with bounded memory give exactly the arrays of the straightforward sort: the
-builder's counting sort by term (chunks in document order) and the merge's packed-key sort, against full argsorts
-of the same postings, with several chunks, deletions and interleaved (round-robin) document numbers."""
+builder's counting sort by term (chunks in document order, spilled runs) and the merge's bucketed packed-key sort,
+against full argsorts of the same postings, with several chunks, deletions and interleaved (round-robin) document
+numbers."""
 
 from __future__ import annotations
 
@@ -73,7 +74,10 @@ def test_the_builder_writes_what_a_full_sort_writes(tmp_path: Path, monkeypatch:
     _same_files(tmp_path / "built", tmp_path / "reference")
 
 
-def test_the_packed_merge_equals_the_general_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("slice_postings", [4_000_000, 500])
+def test_the_bucketed_merge_equals_the_general_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   slice_postings: int) -> None:
+    monkeypatch.setattr(module, "_MERGE_SLICE", slice_postings)  # one bucket, or many (and many source slices)
     rng = np.random.default_rng(2)
     for s in range(3):
         _build(tmp_path / f"s{s}", _texts(rng, 300 + 50 * s))

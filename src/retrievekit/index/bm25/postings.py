@@ -269,28 +269,26 @@ def merge_postings(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]
     the document's number in the merged segment, or -1 to drop it.
 
     Memory: when (term, document, tf) fit in 64 bits together (term and document bits as the merged segment needs,
-    the rest for tf), every posting becomes one packed uint64 key, sorted in place and unpacked into the final
-    arrays: ~14 bytes a posting at the peak. Otherwise the general path (three int64 arrays and an argsort)."""
+    the rest for tf), an external bucket sort with bounded memory (``_merge_bucketed``). Otherwise the general
+    path (three int64 arrays and an argsort of every posting)."""
     new_ids: dict[str, int] = {}
     remaps = []
     n_merged = int(sum(int((new_doc >= 0).sum()) for _, new_doc in sources))
     lengths = np.zeros(n_merged, np.uint32)
-    kept_postings = 0
-    max_tf = 0
+    max_tf = 0  # a bound: no tf exceeds its term's collection frequency
     for reader, new_doc in sources:
         old_terms = reader.vocabulary()
         remaps.append(np.fromiter((new_ids.setdefault(t, len(new_ids)) for t in old_terms), dtype=np.int64,
                                   count=len(old_terms)))
         live = new_doc >= 0
         lengths[new_doc[live]] = np.asarray(reader.lengths)[live]
-        kept_postings += int(np.count_nonzero(live[np.asarray(reader.docs)])) if len(reader.docs) else 0
-        max_tf = max(max_tf, int(np.asarray(reader.tfs).max())) if len(reader.tfs) else max_tf
+        max_tf = max(max_tf, int(np.max(reader.cf))) if len(reader.cf) else max_tf
     vocabulary = list(new_ids)
     term_bits = max(1, (len(vocabulary) - 1).bit_length())
     doc_bits = max(1, (n_merged - 1).bit_length())
     tf_bits = 64 - term_bits - doc_bits
     if tf_bits >= max(1, max_tf.bit_length()):
-        return _merge_packed(folder, sources, remaps, vocabulary, lengths, kept_postings, max_tf, doc_bits, tf_bits)
+        return _merge_bucketed(folder, sources, remaps, vocabulary, lengths, doc_bits, tf_bits)
     return _merge_general(folder, sources, remaps, vocabulary, lengths)
 
 
@@ -305,43 +303,85 @@ def _slices(offsets: np.ndarray) -> Iterator[tuple[int, int]]:
         t0 = t1
 
 
-def _merge_packed(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]], remaps: list[np.ndarray],
-                  vocabulary: list[str], lengths: np.ndarray, n_postings: int, max_tf: int, doc_bits: int,
-                  tf_bits: int) -> dict[str, Any]:
-    keys = np.empty(n_postings, np.uint64)
-    filled = 0
-    for (reader, new_doc), remap in zip(sources, remaps):
-        offsets = np.asarray(reader.offsets)
-        for t0, t1 in _slices(offsets):
-            a, b = int(offsets[t0]), int(offsets[t1])
-            if a == b:
-                continue
-            docs = new_doc[np.asarray(reader.docs[a:b], dtype=np.int64)]
-            keep = docs >= 0
-            terms = np.repeat(remap[t0:t1], np.diff(offsets[t0:t1 + 1]))[keep].astype(np.uint64)
-            part = (terms << np.uint64(doc_bits + tf_bits)) | (docs[keep].astype(np.uint64) << np.uint64(tf_bits))
-            part |= np.asarray(reader.tfs[a:b])[keep].astype(np.uint64)
-            keys[filled:filled + len(part)] = part
-            filled += len(part)
-    keys.sort()  # in place: (term, document) order, which is the index's
+def _npy_slices(path: Path) -> Any:
+    """``read(a, b)``: elements [a, b) of a 1-d ``.npy`` file, read from the file (the page cache keeps them, not
+    this process: a merge touching every posting of its sources stays small in resident memory)."""
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        _shape, _fortran, dtype = read_header(f)
+        start = f.tell()
+    return lambda a, b: np.fromfile(path, dtype=dtype, count=b - a, offset=start + a * dtype.itemsize)
+
+
+def _merge_bucketed(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]], remaps: list[np.ndarray],
+                    vocabulary: list[str], lengths: np.ndarray, doc_bits: int, tf_bits: int) -> dict[str, Any]:
+    """Every kept posting as one packed uint64 key (term, new document, tf), written to the bucket file of its term
+    range (ranges of ~_MERGE_SLICE postings); then bucket by bucket in term order: read, sort in place, unpack,
+    append to the index files. Memory: one slice of a source and one bucket, whatever the segment sizes."""
     n_terms = len(vocabulary)
-    docs_out = np.empty(n_postings, np.uint32)
-    tfs_out = np.empty(n_postings, np.uint16 if max_tf <= np.iinfo(np.uint16).max else np.uint32)
-    df = np.zeros(n_terms, np.int64)
-    cf = np.zeros(n_terms, np.int64)
-    doc_mask, tf_mask = np.uint64((1 << doc_bits) - 1), np.uint64((1 << tf_bits) - 1)
-    for a in range(0, n_postings, _MERGE_SLICE):
-        part = keys[a:a + _MERGE_SLICE]
-        terms = (part >> np.uint64(doc_bits + tf_bits)).astype(np.int64)
-        tfs = part & tf_mask
-        docs_out[a:a + len(part)] = (part >> np.uint64(tf_bits)) & doc_mask
-        tfs_out[a:a + len(part)] = tfs
-        df += np.bincount(terms, minlength=n_terms)
-        cf += np.bincount(terms, weights=tfs, minlength=n_terms).astype(np.int64)
-    del keys
+    upper = np.zeros(n_terms + 1, np.int64)  # postings per merged term, deleted documents included
+    for (reader, _), remap in zip(sources, remaps):
+        upper[1:] += np.bincount(remap, weights=np.diff(np.asarray(reader.offsets)), minlength=n_terms).astype(np.int64)
+    np.cumsum(upper, out=upper)
+    ranges = list(_slices(upper))
+    bucket_of_term = np.repeat(np.arange(len(ranges)), [t1 - t0 for t0, t1 in ranges])
+    shift_term, shift_doc = np.uint64(doc_bits + tf_bits), np.uint64(tf_bits)
+    max_tf = 0
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="retrievekit-merge-") as tmp:
+        buckets = [Path(tmp) / f"bucket-{i}" for i in range(len(ranges))]
+        handles = [open(path, "wb") for path in buckets]  # noqa: SIM115 (closed below, all together)
+        try:
+            for (reader, new_doc), remap in zip(sources, remaps):
+                offsets = np.asarray(reader.offsets)
+                read_docs, read_tfs = _npy_slices(reader.folder / "docs.npy"), _npy_slices(reader.folder / "tfs.npy")
+                for t0, t1 in _slices(offsets):
+                    a, b = int(offsets[t0]), int(offsets[t1])
+                    if a == b:
+                        continue
+                    docs = new_doc[read_docs(a, b).astype(np.int64)]
+                    keep = docs >= 0
+                    terms = np.repeat(remap[t0:t1], np.diff(offsets[t0:t1 + 1]))[keep]
+                    tfs = read_tfs(a, b)[keep]
+                    if len(tfs):
+                        max_tf = max(max_tf, int(tfs.max()))
+                    keys = (terms.astype(np.uint64) << shift_term) | (docs[keep].astype(np.uint64) << shift_doc)
+                    keys |= tfs.astype(np.uint64)
+                    bucket = bucket_of_term[terms]
+                    order = np.argsort(bucket, kind="stable")
+                    keys, bucket = keys[order], bucket[order]
+                    cuts = np.searchsorted(bucket, np.arange(len(ranges) + 1))
+                    for i in np.flatnonzero(np.diff(cuts)):
+                        handles[i].write(keys[cuts[i]:cuts[i + 1]].tobytes())
+        finally:
+            for handle in handles:
+                handle.close()
+        total = sum(path.stat().st_size for path in buckets) // 8
+        tf_dtype = np.uint16 if max_tf <= np.iinfo(np.uint16).max else np.uint32
+        df = np.zeros(n_terms, np.int64)
+        cf = np.zeros(n_terms, np.int64)
+        doc_mask, tf_mask = np.uint64((1 << doc_bits) - 1), np.uint64((1 << tf_bits) - 1)
+        with open(folder / "docs.npy", "wb") as docs_file, open(folder / "tfs.npy", "wb") as tfs_file:
+            for f, dtype in ((docs_file, np.uint32), (tfs_file, tf_dtype)):
+                np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                         "fortran_order": False, "shape": (total,)})
+            for (t0, t1), path in zip(ranges, buckets):
+                keys = np.fromfile(path, np.uint64)
+                path.unlink()
+                keys.sort()  # in place: (term, document) order, which is the index's
+                terms = (keys >> shift_term).astype(np.int64) - t0
+                tfs = (keys & tf_mask).astype(tf_dtype)
+                df[t0:t1] += np.bincount(terms, minlength=t1 - t0)
+                cf[t0:t1] += np.bincount(terms, weights=tfs, minlength=t1 - t0).astype(np.int64)
+                docs_file.write(((keys >> shift_doc) & doc_mask).astype(np.uint32).tobytes())
+                tfs_file.write(tfs.tobytes())
+            for f in (docs_file, tfs_file):
+                f.flush()
+                os.fsync(f.fileno())
     offsets = np.zeros(n_terms + 1, np.int64)
     np.cumsum(df, out=offsets[1:])
-    return write_index(folder, vocabulary, df, cf, offsets, docs_out, tfs_out, lengths)
+    return write_index(folder, vocabulary, df, cf, offsets, None, None, lengths, n_postings=total)
 
 
 def _merge_general(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]], remaps: list[np.ndarray],
