@@ -19,7 +19,8 @@ from retrievekit.chunking.structure import _Block, _pack_structured, _structure_
 
 
 class HTMLChunker(Chunker):
-    """Structure-aware HTML, chunked like Markdown over the blocks of ``HTMLText``.
+    """Structure-aware HTML, chunked like Markdown over the blocks of ``HTMLText`` — with the page's boilerplate
+    (navigation, sidebars, page header and footer, forms) left out, as the ``files`` reader does.
 
     The one strategy where ``Chunk.text`` is not a slice of the document: ``text`` is the extracted text (tags
     dropped, references resolved, whitespace collapsed), ``start``/``end`` is the source span from the first to the
@@ -40,7 +41,7 @@ class HTMLChunker(Chunker):
         _check_text(doc_id, text)
         if not text or text.isspace():
             return []
-        extracted = HTMLText(text)
+        extracted = HTMLText(text, drop_boilerplate=True)
         base = dict(metadata or {})
         return [Chunk(doc_id, i, extracted.text[s.start : s.end], extracted.source_start(s.start),
                       extracted.source_end(s.end), {**base, **s.metadata})
@@ -57,4 +58,4 @@ class HTMLChunker(Chunker):
                              "text_end": e}) for s, e, head in packed]
 
     def _spans(self, text: str) -> list[_Span]:
-        return self._extracted_spans(HTMLText(text))
+        return self._extracted_spans(HTMLText(text, drop_boilerplate=True))

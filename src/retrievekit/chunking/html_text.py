@@ -11,7 +11,16 @@ rules are the union of the right parts of both:
 * ``title`` is the ``<title>`` text; it is also the first line of ``text`` unless ``include_title=False`` (the
   reader keeps it in ``Document.title`` instead, which is indexed with the text);
 * every text character maps back to its span of the HTML source (``source_start``/``source_end``), which the
-  chunker needs for ``Chunk.start``/``end``.
+  chunker needs for ``Chunk.start``/``end``;
+* with ``drop_boilerplate=True`` (saved web pages: the ``files`` reader and the chunker) the page's landmarks that
+  HTML itself marks as not the main content are left out: ``nav``, ``aside``, ``form``, ``dialog``, elements with
+  an ARIA role of navigation, banner, contentinfo, complementary or search, elements marked ``hidden`` or
+  ``aria-hidden``, and ``header``/``footer`` outside an ``article``, ``section`` or ``main`` (those belong to
+  it); when the page has a ``<main>``, only what is inside it counts.
+
+No parsing library exposes where in the source each text character came from (lxml, selectolax/lexbor and
+html5lib give trees without offsets), so the stdlib tokenizer stays: it reports positions, and the rules above are
+the HTML standard's own sectioning, not a scoring heuristic.
 """
 
 from __future__ import annotations
@@ -31,8 +40,13 @@ _BLOCK_TAGS = frozenset(
     "tbody tfoot thead title tr ul h1 h2 h3 h4 h5 h6 pre".split())
 # what these leave between the text around them: <br> breaks the line, a table cell or an image is a space
 _SPACE_TAGS = {"br": "\n", "td": " ", "th": " ", "wbr": " ", "img": " ", "input": " "}
+_VOID_TAGS = frozenset("area base br col embed hr img input link meta source track wbr".split())
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
+_BOILERPLATE_TAGS = frozenset({"nav", "aside", "form", "dialog"})
+_BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search"})
+_CONTENT_TAGS = frozenset({"article", "section", "main"})  # a header or footer inside one is its own
+_HAS_MAIN = re.compile(r"<main[\s>/]", re.IGNORECASE)
 # the same references html.unescape resolves, so each can be mapped back to its source span
 _CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _CHARREF_OR_SPACE = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)|\s{2,}|[^\S ]")
@@ -49,9 +63,19 @@ class HTMLText:
     (text between two tags) in ``text``; ``blocks`` and ``outline`` give the block structure and h1-h6 sections.
     """
 
-    def __init__(self, source: str, *, include_title: bool = True) -> None:
+    def __init__(self, source: str, *, include_title: bool = True, drop_boilerplate: bool = False,
+                 _main_only: bool | None = None) -> None:
         self.source = source
         self.include_title = include_title
+        self.drop_boilerplate = drop_boilerplate
+        # the element being left out as boilerplate (tag, nesting depth of that tag), and whether the page's
+        # text is only what <main> holds (then everything is left out until it opens)
+        self._dropped: tuple[str, int] | None = None
+        self._main_only = (drop_boilerplate and _HAS_MAIN.search(source) is not None) if _main_only is None \
+            else _main_only
+        self._main_seen = False
+        self._in_main = 0
+        self._in_content = 0
         self.title = ""
         self._title_parts: list[str] = []
         self._in_title = False
@@ -75,6 +99,9 @@ class HTMLText:
         self._pre = 0
         self._heading = 0
         _Extractor(self).run()
+        if self._main_only and not self._main_seen:  # "<main" was only in a comment or a script: read it all
+            self.__init__(source, include_title=include_title, drop_boilerplate=True, _main_only=False)  # type: ignore[misc]
+            return
         self.text = "".join(self._parts)
         del self._parts
 
@@ -164,6 +191,8 @@ class HTMLText:
             self._title_parts.append(html.unescape(self.source[start:end]))
         if self._skip or end <= start:
             return
+        if (self._dropped is not None or (self._main_only and not self._in_main)) and not self._in_title:
+            return  # boilerplate (the <title> is the page's own, wherever <main> is)
         src, pos = self.source, start
         self._run_start = None
         if self._pre:
@@ -268,9 +297,37 @@ class _Extractor(HTMLParser):
         pos = self._event()
         self._data = (pos, data)
 
+    def _boilerplate(self, tag: str, attrs: list[tuple[str, str | None]], start: bool) -> None:
+        """Track what ``drop_boilerplate`` leaves out: the open boilerplate element, <main>, content sections."""
+        out = self.out
+        if out._dropped is not None:
+            name, depth = out._dropped
+            if tag == name:
+                out._dropped = (name, depth + 1) if start else None if depth == 1 else (name, depth - 1)
+            return
+        if not start:
+            if tag == "main" and out._in_main:
+                out._in_main -= 1
+            if tag in _CONTENT_TAGS and out._in_content:
+                out._in_content -= 1
+            return
+        values = dict(attrs)
+        role = (values.get("role") or "").strip().lower()
+        if (tag in _BOILERPLATE_TAGS or role in _BOILERPLATE_ROLES or "hidden" in values
+                or (values.get("aria-hidden") or "").lower() == "true"
+                or (tag in ("header", "footer") and not out._in_content)):
+            if tag not in _VOID_TAGS:
+                out._dropped = (tag, 1)
+            return
+        out._in_main += tag == "main"
+        out._main_seen = out._main_seen or tag == "main"
+        out._in_content += tag in _CONTENT_TAGS
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         pos = self._event()
         out = self.out
+        if out.drop_boilerplate:
+            self._boilerplate(tag, attrs, True)
         if tag in _SKIP_TAGS:
             out._skip += 1
         elif tag in _BLOCK_TAGS:
@@ -294,6 +351,8 @@ class _Extractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         pos = self._event()
         out = self.out
+        if out.drop_boilerplate:
+            self._boilerplate(tag, [], False)
         if tag in _SKIP_TAGS:
             out._skip = max(0, out._skip - 1)
         elif tag in _BLOCK_TAGS:

@@ -392,6 +392,7 @@ def rst_title(content: str) -> str:
 def html_to_text(content: str) -> tuple[str, str]:
     """``(title, text)`` of an HTML page: the same extractor as the ``html`` chunker (``HTMLText``), so a page read
     here and a page chunked there give the same text (one line per block element, table rows as lines, no script,
-    style or svg content); the ``<title>`` goes to the document's title rather than into its text."""
-    extracted = HTMLText(content, include_title=False)
+    style or svg content, no navigation, sidebars, page header or footer: ``drop_boilerplate``); the ``<title>``
+    goes to the document's title rather than into its text."""
+    extracted = HTMLText(content, include_title=False, drop_boilerplate=True)
     return extracted.title, extracted.text

@@ -1,0 +1,86 @@
+"""Saved web pages lose their boilerplate — navigation, sidebars, the page's header and footer, forms, dialogs,
+hidden elements, scripts — in the files reader and the html chunker alike, while an article's own header stays, and
+chunk offsets still map exactly into the extracted text and back to the source."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from retrievekit.chunking import HTMLChunker, HTMLText
+from retrievekit.ingest import read_documents
+
+SAVED_PAGE = """<!DOCTYPE html><html><head><title>Tuning BM25 | Example Blog</title>
+<script>window.analytics = {track: function () {}}; document.write("<p>TRACKER</p>");</script>
+<style>nav { display: flex }</style></head>
+<body>
+<header class="site"><a href="/">Example Blog</a>
+  <nav><ul><li><a href="/">Home</a></li><li><a href="/about">About us</a></li>
+  <li><nav>Nested menu</nav> still menu</li></ul></nav></header>
+<div id="cookie" role="dialog" hidden>We use cookies. Accept all?</div>
+<form role="search"><input type="text" name="q"><button>Search site</button></form>
+<main>
+  <article>
+    <header><h1>Tuning BM25</h1><p class="byline">By A. Writer, 3 May 2024</p></header>
+    <p>BM25 has two parameters, k1 &amp; b.</p>
+    <h2>Defaults</h2>
+    <table><thead><tr><th>parameter</th><th>value</th></tr></thead>
+    <tbody><tr><td>k1</td><td>0.9</td></tr><tr><td>b</td><td>0.4</td></tr></tbody></table>
+    <pre><code>bm25 = BM25(k1=0.9, b=0.4)</code></pre>
+    <ul><li>Tune k1 first.</li><li>Then tune b.</li></ul>
+    <aside class="ad">Buy our course!</aside>
+    <footer>Tags: ranking</footer>
+  </article>
+  <div aria-hidden="true">Share on social media</div>
+</main>
+<aside><h3>Related posts</h3><p>Ten ranking tricks</p></aside>
+<footer role="contentinfo">&copy; 2024 Example Blog. All rights reserved.</footer>
+<script>trackPageView();</script>
+</body></html>"""
+
+MAIN_TEXT = ["Tuning BM25", "By A. Writer, 3 May 2024", "BM25 has two parameters, k1 & b.", "Defaults",
+             "parameter value", "k1 0.9", "b 0.4", "bm25 = BM25(k1=0.9, b=0.4)", "Tune k1 first.", "Then tune b.",
+             "Tags: ranking"]
+BOILERPLATE = ["Home", "About us", "Nested menu", "still menu", "cookies", "Search site", "Buy our course",
+               "Share on social", "Related posts", "Ten ranking", "rights reserved", "TRACKER", "analytics",
+               "display"]
+
+
+def test_reader_keeps_the_article_and_drops_the_boilerplate(tmp_path: Path) -> None:
+    (tmp_path / "post.html").write_text(SAVED_PAGE, encoding="utf-8")
+    (doc,) = read_documents(tmp_path)
+    assert doc.title == "Tuning BM25 | Example Blog"
+    assert doc.text.splitlines() == MAIN_TEXT, f"text of the saved page {tmp_path / 'post.html'}"
+    # everything the page holds is still there when boilerplate is kept (the extractor's default)
+    everything = HTMLText(SAVED_PAGE, include_title=False).text
+    assert all(word in everything for word in ["Home", "About us", "Related posts", "rights reserved"])
+    assert not any(word in doc.text for word in BOILERPLATE)
+
+
+def test_chunks_of_the_page_are_exact_in_text_and_source() -> None:
+    extracted = HTMLText(SAVED_PAGE, drop_boilerplate=True)
+    assert extracted.text.splitlines() == ["Tuning BM25 | Example Blog", *MAIN_TEXT]
+    for budget in (1000, 8):
+        chunks = HTMLChunker(budget).chunk("post", SAVED_PAGE)
+        # chunks are trimmed and small budgets cut inside words: compare without whitespace
+        assert "".join("".join(c.text for c in chunks).split()) == "".join(extracted.text.split())
+        for c in chunks:
+            assert c.text == extracted.text[c.metadata["text_start"] : c.metadata["text_end"]]
+            # each text run's source span unescapes to its text (whitespace aside)
+            runs = " ".join(html.unescape(SAVED_PAGE[a:b]) for a, b in c.metadata["source_spans"])
+            assert "".join(runs.split()) == "".join(c.text.split()), \
+                f"budget {budget}: {c.text!r} vs its source spans {runs!r}"
+            assert not any(word in c.text for word in BOILERPLATE)
+    headings = {c.metadata["heading"] for c in HTMLChunker(8).chunk("post", SAVED_PAGE)}
+    assert "Tuning BM25 > Defaults" in headings
+
+
+def test_main_named_only_in_a_comment_or_script_keeps_the_page() -> None:
+    page = "<!-- <main> was here --><script>x = '<main>'</script><div><p>Body text.</p></div><nav>Menu</nav>"
+    assert HTMLText(page, drop_boilerplate=True).text == "Body text."
+
+
+def test_header_and_footer_of_a_section_are_its_own() -> None:
+    page = ("<header>Site name</header><section><header><h2>Part</h2></header><p>Text.</p>"
+            "<footer>Part footer</footer></section><footer>Site footer</footer>")
+    assert HTMLText(page, drop_boilerplate=True).text.splitlines() == ["Part", "Text.", "Part footer"]
