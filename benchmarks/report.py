@@ -300,6 +300,9 @@ def render(docs: list[dict[str, Any]]) -> str:
     from report_sentences import sentences_sections
 
     lines += sentences_sections(REPO / "benchmarks" / "results")
+    from report_html import html_sections
+
+    lines += html_sections(REPO / "benchmarks" / "results")
     load = REPO / "benchmarks" / "results" / "load.json"
     if load.is_file():
         from report_load import render as render_load
@@ -330,6 +333,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_code_index.py",
         "python benchmarks/run_documents.py   # 350 PDFs + 200 DOCX generated; pypdfium2 vs pdfminer.six",
         "python benchmarks/run_sentences.py   # rule-based splitter vs pysbd on tests/data/sentence_boundaries.jsonl",
+        "python benchmarks/run_html.py   # HTMLText vs trafilatura and selectolax on the Rust book and Node.js docs",
         "python benchmarks/code_search_data.py && python benchmarks/run_code_search.py",
         "python benchmarks/run_field_weights.py   # after code_search_data.py",
         "python benchmarks/run_train_supervised.py   # MiniLM on scifact train: 3 dense-mined negatives, 2 epochs",
