@@ -1,6 +1,7 @@
 """Saved web pages lose their boilerplate — navigation, sidebars, the page's header and footer, forms, dialogs,
 hidden elements, scripts — in the files reader and the html chunker alike, while an article's own header stays, and
-chunk offsets still map exactly into the extracted text and back to the source."""
+chunk offsets still map exactly into the extracted text and back to the source; tables keep their header (document
+metadata, and the chunks cut from a table's middle)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,22 @@ def test_header_and_footer_of_a_section_are_its_own() -> None:
     page = ("<header>Site name</header><section><header><h2>Part</h2></header><p>Text.</p>"
             "<footer>Part footer</footer></section><footer>Site footer</footer>")
     assert HTMLText(page, drop_boilerplate=True).text.splitlines() == ["Part", "Text.", "Part footer"]
+
+
+def test_tables_keep_their_header_for_reader_and_chunks(tmp_path: Path) -> None:
+    rows = "".join(f"<tr><td>term{i}</td><td>{i}.5</td></tr>" for i in range(40))
+    page = f"<h1>Weights</h1><table><thead><tr><th>term</th><th>weight</th></tr></thead><tbody>{rows}</tbody></table>"
+    (tmp_path / "weights.html").write_text(page, encoding="utf-8")
+    (doc,) = read_documents(tmp_path)
+    (table,) = doc.metadata["tables"]
+    assert table["header"] == ["term", "weight"] and table["rows"] == 40
+    assert doc.text[table["start"] : table["end"]].splitlines()[:2] == ["term weight", "term0 0.5"]
+    assert doc.text[table["start"] : table["end"]].splitlines()[-1] == "term39 39.5"
+    chunks = HTMLChunker(20).chunk("weights", page)
+    later = [c for c in chunks if "term39" in c.text or "term20" in c.text]
+    assert later and all(c.metadata["table_header"] == "term | weight" for c in later)
+    first = next(c for c in chunks if "term weight" in c.text)
+    assert "table_header" not in first.metadata  # it holds the header line itself
+    # a table without a header row, and one whose first row is data cells, record no header
+    assert [t.header for t in HTMLText("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>").tables] \
+        == [[]]

@@ -18,6 +18,15 @@ from retrievekit.chunking.html_text import HTMLText
 from retrievekit.chunking.structure import _Block, _pack_structured, _structure_splitters
 
 
+def _table_header(extracted: HTMLText, start: int, end: int) -> str:
+    """The header cells (joined by " | ") of the first table whose rows the chunk holds without its header line:
+    a chunk cut from the middle of a long table still says what its columns are."""
+    for table in extracted.tables:
+        if table.header and table.start < start < table.end:
+            return " | ".join(table.header)
+    return ""
+
+
 class HTMLChunker(Chunker):
     """Structure-aware HTML, chunked like Markdown over the blocks of ``HTMLText`` — with the page's boilerplate
     (navigation, sidebars, page header and footer, forms) left out, as the ``files`` reader does.
@@ -26,7 +35,8 @@ class HTMLChunker(Chunker):
     dropped, references resolved, whitespace collapsed), ``start``/``end`` is the source span from the first to the
     last character it came from, and ``metadata`` holds ``"source_spans"`` (the source span of each text run in
     the chunk: ``html.unescape(source[a:b])`` gives its text up to whitespace), ``"text_start"``/``"text_end"``
-    (offsets into ``HTMLText(source).text``) and ``"heading"`` (the h1-h6 path).
+    (offsets into ``HTMLText(source).text``), ``"heading"`` (the h1-h6 path) and, for a chunk holding rows of a
+    table but not its header line, ``"table_header"`` (the header cells joined by " | ").
     """
 
     name = "html"
@@ -54,8 +64,15 @@ class HTMLChunker(Chunker):
             blocks.extend(_Block(s, e, b.kind, b.section) for s, e in _trimmed(text, (), b.start, b.end))
         packed = _pack_structured(blocks, extracted.outline, self.max_tokens, _Pieces(text),
                                   _structure_splitters(text))
-        return [_Span(s, e, {"heading": head, "source_spans": extracted.source_spans(s, e), "text_start": s,
-                             "text_end": e}) for s, e, head in packed]
+        spans = []
+        for s, e, head in packed:
+            metadata: dict[str, Any] = {"heading": head, "source_spans": extracted.source_spans(s, e),
+                                        "text_start": s, "text_end": e}
+            header = _table_header(extracted, s, e)
+            if header:
+                metadata["table_header"] = header
+            spans.append(_Span(s, e, metadata))
+        return spans
 
     def _spans(self, text: str) -> list[_Span]:
         return self._extracted_spans(HTMLText(text, drop_boilerplate=True))

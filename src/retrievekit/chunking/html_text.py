@@ -29,6 +29,7 @@ import bisect
 import html
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from retrievekit.chunking.base import ChunkingError, Span
@@ -50,6 +51,24 @@ _HAS_MAIN = re.compile(r"<main[\s>/]", re.IGNORECASE)
 # the same references html.unescape resolves, so each can be mapped back to its source span
 _CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _CHARREF_OR_SPACE = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)|\s{2,}|[^\S ]")
+
+
+@dataclass
+class HTMLTable:
+    """A table of the extracted text: ``text[start:end]`` holds its rows, one a line; ``header`` is the cells of
+    its first row when that row is a header (``<th>`` cells or in ``<thead>``), else empty; ``rows`` counts the
+    rows after the header."""
+
+    start: int
+    end: int
+    header: list[str] = field(default_factory=list)
+    rows: int = 0
+    _in_head: bool = False
+    _row: list[str] | None = None
+    _row_is_header: bool = True
+
+    def to_json(self) -> dict[str, object]:
+        return {"start": self.start, "end": self.end, "header": self.header, "rows": self.rows}
 
 
 class HTMLText:
@@ -90,6 +109,9 @@ class HTMLText:
         self.runs: list[Span] = []
         self.blocks: list[_Block] = []
         self.outline = _Outline()
+        self.tables: list[HTMLTable] = []
+        self._open_tables: list[HTMLTable] = []  # innermost last
+        self._cell_part: int | None = None  # index in _parts where the open cell's text starts
         self._section = 0
         self._block_start = -1  # text offset of the open block's first character, -1 if none
         self._block_part = 0  # index in _parts where the open block starts
@@ -104,6 +126,10 @@ class HTMLText:
             return
         self.text = "".join(self._parts)
         del self._parts
+        for table in self.tables:  # a table's span starts at its first character, not at the line break before it
+            while table.start < table.end and self.text[table.start].isspace():
+                table.start += 1
+        self.tables = [t for t in self.tables if t.end > t.start]
 
     # -- building ------------------------------------------------------------------------------------------------
     def _append(self, text: str, start: int, end: int, copy: bool) -> None:
@@ -218,6 +244,45 @@ class HTMLText:
             self.runs.append((self._run_start, self.length))
         self._run_start = None
 
+    # -- tables: their rows' spans and header cells, for the chunks' "table_header" ---------------------------------
+    def open_table(self) -> None:
+        self._open_tables.append(HTMLTable(self.length, self.length))
+
+    def close_cell(self) -> None:
+        if self._cell_part is not None and self._open_tables:
+            row = self._open_tables[-1]._row
+            if row is not None:
+                row.append(" ".join("".join(self._parts[self._cell_part :]).split()))
+        self._cell_part = None
+
+    def open_cell(self, header: bool) -> None:
+        self.close_cell()
+        if self._open_tables:
+            table = self._open_tables[-1]
+            if table._row is None:
+                table._row = []
+            table._row_is_header = table._row_is_header and (header or table._in_head)
+            self._cell_part = len(self._parts)
+
+    def close_row(self) -> None:
+        self.close_cell()
+        if not self._open_tables:
+            return
+        table = self._open_tables[-1]
+        if table._row is not None and any(table._row):
+            if not table.header and not table.rows and table._row_is_header:
+                table.header = table._row
+            else:
+                table.rows += 1
+        table._row, table._row_is_header = None, True
+
+    def close_table(self) -> None:
+        if self._open_tables:
+            self.close_row()
+            table = self._open_tables.pop()
+            table.end = self.length
+            self.tables.append(table)
+
     def end_block(self) -> None:
         if self._block_start >= 0:
             kind = "heading" if self._heading else "code" if self._pre else "text"
@@ -275,6 +340,8 @@ class _Extractor(HTMLParser):
             raise ChunkingError(f"could not parse the HTML source: {exc}") from exc
         self._event(len(self.out.source))
         self.out.end_block()
+        while self.out._open_tables:  # unclosed tables end with the page
+            self.out.close_table()
 
     def _pos(self) -> int:
         line, col = self.getpos()
@@ -323,11 +390,29 @@ class _Extractor(HTMLParser):
         out._main_seen = out._main_seen or tag == "main"
         out._in_content += tag in _CONTENT_TAGS
 
+    def _table_tag(self, tag: str, start: bool) -> None:
+        out = self.out
+        if tag == "table":
+            out.open_table() if start else out.close_table()
+        elif not out._open_tables:
+            return
+        elif tag == "tr":
+            out.close_row()  # an unclosed row ends where the next one starts
+        elif tag in ("th", "td"):
+            out.open_cell(tag == "th") if start else out.close_cell()
+        elif tag == "thead":
+            out._open_tables[-1]._in_head = start
+        elif tag in ("tbody", "tfoot") and start:
+            out.close_row()
+            out._open_tables[-1]._in_head = False
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         pos = self._event()
         out = self.out
         if out.drop_boilerplate:
             self._boilerplate(tag, attrs, True)
+        if not out._skip:
+            self._table_tag(tag, True)
         if tag in _SKIP_TAGS:
             out._skip += 1
         elif tag in _BLOCK_TAGS:
@@ -353,6 +438,8 @@ class _Extractor(HTMLParser):
         out = self.out
         if out.drop_boilerplate:
             self._boilerplate(tag, [], False)
+        if not out._skip:
+            self._table_tag(tag, False)
         if tag in _SKIP_TAGS:
             out._skip = max(0, out._skip - 1)
         elif tag in _BLOCK_TAGS:

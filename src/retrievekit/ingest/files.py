@@ -134,9 +134,11 @@ def read_files(
 
     id = the path relative to ``root`` in POSIX form; title = the first Markdown ``# `` heading, the
     first reST section title, the HTML ``<title>`` or else the file name without extension; text = the
-    file content, with HTML turned into plain text (``html_to_text``). Files must be UTF-8:
+    file content, with HTML turned into plain text by the one extractor the html chunker uses (``HTMLText``: one
+    line per block, table rows as lines, no script/style/svg, boilerplate dropped). Files must be UTF-8:
     invalid bytes raise ``InputFormatError`` unless ``encoding_errors="replace"``. Metadata holds
-    ``path``, ``extension`` (lower-case, with the dot) and ``bytes`` (size on disk).
+    ``path``, ``extension`` (lower-case, with the dot) and ``bytes`` (size on disk), and for an HTML page with
+    tables ``tables`` (``{start, end, header, rows}`` in the text, as the document parsers record theirs).
 
     ``root`` may also be one PDF, DOCX, PPTX, EPUB, EML or mbox file (id: its name).
 
@@ -339,11 +341,15 @@ def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict", 
     content = content.removeprefix("\ufeff")
     extension = os.path.splitext(path.name)[1].lower()
     title = ""
+    metadata: dict[str, Any] = {"path": rel, "extension": extension, "bytes": len(data)}
     if extension in HTML_EXTENSIONS:
         try:
-            title, text = html_to_text(content)
+            extracted = HTMLText(content, include_title=False, drop_boilerplate=True)
         except ChunkingError as exc:  # the lenient stdlib parser failing is a bug, but name the file
             raise InputFormatError(str(exc), path=path) from exc
+        title, text = extracted.title, extracted.text
+        if extracted.tables:  # as the document parsers record theirs: span in the text, header cells, rows
+            metadata["tables"] = [t.to_json() for t in extracted.tables]
     else:
         text = content
         if extension in MARKDOWN_EXTENSIONS:
@@ -353,8 +359,7 @@ def file_to_document(data: bytes, path: Path, rel: str, errors: str = "strict", 
     if not title:
         title = Path(rel).stem
     # checked: a file name that is not valid UTF-8 (a lone surrogate here) or holds a line break cannot be an id.
-    return checked(Document(id=rel, text=text, title=title,
-                            metadata={"path": rel, "extension": extension, "bytes": len(data)}), path, None)
+    return checked(Document(id=rel, text=text, title=title, metadata=metadata), path, None)
 
 
 _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -387,12 +392,3 @@ def rst_title(content: str) -> str:
                 and len(under.rstrip()) >= len(text):
             return text
     return ""
-
-
-def html_to_text(content: str) -> tuple[str, str]:
-    """``(title, text)`` of an HTML page: the same extractor as the ``html`` chunker (``HTMLText``), so a page read
-    here and a page chunked there give the same text (one line per block element, table rows as lines, no script,
-    style or svg content, no navigation, sidebars, page header or footer: ``drop_boilerplate``); the ``<title>``
-    goes to the document's title rather than into its text."""
-    extracted = HTMLText(content, include_title=False, drop_boilerplate=True)
-    return extracted.title, extracted.text
