@@ -87,3 +87,14 @@ def test_without_markdown_it_the_error_names_the_extra(monkeypatch: pytest.Monke
             MarkdownChunker(50).chunk("d", "# Title\n\ntext")
     finally:
         md._parser.cache_clear()
+
+
+def test_a_chunk_from_a_tables_middle_carries_its_header() -> None:
+    rows = "\n".join(f"| term{i} | {i}.5 |" for i in range(40))
+    text = f"# Weights\n\n| term | weight |\n|---|---|\n{rows}\n\nAfter the table.\n"
+    chunks = MarkdownChunker(20).chunk("d", text)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    later = [c for c in chunks if "term39" in c.text or "term20" in c.text]
+    assert later and all(c.metadata["table_header"] == "term | weight" for c in later)
+    assert all("table_header" not in c.metadata for c in chunks if "| term | weight |" in c.text)
+    assert "table_header" not in chunks[-1].metadata and chunks[-1].text == "After the table."

@@ -32,7 +32,14 @@ def _parser() -> MarkdownIt:
 
 def _markdown_blocks(text: str) -> tuple[list[_Block], _Outline]:
     """Blocks (headings, paragraphs, list items, tables, code) and sections of a Markdown text."""
+    blocks, outline, _ = _markdown_structure(text)
+    return blocks, outline
+
+
+def _markdown_structure(text: str) -> tuple[list[_Block], _Outline, list[tuple[int, int, str]]]:
+    """Blocks and sections, and the tables: (start, end, header cells joined by " | ")."""
     outline = _Outline()
+    tables: list[tuple[int, int, str]] = []
     blocks: list[_Block] = []
     section = 0
     front = _FRONT_MATTER.match(text)
@@ -71,11 +78,24 @@ def _markdown_blocks(text: str) -> tuple[list[_Block], _Outline]:
                 blocks.append(_Block(*where, "heading", section))
             else:
                 blocks.append(_Block(*where, "code" if token.type in _CODE_TOKENS else "text", section))
+                if token.type == "table_open":
+                    tables.append((*where, _table_header(tokens, i)))
         elif token.level == 1 and token.type == "list_item_open":
             where = span(token.map)
             if where is not None:
                 blocks.append(_Block(*where, "text", section))
-    return blocks, outline
+    return blocks, outline, tables
+
+
+def _table_header(tokens: list[Any], i: int) -> str:
+    """The header cells of the table opened at ``tokens[i]``, joined by " | "."""
+    cells = []
+    for token in tokens[i + 1 :]:
+        if token.type == "thead_close":
+            break
+        if token.type == "inline":
+            cells.append(" ".join(token.content.split()))
+    return " | ".join(cells)
 
 
 class MarkdownChunker(Chunker):
@@ -84,7 +104,7 @@ class MarkdownChunker(Chunker):
     do; a heading stays with its first block; list items and tables are blocks of their own; fenced and indented
     code blocks are kept whole when they fit (else split by lines); longer sections are split by paragraphs, then
     sentences. ``metadata["heading"]`` is the heading path, e.g. ``"Guide > Install"`` ("" before the first
-    heading)."""
+    heading); a chunk holding rows of a table but not its header line has ``metadata["table_header"]``."""
 
     name = "markdown"
 
@@ -95,7 +115,15 @@ class MarkdownChunker(Chunker):
         return {"max_tokens": self.max_tokens}
 
     def _spans(self, text: str) -> list[_Span]:
-        blocks, outline = _markdown_blocks(text)
+        blocks, outline, tables = _markdown_structure(text)
         packed = _pack_structured(blocks, outline, self.max_tokens, _Pieces(text), _structure_splitters(text))
-        return [_Span(s, e, {"heading": head}) for s, e, head in packed]
+        spans = []
+        for s, e, head in packed:
+            metadata = {"heading": head}
+            # a chunk cut from a table's middle still says what its columns are
+            header = next((h for ts, te, h in tables if ts < s < te and h), "")
+            if header:
+                metadata["table_header"] = header
+            spans.append(_Span(s, e, metadata))
+        return spans
 
