@@ -1,4 +1,4 @@
-"""Saved web pages lose their boilerplate — navigation, sidebars, the page's header and footer, forms, dialogs,
+"""Saved web pages lose their boilerplate — navigation, sidebars, the page's header and footer, search forms, dialogs,
 hidden elements, scripts — in the files reader and the html chunker alike, while an article's own header stays, and
 chunk offsets still map exactly into the extracted text and back to the source; tables keep their header (document
 metadata, and the chunks cut from a table's middle)."""
@@ -104,3 +104,11 @@ def test_tables_keep_their_header_for_reader_and_chunks(tmp_path: Path) -> None:
     # a table without a header row, and one whose first row is data cells, record no header
     assert [t.header for t in HTMLText("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>").tables] \
         == [[]]
+
+
+def test_a_page_the_rules_would_empty_is_read_whole() -> None:
+    # an ASP.NET page wraps its body in one <form>: forms are not boilerplate; a page that is all <nav> stays whole
+    assert HTMLText('<form id="aspnetForm"><p>Article text.</p></form>', drop_boilerplate=True).text \
+        == "Article text."
+    assert HTMLText("<title>Menu</title><nav><a>Home</a> <a>About</a></nav>", drop_boilerplate=True).text \
+        == "Menu\nHome About"

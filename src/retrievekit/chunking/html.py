@@ -29,7 +29,7 @@ def _table_header(extracted: HTMLText, start: int, end: int) -> str:
 
 class HTMLChunker(Chunker):
     """Structure-aware HTML, chunked like Markdown over the blocks of ``HTMLText`` — with the page's boilerplate
-    (navigation, sidebars, page header and footer, forms) left out, as the ``files`` reader does.
+    (navigation, sidebars, page header and footer, search forms) left out, as the ``files`` reader does.
 
     The one strategy where ``Chunk.text`` is not a slice of the document: ``text`` is the extracted text (tags
     dropped, references resolved, whitespace collapsed), ``start``/``end`` is the source span from the first to the

@@ -13,10 +13,11 @@ rules are the union of the right parts of both:
 * every text character maps back to its span of the HTML source (``source_start``/``source_end``), which the
   chunker needs for ``Chunk.start``/``end``;
 * with ``drop_boilerplate=True`` (saved web pages: the ``files`` reader and the chunker) the page's landmarks that
-  HTML itself marks as not the main content are left out: ``nav``, ``aside``, ``form``, ``dialog``, elements with
+  HTML itself marks as not the main content are left out: ``nav``, ``aside``, ``dialog``, elements with
   an ARIA role of navigation, banner, contentinfo, complementary or search, elements marked ``hidden`` or
   ``aria-hidden``, and ``header``/``footer`` outside an ``article``, ``section`` or ``main`` (those belong to
-  it); when the page has a ``<main>``, only what is inside it counts.
+  it); when the page has a ``<main>``, only what is inside it counts; a page these rules would leave empty is read
+  whole.
 
 No parsing library exposes where in the source each text character came from (lxml, selectolax/lexbor and
 html5lib give trees without offsets), so the stdlib tokenizer stays: it reports positions, and the rules above are
@@ -44,7 +45,8 @@ _SPACE_TAGS = {"br": "\n", "td": " ", "th": " ", "wbr": " ", "img": " ", "input"
 _VOID_TAGS = frozenset("area base br col embed hr img input link meta source track wbr".split())
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
-_BOILERPLATE_TAGS = frozenset({"nav", "aside", "form", "dialog"})
+# not <form>: ASP.NET pages wrap their whole body in one; a search form has role="search"
+_BOILERPLATE_TAGS = frozenset({"nav", "aside", "dialog"})
 _BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search"})
 _CONTENT_TAGS = frozenset({"article", "section", "main"})  # a header or footer inside one is its own
 _HAS_MAIN = re.compile(r"<main[\s>/]", re.IGNORECASE)
@@ -93,6 +95,7 @@ class HTMLText:
         self._main_only = (drop_boilerplate and _HAS_MAIN.search(source) is not None) if _main_only is None \
             else _main_only
         self._main_seen = False
+        self._body_text = False  # whether any text outside <title> made it into the text
         self._in_main = 0
         self._in_content = 0
         self.title = ""
@@ -123,6 +126,9 @@ class HTMLText:
         _Extractor(self).run()
         if self._main_only and not self._main_seen:  # "<main" was only in a comment or a script: read it all
             self.__init__(source, include_title=include_title, drop_boilerplate=True, _main_only=False)  # type: ignore[misc]
+            return
+        if drop_boilerplate and not self._body_text:  # all of it looked like boilerplate: better whole than empty
+            self.__init__(source, include_title=include_title)  # type: ignore[misc]
             return
         self.text = "".join(self._parts)
         del self._parts
@@ -219,6 +225,7 @@ class HTMLText:
             return
         if (self._dropped is not None or (self._main_only and not self._in_main)) and not self._in_title:
             return  # boilerplate (the <title> is the page's own, wherever <main> is)
+        self._body_text = self._body_text or not self._in_title
         src, pos = self.source, start
         self._run_start = None
         if self._pre:
