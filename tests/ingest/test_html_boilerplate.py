@@ -112,3 +112,11 @@ def test_a_page_the_rules_would_empty_is_read_whole() -> None:
         == "Article text."
     assert HTMLText("<title>Menu</title><nav><a>Home</a> <a>About</a></nav>", drop_boilerplate=True).text \
         == "Menu\nHome About"
+
+
+def test_a_chunk_inside_a_nested_table_gets_the_enclosing_header() -> None:
+    inner = "<table>" + "".join(f"<tr><td>inner{i} cell words</td></tr>" for i in range(30)) + "</table>"
+    page = f"<table><tr><th>outer</th><th>col</th></tr><tr><td>{inner}</td><td>x</td></tr></table>"
+    chunks = HTMLChunker(10).chunk("nested", page)
+    deep = [c for c in chunks if "inner20" in c.text]
+    assert deep and deep[0].metadata["table_header"] == "outer | col"

@@ -15,16 +15,7 @@ from retrievekit.chunking.base import (
     _trimmed,
 )
 from retrievekit.chunking.html_text import HTMLText
-from retrievekit.chunking.structure import _Block, _pack_structured, _structure_splitters
-
-
-def _table_header(extracted: HTMLText, start: int, end: int) -> str:
-    """The header cells (joined by " | ") of the first table whose rows the chunk holds without its header line:
-    a chunk cut from the middle of a long table still says what its columns are."""
-    for table in extracted.tables:
-        if table.header and table.start < start < table.end:
-            return " | ".join(table.header)
-    return ""
+from retrievekit.chunking.structure import _Block, _pack_structured, _structure_splitters, _TableHeaders
 
 
 class HTMLChunker(Chunker):
@@ -64,11 +55,13 @@ class HTMLChunker(Chunker):
             blocks.extend(_Block(s, e, b.kind, b.section) for s, e in _trimmed(text, (), b.start, b.end))
         packed = _pack_structured(blocks, extracted.outline, self.max_tokens, _Pieces(text),
                                   _structure_splitters(text))
+        # a chunk cut from a table's middle still says what its columns are
+        headers = _TableHeaders([(t.start, t.end, " | ".join(t.header)) for t in extracted.tables])
         spans = []
         for s, e, head in packed:
             metadata: dict[str, Any] = {"heading": head, "source_spans": extracted.source_spans(s, e),
                                         "text_start": s, "text_end": e}
-            header = _table_header(extracted, s, e)
+            header = headers.at(s)
             if header:
                 metadata["table_header"] = header
             spans.append(_Span(s, e, metadata))

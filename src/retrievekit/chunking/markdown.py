@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from retrievekit.chunking.base import DEFAULT_MAX_TOKENS, Chunker, _Pieces, _positive_int, _Span
-from retrievekit.chunking.structure import _Block, _Outline, _pack_structured, _structure_splitters
+from retrievekit.chunking.structure import _Block, _Outline, _pack_structured, _structure_splitters, _TableHeaders
 from retrievekit.core.errors import require
 
 if TYPE_CHECKING:
@@ -117,11 +117,11 @@ class MarkdownChunker(Chunker):
     def _spans(self, text: str) -> list[_Span]:
         blocks, outline, tables = _markdown_structure(text)
         packed = _pack_structured(blocks, outline, self.max_tokens, _Pieces(text), _structure_splitters(text))
+        headers = _TableHeaders(tables)
         spans = []
         for s, e, head in packed:
             metadata = {"heading": head}
-            # a chunk cut from a table's middle still says what its columns are
-            header = next((h for ts, te, h in tables if ts < s < te and h), "")
+            header = headers.at(s)  # a chunk cut from a table's middle still says what its columns are
             if header:
                 metadata["table_header"] = header
             spans.append(_Span(s, e, metadata))

@@ -3,6 +3,7 @@ chunks that never mix sibling sections."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -88,3 +89,19 @@ def _pack_structured(blocks: list[_Block], outline: _Outline, budget: int, piece
 def _structure_splitters(text: str) -> dict[str, Sequence[Splitter]]:
     return {"text": [_sub_spans(split_sentences, text)], "code": [_sub_spans(_split_lines, text)], "heading": []}
 
+
+class _TableHeaders:
+    """Which table header a chunk starting at a text offset needs: that of the innermost table whose span holds the
+    offset after its first character (the chunk lacks the header line). Tables may nest; a few steps back from the
+    bisection find the enclosing one, so a page of thousands of tables costs a lookup per chunk, not a scan."""
+
+    def __init__(self, tables: Sequence[tuple[int, int, str]]) -> None:
+        self._tables = sorted(tables)
+        self._starts = [t[0] for t in self._tables]
+
+    def at(self, pos: int) -> str:
+        i = bisect.bisect_left(self._starts, pos) - 1
+        for start, end, header in reversed(self._tables[max(0, i - 7) : i + 1]):
+            if start < pos < end and header:
+                return header
+        return ""
