@@ -277,22 +277,29 @@ def merge_segments(
     Documents keep the sources' order unless ``positions`` (one sort key per document of each source) gives
     another. Returns the segment info and, per source, each document's new number (-1 if dropped)."""
     keys: list[np.ndarray] = []
-    owners: list[tuple[int, int]] = []
+    owner_sources: list[np.ndarray] = []  # per kept document (numpy, not Python tuples: a million of those is
+    owner_locals: list[np.ndarray] = []   # ~100 MB at a merge's memory peak)
+    n_owners = 0
     for si, (reader, deleted) in enumerate(sources):
         live = np.ones(reader.n_docs, bool) if deleted is None else ~np.asarray(deleted, bool)
         locals_ = np.flatnonzero(live)
-        keys.append(positions[si][locals_] if positions is not None else np.arange(len(locals_)) + len(owners))
-        owners.extend((si, int(x)) for x in locals_)
+        keys.append(positions[si][locals_] if positions is not None else np.arange(len(locals_)) + n_owners)
+        owner_sources.append(np.full(len(locals_), si, np.int32))
+        owner_locals.append(locals_)
+        n_owners += len(locals_)
     all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     order = np.argsort(all_keys, kind="stable")
+    del keys, all_keys
+    source_of = np.concatenate(owner_sources)[order] if owner_sources else np.zeros(0, np.int32)
+    local_of = np.concatenate(owner_locals)[order] if owner_locals else np.zeros(0, np.int64)
+    del order, owner_sources, owner_locals
     new_docs = [np.full(reader.n_docs, -1, np.int64) for reader, _ in sources]
     folder.mkdir(parents=True)
     offsets = [0]
     ids: list[str] = []
     metadata = [reader.metadata_lines() for reader, _ in sources]
     with open(folder / "docs.jsonl", "wb") as docs_out, open(folder / "metadata.jsonl", "wb") as meta_out:
-        for new, idx in enumerate(order):
-            si, local = owners[idx]
+        for new, (si, local) in enumerate(zip(source_of.tolist(), local_of.tolist())):
             reader = sources[si][0]
             new_docs[si][local] = new
             start, end = int(reader.doc_offsets[local]), int(reader.doc_offsets[local + 1])
@@ -309,10 +316,12 @@ def merge_segments(
     fsync_write_text(folder / "ids.txt", "".join(i + "\n" for i in ids))
     fsync_write_array(folder / "doc_offsets.npy", np.array(offsets, dtype=np.uint64))
     info: dict[str, Any] = {"docs": len(ids)}
+    n_docs = len(ids)
+    del ids, offsets, metadata, source_of, local_of  # before the index merges, which have their own peaks
     merge_sources = [(reader, nd) for (reader, _), nd in zip(sources, new_docs)]
     for kind in streaming_indexes():
         for index_config in kind.indexes(config).values():
-            stats = kind.merge(folder, merge_sources, len(ids), index_config)
+            stats = kind.merge(folder, merge_sources, n_docs, index_config)
             assert stats is not None, "a streaming index always merges"
             info[kind.key] = stats
     fsync_write_text(folder / "segment.json", json.dumps(info))

@@ -28,7 +28,7 @@ from retrievekit.core.files import fsync_write_array, fsync_write_text, load_arr
 _CHUNK_TOKENS = 2_000_000
 #: postings a builder holds in memory (12 bytes each) before it spills them, sorted by term, to a run on disk
 #: (the system's temporary folder, $TMPDIR); write() then streams the runs into the index a term range at a time
-SPILL_POSTINGS = 16_000_000
+SPILL_POSTINGS = 8_000_000
 
 
 class PostingsBuilder:
@@ -261,7 +261,7 @@ def write_index(folder: Path, vocabulary: list[str], df: np.ndarray, cf: np.ndar
 
 
 #: postings handled at a time while packing a merge's sort keys (bounds the temporary arrays)
-_MERGE_SLICE = 4_000_000
+_MERGE_SLICE = 2_000_000
 
 
 def merge_postings(folder: Path, sources: list[tuple[PostingsReader, np.ndarray]]) -> dict[str, Any]:
