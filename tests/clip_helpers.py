@@ -17,17 +17,12 @@ def make_tiny_clip(folder: Path) -> Path:
         from sentence_transformers.sentence_transformer.modules import CLIPModel as STClip
     except ImportError:
         from sentence_transformers.models import CLIPModel as STClip
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     hf = folder / "hf"
     hf.mkdir(parents=True)
-    chars = list(string.ascii_lowercase + string.digits + ".,!?'-")
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
-    (hf / "vocab.json").write_text(json.dumps(vocab))
-    (hf / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(hf / "vocab.json"), str(hf / "merges.txt"))
+    tokenizer = _char_tokenizer(hf)
+    vocab = tokenizer.get_vocab()
     eos = vocab["<|endoftext|>"]
     config = CLIPConfig(
         text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,

@@ -35,22 +35,6 @@ class CitesFirstSource(Generator):
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from browser_helpers import launched_browser
-
-    with launched_browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    from browser_helpers import checked_page, screenshot_path
-
-    with checked_page(browser, screenshot=screenshot_path(request.node.name)) as pg:
-        yield pg
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     root = tmp_path_factory.mktemp("pdf-ui")
     (root / "docs").mkdir()
