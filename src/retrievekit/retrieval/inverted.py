@@ -88,7 +88,7 @@ def search_segments(bases: np.ndarray, parts: Iterable[tuple[int, SegmentTerms]]
     return numbers[order], scores[order]
 
 
-def merge_segments(bases: np.ndarray, per_segment: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]],
+def merge_segment_hits(bases: np.ndarray, per_segment: list[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]],
                    n: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query, the top k (global document numbers, scores) over segments' batch results ((segment index,
     (local numbers (n, k), scores (n, k), hits (n,))), best first, ties by document number."""

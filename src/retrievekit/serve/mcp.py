@@ -113,6 +113,15 @@ def document_hit(hit: dict[str, Any], document: Any) -> dict[str, Any]:
     return hit
 
 
+def _plain_result(response: Any) -> dict[str, Any]:
+    """A search response as MCP returns it: plain hits with image paths/captions and document pages, no timing."""
+    out = response.to_json(PLAIN_HITS)
+    for hit, found in zip(out["hits"], response.hits):
+        image_hit(hit, found.document)
+        document_hit(hit, found.document)
+    return {key: out[key] for key in ("query", "mode", "k", "hits")}
+
+
 class CollectionTools:
     """The tool implementations, independent of the protocol: plain dicts in, plain dicts out, and
     ``RetrievekitError`` naming the problem for bad arguments."""
@@ -132,11 +141,7 @@ class CollectionTools:
                filter: dict[str, Any] | None = None) -> dict[str, Any]:
         request = SearchRequest(query, k=k, mode=mode or self.default_mode, filter=filter, max_k=MAX_K)
         response = search(self.col, request)
-        out = response.to_json(PLAIN_HITS)
-        for hit, found in zip(out["hits"], response.hits):
-            image_hit(hit, found.document)
-            document_hit(hit, found.document)
-        return {key: out[key] for key in ("query", "mode", "k", "hits")}
+        return _plain_result(response)
 
     def search_images(self, image_path: str, k: int = 10, text: str | None = None,
                       weight: float = 0.5) -> dict[str, Any]:
@@ -149,11 +154,7 @@ class CollectionTools:
             raise ServiceError("bad_request", f"no image file at {image_path}", param="image_path")
         request = ImageSearchRequest(path.read_bytes(), k=k, text=text, weight=weight)
         response = search_image(self.col, request)
-        out = response.to_json(PLAIN_HITS)
-        for hit, found in zip(out["hits"], response.hits):
-            image_hit(hit, found.document)
-            document_hit(hit, found.document)
-        return {key: out[key] for key in ("query", "mode", "k", "hits")}
+        return _plain_result(response)
 
     def search_code(self, query: str, k: int = 10, mode: str | None = None, language: str | list[str] | None = None,
                     kind: str | list[str] | None = None, path_prefix: str | None = None) -> dict[str, Any]:
@@ -356,3 +357,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

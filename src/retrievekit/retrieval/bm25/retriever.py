@@ -26,7 +26,7 @@ from retrievekit.retrieval.bm25.kernel import (
 from retrievekit.retrieval.bm25.multifield import resolve_field_weights, search_fields
 from retrievekit.retrieval.bm25.rm3 import RM3
 from retrievekit.retrieval.bm25.scoring import Scorer, get_scorer
-from retrievekit.retrieval.inverted import Scoring, SegmentTerms, merge_segments, search_segments, with_snapshot
+from retrievekit.retrieval.inverted import Scoring, SegmentTerms, merge_segment_hits, search_segments, with_snapshot
 
 if TYPE_CHECKING:
     from retrievekit.retrieval.base import CollectionView
@@ -223,7 +223,7 @@ class BM25Retriever(Retriever):
             per_segment.append((si, search_segment_batch(
                 bm.docs, bm.tfs, bm.offsets, seg_tids, np.ascontiguousarray(w[here]), np.ascontiguousarray(c[here]),
                 starts, norms, allowed[si], scorer.mode, scorer.k1, scorer.delta, k, bounds)))
-        return merge_segments(snap.bases, per_segment, n, k)
+        return merge_segment_hits(snap.bases, per_segment, n, k)
 
     def _expand(self, snap: Snapshot, weights: dict[str, float], allowed: list[np.ndarray | None],
                 field_weights: Mapping[str, float]) -> dict[str, float]:

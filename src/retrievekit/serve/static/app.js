@@ -482,6 +482,17 @@
       return fieldInput;
     }
 
+    /** {filter} from the filter fields, or null after showing why they are invalid (the field at fault focused). */
+    function checkedFilter() {
+      try {
+        return { filter: buildFilter() };
+      } catch (err) {
+        showError(errorBox, err);
+        if (err.focus) err.focus.focus();
+        return null;
+      }
+    }
+
     /** The rows as the contract's filter object ({field: {op: value}}), or null when there are none. */
     function buildFilter() {
       const filter = {};
@@ -638,14 +649,9 @@
         query.focus();
         return;
       }
-      let filter;
-      try {
-        filter = buildFilter();
-      } catch (err) {
-        showError(errorBox, err);
-        if (err.focus) err.focus.focus();
-        return;
-      }
+      const checked = checkedFilter();
+      if (!checked) return;
+      const filter = checked.filter;
       const state = {
         query: text, mode: currentMode(), k: Number(pageSize.value), offset: Math.max(0, newOffset), filter,
         rerank: rerankGroup.hidden ? "" : rerank.value,
@@ -672,14 +678,9 @@
 
     /** POST the query image (and the words, composed with the weight) to /api/search/image. */
     async function searchImage(text, newOffset) {
-      let filter;
-      try {
-        filter = buildFilter();
-      } catch (err) {
-        showError(errorBox, err);
-        if (err.focus) err.focus.focus();
-        return;
-      }
+      const checked = checkedFilter();
+      if (!checked) return;
+      const filter = checked.filter;
       const k = Number(pageSize.value);
       const start = Math.max(0, newOffset);
       const form = new FormData();
