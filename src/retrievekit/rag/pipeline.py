@@ -6,7 +6,8 @@
 
 Every stage is optional and swappable: ``generator=None`` stops after context selection (what the retrieval-for-RAG
 benchmarks measure). Retrieved passages are whole documents, or passages of a passage collection
-(``Collection.create(path, passages="sentences:128")``), which link back to their document and character span.
+(``Collection.create(path, passages="sentences:128")``), which link back to their document and character span;
+a whole document too long for a context is narrowed to its chunks that bear on the question (``rag.focus``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from retrievekit.core.filters import Filter
 from retrievekit.rag.compression import CompressionError, SentenceCompressor, parse_compressor
 from retrievekit.rag.config import DEFAULT_RAG_CONFIG as _D
 from retrievekit.rag.config import RAGConfig
+from retrievekit.rag.focus import focus_long_documents
 from retrievekit.rag.locations import locate_passages
 from retrievekit.rag.prompts import (
     COMPLETION_STOP,
@@ -287,6 +289,7 @@ class RAG:
             embed = collection.encoder()
         self.selector = get_selector(selector, embed=embed)
         self.compressor = _compressor(compress, collection)
+        self._focus: SentenceCompressor | None = None  # scores the chunks of long documents (built on first use)
         self.generator = self._generator(generator)
         style = getattr(self.generator, "prompt_style", "chat")  # base models continue text, chat models answer
         self.template = template or ("completion" if style == "completion" else "default")
@@ -357,9 +360,12 @@ class RAG:
         return passages, False, queries
 
     def contexts(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
-        """Guard, select and compress retrieved passages; those of documents with ``path``/``start_line``/
-        ``end_line`` metadata (code) get their file ``location``."""
-        chosen = list(passages)
+        """Narrow long whole documents to their relevant chunks (``rag.focus``), guard, select and compress
+        retrieved passages; those of documents with ``path``/``start_line``/``end_line`` metadata (code) or pages
+        (PDF, slides) get their file ``location``."""
+        if self._focus is None:
+            self._focus = SentenceCompressor("lexical", analyzer=getattr(self.collection, "analyzer", None))
+        chosen = focus_long_documents(question, passages, self._focus)
         if self.allow is not None:
             chosen = allow_list(chosen, self.allow)
         if self.safety:
