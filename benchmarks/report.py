@@ -311,7 +311,8 @@ def render(docs: list[dict[str, Any]]) -> str:
     for name, module in (("ties.json", "run_ties"), ("cold_start.json", "run_cold_start"),
                          ("highlight.json", "run_highlight"), ("code_index.json", "run_code_index"),
                          ("code_search.json", "run_code_search"), ("field_weights.json", "run_field_weights"),
-                         ("documents.json", "run_documents")):
+                         ("documents.json", "run_documents"),
+                         ("posting-compression.json", "run_posting_compression")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():
             render_section = __import__(module).render
@@ -334,6 +335,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_documents.py   # 350 PDFs + 200 DOCX generated; pypdfium2 vs pdfminer.six",
         "python benchmarks/run_sentences.py   # rule-based splitter vs pysbd on tests/data/sentence_boundaries.jsonl",
         "python benchmarks/run_html.py   # HTMLText vs trafilatura and selectolax on the Rust book and Node.js docs",
+        "python benchmarks/run_posting_compression.py   # BM25 postings: FastPFor codecs' size and decode cost",
         "python benchmarks/code_search_data.py && python benchmarks/run_code_search.py",
         "python benchmarks/run_field_weights.py   # after code_search_data.py",
         "python benchmarks/run_train_supervised.py   # MiniLM on scifact train: 3 dense-mined negatives, 2 epochs",
