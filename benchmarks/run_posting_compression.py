@@ -66,13 +66,16 @@ def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def best_of(fn: Any, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
+def sample(fn: Any, at_least: float = 0.01) -> float:
+    """Seconds per call of ``fn``, called until ``at_least`` seconds have passed: a sub-millisecond call (a small
+    collection's stream) timed once is mostly timer and cache noise."""
+    calls, started = 0, time.perf_counter()
+    while True:
         fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= at_least:
+            return elapsed / calls
 
 
 class Encoded:
@@ -290,9 +293,7 @@ def study(name: str, data_root: Path, repeats: int) -> dict[str, Any]:
     try:
         for _ in range(repeats):
             for key, fn in timers.items():
-                started = time.perf_counter()
-                fn()
-                best[key] = min(best[key], time.perf_counter() - started)
+                best[key] = min(best[key], sample(fn))
     finally:
         gc.unfreeze()
     bandwidth = (docs.nbytes + tfs.nbytes) / best["read"]
