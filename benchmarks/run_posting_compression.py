@@ -83,7 +83,6 @@ class Encoded:
     store it: one uint32 buffer, list t in words ``[starts[t], starts[t + 1])``."""
 
     def __init__(self, codec: Any, values: np.ndarray, offsets: np.ndarray) -> None:
-        self.codec = codec
         n_terms = len(offsets) - 1
         out = np.zeros(len(values) + 1024, np.uint32)  # codecs need a little room past the input's length
         parts, starts = [], np.zeros(n_terms + 1, np.int64)
