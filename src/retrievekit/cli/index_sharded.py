@@ -1,8 +1,9 @@
 """``retrievekit index SOURCE COLLECTION --shards N [--ray ADDRESS]``: documents into a sharded collection.
 
-SOURCE is read as the plain ``index`` reads it (JSONL, BEIR, CSV/TSV, a folder of text files; ``--format``,
-``--schema``, ``--encoding-errors``) by ``ShardedCollection.ingest``: documents are routed to the shards in
-batches, all of them in one atomic multi-shard commit. A folder that already holds a sharded collection is added to
+SOURCE is read as the plain ``index`` reads it (JSONL, BEIR, CSV/TSV, a folder of text and document files;
+``--format``, ``--schema``, ``--encoding-errors``) by ``ShardedCollection.ingest``: documents are routed to the shards
+in batches, all of them in one atomic multi-shard commit; a folder's files that cannot be read are skipped and listed
+with their reason, as the plain ``index`` lists them. A folder that already holds a sharded collection is added to
 (``--shards`` may be left out, or must match its shard count)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from retrievekit.cli.commands import check_index_args, removed_on_failure, schema_option
+from retrievekit.cli.commands import check_index_args, print_skipped, removed_on_failure, schema_option
 from retrievekit.cli.render import print_json
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.service.collections import CLUSTER_MANIFEST, is_sharded_folder
@@ -123,6 +124,8 @@ def run_index_sharded(args: argparse.Namespace) -> int:
             "shards": len(info["shards"]),
             "segments": sum(int(s.get("segments", 0)) for s in info["shards"]),
             "disk_bytes": tree_bytes(col.path),
+            "skipped": report["skipped"],
+            "warnings": report["warnings"],
         }
         passages = bool(col.config.get("passages"))
     finally:
@@ -131,8 +134,10 @@ def run_index_sharded(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
+        print_skipped(summary["skipped"], summary["warnings"])
         print(f"indexed {summary['added']:,} documents in {summary['seconds']:.2f} s "
               f"({summary['docs_per_second'] or 0:,.0f} docs/s); sharded collection {summary['collection']} now "
               f"holds {summary['documents']:,} {'passages' if passages else 'documents'} in {summary['shards']} "
-              f"shards ({summary['segments']} segment(s)), {summary['disk_bytes'] / 1e6:.1f} MB on disk")
+              f"shards ({summary['segments']} segment(s)), {summary['disk_bytes'] / 1e6:.1f} MB on disk"
+              + (f"; {len(summary['skipped']):,} files skipped (listed above)" if summary["skipped"] else ""))
     return 0

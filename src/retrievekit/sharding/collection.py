@@ -316,12 +316,19 @@ class ShardedCollection:
         atomic multi-shard commit: each shard's writer indexes (and encodes) its own documents, in parallel.
         ``encoders`` > 0 (Ray only): first encode every dense index's texts with that many Ray Data actors into
         the shared embedding cache (``sharding.ingest``), so encoding is spread over the cluster independently of
-        the shard count; RETRIEVEKIT_CACHE must then name a folder every node reaches. Returns counts and timings."""
+        the shard count; RETRIEVEKIT_CACHE must then name a folder every node reaches. Returns counts and timings,
+        and, as ``Collection.ingest``, the folder's files left out as ``skipped`` ``[[path, reason], ...]``
+        (encrypted or corrupt PDFs, empty files, zip bombs, ...) and those indexed with a problem as ``warnings``."""
         import time
 
-        from retrievekit.ingest import read_documents
+        from retrievekit.ingest import detect_format, read_documents
 
         started = time.perf_counter()
+        skipped: list[list[str]] = []
+        warnings: list[list[str]] = []
+        if isinstance(source, str | Path) and (format or detect_format(source)) == "files":
+            reader_options.setdefault("on_skip", lambda path, reason: skipped.append([str(path), reason]))
+            reader_options.setdefault("on_warning", lambda path, message: warnings.append([str(path), message]))
         documents: Iterable[Document | Mapping[str, Any]] = (
             read_documents(source, format, **reader_options) if isinstance(source, str | Path) else source)
         encoded = 0
@@ -345,7 +352,8 @@ class ShardedCollection:
         with self.writer(lock_timeout=lock_timeout) as w:
             added = w.add(documents, batch_size=batch_size)
         return {"documents": added, "encoded_texts": encoded, "encode_seconds": round(encode_seconds, 3),
-                "seconds": round(time.perf_counter() - started, 3), "generation": self.snapshot().generation}
+                "seconds": round(time.perf_counter() - started, 3), "generation": self.snapshot().generation,
+                "skipped": skipped, "warnings": warnings}
 
     def add_dense_index(self, encoder: Any = None, *, name: str = "default", chunking: Any = None,
                         vectors: str | None = None, lock_timeout: float = 0.0) -> int:
