@@ -30,3 +30,19 @@ def shared_data(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def required_program(name: str, install: str) -> str:
+    """The path of program ``name`` that some tests need (``install``: how to get it): when it is missing the test
+    skips, or fails under CI, where ``.ci/run`` installs it."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed ({install})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -4,7 +4,6 @@ sections, tables and metadata exact; bad files refused with their reason."""
 from __future__ import annotations
 
 import io
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from document_fixtures import (
     make_zip_bomb,
     page_sentence,
 )
+from paths import required_program
 
 from retrievekit.core.provenance import page_range
 from retrievekit.ingest.documents import (
@@ -251,8 +251,8 @@ def test_raw_8bit_mail_headers_and_lone_surrogates_become_storable_text():
     assert valid_text("a\ud800b", keep_length=True) == "a\ufffdb"
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed (optional OCR)")
 def test_scanned_pages_are_ocrd_when_tesseract_is_installed():
+    required_program("tesseract", "optional OCR; apt-get install tesseract-ocr tesseract-ocr-eng")
     pytest.importorskip("PIL")
     from document_fixtures import make_scanned_pdf
 

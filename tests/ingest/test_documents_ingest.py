@@ -3,7 +3,6 @@ skipped with its reason, passages on their pages with exact offsets, and citatio
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from document_fixtures import (
     make_zip_bomb,
 )
 from http_helpers import ScriptedGenerator
+from paths import required_program
 
 from retrievekit import Collection
 from retrievekit.cli.main import main
@@ -217,8 +217,8 @@ def test_mcp_search_hits_carry_the_page_reference_without_span_lists(folder, tmp
     assert not {"page_spans", "sections"} & set(hit["metadata"]) and hit["metadata"]["pages"] == 5
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed (optional OCR)")
 def test_ocrd_pages_are_marked_and_cited_like_any_other(tmp_path, capsys):
+    required_program("tesseract", "optional OCR; apt-get install tesseract-ocr tesseract-ocr-eng")
     pytest.importorskip("PIL")
     from document_fixtures import make_scanned_pdf
 
