@@ -157,7 +157,8 @@
       if (c.flags && c.flags.length) item.classList.add("flagged");
       const body = el("div");
       const meta = el("div", { class: "hit-meta" });
-      if (c.location && c.location.page) meta.append(rk.pageLink(c.id, c.location.ref, c.location.page, documentFiles));
+      // the document's file: a passage of a long whole document (rag.focus) is no stored document of its own
+      if (c.location && c.location.page) meta.append(rk.pageLink(c.doc_id, c.location.ref, c.location.page, documentFiles));
       else if (c.location) meta.append(el("span", { class: "location" }, c.location.ref));
       meta.append(
         el("span", { class: "doc-id" }, c.doc_id),
