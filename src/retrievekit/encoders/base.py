@@ -39,6 +39,8 @@ class Encoder(ABC):
     document_prompt: str = ""
     normalize: bool = True
     max_length: int = 512
+    #: padded tokens per batch for encoders that tokenise; None: ``batch_size`` texts of the full window
+    token_budget: int | None = None
 
     @property
     @abstractmethod
@@ -80,25 +82,52 @@ class Encoder(ABC):
         return self.encode([self.document_prompt + t for t in texts], batch_size=batch_size, progress=progress)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False,
-               desc: str = "encoding") -> np.ndarray:
-        """Encode texts as they are (no prompt added), longest first so each batch pads little."""
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        return self._in_batches(texts, order, self._encode_batch, batch_size=batch_size, progress=progress,
-                                desc=desc, what="encoder")
+               desc: str = "encoding", token_budget: int | None = None) -> np.ndarray:
+        """Encode texts as they are (no prompt added), longest first so each batch pads little.
+
+        Encoders that tokenise (``_tokenize``) do it once for all texts, sort by token count and fill each batch up
+        to ``token_budget`` padded tokens (default: the encoder's own ``token_budget``, else ``batch_size`` texts of
+        the full window), so short texts go many to a batch and long ones few; the others take ``batch_size``
+        texts at a time, sorted by characters."""
+        tokenized = self._tokenize(list(texts)) if len(texts) else None
+        if tokenized is None:
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            return self._in_batches(texts, order, self._encode_batch, batch_size=batch_size, progress=progress,
+                                    desc=desc, what="encoder")
+        tokens, lengths = tokenized
+        budget = token_budget or self.token_budget or batch_size * self.max_length
+        if budget < 1:
+            raise RetrievekitError(f"token_budget must be at least 1, got {budget}")
+        batches = token_budget_batches(lengths, budget)
+        return self._run_batches(len(texts), batches, lambda idx: self._encode_tokens(tokens, idx),
+                                 progress=progress, desc=desc, what="encoder")
+
+    def _tokenize(self, texts: list[str]) -> tuple[Any, Sequence[int]] | None:
+        """(all texts tokenised once, each text's token count), or None for an encoder that batches by text."""
+        return None
+
+    def _encode_tokens(self, tokens: Any, idx: list[int]) -> np.ndarray:
+        """float32 (len(idx), dim) for the texts ``idx`` of what ``_tokenize`` returned."""
+        raise NotImplementedError(f"{type(self).__name__} tokenises but does not encode tokens")
 
     def _in_batches(self, items: Sequence[Any], order: Sequence[int], encode_batch: Any, *, batch_size: int,
                     progress: bool, desc: str, what: str) -> np.ndarray:
         """``encode_batch`` over ``items`` taken ``batch_size`` at a time in ``order``: one float32 row per item in
         input order, each batch's shape checked, normalised if the encoder normalises."""
-        n = len(items)
+        batches = [list(order[start : start + batch_size]) for start in range(0, len(items), batch_size)]
+        return self._run_batches(len(items), batches, lambda idx: encode_batch([items[i] for i in idx]),
+                                 progress=progress, desc=desc, what=what)
+
+    def _run_batches(self, n: int, batches: Sequence[list[int]], encode_batch: Any, *, progress: bool, desc: str,
+                     what: str) -> np.ndarray:
+        """``encode_batch(idx)`` for each batch of indices: one float32 row per item, shapes checked, normalised."""
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
         bar = progress_bar(progress, n, desc)
         try:
-            for start in range(0, n, batch_size):
-                idx = list(order[start : start + batch_size])
-                vectors = np.asarray(encode_batch([items[i] for i in idx]), dtype=np.float32)
+            for idx in batches:
+                vectors = np.asarray(encode_batch(idx), dtype=np.float32)
                 if vectors.shape != (len(idx), self.dim):
                     raise RetrievekitError(f"{self.backend} {what} returned shape {vectors.shape}, expected "
                                            f"({len(idx)}, {self.dim})")
@@ -112,6 +141,23 @@ class Encoder(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec().get('model')!r})"
+
+
+def token_budget_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices grouped longest first into batches whose padded size (texts x the batch's longest) stays within
+    ``budget`` tokens; a text longer than the budget makes a batch of its own."""
+    order = sorted(range(len(lengths)), key=lambda i: -int(lengths[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # sorted longest first, so a batch's first text is its longest
+        if current and (len(current) + 1) * max(1, int(lengths[current[0]])) > budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
