@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError, require
+from retrievekit.encoders import auto
+from retrievekit.encoders.auto import PathDecision, requested_path
 from retrievekit.encoders.base import Encoder
 from retrievekit.encoders.registry import ModelCard, model_card
 
@@ -63,8 +66,16 @@ class SentenceTransformerEncoder(Encoder):
         normalize: bool | None = None,
         max_length: int | None = None,
         device: str | None = None,
+        precision: str | None = None,
     ) -> None:
         self.model, card = load_sentence_transformer(model, device=device)
+        self.source_model = model
+        # the numeric path (fp32, bf16, int8 ONNX) is a run-time choice, not part of the spec: see encoders.auto
+        self._precision = requested_path(precision)
+        self.decision: PathDecision | None = None
+        self._active = "fp32"
+        self._bf16_model: Any = None
+        self._int8: Any = None
         self.name = canonical_name(model, card)
         prompts = getattr(self.model, "prompts", None) or {}
         self.query_prompt = query_prompt if query_prompt is not None else (
@@ -84,6 +95,90 @@ class SentenceTransformerEncoder(Encoder):
     @property
     def dim(self) -> int:
         return self._dim
+
+    # -- numeric paths ---------------------------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False,
+               desc: str = "encoding", token_budget: int | None = None) -> np.ndarray:
+        path = self.path_for(texts)
+        if path == "onnx-int8":
+            return np.asarray(self._int8.encode(texts, batch_size=batch_size, progress=progress, desc=desc,
+                                                token_budget=token_budget))
+        self._active = path
+        return super().encode(texts, batch_size=batch_size, progress=progress, desc=desc, token_budget=token_budget)
+
+    def path_for(self, texts: Sequence[str], *, decide: bool = False) -> str:
+        """The numeric path for this encode: the decision once made; until then fp32 for small encodes, and a
+        decision (forced, cached or measured on ``texts``) for a bulk one — or for any, with ``decide``."""
+        if self.decision is not None:
+            return self.decision.path
+        if str(self.model.device) != "cpu":  # CUDA and others: the model as loaded, as before
+            return "fp32"
+        if self._precision == "auto" and len(texts) < auto.AUTO_MIN_TEXTS and not decide:
+            return "fp32"
+        decision = auto.resolve(self, texts, self._precision)
+        try:
+            {"bf16": self.prepare_bf16, "onnx-int8": self.prepare_int8}.get(decision.path, lambda: None)()
+        except Exception as exc:
+            if decision.forced:
+                raise RetrievekitError(f"the forced encoder path {decision.path!r} cannot run: {exc}") from exc
+            # a cached decision whose path no longer runs (a library removed since): fp32 is always right
+            decision = auto.PathDecision(path="fp32", reason=f"fp32: {decision.path} (cached choice) failed: {exc}",
+                                         model=self.name, cpu=decision.cpu, decided_at=decision.decided_at)
+        self.decision = decision
+        logger.info("encoding with %s on %s", self.name, decision.reason)
+        return decision.path
+
+    def encode_on(self, path: str, texts: list[str]) -> np.ndarray:
+        """``texts`` encoded on one numeric path (made ready first), whatever the decision: for the check."""
+        if path == "onnx-int8":
+            self.prepare_int8()
+            return np.asarray(self._int8.encode(texts))
+        if path == "bf16":
+            self.prepare_bf16()
+        previous, self._active = self._active, path
+        try:
+            return super().encode(texts)
+        finally:
+            self._active = previous
+
+    def prepare_bf16(self) -> None:
+        if self._bf16_model is None:
+            import copy
+
+            import torch
+
+            self._bf16_model = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+
+    def prepare_int8(self) -> None:
+        if self._int8 is None:
+            from retrievekit.encoders.onnx import ONNXInt8Encoder
+
+            int8 = ONNXInt8Encoder(self.source_model, query_prompt=self.query_prompt,
+                                   document_prompt=self.document_prompt, pooling=self.pooling,
+                                   normalize=self.normalize, max_length=self.max_length)
+            if int8.dim != self.dim:
+                raise RetrievekitError(f"the int8 export of {self.name} has dimension {int8.dim}, not {self.dim}")
+            self._int8 = int8
+
+    # -- token-budget batching: tokenised once, by the model's own preprocessing ----------------------------------
+    def _tokenize(self, texts: list[str]) -> tuple[Any, Sequence[int]] | None:
+        features = self.model.preprocess(texts)
+        mask = features.get("attention_mask")
+        if mask is None or getattr(mask, "dim", lambda: 0)() != 2:  # not a token model: batch by text
+            return None
+        return features, mask.sum(dim=1).tolist()
+
+    def _encode_tokens(self, tokens: Any, idx: list[int]) -> np.ndarray:
+        import torch
+
+        model = self._bf16_model if self._active == "bf16" else self.model
+        rows = torch.as_tensor(idx)
+        keep = tokens["attention_mask"][rows].any(dim=0)  # the batch's real columns, whichever side pads
+        batch = {k: (v[rows][:, keep].to(model.device) if isinstance(v, torch.Tensor) and v.dim() == 2 else v)
+                 for k, v in tokens.items()}
+        with torch.inference_mode():
+            out = model(batch)["sentence_embedding"]
+        return out.float().cpu().numpy()
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=len(texts), show_progress_bar=False,
