@@ -659,11 +659,28 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 def run_info(args: argparse.Namespace) -> int:
     with opened(args) as col:
         info = collection_info(col).collection
+        add_encoder_paths(info, col)
     if args.json:
         print_json(info)
     else:
         print(table(["property", "value"], wrapped_rows(list(flat_rows(info)))))
     return 0
+
+
+def add_encoder_paths(info: dict[str, Any], col: AnyCollection) -> None:
+    """Beside each dense index of a sentence-transformers model: the numeric path encoding runs on with this CPU
+    (encoders.auto; the stored spec does not change with it) and why, once a bulk encode has chosen one."""
+    from retrievekit.encoders.auto import decision_for_spec
+
+    for name, entry in (info.get("dense") or {}).items():
+        if not isinstance(entry, dict) or entry.get("backend", "sentence-transformers") != "sentence-transformers":
+            continue
+        try:
+            spec = col.index_config("dense", name)["encoder"]
+        except Exception:  # a sharded collection or an index without a stored spec: nothing to add
+            continue
+        decision = decision_for_spec(spec)
+        entry["encoding_path"] = decision.reason if decision else "not chosen yet on this CPU (fp32 until then)"
 
 
 def add_delete(sub: argparse._SubParsersAction) -> None:

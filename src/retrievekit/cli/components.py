@@ -79,6 +79,33 @@ def render(listing: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def encoder_paths() -> dict[str, Any]:
+    """This CPU's encoding-relevant features, the numeric paths a sentence-transformers encoder would try here,
+    a forced path if any, and the decisions cached so far (what was chosen for which model, and why)."""
+    import os
+
+    from retrievekit.core.cpu import cpu_info
+    from retrievekit.encoders.auto import PATH_ENV, cached_decisions, candidate_paths
+
+    cpu = cpu_info()
+    return {"cpu": cpu.summary(), "candidates": candidate_paths(cpu), "forced": os.environ.get(PATH_ENV) or None,
+            "decisions": [{"model": d.model, "path": d.path, "reason": d.reason, "decided_at": d.decided_at}
+                          for d in cached_decisions()]}
+
+
+def render_encoder_paths(paths: dict[str, Any]) -> str:
+    cpu = paths["cpu"]
+    lines = [f"encoder paths on this CPU ({cpu['model']}, {cpu['physical_cores']} cores; "
+             f"{', '.join(cpu['features']) or 'no AVX2/AVX-512 features'})",
+             f"  measured against fp32 on first bulk encode: {', '.join(paths['candidates'])}"
+             + (f"; forced: {paths['forced']}" if paths["forced"] else "")]
+    for d in paths["decisions"]:
+        lines.append(f"  {d['model']}: {d['reason']} ({d['decided_at']})")
+    if not paths["decisions"]:
+        lines.append("  no choice made yet (made on the first bulk encode of a sentence-transformers model)")
+    return "\n".join(lines) + "\n"
+
+
 def run_components(args: argparse.Namespace) -> int:
     load_registries()
     unknown = sorted({k.lower() for k in args.kind or []} - set(REGISTRIES))
@@ -87,10 +114,14 @@ def run_components(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(REGISTRIES))}", file=sys.stderr)
         return 2
     listing = components(args.kind)
+    # the numeric path a sentence-transformers encoder runs on here (encoders.auto), with the encoders
+    paths = encoder_paths() if not args.kind or "encoder" in {k.lower() for k in args.kind} else None
     if args.json:
-        print(json.dumps(listing, indent=2))
+        print(json.dumps({**listing, **({"encoder paths": paths} if paths else {})}, indent=2))
     else:
         print(render(listing), end="")
+        if paths:
+            print("\n" + render_encoder_paths(paths), end="")
     return 0
 
 
