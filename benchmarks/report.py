@@ -312,7 +312,8 @@ def render(docs: list[dict[str, Any]]) -> str:
                          ("highlight.json", "run_highlight"), ("code_index.json", "run_code_index"),
                          ("code_search.json", "run_code_search"), ("field_weights.json", "run_field_weights"),
                          ("documents.json", "run_documents"),
-                         ("posting-compression.json", "run_posting_compression")):
+                         ("posting-compression.json", "run_posting_compression"),
+                         ("papers-walkthrough.json", "run_papers_walkthrough")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():
             render_section = __import__(module).render
@@ -333,6 +334,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_cold_start.py && python benchmarks/run_highlight.py",
         "python benchmarks/run_code_index.py",
         "python benchmarks/run_documents.py   # 350 PDFs + 200 DOCX generated; pypdfium2 vs pdfminer.six",
+        "python benchmarks/run_papers_walkthrough.py   # index + ask on 24 generated PDFs, offline gemma-3-270m",
         "python benchmarks/run_sentences.py   # rule-based splitter vs pysbd on tests/data/sentence_boundaries.jsonl",
         "python benchmarks/run_html.py   # HTMLText vs trafilatura and selectolax on the Rust book and Node.js docs",
         "python benchmarks/run_posting_compression.py   # BM25 postings: FastPFor codecs' size and decode cost",
