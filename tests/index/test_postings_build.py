@@ -110,3 +110,43 @@ def test_the_bucketed_merge_equals_the_general_one(tmp_path: Path, monkeypatch: 
     _same_files(tmp_path / "packed", tmp_path / "general")
     for reader, _ in sources:
         reader.close()
+
+
+def test_the_compiled_token_lookup_equals_the_python_one() -> None:
+    if module._kernels is None:
+        pytest.fail("the C kernels are not built (pip install -e . compiles them)")
+    rng = np.random.default_rng(3)
+    vocab = [f"t{i}" for i in range(50)]
+    table = {t: int(i) - 1 for i, t in enumerate(vocab[:30])}  # -1: a dropped token; t30..t49 are new
+    tokens = [vocab[i] for i in rng.integers(0, 50, size=2000)]
+    compiled, python = np.empty(len(tokens), np.int64), np.empty(len(tokens), np.int64)
+    new_c = module._kernels.token_ids(tokens, table, compiled)
+    new_py = module._py_token_ids(tokens, table, python)
+    assert new_c == new_py and sorted(new_c) == sorted(set(vocab[30:]) & set(tokens))
+    assert np.array_equal(compiled, python)
+    assert [new_c[-2 - i] for i in compiled if i <= -2] == [t for t in tokens if t not in table]
+    with pytest.raises(ValueError, match="int64 buffer"):
+        module._kernels.token_ids(tokens, table, np.empty(len(tokens) - 1, np.int64))
+
+
+def test_the_index_is_the_same_without_the_compiled_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stemming analyzer: several raw tokens ("cell", "cells", "Cells") share a term, and stop words drop out
+    texts = ["Cells and cell walls", "the CELLS of cells", "", "walls wall walling of the cell", "and the"] * 40
+    analyzer = get_analyzer("lucene-english")
+    monkeypatch.setattr(module, "_CHUNK_TOKENS", 37)  # many chunks, new tokens in several of them
+    built = {}
+    for name, kernels in (("compiled", module._kernels), ("python", None)):
+        monkeypatch.setattr(module, "_kernels", kernels)
+        builder = PostingsBuilder(analyzer)
+        for text in texts:
+            builder.add(text)
+        built[name] = builder.write(tmp_path / name)
+    _same_files(tmp_path / "compiled", tmp_path / "python")
+    # and the counts are right: "cell" twice in each of documents 0 and 1 (as "Cells", "cell", "CELLS", "cells")
+    folder = tmp_path / "python"
+    terms = (folder / "terms.txt").read_text().split("\n")[:-1]
+    offsets, docs, tfs = (np.load(folder / f"{name}.npy") for name in ("offsets", "docs", "tfs"))
+    cell = terms.index("cell")
+    postings = dict(zip(docs[offsets[cell]:offsets[cell + 1]].tolist(), tfs[offsets[cell]:offsets[cell + 1]].tolist()))
+    assert postings[0] == 2 and postings[1] == 2 and postings[3] == 1 and 2 not in postings and 4 not in postings
+    assert "the" not in terms and "and" not in terms

@@ -56,6 +56,10 @@ def index_builders(config: Mapping[str, Any]) -> dict[str, Callable[[], IndexBui
     return {kind.key: kind.builder(config) for kind in streaming_indexes()}
 
 
+# json.dumps(..., ensure_ascii=False) builds a new encoder on every call; documents are written one by one
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class SegmentWriter:
     """Streams documents to disk and into the streaming indexes' builders; ``finish`` makes the folder complete."""
 
@@ -73,10 +77,10 @@ class SegmentWriter:
         return len(self.ids)
 
     def add(self, doc: Document) -> int:
-        line = json.dumps(doc.to_json(), ensure_ascii=False).encode("utf-8") + b"\n"
+        line = _encode_json(doc.to_json()).encode("utf-8") + b"\n"
         self._docs.write(line)
         self._offsets.append(self._offsets[-1] + len(line))
-        self._meta.write(json.dumps(doc.metadata, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._meta.write(_encode_json(doc.metadata).encode("utf-8") + b"\n" if doc.metadata else b"{}\n")
         for builder in self.builders.values():
             builder.add(doc)
         self.ids.append(doc.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +25,25 @@ import numpy as np
 from retrievekit.analysis import Analyzer
 from retrievekit.core.files import fsync_write_array, fsync_write_text, load_array
 
+try:
+    from retrievekit.index import _kernels  # type: ignore[attr-defined]
+except ImportError:  # not compiled: the same step in Python (_py_token_ids)
+    _kernels = None
+
 _CHUNK_TOKENS = 2_000_000
 #: postings a builder holds in memory (12 bytes each) before it spills them, sorted by term, to a run on disk
 #: (the system's temporary folder, $TMPDIR); write() then streams the runs into the index a term range at a time
 SPILL_POSTINGS = 8_000_000
+
+
+def _py_token_ids(tokens: list[str], table: dict[str, int], out: np.ndarray) -> list[str]:
+    """``_kernels.token_ids`` in Python: ``out[i]`` = ``table[tokens[i]]``; a token not in the table gets -2 - j,
+    j its place in the returned list of distinct new tokens (first-seen order)."""
+    new: dict[str, int] = {}
+    for i, token in enumerate(tokens):
+        found = table.get(token)
+        out[i] = found if found is not None else -2 - new.setdefault(token, len(new))
+    return list(new)
 
 
 class PostingsBuilder:
@@ -39,8 +54,7 @@ class PostingsBuilder:
         self.terms: list[str] = []
         self._term_ids: dict[str, int] = {}
         self._token_ids: dict[str, int] = {}  # raw token -> term id, -1 for a dropped token (stop word)
-        self._tokens: list[str] = []
-        self._tfs: list[int] = []
+        self._tokens: list[str] = []  # the current chunk's raw tokens, document after document
         self._token_counts: list[int] = []
         self._chunk_first_doc = 0
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -61,11 +75,9 @@ class PostingsBuilder:
 
     def add(self, text: str) -> None:
         """Index ``text`` as the next document number."""
-        # Counting raw tokens first (in C) means the analyzer mapping runs once per distinct token of the document.
-        counts = Counter(self.analyzer.tokenize(text))
-        self._tokens.extend(counts)
-        self._tfs.extend(counts.values())
-        self._token_counts.append(len(counts))
+        tokens = self.analyzer.tokenize(text)
+        self._tokens.extend(tokens)
+        self._token_counts.append(len(tokens))
         self.n_docs += 1
         if len(self._tokens) >= _CHUNK_TOKENS:
             self._flush_chunk()
@@ -74,28 +86,26 @@ class PostingsBuilder:
         n = self.n_docs - self._chunk_first_doc
         if n == 0:
             return
-        token_ids = self._token_ids
-        new = [t for t in set(self._tokens) if t not in token_ids]
-        if new:  # one batched analyzer call for the tokens this chunk introduces
-            for token, term in zip(new, self.analyzer.normalize_many(new)):
-                token_ids[token] = self.term_id(term) if term else -1
-        ids = np.array(list(map(token_ids.__getitem__, self._tokens)), dtype=np.int64)
-        tfs = np.array(self._tfs, dtype=np.int64)
-        docs = np.repeat(np.arange(n, dtype=np.int64), np.array(self._token_counts, dtype=np.int64))
+        # Raw tokens -> term ids in one compiled pass; the analyzer runs once per token new to this builder.
+        ids = np.empty(len(self._tokens), np.int64)
+        new = (_kernels.token_ids if _kernels is not None else _py_token_ids)(self._tokens, self._token_ids, ids)
+        if new:
+            new_ids = [self.term_id(term) if term else -1 for term in self.analyzer.normalize_many(new)]
+            self._token_ids.update(zip(new, new_ids))
+            patch = ids <= -2
+            ids[patch] = np.asarray(new_ids, np.int64)[-2 - ids[patch]]
+        docs = np.repeat(np.arange(n, dtype=np.int64), np.asarray(self._token_counts, dtype=np.int64))
         keep = ids >= 0
-        ids, docs, tfs = ids[keep], docs[keep], tfs[keep]
-        self._lengths.append(np.bincount(docs, weights=tfs, minlength=n).astype(np.uint32))
-        # Several raw tokens can share a term ("cell", "cells"): merge them. Keys are term-major, so the chunk's
-        # postings come out grouped by term with documents ascending.
+        ids, docs = ids[keep], docs[keep]
+        self._lengths.append(np.bincount(docs, minlength=n).astype(np.uint32))
+        # One key per kept token; equal keys are a term's occurrences in a document (repeats, and raw tokens that
+        # share a term: "cell", "cells"), so a term frequency is the length of a run of the sorted keys. Keys are
+        # term-major: the chunk's postings come out grouped by term with documents ascending.
         keys = (ids << 32) | docs
-        order = np.argsort(keys)
-        keys = keys[order]
-        if len(keys):
-            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-            merged = np.add.reduceat(tfs[order], starts)
-            keys = keys[starts]
-        else:
-            merged = tfs
+        keys.sort()
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys
+        merged = np.diff(starts, append=len(keys))
+        keys = keys[starts]
         # narrow dtypes (12 bytes a posting, not 24): the chunks are what an ingest holds until it writes
         self._chunks.append((((keys & 0xFFFFFFFF) + self._chunk_first_doc).astype(np.uint32),
                              (keys >> 32).astype(np.uint32), merged.astype(np.uint32)))
@@ -105,7 +115,6 @@ class PostingsBuilder:
             self._max_tf = max(self._max_tf, int(merged.max()))
         self._chunk_first_doc = self.n_docs
         self._tokens = []
-        self._tfs = []
         self._token_counts = []
         if self._held >= SPILL_POSTINGS:
             self._spill()
