@@ -84,7 +84,7 @@ class Collection:
     @property
     def settings(self) -> CollectionConfig:
         """Typed settings of the latest commit: fields, BM25 analyzer, dense and sparse indexes, passages."""
-        return self.snapshot().manifest.settings
+        return self.snapshot().settings
 
     @property
     def config(self) -> dict[str, Any]:
@@ -485,7 +485,7 @@ class Collection:
         raise AssertionError("unreachable")
 
     def _info(self, snap: Snapshot) -> dict[str, Any]:
-        settings = snap.manifest.settings
+        settings = snap.settings
         size = tree_bytes(self.path)  # skips what a concurrent commit removes while it counts
         return {
             "path": str(self.path),

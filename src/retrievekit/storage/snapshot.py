@@ -24,6 +24,7 @@ class Snapshot:
     def __init__(self, folder: Path, manifest: Manifest, readers: dict[str, SegmentReader]) -> None:
         self.folder = folder
         self.manifest = manifest
+        self.settings = manifest.settings  # parsed once: searches read it on every query
         self.generation = manifest.generation
         self.segments: list[SegmentReader] = []
         self.live: list[np.ndarray | None] = []  # uint8 1 = live, None = no deletions

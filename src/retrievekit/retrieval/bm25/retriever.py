@@ -112,7 +112,7 @@ class BM25Retriever(Retriever):
 
         def search(snap: Snapshot) -> SearchResults:
             allowed = snap.allowed(filter)
-            fields = resolve_field_weights(self._field_weights, snap.manifest.settings)
+            fields = resolve_field_weights(self._field_weights, snap.settings)
             if self.rm3 is None and not fields and self.use_kernel and HAVE_KERNEL:
                 bags = [{t: float(n) for t, n in Counter(analyzer.analyze(q)).items()} for q in queries]
                 size = max(1, -(-len(bags) // max(1, threads)))
