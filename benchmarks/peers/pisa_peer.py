@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import time
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ks", default="10,100,1000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algorithms", default="block_max_wand,block_max_maxscore,maxscore")
+    parser.add_argument("--latency-ks", default="", help="also time every query alone at these k (default algorithm)")
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             n_docs = sum(1 for _ in f)
         index_info = {"index_seconds": round(seconds, 2), "docs": n_docs,
                       "index_docs_per_second": round(n_docs / seconds, 1), "index_bytes": dir_bytes(index_dir),
-                      "index_peak_rss_bytes": peak_rss_bytes(), "threads": 1}
+                      "index_peak_rss_bytes": peak_rss_bytes(), "threads": 1,
+                      "load_average_after": [round(x, 2) for x in os.getloadavg()]}
         done.write_text(json.dumps(index_info))
     if args.queries is None:
         args.out.write_text(json.dumps({"system": "pisa", "version": getattr(pyterrier_pisa, "__version__", "?"),
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     "queries": len(pairs), "k": {}}
     for k in [int(x) for x in args.ks.split(",")]:
         result["k"][str(k)] = {}
-        for algorithm in [None, *args.algorithms.split(",")]:
+        for algorithm in [None, *(a for a in args.algorithms.split(",") if a)]:
             retriever = index.bm25(k1=0.9, b=0.4, num_results=k, threads=1, query_algorithm=algorithm)
             run = retriever(frame)
             best = float("inf")
@@ -92,8 +95,38 @@ def main(argv: list[str] | None = None) -> int:
             if k == 10 and algorithm is None:
                 top = run.sort_values(["qid", "rank"]).groupby("qid")["docno"].apply(list)
                 result["top10"] = {str(q): top.get(q, []) for q, _ in pairs}
+    if args.latency_ks:
+        result["latency"] = {k: latency(index, pairs, int(k)) for k in args.latency_ks.split(",")}
     args.out.write_text(json.dumps(result))
     return 0
+
+
+def latency(index, pairs: list, k: int) -> dict:
+    """Each query alone, PISA's default algorithm, one thread: p50/p99/mean milliseconds after one warm-up pass.
+
+    Calls the extension's ``retrieve`` directly with one query: PyTerrier's per-call DataFrame work (about a
+    millisecond) would otherwise be most of what a single query's latency measures.
+    """
+    import numpy as np
+    from pyterrier_pisa import _pisathon
+
+    retriever = index.bm25(k1=0.9, b=0.4, num_results=k, threads=1)
+    retriever.reset_retrieval_context()
+    buffers = {"result_qidxs": np.empty(k, dtype=np.int32), "result_docnos": np.empty(k, dtype=object),
+               "result_ranks": np.empty(k, dtype=np.int32), "result_scores": np.empty(k, dtype=np.float32)}
+    algorithm = retriever.query_algorithm.value
+    weighted = 1 if retriever.query_weighted else 0
+    times = []
+    for timed in (False, True):
+        for _, text in pairs:
+            started = time.perf_counter()
+            _pisathon.retrieve(retriever._ctxt, algorithm, [(0, text)], k=k, threads=1, query_weighted=weighted,
+                               pretokenised=False, **buffers)
+            if timed:
+                times.append(time.perf_counter() - started)
+    ms = np.asarray(times) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4),
+            "mean_ms": round(float(ms.mean()), 4)}
 
 
 if __name__ == "__main__":
