@@ -55,3 +55,17 @@ def test_index_shards_lists_the_skipped_files(folder, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert sorted(Path(path).name for path, _ in summary["skipped"]) == ["corrupt.pdf", "empty.pdf"]
     assert summary["added"] == summary["documents"] == 6
+
+
+def test_index_shards_takes_the_folder_options_of_the_plain_index(folder, tmp_path, capsys):
+    assert main(["index", str(folder), str(tmp_path / "bounded"), "--shards", "2", "--max-pages", "2",
+                 "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    reasons = {Path(path).name: reason for path, reason in summary["skipped"]}
+    assert reasons["good-1.pdf"] == reasons["good-3.pdf"] == "3 pages (over max_pages 2)"
+    assert summary["added"] == 4 and {"corrupt.pdf", "empty.pdf"} <= set(reasons)
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "d1", "text": "x"}\n', encoding="utf-8")
+    assert main(["index", str(source), str(tmp_path / "jsonl"), "--shards", "2", "--no-ocr"]) == 2
+    assert "--no-ocr apply to a folder of files" in capsys.readouterr().err
+    assert not (tmp_path / "jsonl").exists()  # refused before anything was created

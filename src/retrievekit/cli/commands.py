@@ -261,6 +261,22 @@ def removed_on_failure(folder: Path) -> Iterator[None]:
         raise
 
 
+def folder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--max-pages``, ``--encoding`` and ``--no-ocr`` as the folder reader's options, checked before anything is
+    created (they apply to a folder of files only)."""
+    if args.max_pages is None and args.encoding == "utf-8" and not args.no_ocr:
+        return {}
+    from retrievekit.ingest import detect_format
+
+    if (args.format or detect_format(args.source)) != "files":
+        raise RetrievekitError("--max-pages, --encoding and --no-ocr apply to a folder of files; "
+                               f"{args.source} is not read as one")
+    options: dict[str, Any] = {"encoding": args.encoding, "ocr": not args.no_ocr}
+    if args.max_pages is not None:
+        options["max_pages"] = args.max_pages
+    return options
+
+
 def schema_option(args: argparse.Namespace) -> dict[str, Any]:
     """``--schema`` as the CSV/TSV reader's option, checked before anything is created."""
     if not args.schema:
@@ -291,17 +307,7 @@ def run_index(args: argparse.Namespace) -> int:
         return run_index_images(args)
     args.analyzer = args.analyzer or "lucene-english"
     check_index_args(args)
-    reader_options = schema_option(args)
-    if args.max_pages is not None or args.encoding != "utf-8" or args.no_ocr:
-        from retrievekit.ingest import detect_format
-
-        if (args.format or detect_format(args.source)) != "files":
-            raise RetrievekitError("--max-pages, --encoding and --no-ocr apply to a folder of files; "
-                                   f"{args.source} is not read as one")
-        if args.max_pages is not None:
-            reader_options["max_pages"] = args.max_pages
-        reader_options["encoding"] = args.encoding
-        reader_options["ocr"] = not args.no_ocr
+    reader_options = {**schema_option(args), **folder_options(args)}
     fields = args.fields.split(",")
     field_weights = parse_field_weights(args.field_weights)
     exists = Path(args.collection, "manifest.json").is_file()

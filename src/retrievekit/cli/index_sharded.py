@@ -1,10 +1,11 @@
 """``retrievekit index SOURCE COLLECTION --shards N [--ray ADDRESS]``: documents into a sharded collection.
 
 SOURCE is read as the plain ``index`` reads it (JSONL, BEIR, CSV/TSV, a folder of text and document files;
-``--format``, ``--schema``, ``--encoding-errors``) by ``ShardedCollection.ingest``: documents are routed to the shards
-in batches, all of them in one atomic multi-shard commit; a folder's files that cannot be read are skipped and listed
-with their reason, as the plain ``index`` lists them. A folder that already holds a sharded collection is added to
-(``--shards`` may be left out, or must match its shard count)."""
+``--format``, ``--schema``, ``--encoding-errors``, ``--max-pages``, ``--encoding``, ``--no-ocr``) by
+``ShardedCollection.ingest``: documents are routed to the shards in batches, all of them in one atomic multi-shard
+commit; a folder's files that cannot be read are skipped and listed with their reason, as the plain ``index`` lists
+them. A folder that already holds a sharded collection is added to (``--shards`` may be left out, or must match its
+shard count)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from retrievekit.cli.commands import check_index_args, print_skipped, removed_on_failure, schema_option
+from retrievekit.cli.commands import (
+    check_index_args,
+    folder_options,
+    print_skipped,
+    removed_on_failure,
+    schema_option,
+)
 from retrievekit.cli.render import print_json
 from retrievekit.core.errors import RetrievekitError
 from retrievekit.service.collections import CLUSTER_MANIFEST, is_sharded_folder
@@ -77,7 +84,7 @@ def run_index_sharded(args: argparse.Namespace) -> int:
 
     check_sharded_args(args)
     check_index_args(args)
-    reader_options: dict[str, Any] = schema_option(args)
+    reader_options: dict[str, Any] = {**schema_option(args), **folder_options(args)}
     fields = args.fields.split(",")
     folder = Path(args.collection)
     exists = is_sharded_folder(folder)
