@@ -313,6 +313,7 @@ def render(docs: list[dict[str, Any]]) -> str:
                          ("code_search.json", "run_code_search"), ("field_weights.json", "run_field_weights"),
                          ("documents.json", "run_documents"),
                          ("posting-compression.json", "run_posting_compression"),
+                         ("encoding-speed.json", "run_encoding_speed"),
                          ("papers-walkthrough.json", "run_papers_walkthrough")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():
@@ -338,6 +339,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         "python benchmarks/run_sentences.py   # rule-based splitter vs pysbd on tests/data/sentence_boundaries.jsonl",
         "python benchmarks/run_html.py   # HTMLText vs trafilatura and selectolax on the Rust book and Node.js docs",
         "python benchmarks/run_posting_compression.py   # BM25 postings: FastPFor codecs' size and decode cost",
+        "python benchmarks/run_encoding_speed.py   # MiniLM per numeric path: peaks, docs/s, nDCG, indexing, demo",
         "python benchmarks/code_search_data.py && python benchmarks/run_code_search.py",
         "python benchmarks/run_field_weights.py   # after code_search_data.py",
         "python benchmarks/run_train_supervised.py   # MiniLM on scifact train: 3 dense-mined negatives, 2 epochs",
