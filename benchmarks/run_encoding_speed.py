@@ -169,9 +169,10 @@ def ndcg(doc_ids: list[str], doc_vectors: np.ndarray, query_vectors: np.ndarray,
     return {"ndcg@10": round(result["ndcg@10"], 6), "recall@100": round(result["recall@100"], 6)}
 
 
-def measure_backend(name: str, texts: list[str], all_texts: list[str], ids: list[str], dataset: Any,
-                    flops: float, peaks: dict[str, Any], quality: bool) -> dict[str, Any]:
-    build, precision, quality_from = BACKENDS[name]
+def measure_backend(name: str, texts: list[str], flops: float, peaks: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                                              np.ndarray]:
+    """Throughput of one backend on ``texts`` (and its vectors of them, for the quality step)."""
+    build, precision, _ = BACKENDS[name]
     row: dict[str, Any] = {"backend": name, "load_before": load()}
     started = time.perf_counter()
     encoder = build()
@@ -206,15 +207,23 @@ def measure_backend(name: str, texts: list[str], all_texts: list[str], ids: list
         started = time.perf_counter()
         encoder.model.encode(texts, batch_size=32, normalize_embeddings=True)
         row["plain_batching_docs_per_second"] = round(len(texts) / (time.perf_counter() - started), 2)
-    if quality and quality_from == "here":
-        rest = encoder.encode_documents(all_texts[len(texts):], batch_size=32)
-        queries = list(dataset.queries)
-        row.update(ndcg(ids, np.vstack([vectors, rest]), encoder.encode_queries([dataset.queries[q] for q in queries]),
-                        queries, dataset.qrels))
     row["load_after"] = load()
-    print(json.dumps({k: row.get(k) for k in ("backend", "docs_per_second", "fraction_of_peak", "ndcg@10",
-                                               "load_before")}), flush=True)
-    return row
+    print(json.dumps({k: row.get(k) for k in ("backend", "docs_per_second", "fraction_of_peak", "load_before")}),
+          flush=True)
+    return row, vectors
+
+
+def measure_quality(row: dict[str, Any], first: np.ndarray, all_texts: list[str], ids: list[str],
+                    dataset: Any) -> None:
+    """nDCG@10 and R@100 of a backend: the passages not yet encoded and the queries, by a fresh encoder."""
+    started = time.perf_counter()
+    encoder = BACKENDS[row["backend"]][0]()
+    rest = encoder.encode_documents(all_texts[len(first):], batch_size=32)
+    queries = list(dataset.queries)
+    row.update(ndcg(ids, np.vstack([first, rest]), encoder.encode_queries([dataset.queries[q] for q in queries]),
+                    queries, dataset.qrels))
+    row["quality_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps({k: row.get(k) for k in ("backend", "ndcg@10", "quality_seconds")}), flush=True)
 
 
 def budget_sweep(encoder: Any, texts: list[str], budgets: tuple[int, ...], passes: int) -> dict[str, float]:
@@ -339,6 +348,8 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "## Dense encoding at the hardware's limit (issue 18)",
         "",
+        *([] if result.get("complete", True) else [
+            "**This run was cut short: the steps below without numbers did not run.**", ""]),
         f"`python benchmarks/run_encoding_speed.py` ({result['started_at']} to {result['finished_at']}) on "
         f"{cpu['model']} ({cpu['physical_cores']} cores; {', '.join(cpu['features'])}; torch kernels "
         f"{cpu['torch_capability']}), load average {result['load_average_start'][0]} at the start and "
@@ -451,38 +462,59 @@ def main() -> None:
     flops = model_flops(texts)
     dataset = load_beir(DATA)
     names = args.backends.split(",") if args.backends else list(BACKENDS)
+    out: dict[str, Any] = {
+        "started_at": started_at, "finished_at": None, "complete": False,
+        "machine": {"cpu": cpu.summary(), "platform": platform.platform(), "python": platform.python_version(),
+                    "packages": {p: version(p) for p in ("onnxruntime", "torch", "sentence-transformers",
+                                                         "transformers")}},
+        "limit": args.limit, "load_average_start": load_start, "load_average_end": None, "threads": threads,
+        "passages": len(texts), "model_gflop_per_passage": round(flops / len(texts) / 1e9, 3),
+        "matmul_peaks": peaks, "results": [], "indexing_scifact": None, "first_demo": None}
+
+    def save(complete: bool = False) -> None:
+        """Write what is measured so far (steps run longest last, so a cut-short run keeps the main numbers)."""
+        rows = out["results"]
+        indexing = out["indexing_scifact"]
+        for row in rows:  # the rows measured through `retrievekit index` take their quality from its collections
+            source = {"sentence-transformers fp32": "before (fp32)",
+                      "auto (sentence-transformers default)": "after (auto)"}.get(row["backend"])
+            if indexing and source:
+                row.update({k: indexing[source][k] for k in ("ndcg@10", "recall@100")})
+        base = next((r for r in rows if r["backend"] == "sentence-transformers fp32"), None)
+        for r in rows:
+            if base:
+                r["speedup_vs_sentence_transformers"] = round(r["docs_per_second"] / base["docs_per_second"], 2)
+                if "ndcg@10" in r and "ndcg@10" in base:
+                    r["ndcg@10_delta"] = round(r["ndcg@10"] - base["ndcg@10"], 4)
+        out.update({"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "complete": complete,
+                    "load_average_end": load()})
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+
     # the auto row decides in an empty decision cache, so this run measures the check it makes
     decisions = Path(tempfile.mkdtemp(prefix="encoder-paths-"))
     os.environ["RETRIEVEKIT_CACHE"] = str(decisions)  # the ONNX exports are redone in it too (not timed)
-    rows = [measure_backend(n, texts, all_texts, ids, dataset, flops, peaks, not args.skip_quality) for n in names]
-    shutil.rmtree(decisions, ignore_errors=True)
-
+    first_vectors = {}
+    for name in names:
+        row, first_vectors[name] = measure_backend(name, texts, flops, peaks)
+        out["results"].append(row)
+    save()
     work = Path(tempfile.mkdtemp(prefix="encoding-speed-"))
-    indexing = None if args.skip_indexing else measure_indexing(work / "indexing", dataset, args.limit)
-    demo = None if args.skip_demo else measure_demo(work / "demo", args.limit)
+    if not args.skip_indexing:
+        out["indexing_scifact"] = measure_indexing(work / "indexing", dataset, args.limit)
+        save()
+    if not args.skip_demo:
+        out["first_demo"] = measure_demo(work / "demo", args.limit)
+        save()
     shutil.rmtree(work, ignore_errors=True)
-
-    if indexing:  # the two rows measured through `retrievekit index` take their quality from those collections
-        for row in rows:
-            source = {"sentence-transformers fp32": "before (fp32)",
-                      "auto (sentence-transformers default)": "after (auto)"}.get(row["backend"])
-            if source:
-                row.update({k: indexing[source][k] for k in ("ndcg@10", "recall@100")})
-    base = next((r for r in rows if r["backend"] == "sentence-transformers fp32"), None)
-    for r in rows:
-        if base:
-            r["speedup_vs_sentence_transformers"] = round(r["docs_per_second"] / base["docs_per_second"], 2)
-            if "ndcg@10" in r and "ndcg@10" in base:
-                r["ndcg@10_delta"] = round(r["ndcg@10"] - base["ndcg@10"], 4)
-    out = {"started_at": started_at, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpu": cpu.summary(), "platform": platform.platform(), "python": platform.python_version(),
-                       "packages": {p: version(p) for p in ("onnxruntime", "torch", "sentence-transformers",
-                                                            "transformers")}},
-           "limit": args.limit, "load_average_start": load_start, "load_average_end": load(), "threads": threads,
-           "passages": len(texts), "model_gflop_per_passage": round(flops / len(texts) / 1e9, 3),
-           "matmul_peaks": peaks, "results": rows, "indexing_scifact": indexing, "first_demo": demo}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    if not args.skip_quality:
+        for row in out["results"]:
+            if BACKENDS[row["backend"]][2] == "here":
+                n = args.limit or len(ids)  # --limit: a quick check of the script, not a measurement
+                measure_quality(row, first_vectors[row["backend"]], all_texts[:n], ids[:n], dataset)
+                save()
+    shutil.rmtree(decisions, ignore_errors=True)
+    save(complete=True)
     print(f"wrote {args.out}")
 
 
