@@ -72,6 +72,32 @@ def test_the_kernel_matches_the_exhaustive_pass(mode: int, wide: bool) -> None:
             assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1]), (trial, k)
 
 
+
+@pytest.mark.parametrize("mode", [0, 3])
+def test_the_exhaustive_kernel_over_several_of_its_windows(mode: int) -> None:
+    # 150,000 documents: the exhaustive pass works 65,536 documents at a time (two whole windows and a part);
+    # MaxScore, another traversal with its own 4,096-document windows, must find exactly the same top k
+    rng = np.random.default_rng(40 + mode)
+    n_docs, vocab = 150_000, 120
+    p = zipf_postings(rng, n_docs, vocab)
+    lengths = rng.integers(3, 400, n_docs)
+    norms = (0.9 * (1 - 0.4 + 0.4 * lengths / lengths.mean())).astype(np.float32)
+    bounds = kernel.term_bounds(*p, norms, mode, 0.9, 0.5, np.arange(vocab, dtype=np.int64),
+                                kernel.TermBounds.empty(p[2]))
+    for trial in range(12):
+        tids = rng.permutation(np.unique(rng.integers(0, vocab, rng.integers(1, 8)))).astype(np.int64)
+        w = rng.uniform(0.05, 4.0, len(tids))
+        w[rng.random(len(tids)) < 0.3] = 1.0  # ties
+        c = np.zeros(len(tids))
+        live = None if trial % 3 else (rng.random(n_docs) < 0.5).astype(np.uint8)
+        for k in (1, 10, 1000):
+            want = maxscore(p, tids, w, c, norms, live, mode, k, bounds)
+            got = exhaustive(p, tids, w, c, norms, live, mode, k)
+            assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1]), (trial, k)
+            assert len(got[0]) == k  # every query has more than k candidates here
+            if k == 1000:  # and the hits come from every window, not just the first
+                assert got[0].max() >= 2 * 65_536 or live is not None
+
 def test_the_kernel_checks_its_inputs() -> None:
     rng = np.random.default_rng(1)
     p = zipf_postings(rng, 500, 20)
