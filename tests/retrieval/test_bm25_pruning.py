@@ -170,6 +170,14 @@ def test_the_cost_rule() -> None:
     assert not kernel.prune(offsets, long_and_rare, ones, zeros, 0, 100)  # a large k: too little to skip
     assert not kernel.prune(offsets, long_and_rare, ones, zeros, 2, 10)  # Dirichlet: no bound
     assert not kernel.prune(offsets, long_and_rare, np.array([1.0, -1.0]), zeros, 0, 10)  # a negative weight
+    # a large segment: MaxScore for short lists and k up to 100 too, never for a bound-less mode or k = 1000
+    large = kernel.PRUNE_LARGE_SEGMENT
+    short = np.array([1, 2], np.int64)
+    assert kernel.prune(offsets, short, ones, zeros, 0, 10, n_docs=large)
+    assert kernel.prune(offsets, short, ones, zeros, 0, 100, n_docs=large)
+    assert not kernel.prune(offsets, short, ones, zeros, 0, 1000, n_docs=large)
+    assert not kernel.prune(offsets, short, ones, zeros, 2, 10, n_docs=large)
+    assert not kernel.prune(offsets, short, ones, zeros, 0, 10, n_docs=large - 1)
 
 
 @pytest.mark.parametrize("threads", [1, 3])

@@ -69,7 +69,7 @@ def search_segments(bases: np.ndarray, parts: Iterable[tuple[int, SegmentTerms]]
         p = part.postings
         bounds = None
         if (scoring.pruning and scoring.use_kernel and part.bounds is not None
-                and prune(p.offsets, part.term_ids, part.weights, part.consts, scoring.mode, k)):
+                and prune(p.offsets, part.term_ids, part.weights, part.consts, scoring.mode, k, len(part.norms))):
             bounds = term_bounds(p.docs, p.tfs, p.offsets, part.norms, scoring.mode, scoring.k1, scoring.delta,
                                  part.term_ids, part.bounds)
         local, scores = search_segment(p.docs, p.tfs, p.offsets, part.term_ids, part.weights, part.consts,

@@ -29,6 +29,11 @@ PRUNABLE_MODES = frozenset({0, 1, MODE_IMPACT})
 #: and at k=100 and beyond the k-th score stays too low to skip enough
 PRUNE_MIN_POSTINGS = 80_000
 PRUNE_MAX_K = 32
+#: ... but in large segments MaxScore's 4,096-document windows win on every query length: at 3M and 10M documents
+#: (benchmarks/run_bm25_scaling.py) it was 1.6-2.3x the exhaustive pass at k=10, 1.2-1.6x at k=100 and even at
+#: k=1000, where the exhaustive pass's random accesses into segment-sized norms cost more per posting than at 1M
+PRUNE_LARGE_SEGMENT = 2_000_000
+PRUNE_MAX_K_LARGE = 100
 #: the most terms a MaxScore query may have (the kernel's limit)
 MAX_PRUNED_TERMS = int(_kernels.MAX_PRUNED_TERMS) if _kernels is not None else 16
 _local = threading.local()
@@ -104,7 +109,7 @@ def search_segment_batch(docs: np.ndarray, tfs: np.ndarray, offsets: np.ndarray,
     _kernels.search_segment_batch(
         docs, tfs, offsets, term_ids, weights, consts, query_starts, norms, live, mode, k1, delta, k,
         None if bounds is None else bounds.units, None if bounds is None else bounds.block_starts,
-        None if bounds is None else bounds.blocks, PRUNE_MIN_POSTINGS, PRUNE_MAX_K, acc, mark, touched,
+        None if bounds is None else bounds.blocks, *cost_rule(len(norms)), acc, mark, touched,
         _window_scratch(), out_docs, out_scores, counts)
     return out_docs, out_scores, counts
 
@@ -139,15 +144,23 @@ def _search_numpy(docs, tfs, starts, ends, weights, consts, norms, live, mode, k
     return candidates[order].astype(np.uint32), cand_scores[order]
 
 
+def cost_rule(n_docs: int) -> tuple[int, int]:
+    """(fewest postings, largest k) for which a query of a segment of ``n_docs`` documents is searched by MaxScore."""
+    if n_docs >= PRUNE_LARGE_SEGMENT:
+        return 0, max(PRUNE_MAX_K, PRUNE_MAX_K_LARGE)
+    return PRUNE_MIN_POSTINGS, PRUNE_MAX_K
+
+
 def prune(offsets: np.ndarray, term_ids: np.ndarray, weights: np.ndarray, consts: np.ndarray, mode: int,
-          k: int) -> bool:
-    """Whether MaxScore should search this query: a bounded mode, weights and constants >= 0 (the bounds assume
-    them), at most ``MAX_PRUNED_TERMS`` terms (long queries prune little and their per-term window scores would not
-    fit in cache), and posting lists long enough that windows beat one accumulator."""
+          k: int, n_docs: int = 0) -> bool:
+    """Whether MaxScore should search this query of a segment of ``n_docs`` documents: a bounded mode, weights and
+    constants >= 0 (the bounds assume them), at most ``MAX_PRUNED_TERMS`` terms (long queries prune little and their
+    per-term window scores would not fit in cache), and the cost rule (``cost_rule``)."""
+    min_postings, max_k = cost_rule(n_docs)
     if (_kernels is None or mode not in PRUNABLE_MODES or not 1 <= len(term_ids) <= MAX_PRUNED_TERMS
-            or not 0 < k <= PRUNE_MAX_K):
+            or not 0 < k <= max_k):
         return False
-    if int((offsets[term_ids + 1] - offsets[term_ids]).sum()) < PRUNE_MIN_POSTINGS:
+    if int((offsets[term_ids + 1] - offsets[term_ids]).sum()) < min_postings:
         return False
     return bool(weights.min() >= 0 and (len(consts) == 0 or consts.min() >= 0))
 

@@ -18,8 +18,8 @@ from retrievekit.retrieval.base import Retriever, SearchResults, results_from_nu
 from retrievekit.retrieval.bm25.kernel import (
     HAVE_KERNEL,
     PRUNABLE_MODES,
-    PRUNE_MAX_K,
     TermBounds,
+    cost_rule,
     search_segment_batch,
     term_bounds,
 )
@@ -205,7 +205,7 @@ class BM25Retriever(Retriever):
         w, c = scorer.term_weights(df[flat], cf[flat], qtf, stats)
         found = df[flat] > 0  # terms absent from the whole collection contribute nothing
         key = (self._scorer_key, stats)
-        bounded = self.pruning and k <= PRUNE_MAX_K and scorer.mode in PRUNABLE_MODES
+        prunable = self.pruning and scorer.mode in PRUNABLE_MODES
         per_segment = []
         for si, seg in enumerate(segments):
             here = found & present[si][flat]
@@ -217,7 +217,7 @@ class BM25Retriever(Retriever):
             starts = np.zeros(n + 1, np.int64)
             np.cumsum(np.bincount(query_of[here], minlength=n), out=starts[1:])
             bounds = None
-            if bounded:
+            if prunable and k <= cost_rule(seg.n_docs)[1]:
                 bounds = term_bounds(bm.docs, bm.tfs, bm.offsets, norms, scorer.mode, scorer.k1, scorer.delta,
                                      np.unique(seg_tids), bm.bounds(key, TermBounds.empty))
             per_segment.append((si, search_segment_batch(
