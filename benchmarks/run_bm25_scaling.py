@@ -139,6 +139,17 @@ def pisa_latency(n: int, ks: list[int], pisa_python: str) -> dict[str, Any]:
     return dict(result["latency"])
 
 
+def drop_from_page_cache(path: Path) -> None:
+    """Ask the kernel to drop a file's cached pages: the corpora are not read while measuring, and at 10M documents
+    (6 GB) they would crowd both systems' indexes out of this machine's 24 GB."""
+    if path.exists() and hasattr(os, "posix_fadvise"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def cleanup(n: int) -> None:
     for path in (WORK / f"synthetic-{n}", WORK / "pruning" / f"synthetic-{n}", WORK / "pisa" / f"synthetic-{n}"):
         shutil.rmtree(path, ignore_errors=True)
@@ -153,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pisa-python", help="python of a PISA virtualenv (benchmarks/setup_pisa.sh)")
     parser.add_argument("--cleanup", action="store_true", help="delete each size's files after it is measured")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other sizes already in --out (each size's row records its own load)")
     parser.add_argument("--build-only", action="store_true",
                         help="only build what is missing (measure later, on a quiet machine, without this flag)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bm25-scaling.json")
@@ -172,11 +185,15 @@ def main(argv: list[str] | None = None) -> int:
                               "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                                           "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")},
                               "repeats": args.repeats, "rounds": args.rounds, "threads": 1, "sizes": []}
+    if args.append and args.out.exists():
+        result["sizes"] = [row for row in json.loads(args.out.read_text())["sizes"] if row["docs"] not in sizes]
     if args.build_only:
         for n in sizes:
             build(n, args.pisa_python)
         return 0
     for n in sizes:
+        for m in sizes:
+            drop_from_page_cache(WORK / f"synthetic-{m}" / "corpus.jsonl")
         row: dict[str, Any] = {"docs": n, "build": build(n, args.pisa_python),
                                "load_average_before": [round(x, 2) for x in os.getloadavg()]}
         row["queries"] = run(f"synthetic-{n}", REPO.parent / "shared" / "data", ks, args.repeats, args.pisa_python,
@@ -185,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pisa_python:
             row["latency"]["pisa"] = pisa_latency(n, latency_ks, args.pisa_python)
         row["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        result["sizes"].append(row)
+        result["sizes"] = sorted([*result["sizes"], row], key=lambda r: r["docs"])
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         for k, times in row["latency"]["retrievekit"].items():
             peer = row["latency"].get("pisa", {}).get(k, {})
