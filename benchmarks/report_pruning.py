@@ -1,6 +1,7 @@
 """BENCHMARKS.md section for BM25 at scale against PISA and tantivy: query speed and pruning
 (``run_bm25_pruning.py``: ``results/bm25-pruning.json``), indexing (``run_bm25_indexing.py``:
-``results/bm25-indexing.json``)."""
+``results/bm25-indexing.json``) and scaling from 1M to 10M documents (``run_bm25_scaling.py``:
+``results/bm25-scaling.json``)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def pruning_sections(results: Path) -> list[str]:
         lines += ["", "Effectiveness on the same queries (nDCG@10; retrievekit's analyzer is Lucene's English, PISA's "
                   "Porter2 with Lucene's stop words, so rankings differ slightly):", ""]
         lines += markdown_table(["dataset", "retrievekit", "PISA"], quality)
-    return lines + [""] + _indexing(results)
+    return lines + [""] + _indexing(results) + _scaling(results)
 
 
 def _gib(value: Any) -> str:
@@ -70,4 +71,46 @@ def _indexing(results: Path) -> list[str]:
                      f"{s['index_bytes'] / 1e6:,.0f}", _gib(s.get("index_peak_rss_bytes")),
                      _gib(s.get("worker_peak_rss_bytes"))])
     lines += markdown_table(["system", "docs/s", "seconds", "index MB", "peak RSS GiB", "worker peak RSS GiB"], rows)
+    return lines + [""]
+
+
+def _scaling(results: Path) -> list[str]:
+    result = load_result(results / "bm25-scaling.json")
+    if not result:
+        return []
+    machine = result["machine"]
+    lines = ["### Scaling: 1M to 10M documents", "",
+             f"`python benchmarks/run_bm25_scaling.py --pisa-python ...` ({result['date']}; {machine['cpus']} cores, "
+             f"{machine['memory_bytes'] / 2**30:.0f} GiB): synthetic corpora of each size, the same 1,000-query "
+             "generator. *q/s*: one thread, all queries in one call, best of "
+             f"{result['repeats']}, the systems alternated {result['rounds']} times (retrievekit's rankings checked "
+             "identical to its exhaustive kernel at every k). *latency*: each query alone, one call each, after a "
+             "warm-up pass (PISA's through its extension's `retrieve`, without PyTerrier's DataFrame). Load averages "
+             "are the machine's before and after each size's measurement.", ""]
+    rows = []
+    for size in result["sizes"]:
+        queries, latency = size["queries"], size["latency"]
+        for k, row in queries["k"].items():
+            ours, peer = latency["retrievekit"].get(k), latency.get("pisa", {}).get(k)
+            rows.append([f"{size['docs']:,}", k, _qps(row["retrievekit_qps"]), _qps(row.get("pisa_qps")),
+                         _ratio(row.get("vs_pisa")), _ratio(row.get("vs_pisa_best")),
+                         f"{ours['p50_ms']:.3f} / {ours['p99_ms']:.2f}" if ours else "–",
+                         f"{peer['p50_ms']:.3f} / {peer['p99_ms']:.2f}" if peer else "–",
+                         f"{size['load_average_before'][0]} / {size['load_average_after'][0]}"])
+    lines += markdown_table(["docs", "k", "retrievekit q/s", "PISA q/s", "vs PISA", "vs PISA best",
+                             "retrievekit p50 / p99 ms", "PISA p50 / p99 ms", "load"], rows)
+    builds = []
+    for size in result["sizes"]:
+        for name, b in size["build"].items():
+            if b.get("reused"):
+                continue
+            builds.append([f"{size['docs']:,}", name, f"{b['index_docs_per_second']:,.0f}",
+                           f"{b['index_bytes'] / 1e9:,.2f}", _gib(b.get("index_peak_rss_bytes")),
+                           _gib(b.get("worker_peak_rss_bytes")), b.get("load_average_after", ["–"])[0]])
+    if builds:
+        lines += ["", "Builds (retrievekit: ingest with its default 2 worker processes, then one segment; PISA: one "
+                  "thread). Built before the measurement, while other work shared the machine — the load after each "
+                  "build is shown; `run_bm25_indexing.py` above is the like-for-like indexing comparison:", ""]
+        lines += markdown_table(["docs", "system", "docs/s", "index GB", "peak RSS GiB", "worker peak RSS GiB",
+                                 "load"], builds)
     return lines + [""]
