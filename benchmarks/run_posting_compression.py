@@ -147,7 +147,7 @@ def maxscore_queries(col: Any, reader: Any, queries: list[str], k: int) -> int:
             continue
         w, c = scorer.term_weights(df[keep], cf[keep], np.array([bag[t] for t in terms], np.float64)[keep],
                                    snap.bm25_stats)
-        count += bool(prune(offsets, tids[0][keep], w, c, scorer.mode, k))
+        count += bool(prune(offsets, tids[0][keep], w, c, scorer.mode, k, n_docs=len(reader.lengths)))
     return count
 
 
