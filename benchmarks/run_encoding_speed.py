@@ -386,6 +386,24 @@ def render(result: dict[str, Any]) -> str:
     if auto_row:
         notes.append(f"- The automatic choice, made in this run in {auto_row['decision_seconds']} s (the int8 export "
                      f"already quantised): {auto_row['decision']['reason']}.")
+        same = {"onnx-int8": "onnx-int8 fused (default)", "bf16": "sentence-transformers bf16",
+                "fp32": "sentence-transformers fp32"}.get(auto_row["decision"]["path"])
+        if same in by_name:
+            twin = by_name[same]
+            notes.append(f"- The automatic choice runs the encoder of the row '{same}' ({twin['docs_per_second']:,.2f} "
+                         f"docs/s there, {auto_row['docs_per_second']:,.2f} in its own row); load average "
+                         f"{twin['load_before'][0]} → {twin['load_after'][0]} during that row, "
+                         f"{auto_row['load_before'][0]} → {auto_row['load_after'][0]} during the automatic one.")
+    onnx_fp32 = by_name.get("onnx fp32")
+    if onnx_fp32 and st and "ndcg@10" in onnx_fp32 and "ndcg@10" in st:
+        notes.append(f"- nDCG of the sentence-transformers fp32 and automatic rows comes from their collections "
+                     f"(`Collection.search`), of the others from brute-force cosine over "
+                     f"the vectors encoded here: onnx fp32 computes the same function as sentence-transformers fp32, "
+                     f"so their difference ({onnx_fp32['ndcg@10'] - st['ndcg@10']:+.4f}) is that of the two "
+                     f"measurements, not of the encoders.")
+    if onnx_fp32 and (onnx_fp32.get("fraction_of_peak") or 0) > 1:
+        notes.append("- ONNX Runtime's fp32 kernels beat the torch.matmul fp32 micro-benchmark, so its fraction "
+                     "exceeds 1: the torch figure is not the hardware's fp32 ceiling.")
     if st and "plain_batching_docs_per_second" in st:
         notes.append(f"- sentence-transformers' own `encode` (batches of 32) on the first 200 of them: "
                      f"{st['plain_batching_docs_per_second']:,.2f} docs/s; token-budget batching of the same fp32 "
