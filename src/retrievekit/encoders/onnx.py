@@ -54,9 +54,10 @@ INT8_RECIPES = ("fused", "plain")
 # model types whose graphs ORT's "bert" optimizer fuses (attention, embedding + LayerNorm, bias + GELU)
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "mpnet"}
 POOLINGS = ("mean", "cls", "max", "lasttoken")
-# ONNX Runtime encodes fastest in small batches: MiniLM int8 on 2 Zen 4 cores, 64 SciFact passages, went 30.9 / 29.8
-# / 27.3 / 18.6 docs/s at 256 / 512 / 1,024 / 8,192 padded tokens per batch (a batch's activations stay in cache;
-# benchmarks/run_encoding_speed.py measures it). torch is the other way round (fp32: 4.0 docs/s at 512, 9.0 at 8,192).
+# ONNX Runtime encodes fastest in small batches (a batch's activations stay in cache), torch the other way round:
+# benchmarks/results/encoding-speed.json's token_budget_sweep on 2 Zen 4 cores — fused int8 MiniLM 56.9 / 58.3 /
+# 42.6 / 25.3 / 23.8 docs/s at 256 / 512 / 1,024 / 2,048 / 8,192 padded tokens per batch; torch fp32 5.9 / 7.5 /
+# 8.5 docs/s at 512 / 2,048 / 8,192.
 ONNX_TOKEN_BUDGET = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Modules whose work the exported graph plus numpy pooling reproduces; anything else (Dense, LayerNorm, ...) would
