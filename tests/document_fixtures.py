@@ -5,8 +5,24 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
+
+from retrievekit.rag.generators.base import Generator
+
+
+class CitesFirstSource(Generator):
+    """A scripted generator for the web UI's answer tests: every answer cites source [1] (page_sentence's words)."""
+
+    backend = "scripted"
+    model = "script-1"
+
+    def generate(self, prompt: Any, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: str | Sequence[str] | None = None) -> str:
+        return "It is explained with tenacious rivets [1]."
+
 
 BRIDGES = [("Name", "City", "Opened"), ("Golden Gate", "San Francisco", "1937"), ("Brooklyn", "New York", "1883")]
 

@@ -4,9 +4,8 @@ Chromium through Playwright; skipped without a Chromium binary)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from browser_helpers import CHROMIUM, SKIP_REASON
@@ -16,22 +15,12 @@ if CHROMIUM is None:
 pytest.importorskip("pypdfium2")
 pytest.importorskip("fpdf")
 
-from document_fixtures import make_pdf
+from document_fixtures import CitesFirstSource, make_pdf
 from http_helpers import ServerThread
 from playwright.sync_api import Page, expect
 
 from retrievekit import Collection
-from retrievekit.rag.generators.base import Generator
 from retrievekit.serve.app import create_app
-
-
-class CitesFirstSource(Generator):
-    backend = "scripted"
-    model = "script-1"
-
-    def generate(self, prompt: Any, *, max_tokens: int = 256, temperature: float = 0.0,
-                 stop: str | Sequence[str] | None = None) -> str:
-        return "It is explained with tenacious rivets [1]."
 
 
 @pytest.fixture(scope="module")
