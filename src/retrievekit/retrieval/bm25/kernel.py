@@ -29,9 +29,9 @@ PRUNABLE_MODES = frozenset({0, 1, MODE_IMPACT})
 #: and at k=100 and beyond the k-th score stays too low to skip enough
 PRUNE_MIN_POSTINGS = 80_000
 PRUNE_MAX_K = 32
-#: ... but in large segments MaxScore's 4,096-document windows win on every query length: at 3M and 10M documents
-#: (benchmarks/run_bm25_scaling.py) it was 1.6-2.3x the exhaustive pass at k=10, 1.2-1.6x at k=100 and even at
-#: k=1000, where the exhaustive pass's random accesses into segment-sized norms cost more per posting than at 1M
+#: ... but in large segments MaxScore wins on every query length: at 3M and 10M documents
+#: (benchmarks/run_bm25_scaling.py) it was 1.7-2.3x the exhaustive pass at k=10 and 1.2-1.7x at k=100; at k=1000
+#: the two were even, so k=1000 stays exhaustive
 PRUNE_LARGE_SEGMENT = 2_000_000
 PRUNE_MAX_K_LARGE = 100
 #: the most terms a MaxScore query may have (the kernel's limit)
