@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -161,6 +161,17 @@ class Chunker(ABC):
         base = dict(metadata or {})
         return [Chunk(doc_id, i, text[s.start : s.end], s.start, s.end, {**base, **s.metadata})
                 for i, s in enumerate(self._spans(text))]
+
+    def chunk_regions(self, doc_id: str, text: str, regions: Sequence[tuple[int, int]]) -> list[Chunk]:
+        """Chunks of ``text`` made region by region (``Provenance.regions``: a paged document page by page, so no
+        chunk crosses a page), numbered through, with offsets into the whole ``text``."""
+        chunks: list[Chunk] = []
+        for lo, hi in regions:
+            piece = text if (lo, hi) == (0, len(text)) else text[lo:hi]
+            first = len(chunks)
+            chunks += [replace(c, index=first + i, start=c.start + lo, end=c.end + lo)
+                       for i, c in enumerate(self.chunk(doc_id, piece))]
+        return chunks
 
     def chunk_many(self, docs: Iterable[tuple[str, str] | tuple[str, str, dict[str, Any] | None]]) -> list[Chunk]:
         """Chunks of many documents, in order; each doc is ``(doc_id, text)`` or ``(doc_id, text, metadata)``."""

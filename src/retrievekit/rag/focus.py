@@ -47,8 +47,7 @@ def focus_long_documents(question: str, passages: Sequence[Passage], scorer: Sen
             continue
         chunker = chunker or get_chunker(FOCUS_CHUNKER)
         provenance = Provenance(p.metadata)
-        spans = [(c.start + lo, c.end + lo) for lo, hi in provenance.regions(len(p.text))
-                 for c in chunker.chunk(p.doc_id, p.text[lo:hi])]
+        spans = [(c.start, c.end) for c in chunker.chunk_regions(p.doc_id, p.text, provenance.regions(len(p.text)))]
         if len(spans) <= 1:
             out.append(p)
             continue

@@ -12,7 +12,6 @@ import math
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +35,6 @@ from retrievekit.storage.segment import (
 
 if TYPE_CHECKING:
     from retrievekit.chunking import Chunker
-    from retrievekit.chunking.base import Chunk
 
 # Metadata a passage collection adds to each passage: the document it comes from and its character span there.
 PASSAGE_OF, PASSAGE_START, PASSAGE_END, PASSAGE_HEADING = "passage_of", "passage_start", "passage_end", "heading"
@@ -287,12 +285,7 @@ class CollectionWriter:
         stored, counted and fetched like any other, it only matches no query (unless by its title)."""
         assert self._chunker is not None
         provenance = Provenance(doc.metadata)  # a parsed file's pages and sections, read once per document
-        chunks: list[Chunk] = []
-        for lo, hi in provenance.regions(len(doc.text)):  # page by page for a paged document
-            piece = doc.text if (lo, hi) == (0, len(doc.text)) else doc.text[lo:hi]
-            first = len(chunks)
-            chunks += [replace(c, index=first + i, start=c.start + lo, end=c.end + lo)
-                       for i, c in enumerate(self._chunker.chunk(doc.id, piece))]
+        chunks = self._chunker.chunk_regions(doc.id, doc.text, provenance.regions(len(doc.text)))
         if not chunks:
             return [Document(id=f"{doc.id}#0", title=doc.title, text=doc.text,
                              metadata={**provenance.passage_metadata(0, len(doc.text)), PASSAGE_OF: doc.id,
