@@ -72,15 +72,15 @@ def test_expected_time_is_printed_before_any_work(tmp_path: Path, monkeypatch: p
 
 
 def test_expected_time_counts_export_encoding_and_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    import retrievekit.encoders.onnx as onnx_module
+    from retrievekit.core import cpu
 
-    monkeypatch.setattr(onnx_module, "_cpu_count", lambda: 2)
+    monkeypatch.setattr(cpu, "usable_cpus", lambda: 2)
     bm25 = demo.expected_seconds(None, demo.DEMO_DOCS, export=False)
     fast = demo.expected_seconds(demo.FAST_DEMO_MODEL, demo.DEMO_DOCS, export=False)
     first = demo.expected_seconds(demo.FAST_DEMO_MODEL, demo.DEMO_DOCS, export=True)
     slow = demo.expected_seconds(demo.DEMO_MODEL, demo.DEMO_DOCS, export=False)
     assert bm25 < fast < first < 180 < slow  # the fast path fits the 3-minute goal on 2 cores, the fallback not
-    monkeypatch.setattr(onnx_module, "_cpu_count", lambda: 4)
+    monkeypatch.setattr(cpu, "usable_cpus", lambda: 4)
     assert demo.expected_seconds(demo.FAST_DEMO_MODEL, demo.DEMO_DOCS, export=False) < fast
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from retrievekit.cli.render import print_hits, print_json
 from retrievekit.collection import Collection
+from retrievekit.core import cpu
 from retrievekit.ingest.stdlib_corpus import iter_stdlib_documents
 
 EXAMPLE_QUERIES = [
@@ -73,9 +74,7 @@ def expected_seconds(encoder: str | None, documents: int, *, export: bool) -> fl
     """A first run's expected wall time on this machine (all cores, nothing else running)."""
     seconds = PARSE_SECONDS * documents / DEMO_DOCS
     if encoder is not None:
-        from retrievekit.encoders.onnx import _cpu_count
-
-        rate = DOCS_PER_CORE_SECOND.get(encoder, DOCS_PER_CORE_SECOND[DEMO_MODEL]) * _cpu_count()
+        rate = DOCS_PER_CORE_SECOND.get(encoder, DOCS_PER_CORE_SECOND[DEMO_MODEL]) * cpu.usable_cpus()
         seconds += documents / rate + (EXPORT_SECONDS if export else 0.0)
     return seconds
 

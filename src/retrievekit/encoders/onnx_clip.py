@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from retrievekit.core.cpu import usable_cpus
 from retrievekit.core.errors import MissingExtraError, RetrievekitError, require
 from retrievekit.encoders.clip import ImageTextEncoder, preprocessing_settings
 from retrievekit.encoders.onnx import (
     ONNXExportError,
-    _cpu_count,
     build_cache_folder,
     cache_key,
     cache_root,
@@ -75,7 +75,7 @@ class ONNXClipEncoder(ImageTextEncoder):
         self.name = model  # as the clip backend names it, so their specs compare equal
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.normalize = normalize
-        self.threads = int(threads or _cpu_count())
+        self.threads = int(threads or usable_cpus())
         self.folder = export_clip(model, cache_dir=cache_dir)
         try:
             self._open(self.folder, max_length)

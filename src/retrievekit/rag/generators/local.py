@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from retrievekit.core.cpu import usable_cpus
 from retrievekit.core.errors import require
 from retrievekit.rag.generators.base import (
     PROMPT_STYLES,
@@ -134,13 +135,6 @@ def resolve_model(model: str | Path | None, cache_dir: str | Path | None = None)
     return ModelSource("hf", str(model), str(model))
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 # -- runtimes ----------------------------------------------------------------------------------------------------
 class _LlamaCppRunner:
     """llama-cpp-python: GGUF files only."""
@@ -152,7 +146,7 @@ class _LlamaCppRunner:
         if source.kind != "gguf":
             raise GeneratorSpecError(f"the llama_cpp backend runs GGUF files only; {source.location!r} is a "
                                      "Hugging Face model: use backend='transformers'")
-        self.llm = llama_cpp.Llama(model_path=source.location, n_ctx=n_ctx, n_threads=threads or _cpu_count(),
+        self.llm = llama_cpp.Llama(model_path=source.location, n_ctx=n_ctx, n_threads=threads or usable_cpus(),
                                    verbose=False)
         # llama.cpp applies the chat template stored in the GGUF, when there is one.
         self.has_chat_template = bool(getattr(self.llm, "metadata", {}).get("tokenizer.chat_template"))
@@ -191,7 +185,7 @@ class _TransformersRunner:
                  device: str, int8_head: bool) -> None:
         self.torch = require("torch", "local-llm")
         self.transformers = require("transformers", "local-llm")
-        want = int(threads) if threads else min(self.torch.get_num_threads(), _cpu_count())
+        want = int(threads) if threads else min(self.torch.get_num_threads(), usable_cpus())
         if want != self.torch.get_num_threads():
             self.torch.set_num_threads(want)  # process-wide: torch has no per-model setting
         self.device = device
