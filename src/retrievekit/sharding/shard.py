@@ -41,7 +41,7 @@ class PinnedView:
 
     @property
     def settings(self) -> Any:
-        return self._snap.manifest.settings
+        return self._snap.settings
 
     def snapshot(self) -> Snapshot:
         return self._snap
