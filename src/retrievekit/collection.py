@@ -283,20 +283,16 @@ class Collection:
         ``workers`` processes analyse and index in parallel (default: the CPU count, at most 4; 1 = in this
         process), and as many parse a folder's PDF and Office files. Documents then land in one segment per worker,
         interleaved by batch."""
-        from retrievekit.ingest import detect_format, estimate_size, read_documents
+        from retrievekit.ingest import estimate_size, read_documents, report_file_problems
 
         if incremental:
             return self._ingest_incremental(source, format, progress, batch_size, workers, lock_timeout,
                                             reader_options)
         started = time.perf_counter()
-        skipped: list[list[str]] = []
-        warnings: list[list[str]] = []
         if workers is None:
             workers = min(os.cpu_count() or 1, 4)
-        if (format or detect_format(source)) == "files":
-            reader_options.setdefault("on_skip", lambda path, reason: skipped.append([str(path), reason]))
-            reader_options.setdefault("on_warning", lambda path, message: warnings.append([str(path), message]))
-            reader_options.setdefault("parse_workers", workers)  # PDFs and Office files parse in as many processes
+        # PDFs and Office files parse in as many processes as index
+        skipped, warnings = report_file_problems(source, format, reader_options, parse_workers=workers)
         bar = _progress(progress, f"indexing {Path(source).name}", estimate_size(source, format) if progress else None)
         try:
             with self.writer(lock_timeout=lock_timeout, progress=progress) as w:

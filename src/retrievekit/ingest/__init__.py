@@ -31,6 +31,7 @@ __all__ = [
     "read_documents",
     "read_files",
     "read_jsonl",
+    "report_file_problems",
 ]
 
 FORMATS = ("jsonl", "beir", "csv", "tsv", "files")
@@ -62,6 +63,21 @@ def detect_format(source: str | Path) -> str:
             path=path,
         )
     return fmt
+
+
+def report_file_problems(source: Any, format: str | None, options: dict[str, Any], *,
+                         parse_workers: int | None = None) -> tuple[list[list[str]], list[list[str]]]:
+    """(skipped, warnings): lists of ``[path, reason]`` that reading ``source`` with ``options`` fills when it is a
+    folder of files (their ``on_skip``/``on_warning`` are set unless the caller set them; with ``parse_workers``,
+    document files parse in that many processes); for any other source they stay empty."""
+    skipped: list[list[str]] = []
+    warnings: list[list[str]] = []
+    if isinstance(source, str | Path) and (format or detect_format(source)) == "files":
+        options.setdefault("on_skip", lambda path, reason: skipped.append([str(path), reason]))
+        options.setdefault("on_warning", lambda path, message: warnings.append([str(path), message]))
+        if parse_workers is not None:
+            options.setdefault("parse_workers", parse_workers)
+    return skipped, warnings
 
 
 def read_documents(source: str | Path, format: str | None = None, **options: Any) -> Iterator[Document]:

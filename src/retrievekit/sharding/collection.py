@@ -321,14 +321,10 @@ class ShardedCollection:
         (encrypted or corrupt PDFs, empty files, zip bombs, ...) and those indexed with a problem as ``warnings``."""
         import time
 
-        from retrievekit.ingest import detect_format, read_documents
+        from retrievekit.ingest import read_documents, report_file_problems
 
         started = time.perf_counter()
-        skipped: list[list[str]] = []
-        warnings: list[list[str]] = []
-        if isinstance(source, str | Path) and (format or detect_format(source)) == "files":
-            reader_options.setdefault("on_skip", lambda path, reason: skipped.append([str(path), reason]))
-            reader_options.setdefault("on_warning", lambda path, message: warnings.append([str(path), message]))
+        skipped, warnings = report_file_problems(source, format, reader_options)
         documents: Iterable[Document | Mapping[str, Any]] = (
             read_documents(source, format, **reader_options) if isinstance(source, str | Path) else source)
         encoded = 0
