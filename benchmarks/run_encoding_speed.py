@@ -155,7 +155,24 @@ def _backends() -> None:
         "onnx-int8 fused (default)": (lambda: ONNXInt8Encoder(MODEL, recipe="fused"), "int8", "here"),
         "auto (sentence-transformers default)": (lambda: SentenceTransformerEncoder(MODEL), "auto", "index"),
         "static (wordllama)": (lambda: get_encoder("wordllama"), "fp32", "here"),
+        # MiniLM distilled into a static model2vec model here (256-d PCA; distil time in the row)
+        "static (model2vec distilled MiniLM)": (_distilled_minilm, "fp32", "here"),
     })
+
+
+_DISTILLED: dict[str, Any] = {}
+
+
+def _distilled_minilm() -> Any:
+    """A Model2VecEncoder of MiniLM distilled in this run (once; later builds load the saved folder)."""
+    from retrievekit.encoders import get_encoder
+    from retrievekit.encoders.distill import distill
+
+    if "path" not in _DISTILLED:
+        started = time.perf_counter()
+        _DISTILLED["path"] = distill(MODEL, Path(tempfile.mkdtemp(prefix="model2vec-minilm-")) / "model")
+        _DISTILLED["seconds"] = round(time.perf_counter() - started, 1)
+    return get_encoder(f"model2vec:{_DISTILLED['path']}")
 
 
 def ndcg(doc_ids: list[str], doc_vectors: np.ndarray, query_vectors: np.ndarray, query_ids: list[str],
@@ -192,13 +209,22 @@ def measure_backend(name: str, texts: list[str], flops: float, peaks: dict[str, 
     row.update({"spec": encoder.spec(), "precision": precision, "passages": len(texts), "seconds": round(seconds, 3),
                 "docs_per_second": round(len(texts) / seconds, 2), "model_gflops_per_second": round(gflops, 1),
                 "peak_gops_for_precision": peak,
-                "fraction_of_peak": round(gflops / peak, 3) if peak and name != "static (wordllama)" else None})
+                "fraction_of_peak": round(gflops / peak, 3) if peak and not name.startswith("static") else None})
     if name.startswith("onnx-int8 fused"):  # what overlapping tokenisation with inference could save at most
         started = time.perf_counter()
         encoder._tokenize([encoder.document_prompt + t for t in texts])
         row["tokenize_seconds"] = round(time.perf_counter() - started, 3)
         row["tokenize_share"] = round(row["tokenize_seconds"] / seconds, 4)
         row["op_time_share"] = op_profile(encoder, texts[:64])
+    if name.startswith("static"):  # what bounds a static model: its Rust tokenizer, on all cores and on one
+        row["tokenize_seconds"], row["tokenize_share"] = _static_tokenize(encoder, texts, seconds)
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by tokenizers at every batch call
+        try:
+            row["tokenize_seconds_one_thread"] = _static_tokenize(encoder, texts, seconds)[0]
+        finally:
+            os.environ.pop("TOKENIZERS_PARALLELISM")
+        if "model2vec" in name:
+            row["distil_seconds"] = _DISTILLED.get("seconds")
     if name == "onnx-int8 fused (default)":
         row["token_budget_sweep"] = budget_sweep(encoder, texts[:200], (256, 512, 1024, 2048, 8192), 2)
     if name == "sentence-transformers fp32":  # slow: fewer passages and budgets
@@ -224,6 +250,15 @@ def measure_quality(row: dict[str, Any], first: np.ndarray, all_texts: list[str]
                     queries, dataset.qrels))
     row["quality_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps({k: row.get(k) for k in ("backend", "ndcg@10", "quality_seconds")}), flush=True)
+
+
+def _static_tokenize(encoder: Any, texts: list[str], encode_seconds: float) -> tuple[float, float]:
+    """Seconds the static encoder's tokenizer takes alone on ``texts`` and that as a share of its encode."""
+    tokenizer = encoder._tokenizer
+    started = time.perf_counter()
+    tokenizer.encode_batch([encoder.document_prompt + t for t in texts], add_special_tokens=False)
+    spent = time.perf_counter() - started
+    return round(spent, 3), round(spent / encode_seconds, 3)
 
 
 def budget_sweep(encoder: Any, texts: list[str], budgets: tuple[int, ...], passes: int) -> dict[str, float]:
@@ -323,15 +358,21 @@ def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, A
 
 def measure_demo(work: Path, limit: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for label, extra in (("before (plain int8)", {"RETRIEVEKIT_INT8_RECIPE": "plain"}), ("after (fused int8)", {})):
-        env = fresh_env(work / label.split()[0], **extra)
-        row = run([sys.executable, "-m", "retrievekit", "demo", "--no-progress", "--json",
+    for label, extra, model in (
+            # the demo's encoder when issue 18 was filed: sentence-transformers MiniLM in fp32
+            ("before (sentence-transformers fp32)", {"RETRIEVEKIT_ENCODER_PATH": "fp32"}, ["--model", "minilm"]),
+            ("before (plain int8)", {"RETRIEVEKIT_INT8_RECIPE": "plain"}, []),
+            ("after (fused int8)", {}, [])):
+        env = fresh_env(work / label.split()[1].strip("("), **extra)
+        row = run([sys.executable, "-m", "retrievekit", "demo", "--no-progress", "--json", *model,
                    *(["--limit", str(limit)] if limit else [])], env)
         report = json.loads(row.pop("stdout"))
         row.update({"documents": report.get("documents"), "index_seconds": round(report.get("index_seconds", 0), 2)})
         out[label] = row
         print(json.dumps({"demo": label, "seconds": row["seconds"], "load_before": row["load_before"]}), flush=True)
-    out["speedup"] = round(out["before (plain int8)"]["seconds"] / out["after (fused int8)"]["seconds"], 2)
+    after = out["after (fused int8)"]["seconds"]
+    out["speedup"] = round(out["before (plain int8)"]["seconds"] / after, 2)
+    out["speedup_vs_fp32"] = round(out["before (sentence-transformers fp32)"]["seconds"] / after, 2)
     return out
 
 
@@ -430,10 +471,24 @@ def render(result: dict[str, Any]) -> str:
                      f"spec {'unchanged' if indexing['spec_unchanged'] else 'CHANGED'}.")
     if demo:
         b, a = demo["before (plain int8)"], demo["after (fused int8)"]
-        notes.append(f"- First `retrievekit demo` (empty cache; {a['documents']:,} docstrings, onnx-int8 MiniLM): "
-                     f"{b['seconds']:,.1f} s with the plain int8 recipe and batches of 32, {a['seconds']:,.1f} s "
-                     f"with the fused recipe and 512-token batches ({demo['speedup']}×; export and quantisation "
-                     "included).")
+        f32 = demo.get("before (sentence-transformers fp32)")
+        notes.append(f"- First `retrievekit demo` (empty cache; {a['documents']:,} docstrings; export and "
+                     "quantisation included): " + (
+                         f"{f32['seconds']:,.1f} s with sentence-transformers MiniLM in fp32 (`--model minilm`, "
+                         f"RETRIEVEKIT_ENCODER_PATH=fp32: the demo's encoder when issue 18 was filed), "
+                         if f32 else "") +
+                     f"{b['seconds']:,.1f} s with onnx-int8 MiniLM's plain recipe and batches of 32, "
+                     f"{a['seconds']:,.1f} s with the fused recipe and 512-token batches (" +
+                     (f"{demo['speedup_vs_fp32']}× the fp32 demo, " if f32 else "") +
+                     f"{demo['speedup']}× the plain int8 one).")
+    for r in rows:
+        if r["backend"].startswith("static") and "tokenize_share" in r:
+            notes.append(f"- {r['backend']}: its tokenizer alone takes {r['tokenize_seconds']} s of the "
+                         f"{r['seconds']} s encode ({r['tokenize_share']:.0%}) on {result['threads']} threads and "
+                         f"{r['tokenize_seconds_one_thread']} s on one (TOKENIZERS_PARALLELISM=false): a static "
+                         "model is tokenizer-bound, so its docs/s scale with cores and text length, not with the "
+                         "CPU's vector units" + (f"; distilled from MiniLM in {r['distil_seconds']} s"
+                                                  if r.get("distil_seconds") else "") + ".")
     wordllama = by_name.get("static (wordllama)")
     checks = []
     if auto_row and st:
