@@ -52,6 +52,29 @@ def test_parallel_equals_single_process(tmp_path: Path) -> None:
     assert len(three) == 700 and three.get("u5").text == "version 705"  # type: ignore[union-attr]
 
 
+def test_merge_copies_stored_documents_in_bounded_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the merge copies stored documents a run of consecutive ones at a time, in reads of at most _COPY_BYTES:
+    # with a few bytes per read and deletions breaking the runs, every document still arrives whole, in order
+    import retrievekit.storage.segment as segment
+
+    monkeypatch.setattr(segment, "_COPY_BYTES", 37)
+    src = corpus(tmp_path / "c.jsonl", 900)
+    one = Collection.create(tmp_path / "one")
+    one.ingest(src, progress=False, workers=1)
+    two = Collection.create(tmp_path / "two")
+    two.ingest(src, progress=False, workers=2, batch_size=50)
+    assert two.snapshot().segments[0].ids == one.snapshot().segments[0].ids
+    assert [two.get(f"d{i}") for i in range(0, 900, 7)] == [one.get(f"d{i}") for i in range(0, 900, 7)]
+    with two.writer() as w:
+        w.add_as_is([{"id": "extra", "text": "w1 w2", "metadata": {"k": 1}}])
+        w.delete([f"d{i}" for i in range(3, 900, 11)])
+    two.optimize()
+    kept = [f"d{i}" for i in range(900) if i % 11 != 3] + ["extra"]
+    assert two.info()["segments"] == 1 and two.snapshot().segments[0].ids == kept
+    assert [two.get(i) for i in kept[:-1:5]] == [one.get(i) for i in kept[:-1:5]]
+    assert two.get("extra").metadata == {"k": 1}  # type: ignore[union-attr]
+
+
 def test_parallel_failure_commits_nothing_and_leaves_no_files(tmp_path: Path) -> None:
     col = Collection.create(tmp_path / "c")
     col.ingest(corpus(tmp_path / "a.jsonl", 100), progress=False, workers=2)

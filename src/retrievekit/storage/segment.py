@@ -270,6 +270,9 @@ class SegmentReader:
                 close()
 
 
+_COPY_BYTES = 16 << 20  # stored documents are copied into a merged segment this many bytes at a time
+
+
 def merge_segments(
     folder: Path, sources: list[tuple[SegmentReader, np.ndarray | None]], config: Mapping[str, Any],
     positions: list[np.ndarray] | None = None,
@@ -298,31 +301,22 @@ def merge_segments(
     local_of = np.concatenate(owner_locals)[order] if owner_locals else np.zeros(0, np.int64)
     del order, owner_sources, owner_locals
     new_docs = [np.full(reader.n_docs, -1, np.int64) for reader, _ in sources]
+    for si, new_doc in enumerate(new_docs):
+        mine = source_of == si
+        new_doc[local_of[mine]] = np.flatnonzero(mine)
+    n_docs = len(source_of)
+    sizes = np.zeros(n_docs, np.uint64)
+    for si, (reader, _) in enumerate(sources):
+        mine = source_of == si
+        sizes[mine] = np.diff(np.asarray(reader.doc_offsets, np.uint64))[local_of[mine]]
+    offsets = np.zeros(n_docs + 1, np.uint64)
+    np.cumsum(sizes, out=offsets[1:])
+    del sizes
     folder.mkdir(parents=True)
-    offsets = [0]
-    ids: list[str] = []
-    metadata = [reader.metadata_lines() for reader, _ in sources]
-    with open(folder / "docs.jsonl", "wb") as docs_out, open(folder / "metadata.jsonl", "wb") as meta_out:
-        for new, (si, local) in enumerate(zip(source_of.tolist(), local_of.tolist())):
-            reader = sources[si][0]
-            new_docs[si][local] = new
-            start, end = int(reader.doc_offsets[local]), int(reader.doc_offsets[local + 1])
-            line = os.pread(reader._docs_file.fileno(), end - start, start)
-            if len(line) != end - start:  # copying it would carry the damage into the merged segment
-                raise reader.damaged("docs.jsonl", f"truncated at document {local + 1}")
-            docs_out.write(line)
-            offsets.append(offsets[-1] + len(line))
-            meta_out.write(metadata[si][local])
-            ids.append(reader.ids[local])
-        for f in (docs_out, meta_out):
-            f.flush()
-            os.fsync(f.fileno())
-    fsync_write_text(folder / "ids.txt", "".join(i + "\n" for i in ids))
-    fsync_write_array(folder / "doc_offsets.npy", np.array(offsets, dtype=np.uint64))
-    info: dict[str, Any] = {"docs": len(ids)}
-    n_docs = len(ids)
-    del ids, offsets, metadata, source_of, local_of  # before the index merges, which have their own peaks
+    _copy_stored(folder, sources, source_of, local_of, offsets)
+    del source_of, local_of, offsets  # before the index merges, which have their own peaks
     merge_sources = [(reader, nd) for (reader, _), nd in zip(sources, new_docs)]
+    info: dict[str, Any] = {"docs": n_docs}
     for kind in streaming_indexes():
         for index_config in kind.indexes(config).values():
             stats = kind.merge(folder, merge_sources, n_docs, index_config)
@@ -331,6 +325,40 @@ def merge_segments(
     fsync_write_text(folder / "segment.json", json.dumps(info))
     fsync_dir(folder)
     return info, new_docs
+
+
+def _copy_stored(folder: Path, sources: list[tuple[SegmentReader, np.ndarray | None]], source_of: np.ndarray,
+                 local_of: np.ndarray, offsets: np.ndarray) -> None:
+    """docs.jsonl, metadata.jsonl, ids.txt and doc_offsets.npy of a merged segment: the documents ``local_of`` of
+    the sources ``source_of``, in that order."""
+    n_docs = len(source_of)
+    ids: list[str] = []
+    metadata = [reader.metadata_lines() for reader, _ in sources]
+    # Copied run by run (documents consecutive in one source, as the parallel ingest's batches are): one read and
+    # write per run instead of per document, which made this copy half of the merge's time.
+    breaks = np.flatnonzero((np.diff(source_of) != 0) | (np.diff(local_of) != 1)) + 1
+    starts = np.concatenate([[0], breaks]).astype(np.int64)
+    ends = np.concatenate([breaks, [n_docs]]).astype(np.int64)
+    with open(folder / "docs.jsonl", "wb") as docs_out, open(folder / "metadata.jsonl", "wb") as meta_out:
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            if a == b:
+                continue
+            si, first = int(source_of[a]), int(local_of[a])
+            last = first + (b - a)
+            reader = sources[si][0]
+            start, end = int(reader.doc_offsets[first]), int(reader.doc_offsets[last])
+            for at in range(start, end, _COPY_BYTES):  # a whole segment can be one run: bounded reads
+                data = os.pread(reader._docs_file.fileno(), min(_COPY_BYTES, end - at), at)
+                if len(data) != min(_COPY_BYTES, end - at):  # copying it would carry the damage into the merge
+                    raise reader.damaged("docs.jsonl", f"truncated within documents {first + 1} to {last}")
+                docs_out.write(data)
+            meta_out.write(b"".join(metadata[si][first:last]))
+            ids.extend(reader.ids[first:last])
+        for f in (docs_out, meta_out):
+            f.flush()
+            os.fsync(f.fileno())
+    fsync_write_text(folder / "ids.txt", "".join(i + "\n" for i in ids))
+    fsync_write_array(folder / "doc_offsets.npy", offsets)
 
 
 def damaged_error(segment: Path, file: str | Path | None, problem: str) -> CollectionError:

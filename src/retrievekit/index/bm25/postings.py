@@ -378,7 +378,7 @@ def _merge_bucketed(folder: Path, sources: list[tuple[PostingsReader, np.ndarray
             for (t0, t1), path in zip(ranges, buckets):
                 keys = np.fromfile(path, np.uint64)
                 path.unlink()
-                keys.sort()  # in place: (term, document) order, which is the index's
+                keys.sort(kind="stable")  # in place: (term, document) order, which is the index's
                 terms = (keys >> shift_term).astype(np.int64) - t0
                 tfs = (keys & tf_mask).astype(tf_dtype)
                 df[t0:t1] += np.bincount(terms, minlength=t1 - t0)
