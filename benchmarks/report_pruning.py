@@ -64,13 +64,29 @@ def _indexing(results: Path) -> list[str]:
              f"`python benchmarks/run_bm25_indexing.py --peers-python ...` ({result['date']}; {machine['cpus']} cores, "
              f"load {machine['load_average']}): {result['dataset']}, file to committed index, each system in a fresh "
              "process (peak RSS is its own: retrievekit's main process, and its largest worker process apart); PISA "
-             "and tantivy with one indexing thread.", ""]
+             "and tantivy with one indexing thread." + (
+                 f" {result['repeat']} rounds, every system once per round; each system's fastest run is shown, "
+                 "with the seconds of every run." if result.get("repeat", 1) > 1 else ""), ""]
     rows = []
+    tantivy = result["systems"].get("tantivy")
     for name, s in result["systems"].items():
-        rows.append([name, f"{s['index_docs_per_second']:,.0f}", f"{s['index_seconds']:,.1f}",
-                     f"{s['index_bytes'] / 1e6:,.0f}", _gib(s.get("index_peak_rss_bytes")),
+        rows.append([name, f"{s['index_docs_per_second']:,.0f}",
+                     f"{s['index_docs_per_second'] / tantivy['index_docs_per_second']:.2f}×" if tantivy else "–",
+                     f"{s['index_seconds']:,.1f}" + (f" ({', '.join(f'{x:,.1f}' for x in s['runs_index_seconds'])})"
+                                                     if len(s.get("runs_index_seconds", [])) > 1 else ""),
+                     f"{s['index_bytes'] / 1e6:,.0f}", _gib(s.get("index_peak_rss_bytes_max",
+                                                               s.get("index_peak_rss_bytes"))),
                      _gib(s.get("worker_peak_rss_bytes"))])
-    lines += markdown_table(["system", "docs/s", "seconds", "index MB", "peak RSS GiB", "worker peak RSS GiB"], rows)
+    lines += markdown_table(["system", "docs/s", "× tantivy", "seconds (every run)", "index MB", "peak RSS GiB",
+                             "worker peak RSS GiB"], rows)
+    later = [f"{name} ({s['appended']}, load {s['appended_load_average']})" for name, s in result["systems"].items()
+             if "appended" in s]
+    if later:
+        lines += ["", "Measured in a later run of the script (`--append`) on the same machine: " + "; ".join(later)
+                  + "."]
+    bm25s = result["systems"].get("bm25s")
+    if bm25s and bm25s.get("definition"):
+        lines += ["", f"bm25s: {bm25s['definition']}; its peak RSS is the peak while indexing."]
     return lines + [""]
 
 
