@@ -223,10 +223,11 @@ def test_the_fused_int8_recipe_runs_quantised_attention(tiny: Path, cache: Path)
     from retrievekit.encoders.onnx import INT8_FILE, INT8_PLAIN_FILE, ONNXInt8Encoder
     from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 
-    fused = ONNXInt8Encoder(str(tiny))
+    fused = ONNXInt8Encoder(str(tiny), recipe="fused")
     ops = {node.op_type for node in onnx.load(str(fused.folder / INT8_FILE)).graph.node}
     assert {"QAttention", "MatMulInteger", "SkipLayerNormalization"} <= ops
-    plain = ONNXInt8Encoder(str(tiny), recipe="plain")
+    plain = ONNXInt8Encoder(str(tiny))  # the default
+    assert plain.recipe == "plain"
     plain_ops = {node.op_type for node in onnx.load(str(plain.folder / INT8_PLAIN_FILE)).graph.node}
     assert "QAttention" not in plain_ops and "Softmax" in plain_ops
     reference = SentenceTransformerEncoder(str(tiny), precision="fp32").encode(TEXTS)

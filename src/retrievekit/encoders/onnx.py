@@ -43,21 +43,20 @@ logger = logging.getLogger(__name__)
 #: bump when the folder layout or export settings change, so old caches are not reused
 CACHE_FORMAT = 1
 FLOAT_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"  # the default ("fused") recipe: fused by ORT's transformer optimizer, then quantised
+INT8_FILE = "model.int8.onnx"  # the "fused" recipe: fused by ORT's transformer optimizer, then quantised
 # Before issue 18 INT8_FILE held the plain recipe; this marker, written after it, says the file is the fused one, so
 # an older cache's file is re-quantised once instead of being taken for the faster recipe.
 INT8_RECIPE_MARKER = "model.int8.recipe"
 INT8_PLAIN_FILE = "model.int8-plain.onnx"  # the "plain" recipe: the export quantised as it is
-#: which int8 recipe onnx-int8 uses: "fused" (default) or "plain" (the export quantised as is, as before issue 18)
+#: which int8 recipe onnx-int8 uses: "plain" (default: the export quantised as is) or "fused"
 INT8_RECIPE_ENV = "RETRIEVEKIT_INT8_RECIPE"
 INT8_RECIPES = ("fused", "plain")
 # model types whose graphs ORT's "bert" optimizer fuses (attention, embedding + LayerNorm, bias + GELU)
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "mpnet"}
 POOLINGS = ("mean", "cls", "max", "lasttoken")
 # ONNX Runtime encodes fastest in small batches (a batch's activations stay in cache), torch the other way round:
-# benchmarks/results/encoding-speed.json's token_budget_sweep on 2 Zen 4 cores — fused int8 MiniLM 56.9 / 58.3 /
-# 42.6 / 25.3 / 23.8 docs/s at 256 / 512 / 1,024 / 2,048 / 8,192 padded tokens per batch; torch fp32 5.9 / 7.5 /
-# 8.5 docs/s at 512 / 2,048 / 8,192.
+# benchmarks/results/encoding-speed.json's token_budget_sweep on 2 Zen 4 cores (int8 MiniLM, SciFact passages; torch
+# fp32 at 512 / 2,048 / 8,192 tokens).
 ONNX_TOKEN_BUDGET = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Modules whose work the exported graph plus numpy pooling reproduces; anything else (Dense, LayerNorm, ...) would
@@ -193,15 +192,16 @@ def cpu_session(path: Path, threads: int) -> Any:
 class ONNXInt8Encoder(ONNXEncoder):
     """The ONNX export with int8 weights (dynamic quantisation): smaller and faster, vectors within ~1% cosine.
 
-    The default recipe ("fused") first runs ONNX Runtime's transformer optimizer (fused attention, embedding +
-    LayerNorm, skip + LayerNorm, bias + GELU), so the quantised graph runs QAttention and MatMulInteger on u8
-    activations x s8 weights (the VNNI dot-product form) with few unfused float ops between them. "plain" quantises
-    the export as it is (the recipe before; ``RETRIEVEKIT_INT8_RECIPE=plain`` or ``recipe="plain"``)."""
+    The default recipe ("plain") quantises the export as it is: MatMulInteger on u8 activations x s8 weights (the
+    VNNI dot-product form). "fused" (``RETRIEVEKIT_INT8_RECIPE=fused`` or ``recipe="fused"``) first runs ONNX
+    Runtime's transformer optimizer (fused attention, embedding + LayerNorm, skip + LayerNorm, bias + GELU), so the
+    graph runs QAttention; on a quiet 2-core Zen 4 it was no faster (SciFact passages 53.8 vs 57.5 docs/s, docstrings
+    199 vs 215, both at 512-token batches) and its export takes longer, so it is not the default."""
 
     backend = "onnx-int8"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, recipe: str | None = None, **options: Any) -> None:
-        recipe = recipe or os.environ.get(INT8_RECIPE_ENV) or "fused"
+        recipe = recipe or os.environ.get(INT8_RECIPE_ENV) or "plain"
         if recipe not in INT8_RECIPES:
             raise ONNXExportError(f"unknown int8 recipe {recipe!r} (from the recipe option or {INT8_RECIPE_ENV}); "
                                   f"choose one of {', '.join(INT8_RECIPES)}")
