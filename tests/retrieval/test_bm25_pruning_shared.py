@@ -1,7 +1,7 @@
 """MaxScore is exact on the real shared sets too: for every test query of each set the benchmarks prune (and SciFact
 documents used as ~200-word queries), the same ids and bit-identical scores as the exhaustive kernel at k = 10, 100
-and 1000, with and without a metadata filter, before and after deleting documents. The sets come from
-``RETRIEVEKIT_TEST_DATA`` (default ``../shared/data``); under CI a missing set fails."""
+and 1000, with and without a metadata filter, before and after deleting documents. The sets are found by
+``paths.shared_data``: under CI a missing set fails."""
 
 from __future__ import annotations
 
