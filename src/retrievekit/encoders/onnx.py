@@ -195,8 +195,9 @@ class ONNXInt8Encoder(ONNXEncoder):
     The default recipe ("plain") quantises the export as it is: MatMulInteger on u8 activations x s8 weights (the
     VNNI dot-product form). "fused" (``RETRIEVEKIT_INT8_RECIPE=fused`` or ``recipe="fused"``) first runs ONNX
     Runtime's transformer optimizer (fused attention, embedding + LayerNorm, skip + LayerNorm, bias + GELU), so the
-    graph runs QAttention; on a quiet 2-core Zen 4 it was no faster (SciFact passages 53.8 vs 57.5 docs/s, docstrings
-    199 vs 215, both at 512-token batches) and its export takes longer, so it is not the default."""
+    graph runs QAttention; on a quiet 2-core Zen 4 it was no faster (benchmarks/results/encoding-speed.json: SciFact
+    passages 54.1 vs 54.3 docs/s at 512-token batches; the first demo, export included, 42.4 vs 36.3 s), so it is
+    not the default."""
 
     backend = "onnx-int8"
 
