@@ -220,11 +220,15 @@ def measure_backend(name: str, texts: list[str], flops: float, peaks: dict[str, 
         row["op_time_share"] = op_profile(encoder, texts[:64])
     if name.startswith("static"):  # what bounds a static model: its Rust tokenizer, on all cores and on one
         row["tokenize_seconds"], row["tokenize_share"] = _static_tokenize(encoder, texts, seconds)
+        kept = os.environ.get("TOKENIZERS_PARALLELISM")
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by tokenizers at every batch call
         try:
             row["tokenize_seconds_one_thread"] = _static_tokenize(encoder, texts, seconds)[0]
         finally:
-            os.environ.pop("TOKENIZERS_PARALLELISM")
+            if kept is None:
+                os.environ.pop("TOKENIZERS_PARALLELISM")
+            else:
+                os.environ["TOKENIZERS_PARALLELISM"] = kept
         if "model2vec" in name:
             row["distil_seconds"] = _DISTILLED.get("seconds")
     if name == INT8_DEFAULT:
@@ -453,16 +457,16 @@ def render(result: dict[str, Any]) -> str:
                      f"model by padded tokens per batch: " + ", ".join(
                          f"{k}: {v:,.2f}" for k, v in st.get("token_budget_sweep", {}).items()) + " docs/s (100 "
                      "passages).")
-    fused = by_name.get(INT8_DEFAULT) or by_name.get("onnx-int8 fused (default)")  # the row's name before
-    if fused:
-        notes.append(f"- {fused['backend']} by padded tokens per batch: " + ", ".join(
-            f"{k}: {v:,.2f}" for k, v in fused.get("token_budget_sweep", {}).items()) + " docs/s (200 passages; "
+    int8 = by_name.get(INT8_DEFAULT)
+    if int8:
+        notes.append(f"- {int8['backend']} by padded tokens per batch: " + ", ".join(
+            f"{k}: {v:,.2f}" for k, v in int8.get("token_budget_sweep", {}).items()) + " docs/s (200 passages; "
             "ONNX encoders batch 512).")
-        notes.append(f"- Tokenising the {result['passages']:,} passages takes {fused['tokenize_seconds']} s, "
-                     f"{fused['tokenize_share']:.1%} of the default int8 encode: overlapping it with inference could "
+        notes.append(f"- Tokenising the {result['passages']:,} passages takes {int8['tokenize_seconds']} s, "
+                     f"{int8['tokenize_share']:.1%} of the default int8 encode: overlapping it with inference could "
                      "save at most that, so it is not done.")
         notes.append("- Where the default int8 model spends its kernel time: " + ", ".join(
-            f"{op} {share:.0%}" for op, share in fused.get("op_time_share", {}).items()) + ".")
+            f"{op} {share:.0%}" for op, share in int8.get("op_time_share", {}).items()) + ".")
     indexing, demo = result.get("indexing_scifact"), result.get("first_demo")
     if indexing:
         b, a = indexing["before (fp32)"], indexing["after (auto)"]
@@ -471,7 +475,7 @@ def render(result: dict[str, Any]) -> str:
                      f"automatic choice ({indexing['speedup']}×; loads {b['load_before'][0]} / "
                      f"{a['load_before'][0]}); nDCG@10 {b['ndcg@10']:.4f} → {a['ndcg@10']:.4f}; stored encoder "
                      f"spec {'unchanged' if indexing['spec_unchanged'] else 'CHANGED'}.")
-    if demo and "after (default int8)" in demo:
+    if demo:
         a, fused_demo = demo["after (default int8)"], demo["fused int8"]
         f32 = demo["before (sentence-transformers fp32)"]
         notes.append(f"- First `retrievekit demo` (empty cache; {a['documents']:,} docstrings; export and "
@@ -479,10 +483,6 @@ def render(result: dict[str, Any]) -> str:
                      "(`--model minilm`, RETRIEVEKIT_ENCODER_PATH=fp32: the demo's encoder when issue 18 was filed), "
                      f"{a['seconds']:,.1f} s with its default int8 MiniLM ({demo['speedup_vs_fp32']}×), "
                      f"{fused_demo['seconds']:,.1f} s with the fused int8 recipe.")
-    elif demo:  # a result of the script before the default recipe changed
-        b, a = demo["before (plain int8)"], demo["after (fused int8)"]
-        notes.append(f"- First `retrievekit demo`: {b['seconds']:,.1f} s with the plain int8 recipe and batches of "
-                     f"32, {a['seconds']:,.1f} s with the fused recipe ({demo['speedup']}×).")
     for r in rows:
         if r["backend"].startswith("static") and "tokenize_share" in r:
             notes.append(f"- {r['backend']}: its tokenizer alone takes {r['tokenize_seconds']} s of the "
@@ -496,8 +496,8 @@ def render(result: dict[str, Any]) -> str:
     if auto_row and st:
         checks.append(f"automatic choice {auto_row['speedup_vs_sentence_transformers']}× (target ≥ 3×) at "
                       f"{_f(auto_row.get('ndcg@10_delta'), '{:+.4f}')} nDCG@10 (target ≥ −0.005)")
-    if fused:
-        checks.append(f"ONNX int8 {fused['speedup_vs_sentence_transformers']}× (target ≥ 2×)")
+    if int8:
+        checks.append(f"ONNX int8 {int8['speedup_vs_sentence_transformers']}× (target ≥ 2×)")
     if wordllama:
         checks.append(f"static {wordllama['speedup_vs_sentence_transformers']:,.0f}× (target ≥ 100×)")
     if checks:

@@ -300,14 +300,12 @@ def merge_segments(
     source_of = np.concatenate(owner_sources)[order] if owner_sources else np.zeros(0, np.int32)
     local_of = np.concatenate(owner_locals)[order] if owner_locals else np.zeros(0, np.int64)
     del order, owner_sources, owner_locals
-    new_docs = [np.full(reader.n_docs, -1, np.int64) for reader, _ in sources]
-    for si, new_doc in enumerate(new_docs):
-        mine = source_of == si
-        new_doc[local_of[mine]] = np.flatnonzero(mine)
     n_docs = len(source_of)
-    sizes = np.zeros(n_docs, np.uint64)
+    new_docs = [np.full(reader.n_docs, -1, np.int64) for reader, _ in sources]
+    sizes = np.zeros(n_docs, np.uint64)  # each kept document's stored bytes, in the merged order
     for si, (reader, _) in enumerate(sources):
         mine = source_of == si
+        new_docs[si][local_of[mine]] = np.flatnonzero(mine)
         sizes[mine] = np.diff(np.asarray(reader.doc_offsets, np.uint64))[local_of[mine]]
     offsets = np.zeros(n_docs + 1, np.uint64)
     np.cumsum(sizes, out=offsets[1:])
@@ -348,8 +346,9 @@ def _copy_stored(folder: Path, sources: list[tuple[SegmentReader, np.ndarray | N
             reader = sources[si][0]
             start, end = int(reader.doc_offsets[first]), int(reader.doc_offsets[last])
             for at in range(start, end, _COPY_BYTES):  # a whole segment can be one run: bounded reads
-                data = os.pread(reader._docs_file.fileno(), min(_COPY_BYTES, end - at), at)
-                if len(data) != min(_COPY_BYTES, end - at):  # copying it would carry the damage into the merge
+                want = min(_COPY_BYTES, end - at)
+                data = os.pread(reader._docs_file.fileno(), want, at)
+                if len(data) != want:  # copying it would carry the damage into the merge
                     raise reader.damaged("docs.jsonl", f"truncated within documents {first + 1} to {last}")
                 docs_out.write(data)
             meta_out.write(b"".join(metadata[si][first:last]))
