@@ -66,6 +66,35 @@ def test_train_reranker(col: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert get_reranker(str(out)) is not None
 
 
+def test_train_reranker_tunes_its_blend_with_a_first_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.tiny_models import PAIRS, doc
+
+    from retrievekit.retrieval.rerank import get_reranker
+
+    col = tmp_path / "cities"
+    Collection.create(col).add([Document(id=city, text=doc(city)) for _, city in PAIRS])
+    cities = {doc(city): city for _, city in PAIRS}
+    records = [{**e, "positive_id": cities[str(e["positive"])], "query_id": f"q{i}"}
+               for i, e in enumerate(train_examples())]
+    data = _save(tmp_path / "d.jsonl", records)
+    base = str(tiny_bert(tmp_path / "bert"))
+    out = tmp_path / "rr"
+    assert main(["train", "reranker", str(col), "--data", str(data), "--out", str(out), "--base", base,
+                 "--dev-fraction", "0.34", "--tune-blend", "bm25", "--tune-depth", "12", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "rerank blend" in captured.out and "blend with bm25" in captured.err
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["blend_tuning"]["queries"] == card["data"]["dev_examples"] > 0
+    assert card["blend_tuning"]["depth"] == 12 and get_reranker(str(out)).blend == card["rerank_blend"]
+    # nothing held out to tune on, or a dense model: refused before training
+    for kind, flags, message in (("reranker", ["--dev-fraction", "0"], "--tune-blend needs held-out examples"),
+                                 ("dense", [], "--tune-blend is for reranker training")):
+        assert main(["train", kind, str(col), "--data", str(data), "--out", str(tmp_path / "m"), "--base", base,
+                     "--tune-blend", "bm25", *flags, *FAST]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize(("spec", "message"), [
     ("{missing}", "no such training data file"),
     ("{good}:x", "is not a number"),

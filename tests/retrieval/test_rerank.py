@@ -113,6 +113,34 @@ def test_rerank_validates_inputs() -> None:
         WordOverlap().score(["a"], ["b", "c"])
 
 
+def test_blend_mixes_z_scores_of_both_stages_per_row() -> None:
+    candidates = results(ROWS)  # first-stage scores 10, 9, 8, ... along each row
+    alone = WordOverlap().rerank(QUERIES, candidates, Recorder())
+    for weight, expected in ((1.0, alone.ids), (0.0, candidates.ids)):  # each stage alone keeps its own order
+        mixer = WordOverlap()
+        mixer.blend = weight
+        out = mixer.rerank(QUERIES, candidates, Recorder())
+        assert out.ids.tolist() == expected.tolist(), weight
+        check_sorted_and_padded(out)
+    half = WordOverlap()
+    half.blend = 0.5
+    out = half.rerank(QUERIES, candidates, Recorder())
+    # row 0: overlap d1 0, d3 0, d2 2 (z: -0.71, -0.71, 1.41); first stage 10, 9, 8 (z: 1.22, 0, -1.22)
+    first = np.array([10.0, 9.0, 8.0])
+    own = np.array([0.0, 0.0, 2.0])
+    z = 0.5 * (own - own.mean()) / own.std() + 0.5 * (first - first.mean()) / first.std()
+    assert out.ids[0, :3].tolist() == [ROWS[0][i] for i in np.argsort(-z, kind="stable")]
+    assert np.allclose(np.sort(out.scores[0, :3])[::-1], np.sort(z)[::-1], atol=1e-5)
+    assert out.ids[1, 0] == "d4" and out.scores[1, 0] == 0.0  # one candidate: both z-scores are 0
+    assert out.ids[2].tolist() == [None] * 4
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", float("nan")])
+def test_blend_must_be_a_weight(bad: object) -> None:
+    with pytest.raises(RerankerError, match="blend must be a weight"):
+        rerank_base.check_blend(bad)  # type: ignore[arg-type]
+
+
 def test_non_finite_scores_sink_below_real_ones() -> None:
     class NaNFirst(Reranker):
         def _score_pairs(self, queries, documents, query_index, doc_index):  # type: ignore[no-untyped-def]

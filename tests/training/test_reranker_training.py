@@ -93,6 +93,57 @@ def test_listwise_loss_falls(base: Path, tmp_path: Path) -> None:
     assert losses[-1] < losses[0], losses
 
 
+def test_a_fresh_score_head_learns_at_its_own_rate(base: Path, trained: Path, tmp_path: Path) -> None:
+    from retrievekit.training.reranker_training import FRESH_HEAD_LEARNING_RATE, _load, _optimizer
+
+    model, fresh = _load(str(base), device="cpu", max_length=64)
+    assert fresh  # a plain BERT: its classifier is new
+    _, kwargs = _optimizer(model, 2e-5, 1e-3)
+    body, head = kwargs["params"]
+    assert (body["lr"], head["lr"]) == (2e-5, 1e-3)
+    head_ids = {id(p) for p in head["params"]}
+    named = dict(model.model.named_parameters())
+    assert head_ids == {id(p) for n, p in named.items() if n.startswith("classifier") or ".pooler." in n}
+    assert len(body["params"]) + len(head["params"]) == len(named)
+    assert read_card(trained)["recipe"]["head_learning_rate"] == FRESH_HEAD_LEARNING_RATE
+    # a trained cross-encoder keeps one rate for all its weights, unless told otherwise
+    again = train_reranker(str(trained), train_examples(2)[:12], tmp_path / "again", epochs=1,
+                           **{**FAST, "learning_rate": 3e-4})
+    recipe = read_card(again)["recipe"]
+    assert recipe["fresh_head"] is False and recipe["head_learning_rate"] == 3e-4
+    with pytest.raises(TrainingError, match="head_learning_rate must be > 0"):
+        train_reranker(str(base), train_examples(2)[:12], tmp_path / "bad", head_learning_rate=0.0, **FAST)
+
+
+def test_tuned_blend_is_recorded_and_every_loading_path_uses_it(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from retrievekit.collection import Collection
+    from retrievekit.training.reranker_training import BLEND_GRID, score_blends, tune_blend
+
+    folder = Path(shutil.copytree(trained, tmp_path / "reranker"))
+    c = Collection.create(tmp_path / "c")
+    c.add([{"id": city, "text": doc(city)} for _, city in PAIRS])
+    queries, _ = held_out()
+    qs = {f"q{i}": q for i, q in enumerate(queries)}
+    qrels = {f"q{i}": {city: 1} for i, (_, city) in enumerate(PAIRS)}
+    first_stage = c.retriever("bm25")
+    scored = score_blends(folder, first_stage, qs, qrels, depth=len(PAIRS), grid=BLEND_GRID)
+    record = tune_blend(folder, first_stage, qs, qrels, depth=len(PAIRS))
+    table = record["blend_tuning"]["by_blend"]
+    assert table == {f"{w:g}": round(float(r["ndcg@10"]), 5) for w, r in scored["blends"].items()}
+    best = max(table.values())
+    assert record["rerank_blend"] == max(float(w) for w, v in table.items() if v == best)  # ties: more reranker
+    assert record["blend_tuning"]["first_stage"] == round(float(scored["first_stage"]["ndcg@10"]), 5)
+    card = read_card(folder)
+    assert card["rerank_blend"] == record["rerank_blend"] and card["kind"] == "cross-encoder reranker"
+    assert get_reranker(str(folder)).blend == record["rerank_blend"]
+    assert get_reranker(str(folder), blend=None).blend is None
+    assert get_reranker(str(trained)).blend is None  # an untuned folder ranks by its own score
+    with pytest.raises(TrainingError, match="judged queries"):
+        tune_blend(folder, first_stage, {}, qrels)
+
+
 def test_resume_continues_the_step_count(base: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     train_reranker(str(base), train_examples(2)[:12], out, epochs=1, **FAST)

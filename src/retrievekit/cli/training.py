@@ -111,6 +111,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_float, default=1.0, metavar="N", help="epochs (default 1)")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (default 32 dense, 16 reranker)")
     p.add_argument("--learning-rate", type=positive_float, default=2e-5, metavar="LR", help="(default 2e-5)")
+    p.add_argument("--head-learning-rate", type=positive_float, metavar="LR",
+                   help="reranker: learning rate of the score head (default 1e-3 when the base has no trained head, "
+                        "else --learning-rate)")
     p.add_argument("--max-length", type=positive_int, metavar="N", help="truncate texts to N tokens")
     p.add_argument("--max-negatives", type=int, metavar="N",
                    help="use at most N hard negatives per example (default: all; dense rows all get the same number)")
@@ -119,6 +122,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    "names them), drop (train without them) or pad (fill up with other examples' negatives)")
     p.add_argument("--dev-fraction", type=float, default=0.1, metavar="F",
                    help="share of queries held out for dev metrics (default 0.1; 0 for none)")
+    p.add_argument("--tune-blend", metavar="MODE", choices=MODES,
+                   help="reranker: after training, rerank the held-out queries' top --tune-depth from the collection's "
+                        "MODE retriever and record in the model's card the blend of reranker and MODE scores that "
+                        "ranks their positives best; --rerank FOLDER then ranks that way")
+    p.add_argument("--tune-depth", type=positive_int, default=100, metavar="N",
+                   help="candidates per held-out query for --tune-blend (default 100)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     group = p.add_mutually_exclusive_group()
@@ -149,6 +158,10 @@ def run_train(args: argparse.Namespace) -> int:
     loss = args.loss or losses[0]
     if loss not in losses:
         raise InputFormatError(f"unknown --loss {loss!r} for {args.kind}; choose one of: {', '.join(losses)}")
+    if args.tune_blend and args.kind != "reranker":
+        raise InputFormatError("--tune-blend is for reranker training: it weighs a reranker against a first stage")
+    if args.head_learning_rate is not None and args.kind != "reranker":
+        raise InputFormatError("--head-learning-rate is for reranker training: a dense model has no score head")
     if args.short_negatives and args.kind != "dense":
         raise InputFormatError("--short-negatives is for dense training: a reranker trains on every negative each "
                                "example has, however many")
@@ -161,6 +174,11 @@ def run_train(args: argparse.Namespace) -> int:
     if not len(train):
         raise InputFormatError(f"no training examples left after holding out --dev-fraction {args.dev_fraction}",
                                args.data)
+    judged = [e for e in dev if e.positive_id is not None]
+    if args.tune_blend and not judged:
+        raise InputFormatError("--tune-blend needs held-out examples whose positive names its document (positive_id, "
+                               "as build-data and mine-negatives write it): none among the --dev-fraction "
+                               f"{args.dev_fraction} held out", args.data)
     require_training()
     options = {"loss": loss, "epochs": args.epochs, "learning_rate": args.learning_rate, "seed": args.seed,
                "dev": dev if len(dev) else None, "resume": args.resume, "overwrite": args.overwrite,
@@ -173,6 +191,8 @@ def run_train(args: argparse.Namespace) -> int:
         options["max_negatives"] = args.max_negatives
     if args.short_negatives:
         options["short_negatives"] = args.short_negatives
+    if args.head_learning_rate is not None:
+        options["head_learning_rate"] = args.head_learning_rate
     print(f"training a {args.kind} model from {args.base} on {len(train)} examples ({len(dev)} held out for dev)",
           file=sys.stderr)
     if args.kind == "dense":
@@ -183,11 +203,28 @@ def run_train(args: argparse.Namespace) -> int:
         from retrievekit.training.reranker_training import train_reranker
 
         out = train_reranker(args.base, train, args.out, **options)
+        if args.tune_blend:
+            from retrievekit.training.reranker_training import tune_blend
+
+            queries: dict[str, str] = {}
+            qrels: dict[str, dict[str, int]] = {}
+            for e in judged:
+                key = e.query_id or e.query
+                queries[key] = e.query
+                qrels.setdefault(key, {})[str(e.positive_id)] = 1
+            first_stage = Collection(args.collection).retriever(args.tune_blend)
+            record = tune_blend(out, first_stage, queries, qrels, depth=args.tune_depth, progress=True)
+            print(f"blend with {args.tune_blend}: reranker share {record['rerank_blend']:g} (nDCG@10 on "
+                  f"{record['blend_tuning']['queries']} held-out queries: {args.tune_blend} alone "
+                  f"{record['blend_tuning']['first_stage']:.4f}, by share {record['blend_tuning']['by_blend']})",
+                  file=sys.stderr)
     card = read_card(out)
     losses_seen = card.get("loss_curve") or []
     rows = [("model", str(out)), ("steps", str(card["global_step"])), ("seconds", f"{card['train_seconds']:.1f}"),
             ("final loss", f"{losses_seen[-1]:.4f}" if losses_seen else "-")]
     rows += [(f"dev {name}", f"{value:.4f}") for name, value in sorted(card.get("metrics", {}).items())]
+    if card.get("rerank_blend") is not None:
+        rows.append(("rerank blend", f"{card['rerank_blend']:g} (reranker's share of the final score)"))
     width = max(len(name) for name, _ in rows)
     print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
     return 0

@@ -5,9 +5,10 @@ bi-encoder such as the offline MiniLM gets a fresh one-score head — and saves 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,8 +29,16 @@ from retrievekit.training._deps import (
 
 logger = logging.getLogger(__name__)
 
+#: the reranker's shares ``tune_blend`` tries (1.0: its score alone, in z units — the same order as unblended)
+BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
 RerankerLoss = Literal["bce", "listwise"]
 RERANKER_LOSSES = ("bce", "listwise")
+#: learning rate of a score head that starts untrained (a bi-encoder base): at the body's 2e-5..1e-4 the new head
+#: and the never-trained pooler in front of it barely move in a few hundred steps, so the model scores every pair
+#: alike (SciFact, 230 steps at 3e-5: reranked nDCG@10 0.11, hybrid alone 0.71); at 1e-3 the same MiniLM ranks a
+#: claim's abstract first among 10 random ones for 47 of 50 held-out claims after 60 steps, vs 35 of 50 at 5e-5.
+FRESH_HEAD_LEARNING_RATE = 1e-3
 
 
 def train_reranker(
@@ -44,6 +53,7 @@ def train_reranker(
     max_negatives: int | None = None,
     max_length: int = 512,
     warmup_ratio: float = 0.1,
+    head_learning_rate: float | None = None,
     dev: Iterable[Any] | None = None,
     seed: int = 42,
     resume: bool = False,
@@ -61,13 +71,17 @@ def train_reranker(
     ``short_negatives``; an example without any trains on its positive alone. Checkpoints, ``resume`` and ``dev``
     work as in :func:`~retrievekit.training.encoder_training.train_encoder`; dev reports MRR@10/nDCG@10 of the
     positive among each dev query's own texts.
+
+    ``head_learning_rate``: the learning rate of the score head (the classifier and the pooler feeding it). By
+    default it is ``FRESH_HEAD_LEARNING_RATE`` when ``base`` has no trained head (a bi-encoder or plain transformer)
+    and ``learning_rate`` when it is already a cross-encoder.
     """
     require_training()
     if loss not in RERANKER_LOSSES:
         raise TrainingError(f"unknown reranker loss {loss!r}; choose one of {', '.join(RERANKER_LOSSES)}")
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("learning_rate", learning_rate),
-                        ("max_length", max_length)):
-        if not value > 0:
+                        ("max_length", max_length), ("head_learning_rate", head_learning_rate)):
+        if value is not None and not value > 0:
             raise TrainingError(f"{name} must be > 0, got {value}")
     records = normalise_examples(examples)
     if all(not r.negatives for r in records):
@@ -81,7 +95,9 @@ def train_reranker(
 
     device = resolve_device(device)
     transformers.set_seed(seed)  # the new score head's initial weights
-    model = _load(base, device=device, max_length=max_length)
+    model, fresh_head = _load(base, device=device, max_length=max_length)
+    if head_learning_rate is None:
+        head_learning_rate = FRESH_HEAD_LEARNING_RATE if fresh_head else learning_rate
     dataset, negatives = _dataset(records, loss, max_negatives)
     train_loss: Any
     if loss == "bce":
@@ -95,7 +111,8 @@ def train_reranker(
         **trainer_arguments(work, rows=len(dataset), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                             warmup_ratio=warmup_ratio, seed=seed, device=device, evaluate=evaluator is not None,
                             progress=progress))
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=train_loss, evaluator=evaluator)
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=train_loss, evaluator=evaluator,
+                                  optimizer_cls_and_kwargs=_optimizer(model, learning_rate, head_learning_rate))
     quiet(trainer, progress)
     started = time.perf_counter()
     unit = "queries" if loss == "listwise" else "pairs"
@@ -109,13 +126,15 @@ def train_reranker(
         examples=len(records), rows=len(dataset), negatives=negatives,
         dev_examples=len(dev_records) if dev_records else 0, metrics=metrics,
         recipe={"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                "max_length": max_length, "seed": seed}))
+                "max_length": max_length, "seed": seed, "head_learning_rate": head_learning_rate,
+                "fresh_head": fresh_head}))
     return publish(work, out)
 
 
-def _load(base: str, *, device: str, max_length: int) -> Any:
+def _load(base: str, *, device: str, max_length: int) -> tuple[Any, bool]:
     """A one-score CrossEncoder from a cross-encoder, a plain transformer or a sentence-transformers bi-encoder
-    folder (its transformer weights; the pooling modules are a bi-encoder's and are not used)."""
+    folder (its transformer weights; the pooling modules are a bi-encoder's and are not used), and whether its
+    score head is new (the base was not a sequence classifier)."""
     from sentence_transformers.cross_encoder import CrossEncoder
 
     from retrievekit.encoders.registry import model_card
@@ -128,7 +147,31 @@ def _load(base: str, *, device: str, max_length: int) -> Any:
         raise TrainingError(f"cannot start a cross-encoder from {base!r} ({location!r}): {exc}") from exc
     if model.num_labels != 1:
         raise TrainingError(f"{base!r} has {model.num_labels} output labels; a reranker needs one score")
-    return model
+    try:
+        from transformers import AutoConfig
+
+        architectures = AutoConfig.from_pretrained(location).architectures or []
+    except (OSError, ValueError):  # a hub name whose config is only in the loaded model
+        architectures = []
+    fresh = not any(a.endswith("ForSequenceClassification") for a in architectures)
+    return model, fresh
+
+
+def _optimizer(model: Any, learning_rate: float, head_learning_rate: float) -> tuple[Any, dict[str, Any]]:
+    """AdamW with the score head (every weight outside the transformer body, and its pooler) in a group of its own
+    at ``head_learning_rate``; weight decay as the trainer's default (0)."""
+    import torch
+
+    inner = model.model
+    body_prefix = f"{inner.base_model_prefix}."
+    head: list[Any] = []
+    body: list[Any] = []
+    for name, parameter in inner.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (head if not name.startswith(body_prefix) or ".pooler." in name else body).append(parameter)
+    groups = [{"params": body, "lr": learning_rate}, {"params": head, "lr": head_learning_rate}]
+    return torch.optim.AdamW, {"params": groups, "lr": learning_rate}
 
 
 def _dataset(records: list[Example], loss: str, max_negatives: int | None) -> tuple[Any, int]:
@@ -162,3 +205,76 @@ def _evaluator(records: list[Example], batch_size: int) -> Any:
 
 def _metrics(scores: dict[str, float]) -> dict[str, float]:
     return {k.split("_", 1)[-1]: float(v) for k, v in scores.items() if k.startswith("dev_") and "base" not in k}
+
+
+def score_blends(folder: str | Path, first_stage: Any, queries: Mapping[str, str],
+                 qrels: Mapping[str, Mapping[str, int]], *, depth: int = 100, metrics: Sequence[str] = ("ndcg@10",),
+                 grid: Sequence[float] = BLEND_GRID, texts: Any = None, progress: bool = False) -> dict[str, Any]:
+    """Rerank the top ``depth`` of ``first_stage`` for the judged ``queries`` once with the reranker in ``folder``
+    and evaluate every blend in ``grid`` (see :class:`~retrievekit.retrieval.rerank.base.Reranker`): returns
+    ``{"first_stage": EvalResult, "blends": {weight: EvalResult}, "queries": n}``, per query included."""
+    import numpy as np
+
+    from retrievekit.evaluation.metrics import evaluate
+    from retrievekit.retrieval.pipeline import collection_of, document_texts
+    from retrievekit.retrieval.rerank import get_reranker
+    from retrievekit.retrieval.rerank.base import blended, check_blend
+
+    qids = [q for q in sorted(qrels) if q in queries and str(queries[q]).strip()]
+    if not qids:
+        raise TrainingError("scoring blends needs judged queries with text; none given")
+    for weight in grid:
+        check_blend(weight)
+    if texts is None:
+        collection = collection_of(first_stage)
+        if collection is None:
+            raise TrainingError("scoring blends needs document texts: pass texts= or a collection's retriever")
+        texts = document_texts(collection)
+    reranker = get_reranker(str(folder), blend=None)
+    query_texts = [queries[q] for q in qids]
+    candidates = first_stage.search(query_texts, depth)
+    reranked = reranker.rerank(query_texts, candidates, texts, progress=progress)
+    ids = np.asarray(candidates.ids, dtype=object)
+    present = ids != None  # noqa: E711 — elementwise on an object array
+    own = np.full(ids.shape, -np.inf, dtype=np.float32)
+    for row in range(len(qids)):  # the reranker's score of each candidate, in the first stage's order
+        by_id = {d: s for d, s in zip(reranked.ids[row], reranked.scores[row]) if d is not None}
+        own[row, present[row]] = [by_id[d] for d in ids[row, present[row]]]
+    judged = {q: qrels[q] for q in qids}
+
+    def run_of(scores: np.ndarray) -> dict[str, dict[str, float]]:
+        return {q: {d: float(v) for d, v, keep in zip(ids[r], scores[r], present[r]) if keep}
+                for r, q in enumerate(qids)}
+
+    rank_scores = -np.broadcast_to(np.arange(ids.shape[1], dtype=np.float32), ids.shape)  # the first stage's order
+    out: dict[str, Any] = {"queries": len(qids), "depth": depth,
+                           "first_stage": evaluate(run_of(rank_scores), judged, metrics, per_query=True), "blends": {}}
+    first = np.asarray(candidates.scores, dtype=np.float32)
+    for weight in grid:
+        out["blends"][float(weight)] = evaluate(run_of(blended(own, first, present, float(weight))), judged, metrics,
+                                                per_query=True)
+    return out
+
+
+def tune_blend(folder: str | Path, first_stage: Any, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
+               *, depth: int = 100, metric: str = "ndcg@10", grid: Sequence[float] = BLEND_GRID,
+               texts: Any = None, progress: bool = False) -> dict[str, Any]:
+    """Choose how much of the final score the trained reranker in ``folder`` should have against ``first_stage``
+    (a retriever, usually a collection's), on judged queries the model was not trained on (``score_blends``), and
+    record the best blend in the folder's card as ``rerank_blend`` (the whole table as ``blend_tuning``), so every
+    later ``get_reranker(folder)``, ``--rerank FOLDER`` or ``rerank=FOLDER`` ranks that way. Ties go to the larger
+    reranker share. Returns the record."""
+    from retrievekit.core.files import atomic_write_text
+    from retrievekit.training._deps import CARD_JSON
+
+    scored = score_blends(folder, first_stage, queries, qrels, depth=depth, metrics=(metric,), grid=grid,
+                          texts=texts, progress=progress)
+    table = {f"{w:g}": round(float(result[metric]), 5) for w, result in scored["blends"].items()}
+    best = max(scored["blends"], key=lambda w: (table[f"{w:g}"], w))
+    record = {"rerank_blend": float(best),
+              "blend_tuning": {"metric": metric, "queries": scored["queries"], "depth": depth,
+                               "first_stage": round(float(scored["first_stage"][metric]), 5), "by_blend": table}}
+    card_path = Path(folder) / CARD_JSON
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    atomic_write_text(card_path, json.dumps({**card, **record}, indent=2, sort_keys=True) + "\n")
+    return record

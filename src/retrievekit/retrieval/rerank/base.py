@@ -36,10 +36,16 @@ class RerankerError(RetrievekitError, ValueError):
 
 
 class Reranker(ABC):
-    """Rescores candidate documents for a batch of queries. Subclasses implement ``_score_pairs``."""
+    """Rescores candidate documents for a batch of queries. Subclasses implement ``_score_pairs``.
+
+    ``blend``: ``None`` ranks by the reranker's score alone; a weight ``w`` in [0, 1] ranks by
+    ``w * z(reranker) + (1 - w) * z(first stage)``, each score z-normalised over the query's candidates. A reranker
+    trained on little data often ranks worse alone than the first stage it reranks yet still adds to it.
+    """
 
     #: how many (query, document) pairs are scored per chunk: bounds the texts and activations held at once
     pairs_per_chunk: int = 1024
+    blend: float | None = None
 
     @abstractmethod
     def _score_pairs(self, queries: Sequence[str], documents: Sequence[str], query_index: np.ndarray,
@@ -83,6 +89,8 @@ class Reranker(ABC):
                 bar.update(len(r))
         finally:
             bar.close()
+        if self.blend is not None:
+            new_scores = blended(new_scores, np.asarray(candidates.scores, dtype=np.float32), present, self.blend)
         # Sort keys, last = primary: real hits before padding, then score descending, then original rank.
         rank = np.broadcast_to(np.arange(width), (n, width))
         order = np.lexsort((rank, -new_scores, ~present), axis=-1)
@@ -117,6 +125,31 @@ class Reranker(ABC):
         return scores
 
 
+
+
+def check_blend(blend: float | None) -> float | None:
+    if blend is not None and not (isinstance(blend, int | float) and 0.0 <= blend <= 1.0):
+        raise RerankerError(f"blend must be a weight in [0, 1] (the reranker's share) or None, got {blend!r}")
+    return None if blend is None else float(blend)
+
+
+def blended(rerank_scores: np.ndarray, first_scores: np.ndarray, present: np.ndarray, weight: float) -> np.ndarray:
+    """``weight * z(rerank) + (1 - weight) * z(first)`` per row over its present entries (-inf elsewhere). A row's
+    constant scores z-normalise to 0; a first stage's non-finite scores count as its lowest."""
+    out = np.full(rerank_scores.shape, -np.inf, dtype=np.float32)
+    for row in range(rerank_scores.shape[0]):
+        keep = present[row]
+        if not keep.any():
+            continue
+        parts = []
+        for scores in (rerank_scores[row, keep], first_scores[row, keep]):
+            scores = scores.astype(np.float64)
+            finite = np.isfinite(scores)
+            scores = np.where(finite, scores, scores[finite].min() if finite.any() else 0.0)
+            spread = scores.std()
+            parts.append((scores - scores.mean()) / spread if spread > 0 else np.zeros_like(scores))
+        out[row, keep] = weight * parts[0] + (1.0 - weight) * parts[1]
+    return out
 
 
 # -- registry ----------------------------------------------------------------------------------------------------

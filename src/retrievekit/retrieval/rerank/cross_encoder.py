@@ -3,6 +3,7 @@ one relevance score per pair (any local folder or hub name, e.g. ``cross-encoder
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +12,13 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError, require
-from retrievekit.retrieval.rerank.base import Reranker
+from retrievekit.retrieval.rerank.base import Reranker, check_blend
 
 logger = logging.getLogger(__name__)
+
+#: the card retrievekit's trainer writes beside a reranker's weights; ``rerank_blend`` there is the blend the model
+#: was validated with (see ``retrievekit.training.reranker_training.tune_blend``)
+CARD_FILE = "model_card.json"
 
 
 class CrossEncoderReranker(Reranker):
@@ -22,12 +27,14 @@ class CrossEncoderReranker(Reranker):
     ``raw_scores=True`` (default) returns the model's logits: the ranking is the same as after the model's own
     activation (usually a sigmoid, which is monotonic), but logits do not saturate into float32 ties near 1.0 and
     keep their scale for score fusion. ``device=None`` lets sentence-transformers pick (CUDA when available).
+    ``blend`` (see :class:`Reranker`): ``"auto"`` takes the ``rerank_blend`` a trained folder's card records (none:
+    the reranker's score alone); a number or ``None`` overrides it.
     """
 
     pairs_per_chunk = 2048
 
     def __init__(self, model: str, *, batch_size: int = 32, max_length: int = 512, device: str | None = None,
-                 raw_scores: bool = True, trust_remote_code: bool = False) -> None:
+                 raw_scores: bool = True, trust_remote_code: bool = False, blend: float | str | None = "auto") -> None:
         if batch_size < 1 or max_length < 1:
             raise RetrievekitError(f"batch_size and max_length must be >= 1, got {batch_size} and {max_length}")
         require("sentence_transformers", "dense")
@@ -52,10 +59,11 @@ class CrossEncoderReranker(Reranker):
         self.name = location
         self.batch_size = batch_size
         self.raw_scores = raw_scores
+        self.blend = check_blend(card_blend(path) if blend == "auto" else blend)  # type: ignore[arg-type]
 
     def config(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "model": self.name, "batch_size": self.batch_size,
-                "max_length": self.max_length, "raw_scores": self.raw_scores}
+                "max_length": self.max_length, "raw_scores": self.raw_scores, "blend": self.blend}
 
     def _score_pairs(self, queries: Sequence[str], documents: Sequence[str], query_index: np.ndarray,
                      doc_index: np.ndarray) -> np.ndarray:
@@ -78,3 +86,15 @@ class CrossEncoderReranker(Reranker):
 
     def __repr__(self) -> str:
         return f"CrossEncoderReranker({self.name!r})"
+
+
+def card_blend(folder: Path) -> float | None:
+    """The ``rerank_blend`` recorded in a trained folder's card, if any."""
+    card = folder / CARD_FILE
+    if not card.is_file():
+        return None
+    try:
+        value = json.loads(card.read_text(encoding="utf-8")).get("rerank_blend")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RetrievekitError(f"cannot read the reranker card {card}: {exc}") from exc
+    return check_blend(value)
