@@ -82,26 +82,42 @@ def _curve(result: dict[str, Any]) -> str:
 
 def reranker_section(results: Path) -> list[str]:
     r = load_result(results / "train_reranker.json")
-    if not r or "hybrid_reranked" not in r:
+    if not r or "reranker_alone" not in r:
         return []
     rec = r["recipe"]
     lat = r["rerank_latency_ms"]
+    alone, mixed = r["reranker_alone"], r["hybrid_reranked"]
+    tuning = r["blend_tuning"]
+
+    def delta(row: dict[str, Any]) -> str:
+        return f"{row['ndcg@10_delta']:+.4f} (p={row['p_permutation']:.4f})"
+
     rows = [["hybrid (BM25 + MiniLM)", f"{r['hybrid']['ndcg@10']:.4f}", "", ""],
-            [f"hybrid top {r['depth']} → reranker trained here", f"{r['hybrid_reranked']['ndcg@10']:.4f}",
-             f"{r['ndcg@10_delta']:+.4f} (p={r['p_permutation']:.4f})",
-             f"{lat['median']:.0f} ms median, {lat['mean']:.0f} ms mean"]]
+            [f"hybrid top {r['depth']} → reranker alone", f"{alone['ndcg@10']:.4f}", delta(alone), ""],
+            [f"hybrid top {r['depth']} → reranker blended with hybrid (reranker share {mixed['blend']:g})",
+             f"{mixed['ndcg@10']:.4f}", delta(mixed), f"{lat['median']:.0f} ms median, {lat['mean']:.0f} ms mean"]]
+    by_blend = ", ".join(f"{w}: {v:.4f}" for w, v in tuning["by_blend"].items())
+    target = r["hybrid"]["ndcg@10"] + 0.03
     return [
         "## Training: a reranker built offline (SciFact)", "",
-        f"`benchmarks/run_train_reranker.py`: a cross-encoder initialised from the offline MiniLM's weights and "
-        f"trained here on SciFact `train` ({r.get('examples', '?')} examples from {r.get('train_queries', '?')} "
-        f"queries, {rec['negatives']} hybrid-mined "
-        f"negatives each, {rec['loss']}, {rec['epochs']:g} epoch(s), "
-        f"{_minutes(r['train_seconds']) if 'train_seconds' in r else '?'} of training), reranking hybrid's top "
-        f"{r['depth']} on the `test` split. Latency: the reranking stage for one query and its {lat['candidates']} "
-        f"candidates ({lat['queries']} queries, CPU, {r['machine']['cpus']} cores).", "",
+        f"`benchmarks/run_train_reranker.py`: a cross-encoder initialised from the offline MiniLM's weights (a new "
+        f"score head at learning rate {r.get('head_learning_rate') or '?'}, the body at {rec['learning_rate']:g}) "
+        f"and trained here on SciFact `train` ({r.get('examples', '?')} examples from {r.get('train_queries', '?')} "
+        f"queries, {rec['negatives']} hybrid-mined negatives each, {rec['loss']}, {rec['epochs']:g} epoch(s), "
+        f"{_minutes(r['train_seconds']) if 'train_seconds' in r else '?'} of training; training loss {_curve(r)}), "
+        f"reranking hybrid's top {r['depth']} on the `test` split. The blend — the reranker's share of the final "
+        f"score, both stages z-normalised per query — was chosen on {r['dev_queries']} train queries held out of "
+        f"training (nDCG@10 there: hybrid {tuning['first_stage']:.4f}; by share {by_blend}) and is recorded in the "
+        f"model's card, so `--rerank FOLDER` ranks that way. p: paired randomization test over the test queries. "
+        f"Latency: the reranking stage for one query and its {lat['candidates']} candidates ({lat['queries']} "
+        f"queries, CPU, {r['machine']['cpus']} cores).", "",
         *markdown_table(["pipeline", "nDCG@10", "Δ vs hybrid", "rerank latency / query"], rows), "",
-        *([f"This recipe does not yet give a useful reranker: reranking lowers nDCG@10 below the first stage's "
-           f"(training loss {_curve(r)})."] if r["ndcg@10_delta"] < 0 else []), "",
+        f"Target (issue 13): ≥ {target:.4f} (hybrid + 3 points): "
+        + (f"met by the blended pipeline ({mixed['ndcg@10']:.4f})." if mixed["ndcg@10"] >= target else
+           f"not met (blended {mixed['ndcg@10']:.4f}).")
+        + (f" Alone the reranker ranks far below hybrid ({alone['ndcg@10']:.4f}): what it adds only shows in the "
+           "blend, so this is not yet a reranker to use on its own." if alone["ndcg@10"] < r["hybrid"]["ndcg@10"]
+           else ""), "",
     ]
 
 
