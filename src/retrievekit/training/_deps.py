@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.core.files import atomic_write_text, fsync_dir
+from retrievekit.retrieval.rerank.cross_encoder import CARD_FILE
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CARD_JSON = "model_card.json"
+CARD_JSON = CARD_FILE  # where get_reranker looks for a trained reranker's blend, too
 CARD_MD = "MODEL_CARD.md"
 CHECKPOINTS = "checkpoints"
 # counts the trainers add to a card's "data" when they change the data on the way in

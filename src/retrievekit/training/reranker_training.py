@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrievekit.training._deps import (
+    CARD_JSON,
     Example,
     TrainingError,
     normalise_examples,
@@ -233,13 +234,9 @@ def score_blends(folder: str | Path, first_stage: Any, queries: Mapping[str, str
     reranker = get_reranker(str(folder), blend=None)
     query_texts = [queries[q] for q in qids]
     candidates = first_stage.search(query_texts, depth)
-    reranked = reranker.rerank(query_texts, candidates, texts, progress=progress)
+    own = reranker.candidate_scores(query_texts, candidates, texts, progress=progress)
     ids = np.asarray(candidates.ids, dtype=object)
     present = ids != None  # noqa: E711 — elementwise on an object array
-    own = np.full(ids.shape, -np.inf, dtype=np.float32)
-    for row in range(len(qids)):  # the reranker's score of each candidate, in the first stage's order
-        by_id = {d: s for d, s in zip(reranked.ids[row], reranked.scores[row]) if d is not None}
-        own[row, present[row]] = [by_id[d] for d in ids[row, present[row]]]
     judged = {q: qrels[q] for q in qids}
 
     def run_of(scores: np.ndarray) -> dict[str, dict[str, float]]:
@@ -265,7 +262,6 @@ def tune_blend(folder: str | Path, first_stage: Any, queries: Mapping[str, str],
     later ``get_reranker(folder)``, ``--rerank FOLDER`` or ``rerank=FOLDER`` ranks that way. Ties go to the larger
     reranker share. Returns the record."""
     from retrievekit.core.files import atomic_write_text
-    from retrievekit.training._deps import CARD_JSON
 
     scored = score_blends(folder, first_stage, queries, qrels, depth=depth, metrics=(metric,), grid=grid,
                           texts=texts, progress=progress)

@@ -70,25 +70,12 @@ class Reranker(ABC):
         """Rescore ``candidates`` (one row per query) and sort each row by the new score, ties in the original
         order; padding stays last. ``texts(ids)`` returns the text of each document id. With ``k``, the result
         has exactly ``k`` columns (the best ``k``, padded with ``None``/``-inf`` if a row has fewer)."""
-        ids = np.asarray(candidates.ids, dtype=object)
-        if ids.ndim != 2:
-            raise RerankerError(f"candidates must be a 2-D (n_queries, k) result, got shape {ids.shape}")
-        if len(queries) != ids.shape[0]:
-            raise RerankerError(f"{len(queries)} queries for {ids.shape[0]} candidate rows")
         if k is not None and k < 0:
             raise RerankerError(f"k must be >= 0, got {k}")
+        new_scores = self.candidate_scores(queries, candidates, texts, progress=progress)
+        ids = np.asarray(candidates.ids, dtype=object)
         n, width = ids.shape
         present = ids != None  # noqa: E711 — elementwise comparison on an object array
-        rows, cols = np.nonzero(present)  # row-major: the pairs of one query are consecutive
-        new_scores = np.full((n, width), -np.inf, dtype=np.float32)
-        bar = progress_bar(progress, len(rows), "reranking", unit="pair")
-        try:
-            for start in range(0, len(rows), self.pairs_per_chunk):
-                r, c = rows[start : start + self.pairs_per_chunk], cols[start : start + self.pairs_per_chunk]
-                new_scores[r, c] = self._score_chunk(queries, ids[r, c], r, texts)
-                bar.update(len(r))
-        finally:
-            bar.close()
         if self.blend is not None:
             new_scores = blended(new_scores, np.asarray(candidates.scores, dtype=np.float32), present, self.blend)
         # Sort keys, last = primary: real hits before padding, then score descending, then original rank.
@@ -98,6 +85,28 @@ class Reranker(ABC):
         out_scores = np.take_along_axis(new_scores, order, axis=1)
         out_ids[~np.take_along_axis(present, order, axis=1)] = None
         return _top(SearchResults(out_ids, out_scores), k)
+
+    def candidate_scores(self, queries: Sequence[str], candidates: SearchResults, texts: TextsFn, *,
+                         progress: bool = False) -> np.ndarray:
+        """float32 (n_queries, k): this reranker's own score of each candidate where it stands in ``candidates``
+        (-inf for padding); no blend, no sorting."""
+        ids = np.asarray(candidates.ids, dtype=object)
+        if ids.ndim != 2:
+            raise RerankerError(f"candidates must be a 2-D (n_queries, k) result, got shape {ids.shape}")
+        if len(queries) != ids.shape[0]:
+            raise RerankerError(f"{len(queries)} queries for {ids.shape[0]} candidate rows")
+        present = ids != None  # noqa: E711 — elementwise comparison on an object array
+        rows, cols = np.nonzero(present)  # row-major: the pairs of one query are consecutive
+        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+        bar = progress_bar(progress, len(rows), "reranking", unit="pair")
+        try:
+            for start in range(0, len(rows), self.pairs_per_chunk):
+                r, c = rows[start : start + self.pairs_per_chunk], cols[start : start + self.pairs_per_chunk]
+                scores[r, c] = self._score_chunk(queries, ids[r, c], r, texts)
+                bar.update(len(r))
+        finally:
+            bar.close()
+        return scores
 
     def _score_chunk(self, queries: Sequence[str], doc_ids: np.ndarray, rows: np.ndarray, texts: TextsFn) -> np.ndarray:
         first: dict[Any, int] = {}  # each document once per chunk, even when several queries retrieved it
