@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+
+# CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state, so two threads building ASTs
+# at once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). numpy
+# parses every .npy header with ast.literal_eval, and concurrent readers open segments from several threads: every
+# AST this package builds (.npy headers, parsed Python source) is built under this lock.
+AST_LOCK = threading.Lock()
 
 
 def fsync_dir(path: Path) -> None:
@@ -50,12 +59,36 @@ def atomic_write_text(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
+def read_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """Read a ``.npy`` file into memory, or memory-map it read-only (an empty array is always read): ``np.load``
+    with the header parsed under :data:`AST_LOCK`, and a truncated file an error rather than a short array."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            read_header = np.lib.format.read_array_header_1_0
+        elif version == (2, 0):
+            read_header = np.lib.format.read_array_header_2_0
+        else:
+            raise ValueError(f"{path}: .npy format version {version} is not supported (1.0 and 2.0 are)")
+        with AST_LOCK:
+            shape, fortran_order, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError(f"{path}: holds Python objects, which are never loaded")
+        order: Literal["C", "F"] = "F" if fortran_order else "C"
+        count = math.prod(shape)
+        offset = f.tell()
+        held = (os.fstat(f.fileno()).st_size - offset) // dtype.itemsize if dtype.itemsize else count
+        if held < count:
+            raise ValueError(f"{path}: truncated: its header promises {count} values, the file holds {held}")
+        if mmap and count:
+            # A plain ndarray view of the map: numpy.memmap's subclass hooks cost microseconds per indexing call.
+            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order).view(np.ndarray)
+        return np.fromfile(f, dtype=dtype, count=count).reshape(shape, order=order)
+
+
 def load_array(path: Path) -> np.ndarray:
     """Memory-map a ``.npy`` file (a small or empty one is read into memory)."""
-    if path.stat().st_size < 1 << 16:
-        return np.load(path, allow_pickle=False)
-    # A plain ndarray view of the map: numpy.memmap's subclass hooks cost microseconds per indexing call.
-    return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+    return read_npy(path, mmap=path.stat().st_size >= 1 << 16)
 
 
 def tree_bytes(path: Path, name: str | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from retrievekit.core.files import atomic_write_array, fsync_write_array
+from retrievekit.core.files import atomic_write_array, fsync_write_array, read_npy
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ class EmbeddingCache:
                 for keys_file in sorted(self.folder.glob("keys-*.npy")):
                     vecs_file = keys_file.with_name("vecs-" + keys_file.name[5:])
                     try:
-                        keys = np.load(keys_file)
-                        vecs = np.load(vecs_file, mmap_mode="r")
+                        keys = read_npy(keys_file)
+                        vecs = read_npy(vecs_file, mmap=True)
                     except (OSError, ValueError) as exc:
                         logger.warning("ignoring unreadable embedding cache shard %s: %s", keys_file, exc)
                         continue

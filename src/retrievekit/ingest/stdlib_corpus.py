@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from retrievekit.core.document import Document
+from retrievekit.core.files import AST_LOCK
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ class _Builder:
 
     def _source_documents(self, path: Path, rel: str, module: str) -> Iterator[Document]:
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
+            source = path.read_bytes()
+            with AST_LOCK:
+                tree = ast.parse(source, filename=str(path))
         except (SyntaxError, ValueError, OSError) as exc:
             logger.warning("skipping %s: %s", path, exc)
             return

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from retrievekit.core.files import AST_LOCK
+
 __all__ = ["CODE_LANGUAGES", "CodeFunction", "CodeParseError", "dedent", "first_paragraph", "functions",
            "language_hint"]
 
@@ -90,7 +92,8 @@ def first_paragraph(doc: str) -> str:
 
 def _python(source: str) -> list[CodeFunction]:
     try:
-        tree = ast.parse(source)
+        with AST_LOCK:
+            tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # ValueError: NUL bytes
         raise CodeParseError(f"not valid Python: {exc}") from None
     lines = source.split("\n")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from retrievekit.core.errors import CollectionError, RetrievekitError
-from retrievekit.core.files import fsync_dir
+from retrievekit.core.files import fsync_dir, read_npy
 
 logger = logging.getLogger(__name__)
 
@@ -158,5 +158,5 @@ def load_tier(segment: Path, vectors_name: str, spec: dict[str, Any]) -> Segment
         return SegmentTier(spec, meta, ann=load_ann(folder / "ann"))
     from retrievekit.index.dense.tiers import load_tier as load_vector_tier
 
-    codes = np.load(folder / "codes.npy", allow_pickle=False)  # in memory: the point of a compressed tier
+    codes = read_npy(folder / "codes.npy")  # in memory: the point of a compressed tier
     return SegmentTier(spec, meta, tier=load_vector_tier(folder / "tier"), codes=codes)

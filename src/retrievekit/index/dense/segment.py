@@ -17,7 +17,7 @@ import numpy as np
 
 from retrievekit.core.document import Document, index_text
 from retrievekit.core.errors import CollectionError
-from retrievekit.core.files import atomic_write_array
+from retrievekit.core.files import atomic_write_array, read_npy
 from retrievekit.encoders.base import Encoder
 from retrievekit.encoders.cache import EmbeddingCache, default_cache_root
 from retrievekit.index.base import SegmentIndex, SegmentView
@@ -169,7 +169,7 @@ def _ensure_tier(folder: Path, config: dict[str, Any], vectors: np.ndarray | Non
 
     name = vectors_file(config)
     if vectors is None:
-        vectors = np.load(folder / name, mmap_mode="r")
+        vectors = read_npy(folder / name, mmap=True)
     build_tier(folder, name, vectors, spec)
 
 
@@ -183,7 +183,7 @@ def merge_vectors(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], n_do
     dim = int(config["encoder"]["dim"])
     out = np.zeros((n_docs, dim), dtype=np.float32)
     for src, new_docs in sources:
-        vectors = np.load(src / name, mmap_mode="r")
+        vectors = read_npy(src / name, mmap=True)
         keep = new_docs >= 0
         out[new_docs[keep]] = vectors[keep]
     atomic_write_array(folder / name, out)

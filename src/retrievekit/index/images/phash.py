@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError, require
-from retrievekit.core.files import atomic_write_text, fsync_dir, fsync_write_array
+from retrievekit.core.files import atomic_write_text, fsync_dir, fsync_write_array, read_npy
 from retrievekit.core.images import MAX_IMAGE_PIXELS, decode_image, image_source
 from retrievekit.index.dense.tiers.base import TierError
 from retrievekit.index.dense.tiers.hamming import hamming_topk
@@ -302,7 +302,7 @@ class HashIndex:
         if not isinstance(codes_name, str) or Path(codes_name).name != codes_name or not codes_path.is_file():
             raise ImageHashError(f"{path}: the codes file {codes_name!r} named by {MANIFEST} is missing")
         try:
-            codes = np.load(codes_path, allow_pickle=False)
+            codes = read_npy(codes_path)
         except (OSError, ValueError, EOFError) as exc:
             raise ImageHashError(f"{codes_path}: damaged codes file ({exc})") from exc
         if codes.dtype != np.uint8 or codes.shape != (len(ids), index.code_bytes):

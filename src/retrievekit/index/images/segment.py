@@ -17,7 +17,7 @@ import numpy as np
 
 from retrievekit.core.document import Document
 from retrievekit.core.errors import CollectionError
-from retrievekit.core.files import atomic_write_array
+from retrievekit.core.files import atomic_write_array, read_npy
 from retrievekit.index.base import SegmentIndex, SegmentView
 from retrievekit.index.images.phash import ImageHashError, code_bytes, image_hash
 
@@ -93,8 +93,8 @@ def merge_hashes(folder: Path, sources: Sequence[tuple[Path, np.ndarray]], n_doc
     present = np.zeros(n_docs, dtype=np.uint8)
     for src, new_docs in sources:
         keep = new_docs >= 0
-        codes[new_docs[keep]] = np.load(src / name, mmap_mode="r")[keep]
-        present[new_docs[keep]] = np.load(src / pname, mmap_mode="r")[keep]
+        codes[new_docs[keep]] = read_npy(src / name, mmap=True)[keep]
+        present[new_docs[keep]] = read_npy(src / pname, mmap=True)[keep]
     atomic_write_array(folder / pname, present)
     atomic_write_array(folder / name, codes)
     return True
@@ -105,8 +105,8 @@ def segment_codes(segment: SegmentView, config: dict[str, Any], name: str) -> Se
     cached = segment.extras.get(key)
     if cached is None:
         try:
-            codes = np.load(segment.folder / key, mmap_mode="r")
-            present = np.load(segment.folder / present_file(config), mmap_mode="r")
+            codes = read_npy(segment.folder / key, mmap=True)
+            present = read_npy(segment.folder / present_file(config), mmap=True)
         except (OSError, ValueError) as exc:
             raise CollectionError(f"segment {segment.name}: image hash index {name!r} is missing or damaged "
                                   f"({exc})") from None

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from retrievekit.core.errors import RetrievekitError
+from retrievekit.core.files import read_npy
 from retrievekit.core.registry import Registry, Spec, SpecError, parse_spec, registry
 
 __all__ = [
@@ -220,5 +221,5 @@ def load_tier(folder: str | Path) -> VectorTier:
         raise TierError(f"{path}: no {MANIFEST}; not a saved vector tier") from exc
     if manifest.get("format") != FORMAT_VERSION:
         raise TierError(f"{path}: tier format {manifest.get('format')!r} is not supported (expected {FORMAT_VERSION})")
-    state = {key: np.load(path / f"{key}.npy", allow_pickle=False) for key in manifest["arrays"]}
+    state = {key: read_npy(path / f"{key}.npy") for key in manifest["arrays"]}
     return tier_from_state(manifest["config"], state)
