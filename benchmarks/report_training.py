@@ -1,5 +1,6 @@
 """BENCHMARKS.md sections for the training benchmarks (run_train_supervised.py, run_train_adapt.py,
-run_train_reranker.py): read their JSON results and render tables; a missing result file renders nothing."""
+run_train_adapter.py, run_train_reranker.py): read their JSON results and render tables; a missing result file
+renders nothing."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def supervised_section(results: Path) -> list[str]:
 def adapt_section(results: Path) -> list[str]:
     """Every ``train_adapt*.json``: the benchmark run (``train_adapt.json``) and tagged recipe trials, each with its
     recipe, losses included."""
-    files = sorted(results.glob("train_adapt*.json"), key=lambda p: (p.name != "train_adapt.json", p.name))
+    files = sorted((p for p in results.glob("train_adapt*.json") if p.stem == "train_adapt"
+                    or p.stem.startswith("train_adapt_")), key=lambda p: (p.name != "train_adapt.json", p.name))
     runs = [(p, load_result(p)) for p in files]
     runs = [(p, r) for p, r in runs if r and r.get("sets")]
     if not runs:
@@ -73,6 +75,37 @@ def adapt_section(results: Path) -> list[str]:
         header = ["set", "queries", "pairs", "MiniLM", "adapted", "Δ", "p", "verdict", "training time"]
         lines += [*markdown_table(header, rows), ""]
     return lines
+
+
+def adapter_section(results: Path) -> list[str]:
+    r = load_result(results / "train_adapter.json")
+    if not r or not r.get("sets"):
+        return []
+    rec = r["recipe"]
+    chosen = rec["chosen"]
+    dev = r["dev"]
+    grid = ", ".join(f"({t['sharpness']:g}, {t['l2']:g}): {t['ndcg@10_delta']:+.4f}" for t in dev["trials"])
+    rows = []
+    for name, s in r["sets"].items():
+        t = s["trials"][0]
+        significant = t["p_permutation"] < r["alpha"]
+        verdict = ("gain" if t["ndcg@10_delta"] > 0 else "loss") if significant else "no significant change"
+        rows.append([name, s["queries"], s["pseudo_queries"], f"{s['base']['ndcg@10']:.4f}",
+                     f"{t['adapted']['ndcg@10']:.4f}", f"{t['ndcg@10_delta']:+.4f}", f"{t['p_permutation']:.4f}",
+                     verdict, f"{s['data_seconds'] + t['train_seconds']:.0f} s"])
+    header = ["set", "queries", "pseudo queries", "MiniLM", "adapted", "Δ", "p", "verdict", "data + training"]
+    return [
+        "### Embedding-space adapter (documents only)", "",
+        "`benchmarks/run_train_adapter.py`: MiniLM itself untouched; a linear map of its vectors (started at the "
+        "identity, pulled back towards it) distilled from the collection's own hybrid ranking (top "
+        f"{rec['depth']}) on up to {rec['examples']} pseudo queries per set (inverse-cloze sentences, titles, "
+        f"crops), the epoch kept by the distillation loss on held-out pseudo queries. Its two hyperparameters "
+        f"(teacher sharpness, pull to the identity) were chosen on {rec['dev_set']}, a set outside the four "
+        f"(nDCG@10 change there by (sharpness, pull): {grid}); the best, ({chosen['sharpness']:g}, {chosen['l2']:g}), "
+        f"was applied unchanged below. Significant gains: "
+        f"{r['gains_significant']} of {len(r['sets'])}.", "",
+        *markdown_table(header, rows), "",
+    ]
 
 
 def _curve(result: dict[str, Any]) -> str:
@@ -122,4 +155,5 @@ def reranker_section(results: Path) -> list[str]:
 
 
 def training_sections(results: Path) -> list[str]:
-    return supervised_section(results) + adapt_section(results) + reranker_section(results)
+    return (supervised_section(results) + adapt_section(results) + adapter_section(results)
+            + reranker_section(results))
