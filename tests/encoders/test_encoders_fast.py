@@ -92,6 +92,29 @@ def test_onnx_spec_semantics_equal_sentence_transformers(st_encoder, onnx_encode
 
 
 @needs_onnx
+@pytest.mark.parametrize("which", ["onnx_encoder", "int8_encoder"])
+def test_batches_in_parallel_give_the_vectors_of_batches_in_turn(which: str, request: pytest.FixtureRequest,  # type: ignore[no-untyped-def]
+                                                                 onnx_cache: Path) -> None:
+    from retrievekit.encoders.onnx import ONNXEncoder, ONNXInt8Encoder
+
+    parallel = request.getfixturevalue(which)
+    assert parallel.parallel_batches == 2
+    in_turn = (ONNXInt8Encoder if which == "int8_encoder" else ONNXEncoder)(cache_dir=onnx_cache, threads=2,
+                                                                           parallel_batches=1)
+    texts = TEXTS * 5 + [" ".join(["retrieval"] * 300)]
+    # a budget of 64 tokens: ~12 batches of different widths, finishing out of order on two threads
+    expected = in_turn.encode(texts, token_budget=64)
+    got = parallel.encode(texts, token_budget=64)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert parallel._worker_session is not None  # the batches did run on the single-threaded session
+    # a lone batch (a query) runs on the session with every thread, in the calling thread
+    np.testing.assert_allclose(parallel.encode_queries(["one query"]), in_turn.encode_queries(["one query"]),
+                               rtol=0, atol=1e-6)
+    with pytest.raises(RetrievekitError, match="parallel_batches must be at least 1"):
+        ONNXEncoder(cache_dir=onnx_cache, parallel_batches=0)
+
+
+@needs_onnx
 def test_onnx_token_spans_match(st_encoder, onnx_encoder) -> None:  # type: ignore[no-untyped-def]
     text = "Tokenisation, of (unusual) words: Grüße!"
     assert onnx_encoder.token_spans(text) == st_encoder.token_spans(text)

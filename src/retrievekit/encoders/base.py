@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,15 @@ class Encoder(ABC):
         """float32 (len(idx), dim) for the texts ``idx`` of what ``_tokenize`` returned."""
         raise NotImplementedError(f"{type(self).__name__} tokenises but does not encode tokens")
 
+    def _parallel_batches(self) -> int:
+        """How many batches to encode at once, one per thread (1: one after the other). Only for backends whose
+        inference releases the GIL and runs a batch well on one core (ONNX Runtime)."""
+        return 1
+
+    def _enter_worker(self) -> None:
+        """Called in each worker thread before its first batch when batches run in parallel."""
+        return None
+
     def _in_batches(self, items: Sequence[Any], order: Sequence[int], encode_batch: Any, *, batch_size: int,
                     progress: bool, desc: str, what: str) -> np.ndarray:
         """``encode_batch`` over ``items`` taken ``batch_size`` at a time in ``order``: one float32 row per item in
@@ -125,15 +135,20 @@ class Encoder(ABC):
         if n == 0:
             return out
         bar = progress_bar(progress, n, desc)
+        workers = min(self._parallel_batches(), len(batches))
+        executor = ThreadPoolExecutor(workers, initializer=self._enter_worker) if workers > 1 else None
         try:
-            for idx in batches:
-                vectors = np.asarray(encode_batch(idx), dtype=np.float32)
+            results = executor.map(encode_batch, batches) if executor else map(encode_batch, batches)
+            for idx, result in zip(batches, results):
+                vectors = np.asarray(result, dtype=np.float32)
                 if vectors.shape != (len(idx), self.dim):
                     raise RetrievekitError(f"{self.backend} {what} returned shape {vectors.shape}, expected "
                                            f"({len(idx)}, {self.dim})")
                 out[idx] = vectors
                 bar.update(len(idx))
         finally:
+            if executor:
+                executor.shutdown(wait=True, cancel_futures=True)
             bar.close()
         if self.normalize:
             normalize_rows(out)
