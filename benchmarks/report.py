@@ -319,6 +319,9 @@ def render(docs: list[dict[str, Any]]) -> str:
         if path.is_file():
             render_section = __import__(module).render
             lines += [render_section(json.loads(path.read_text())).rstrip("\n"), ""]
+            if module == "run_encoding_speed":
+                other_cpus = __import__(module).render_other_cpus(path.parent)
+                lines += [other_cpus.rstrip("\n"), ""] if other_cpus else []
     lines += [
         "## Re-running",
         "",

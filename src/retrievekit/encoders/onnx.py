@@ -56,8 +56,8 @@ INT8_RECIPES = ("fused", "plain")
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "mpnet"}
 POOLINGS = ("mean", "cls", "max", "lasttoken")
 # ONNX Runtime encodes fastest in small batches (a batch's activations stay in cache), torch the other way round:
-# benchmarks/results/encoding-speed.json's token_budget_sweep on 2 Zen 4 cores (int8 MiniLM, SciFact passages; torch
-# fp32 at 512 / 2,048 / 8,192 tokens).
+# the token_budget_sweep of benchmarks/results/encoding-speed.json (2 Xeon cores with AMX) and of
+# encoding-speed-amd-epyc.json (2 Zen 4 cores): int8 MiniLM on SciFact passages; torch fp32 at 512 / 2,048 / 8,192.
 ONNX_TOKEN_BUDGET = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Modules whose work the exported graph plus numpy pooling reproduces; anything else (Dense, LayerNorm, ...) would
@@ -119,8 +119,8 @@ class ONNXEncoder(Encoder):
         self._session = cpu_session(self._model_path, self.threads)
         # Many batches (documents) run as that many batches at once, each on one core, through one single-threaded
         # session (its run is thread-safe and releases the GIL); a lone batch (a query) keeps every core. A batch
-        # split across cores waits for the slowest at each of the graph's ~300 small ops: on 2 Zen 4 cores, int8
-        # MiniLM on SciFact passages encoded ~1.45x faster this way (benchmarks/results/encoding-speed.json).
+        # split across cores waits for the slowest at each of the graph's ~300 small ops: on 2 Xeon cores, int8
+        # MiniLM encoded SciFact passages 1.39x faster this way (benchmarks/results/encoding-speed.json).
         self.parallel_batches = int(parallel_batches) if parallel_batches is not None else self.threads
         if self.parallel_batches < 1:
             raise RetrievekitError(f"parallel_batches must be at least 1, got {parallel_batches}")
@@ -221,9 +221,9 @@ class ONNXInt8Encoder(ONNXEncoder):
     The default recipe ("plain") quantises the export as it is: MatMulInteger on u8 activations x s8 weights (the
     VNNI dot-product form). "fused" (``RETRIEVEKIT_INT8_RECIPE=fused`` or ``recipe="fused"``) first runs ONNX
     Runtime's transformer optimizer (fused attention, embedding + LayerNorm, skip + LayerNorm, bias + GELU), so the
-    graph runs QAttention; on a quiet 2-core Zen 4 it was no faster (benchmarks/results/encoding-speed.json: SciFact
-    passages 54.1 vs 54.3 docs/s at 512-token batches; the first demo, export included, 42.4 vs 36.3 s), so it is
-    not the default."""
+    graph runs QAttention; it was no faster on 2 Zen 4 cores (benchmarks/results/encoding-speed-amd-epyc.json: SciFact
+    passages 54.1 vs 54.3 docs/s; the first demo, export included, 42.4 vs 36.3 s) nor on 2 Xeon cores with AMX
+    (encoding-speed.json: 94.6 vs 107.0 docs/s; 32.6 vs 26.7 s), so it is not the default."""
 
     backend = "onnx-int8"
 
