@@ -14,6 +14,13 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _verdict(run: dict[str, Any], alpha: float) -> str:
+    """A set's outcome under the paired randomization test at ``alpha``."""
+    if run["p_permutation"] >= alpha:
+        return "no significant change"
+    return "gain" if run["ndcg@10_delta"] > 0 else "loss"
+
+
 def _load_note(result: dict[str, Any]) -> str:
     load = result.get("machine", {}).get("load_average_at_start")
     return (f"load average {load} at the start" if load is not None
@@ -67,8 +74,7 @@ def adapt_section(results: Path) -> list[str]:
                   f"tokens. Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
         rows = []
         for name, s in r["sets"].items():
-            significant = s["p_permutation"] < r["alpha"]
-            verdict = ("gain" if s["ndcg@10_delta"] > 0 else "loss") if significant else "no significant change"
+            verdict = _verdict(s, r["alpha"])
             rows.append([name, s["queries"], s["examples"], f"{s['base']['ndcg@10']:.4f}",
                          f"{s['adapted']['ndcg@10']:.4f}", f"{s['ndcg@10_delta']:+.4f}", f"{s['p_permutation']:.4f}",
                          verdict, _minutes(s["train_seconds"])])
@@ -88,8 +94,7 @@ def adapter_section(results: Path) -> list[str]:
     rows = []
     for name, s in r["sets"].items():
         t = s["trials"][0]
-        significant = t["p_permutation"] < r["alpha"]
-        verdict = ("gain" if t["ndcg@10_delta"] > 0 else "loss") if significant else "no significant change"
+        verdict = _verdict(t, r["alpha"])
         rows.append([name, s["queries"], s["pseudo_queries"], f"{s['base']['ndcg@10']:.4f}",
                      f"{t['adapted']['ndcg@10']:.4f}", f"{t['ndcg@10_delta']:+.4f}", f"{t['p_permutation']:.4f}",
                      verdict, f"{s['data_seconds'] + t['train_seconds']:.0f} s"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import sys
@@ -36,13 +37,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from datasets_en import ENGLISH_SETS  # noqa: E402
+from run_train_adapt import ALPHA, RESULTS, SETS  # noqa: E402 — the same sets and test as the fine-tuning runs
 
-RESULTS = HERE / "results"
 WORK = HERE / "work" / "train_adapter"
-SETS = ("scifact", "cranfield", "cacm", "nfcorpus-orig-test")
 DEV_SET = "squad-v1.1-dev"
 GRID = [(s, l2) for s in (1.0, 3.0) for l2 in (0.001, 0.01, 0.1)]
-ALPHA = 0.05
 STUDENT_SCALE = 20.0  # MiniLM's training scale (cosine · 20)
 
 
@@ -100,14 +99,15 @@ def pseudo_queries(setup: SetUp, examples: int, seed: int) -> tuple[list[str], d
     return [t for _, t in texts], {n: sum(1 for m, _ in texts if m == n) for n in pools}
 
 
-def teacher(setup: SetUp, texts: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """The collection's hybrid top ``depth`` per pseudo query: candidate rows and per-query z-scored scores."""
+def teacher(setup: SetUp, texts: list[str], depth: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The collection's hybrid top ``depth`` per pseudo query: candidate rows, per-query z-scored scores, and which
+    pseudo queries they are (those with a full ``depth`` of hits)."""
     results = setup.collection.search(texts, depth, mode="hybrid")
     keep = [i for i in range(len(texts)) if all(d is not None for d in results.ids[i])]
     rows = np.array([[setup.row[d] for d in results.ids[i]] for i in keep], np.int64)
     scores = results.scores[keep].astype(np.float32)
     z = (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-6)
-    return rows, z, keep  # type: ignore[return-value]
+    return rows, z, keep
 
 
 def train_map(pseudo: np.ndarray, docs: np.ndarray, rows: np.ndarray, z: np.ndarray, *, sharpness: float,
@@ -218,7 +218,7 @@ def main() -> None:
     for trial in dev["trials"]:
         trial.pop("per_query_ndcg@10")  # 10k dev queries: the means are what the choice used
     result = {
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "encoder": encoder.spec(),
         "recipe": {"examples": args.examples, "depth": args.depth, "epochs": args.epochs, "seed": args.seed,

@@ -19,7 +19,6 @@ from retrievekit.retrieval.rerank.cross_encoder import CARD_FILE
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CARD_JSON = CARD_FILE  # where get_reranker looks for a trained reranker's blend, too
 CARD_MD = "MODEL_CARD.md"
 CHECKPOINTS = "checkpoints"
 # counts the trainers add to a card's "data" when they change the data on the way in
@@ -175,9 +174,21 @@ def loss_history(log_history: Sequence[Mapping[str, Any]]) -> list[float]:
     return [float(entry["loss"]) for entry in log_history if "loss" in entry]
 
 
+def _write_card_json(folder: Path, card: dict[str, Any]) -> None:
+    atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=True) + "\n")
+
+
+def update_card(folder: str | Path, fields: dict[str, Any]) -> None:
+    """Merge ``fields`` into a folder's ``model_card.json`` (one is started if the folder has none)."""
+    path = Path(folder) / CARD_FILE
+    card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    _write_card_json(path.parent, {**card, **fields})
+
+
 def write_card(folder: Path, card: dict[str, Any]) -> None:
-    """``model_card.json`` (machine-readable) and ``MODEL_CARD.md`` (for people) beside the weights."""
-    atomic_write_text(folder / CARD_JSON, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    """``model_card.json`` (machine-readable; get_reranker reads a trained reranker's blend there too) and
+    ``MODEL_CARD.md`` (for people) beside the weights."""
+    _write_card_json(folder, card)
     lines = [f"# {card['kind']} trained with retrievekit", "",
              f"- base model: `{card['base_model']}`",
              f"- training examples: {card['data']['examples']} ({card['data']['pairs']} training rows"
@@ -197,8 +208,8 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
 
 def read_card(folder: str | Path) -> dict[str, Any]:
     """The training card of a folder trained here."""
-    path = Path(folder) / CARD_JSON
+    path = Path(folder) / CARD_FILE
     if not path.is_file():
-        raise TrainingError(f"{folder} has no {CARD_JSON}: it was not trained with retrievekit")
+        raise TrainingError(f"{folder} has no {CARD_FILE}: it was not trained with retrievekit")
     data: dict[str, Any] = json.loads(path.read_text())
     return data

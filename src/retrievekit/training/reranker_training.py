@@ -5,7 +5,6 @@ bi-encoder such as the offline MiniLM gets a fresh one-score head — and saves 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from retrievekit.training._deps import (
-    CARD_JSON,
     Example,
     TrainingError,
     normalise_examples,
@@ -25,6 +23,7 @@ from retrievekit.training._deps import (
     run_card,
     run_training,
     trainer_arguments,
+    update_card,
     write_card,
 )
 
@@ -219,7 +218,7 @@ def score_blends(folder: str | Path, first_stage: Any, queries: Mapping[str, str
     from retrievekit.evaluation.metrics import evaluate
     from retrievekit.retrieval.pipeline import collection_of, document_texts
     from retrievekit.retrieval.rerank import get_reranker
-    from retrievekit.retrieval.rerank.base import blended, check_blend
+    from retrievekit.retrieval.rerank.base import blended, candidate_grid, check_blend
 
     qids = [q for q in sorted(qrels) if q in queries and str(queries[q]).strip()]
     if not qids:
@@ -235,8 +234,7 @@ def score_blends(folder: str | Path, first_stage: Any, queries: Mapping[str, str
     query_texts = [queries[q] for q in qids]
     candidates = first_stage.search(query_texts, depth)
     own = reranker.candidate_scores(query_texts, candidates, texts, progress=progress)
-    ids = np.asarray(candidates.ids, dtype=object)
-    present = ids != None  # noqa: E711 — elementwise on an object array
+    ids, present = candidate_grid(query_texts, candidates)
     judged = {q: qrels[q] for q in qids}
 
     def run_of(scores: np.ndarray) -> dict[str, dict[str, float]]:
@@ -261,8 +259,6 @@ def tune_blend(folder: str | Path, first_stage: Any, queries: Mapping[str, str],
     record the best blend in the folder's card as ``rerank_blend`` (the whole table as ``blend_tuning``), so every
     later ``get_reranker(folder)``, ``--rerank FOLDER`` or ``rerank=FOLDER`` ranks that way. Ties go to the larger
     reranker share. Returns the record."""
-    from retrievekit.core.files import atomic_write_text
-
     scored = score_blends(folder, first_stage, queries, qrels, depth=depth, metrics=(metric,), grid=grid,
                           texts=texts, progress=progress)
     table = {f"{w:g}": round(float(result[metric]), 5) for w, result in scored["blends"].items()}
@@ -270,7 +266,5 @@ def tune_blend(folder: str | Path, first_stage: Any, queries: Mapping[str, str],
     record = {"rerank_blend": float(best),
               "blend_tuning": {"metric": metric, "queries": scored["queries"], "depth": depth,
                                "first_stage": round(float(scored["first_stage"][metric]), 5), "by_blend": table}}
-    card_path = Path(folder) / CARD_JSON
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    atomic_write_text(card_path, json.dumps({**card, **record}, indent=2, sort_keys=True) + "\n")
+    update_card(folder, record)
     return record

@@ -72,13 +72,12 @@ class Reranker(ABC):
         has exactly ``k`` columns (the best ``k``, padded with ``None``/``-inf`` if a row has fewer)."""
         if k is not None and k < 0:
             raise RerankerError(f"k must be >= 0, got {k}")
-        new_scores = self.candidate_scores(queries, candidates, texts, progress=progress)
-        ids = np.asarray(candidates.ids, dtype=object)
-        n, width = ids.shape
-        present = ids != None  # noqa: E711 — elementwise comparison on an object array
+        ids, present = candidate_grid(queries, candidates)
+        new_scores = self._own_scores(queries, ids, present, texts, progress)
         if self.blend is not None:
             new_scores = blended(new_scores, np.asarray(candidates.scores, dtype=np.float32), present, self.blend)
         # Sort keys, last = primary: real hits before padding, then score descending, then original rank.
+        n, width = ids.shape
         rank = np.broadcast_to(np.arange(width), (n, width))
         order = np.lexsort((rank, -new_scores, ~present), axis=-1)
         out_ids = np.take_along_axis(ids, order, axis=1)
@@ -90,12 +89,11 @@ class Reranker(ABC):
                          progress: bool = False) -> np.ndarray:
         """float32 (n_queries, k): this reranker's own score of each candidate where it stands in ``candidates``
         (-inf for padding); no blend, no sorting."""
-        ids = np.asarray(candidates.ids, dtype=object)
-        if ids.ndim != 2:
-            raise RerankerError(f"candidates must be a 2-D (n_queries, k) result, got shape {ids.shape}")
-        if len(queries) != ids.shape[0]:
-            raise RerankerError(f"{len(queries)} queries for {ids.shape[0]} candidate rows")
-        present = ids != None  # noqa: E711 — elementwise comparison on an object array
+        ids, present = candidate_grid(queries, candidates)
+        return self._own_scores(queries, ids, present, texts, progress)
+
+    def _own_scores(self, queries: Sequence[str], ids: np.ndarray, present: np.ndarray, texts: TextsFn,
+                    progress: bool) -> np.ndarray:
         rows, cols = np.nonzero(present)  # row-major: the pairs of one query are consecutive
         scores = np.full(ids.shape, -np.inf, dtype=np.float32)
         bar = progress_bar(progress, len(rows), "reranking", unit="pair")
@@ -134,6 +132,17 @@ class Reranker(ABC):
         return scores
 
 
+
+
+def candidate_grid(queries: Sequence[str], candidates: SearchResults) -> tuple[np.ndarray, np.ndarray]:
+    """``candidates``' ids as an object array (n_queries, k), checked against ``queries``, and where a hit stands
+    (not padding)."""
+    ids = np.asarray(candidates.ids, dtype=object)
+    if ids.ndim != 2:
+        raise RerankerError(f"candidates must be a 2-D (n_queries, k) result, got shape {ids.shape}")
+    if len(queries) != ids.shape[0]:
+        raise RerankerError(f"{len(queries)} queries for {ids.shape[0]} candidate rows")
+    return ids, ids != None  # noqa: E711 — elementwise comparison on an object array
 
 
 def check_blend(blend: float | None) -> float | None:
