@@ -73,7 +73,7 @@ def test_cpuinfo_flags_and_physical_cores() -> None:
 
 def test_candidate_paths_follow_the_instruction_sets() -> None:
     assert auto.candidate_paths(_cpu("avx2", "avx512f", "avx512_vnni", "avx512_bf16")) == ["onnx-int8", "bf16", "fp32"]
-    assert auto.candidate_paths(_cpu("avx2", "amx_tile", "amx_bf16", "amx_int8")) == ["onnx-int8", "bf16", "fp32"]
+    assert auto.candidate_paths(_cpu("avx2", "amx_tile", "amx_bf16", "amx_int8")) == ["bf16", "onnx-int8", "fp32"]
     assert auto.candidate_paths(_cpu("avx2", "avx512f")) == ["onnx-int8", "fp32"]  # bf16 would be emulated
     assert auto.candidate_paths(_cpu("sse4_2")) == ["fp32"]
 
@@ -163,6 +163,46 @@ def test_the_fastest_passing_path_wins_and_the_choice_is_cached(tiny: Path, cach
     third = SentenceTransformerEncoder(str(tiny))
     third.encode(TEXTS[:2])
     assert third.decision is None
+
+
+@needs_st
+def test_on_amx_a_fast_bf16_spares_the_int8_export_unless_it_is_cached(tiny: Path, cache: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
+
+    def run_at(delay: float) -> object:
+        def build(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
+            def run(texts: list[str]) -> np.ndarray:
+                time.sleep(delay)
+                return encoder.encode_on("fp32", texts)
+            return run
+        return build
+
+    built: list[str] = []
+
+    def int8(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
+        built.append("int8")  # stands for the export and quantisation
+        return run_at(0.001)(encoder)  # type: ignore[operator]
+
+    monkeypatch.setitem(auto.BUILDERS, "fp32", run_at(0.2))
+    monkeypatch.setitem(auto.BUILDERS, "bf16", run_at(0.02))  # ~10x fp32: enough
+    monkeypatch.setitem(auto.BUILDERS, "onnx-int8", int8)
+    monkeypatch.setattr(auto, "cpu_info", lambda **_: _cpu("avx2", "amx_tile", "amx_bf16", "amx_int8"))
+    monkeypatch.setattr(auto, "_int8_export_cached", lambda encoder: False)
+    decision = auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS)
+    assert decision.path == "bf16" and built == [] and "skipped" in decision.checks["onnx-int8"]
+    assert "not tried: onnx-int8 (bf16 on AMX already" in decision.reason
+    # with the export cached the trial is cheap, so it runs, and the faster int8 wins
+    monkeypatch.setattr(auto, "_int8_export_cached", lambda encoder: True)
+    decision = auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS)
+    assert decision.path == "onnx-int8" and built == ["int8"]
+    # a bf16 below the bar leaves int8 its trial too; without AMX nothing is skipped
+    monkeypatch.setattr(auto, "_int8_export_cached", lambda encoder: False)
+    monkeypatch.setitem(auto.BUILDERS, "bf16", run_at(0.15))
+    assert auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS).path == "onnx-int8" and len(built) == 2
+    monkeypatch.setitem(auto.BUILDERS, "bf16", run_at(0.02))
+    monkeypatch.setattr(auto, "cpu_info", lambda **_: _cpu("avx2", "avx512_vnni", "avx512_bf16"))
+    assert auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS).path == "onnx-int8" and len(built) == 3
 
 
 @needs_st

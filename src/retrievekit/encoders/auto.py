@@ -6,7 +6,8 @@ arithmetic is done is not part of it. On the first bulk encode (``AUTO_MIN_TEXTS
 encoder encodes a sample of that workload with fp32 and with every faster path this CPU has the instructions for
 (int8 dot products — VNNI, AMX — for the int8 export; native bf16 — AVX512_BF16, AMX — for bf16), and keeps the
 fastest path whose vectors are close enough to fp32 (mean cosine over the sample at least ``MIN_COSINE``, every
-text at least ``MIN_COSINE_FLOOR``); if none is, fp32, with the reason. The decision (and the int8 export) is cached
+text at least ``MIN_COSINE_FLOOR``); if none is, fp32, with the reason. On AMX, where bf16 is the fast path, a bf16
+that passes at ``AMX_BF16_ENOUGH`` or more spares the int8 trial its export (unless that is cached already). The decision (and the int8 export) is cached
 on disk per model, library versions and CPU, so later processes skip the check. Smaller encodes — queries, a
 handful of documents — run fp32 until a decision exists.
 
@@ -47,6 +48,10 @@ MIN_COSINE = 0.99
 #: ~0.985 that costs no measurable nDCG, so a minimum of 0.99 would reject it or not depending on the sample drawn
 MIN_COSINE_FLOOR = 0.98
 SAMPLE_TEXTS = 32
+#: on AMX, bf16 runs on the tile units while ONNX Runtime's int8 kernels do not (encoding-speed.json, 2 Xeon cores:
+#: bf16 3.15x fp32, the best int8 2.68x); once bf16 passes at this speed-up, the int8 trial is skipped unless its
+#: export is already cached, since exporting and quantising cost ~5 s, most of the first decision
+AMX_BF16_ENOUGH = 2.0
 #: encodes smaller than this never trigger a decision: the check costs seconds and the export more
 AUTO_MIN_TEXTS = 256
 #: bump when the decision's inputs or meaning change, so old decisions are not reused
@@ -89,15 +94,27 @@ def requested_path(option: str | None = None) -> str:
 
 
 def candidate_paths(cpu: CPUInfo) -> list[str]:
-    """The paths worth trying on ``cpu``, fp32 always last (the reference). int8 needs integer dot products to win
-    clearly (VNNI or AMX; plain AVX2 still gains from the smaller weights, so it is tried there too); bf16 only pays
-    where the hardware multiplies bf16 (AVX512_BF16 or AMX) — elsewhere torch emulates it, slower than fp32."""
+    """The paths worth trying on ``cpu``, most promising first, fp32 always last (the reference). int8 needs integer
+    dot products to win clearly (VNNI or AMX; plain AVX2 still gains from the smaller weights, so it is tried there
+    too); bf16 only pays where the hardware multiplies bf16 (AVX512_BF16 or AMX) — elsewhere torch emulates it,
+    slower than fp32 — and comes first on AMX, where it is the fastest (``AMX_BF16_ENOUGH``)."""
     out = []
     if cpu.vnni or cpu.has("avx2"):
         out.append("onnx-int8")
     if cpu.native_bf16:
-        out.append("bf16")
+        out.insert(0 if cpu.amx else len(out), "bf16")
     return [*out, "fp32"]
+
+
+def _int8_export_cached(encoder: SentenceTransformerEncoder) -> bool:
+    """Whether the int8 trial would find its quantised export on disk (else it costs an export and quantisation)."""
+    try:
+        from retrievekit.encoders.onnx import INT8_PLAIN_FILE, cached_export
+
+        folder = cached_export(encoder.source_model)
+    except Exception:  # the onnx extra missing or an unreadable model: the trial itself will say what is wrong
+        return False
+    return folder is not None and (folder / INT8_PLAIN_FILE).exists()
 
 
 @dataclass
@@ -212,6 +229,11 @@ def decide(encoder: SentenceTransformerEncoder, sample: list[str], *, cpu: CPUIn
     for path in candidate_paths(cpu):
         if path == "fp32":
             continue
+        enough = [p for p in passed if p[1] == "bf16" and checks[p[1]]["speedup"] >= AMX_BF16_ENOUGH]
+        if path == "onnx-int8" and cpu.amx and enough and not _int8_export_cached(encoder):
+            checks[path] = {"skipped": f"bf16 on AMX already {checks['bf16']['speedup']}x fp32 "
+                                       f"(>= {AMX_BF16_ENOUGH}x) and no int8 export cached"}
+            continue
         try:
             vectors, seconds = _timed(BUILDERS[path](encoder), sample)
             vectors = _unit(vectors)
@@ -246,6 +268,9 @@ def decide(encoder: SentenceTransformerEncoder, sample: list[str], *, cpu: CPUIn
         reason = "fp32: " + ("; ".join(rejected) if rejected else f"no faster path for this CPU ({cpu.model})")
     if rejected and passed:
         reason += "; ruled out: " + "; ".join(rejected)
+    skipped = [f"{p} ({c['skipped']})" for p, c in checks.items() if "skipped" in c]
+    if skipped:
+        reason += "; not tried: " + "; ".join(skipped)
     return PathDecision(path=path, reason=reason, model=encoder.name, checks=checks, cpu=cpu.summary(),
                         sample_texts=len(sample), decided_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
