@@ -364,8 +364,8 @@ def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, A
             lines = (DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:limit]
             source.write_text("\n".join(lines) + "\n", encoding="utf-8")
         row = run([sys.executable, "-m", "retrievekit", "index", str(source), str(folder / "col"),
-                   "--dense", "--no-progress"], env)
-        row.pop("stdout")
+                   "--dense", "--no-progress", "--json"], env)
+        row["ingest_seconds"] = json.loads(row.pop("stdout"))["seconds"]
         col = Collection(folder / "col")
         queries = list(dataset.queries)
         results = col.search([dataset.queries[q] for q in queries], k=100, mode="dense")
@@ -385,14 +385,17 @@ def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, A
         if (work / "after" / "cache" / part).is_dir():
             shutil.copytree(work / "after" / "cache" / part, decided / "cache" / part)
     row = run([sys.executable, "-m", "retrievekit", "index", str(source), str(decided / "col"), "--dense",
-               "--no-progress"], env)
-    row.pop("stdout")
+               "--no-progress", "--json"], env)
+    row["ingest_seconds"] = json.loads(row.pop("stdout"))["seconds"]
     out["after (auto, path decided before)"] = row
     print(json.dumps({"indexing": "after (auto, path decided before)", "seconds": row["seconds"],
                       "load_before": row["load_before"]}), flush=True)
     before, after = out["before (fp32)"], out["after (auto)"]
     out["speedup"] = round(before["seconds"] / after["seconds"], 2)
     out["speedup_path_decided_before"] = round(before["seconds"] / row["seconds"], 2)
+    # the ingest alone (documents read, BM25 and dense segments written and committed), as the CLI times it: the
+    # rest of the run is start-up (imports, model load) and the ONNX export for queries; the decision is inside
+    out["ingest_speedup"] = round(before["ingest_seconds"] / after["ingest_seconds"], 2)
     out["spec_unchanged"] = before["encoder_spec"] == after["encoder_spec"]
     return out
 
@@ -548,7 +551,14 @@ def render(result: dict[str, Any]) -> str:
                      + (f" A second collection, the path already decided (the decision and ONNX exports cached, "
                         f"no embeddings): {indexing['after (auto, path decided before)']['seconds']:,.1f} s "
                         f"({indexing['speedup_path_decided_before']}×)."
-                        if "speedup_path_decided_before" in indexing else ""))
+                        if "speedup_path_decided_before" in indexing else "")
+                     + (f" The ingest alone, as the CLI times it (documents read, segments encoded, written and "
+                        "committed, the path decision included; not start-up, model load or the ONNX export for "
+                        "queries): "
+                        f"{b['ingest_seconds']:,.1f} → {a['ingest_seconds']:,.1f} s ({indexing['ingest_speedup']}×), "
+                        f"so {b['seconds'] - b['ingest_seconds']:,.1f} and {a['seconds'] - a['ingest_seconds']:,.1f} s "
+                        "of the runs are fixed costs that do not shrink with the encoder."
+                        if "ingest_speedup" in indexing else ""))
     if demo:
         a, fused_demo = demo["after (default int8)"], demo["fused int8"]
         f32 = demo["before (sentence-transformers fp32)"]
@@ -587,6 +597,7 @@ def render(result: dict[str, Any]) -> str:
         checks.append(f"indexing {indexing['speedup']}× "
                       + (f"({indexing['speedup_path_decided_before']}× with the path decided before) "
                          if "speedup_path_decided_before" in indexing else "")
+                      + (f"(its ingest {indexing['ingest_speedup']}×) " if "ingest_speedup" in indexing else "")
                       + f"and the first demo {demo['speedup_vs_fp32']}× against the "
                       f"automatic choice's {auto_row['speedup_vs_sentence_transformers']}× in encoding (target: the "
                       "same factor; both include one-time costs: the path decision, the ONNX export for torch-free "
