@@ -149,3 +149,11 @@ def test_openai_compatible_endpoint(col: Path, tmp_path: Path) -> None:
                    "--limit", "4") == 0
     # the chat API (prompt as messages) and the served model's answers give the same queries
     assert [e.query for e in TrainingSet.load(remote)] == [e.query for e in TrainingSet.load(local)]
+
+
+def test_precision_is_for_local_generators_only(col: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "syn.jsonl"
+    assert run(str(col), "--generator", "topic-test", "--out", str(out), "--precision", "bf16") == 2
+    assert "--precision applies to local generators only, not 'topic-test'" in capsys.readouterr().err
+    assert not out.exists()
+    assert run(str(col), "--generator", "topic-test", "--out", str(out), "--batch-size", "5") == 0

@@ -504,6 +504,25 @@ def test_local_transformers_generate_stream_and_stop(tiny_local: Any) -> None:
         tiny_local.generate("fox " * 300, max_tokens=10)
 
 
+def test_local_generate_many_batches_prompts_of_different_lengths(tiny_local: Any, tiny_gpt2: Path) -> None:
+    from retrievekit.rag.generators.local import LocalGenerator
+
+    prompts = ["the quick brown", "paris", "the lazy dog jumps over the quick brown fox", "france"]
+    assert tiny_local.batches
+    one_by_one = [tiny_local.generate(p, max_tokens=8) for p in prompts]
+    assert tiny_local.generate_many(prompts, max_tokens=8) == one_by_one  # left padding changes nothing
+    stop = one_by_one[2][3:5]
+    assert tiny_local.generate_many(prompts, max_tokens=8, stop=stop) == [t[:t.find(stop)] if stop in t else t
+                                                                            for t in one_by_one]
+    assert tiny_local.generate_many([], max_tokens=8) == []
+    with pytest.raises(GenerationError, match="context"):
+        tiny_local.generate_many(["paris", "fox " * 300], max_tokens=10)
+    bf16 = LocalGenerator(model=str(tiny_gpt2), backend="transformers", precision="bf16")
+    assert bf16.config()["precision"] == "bf16" and all(bf16.generate_many(prompts, max_tokens=4))
+    with pytest.raises(GeneratorSpecError, match="precision"):
+        LocalGenerator(model=str(tiny_gpt2), backend="transformers", precision="fp8")
+
+
 def test_local_stream_closed_early_releases_the_model(tiny_local: Any) -> None:
     stream = tiny_local.stream("the lazy dog", max_tokens=50)
     assert next(stream)
@@ -591,6 +610,7 @@ def test_local_llama_cpp_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert generator.generate("q", max_tokens=7, stop=["\n"]) == "Paris [1]"
     assert seen[-1][1] == {"max_tokens": 7, "temperature": 0.0, "stop": ["\n"], "stream": False}
     assert "".join(generator.stream("q", stop="]")) == "Paris [1"
+    assert not generator.batches and generator.generate_many(["q", "r"], stop="]") == ["Paris [1", "Paris [1"]
     assert generator.generate([{"role": "user", "content": "hello"}]) == "Hi there"
     assert list(generator.stream([{"role": "user", "content": "hello"}])) == ["Hi"]
 

@@ -229,6 +229,28 @@ def test_resume_after_a_failure_generates_only_the_rest(collection: Collection, 
     assert again.calls == []
 
 
+class BatchingWordsGenerator(WordsGenerator):
+    """``WordsGenerator`` that takes a whole batch of prompts per call, as a batching local model does."""
+
+    batches = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.batch_sizes: list[int] = []
+
+    def generate_many(self, prompts: Sequence[Any], *, max_tokens: int = 256, temperature: float = 0.0,
+                      stop: str | Sequence[str] | None = None) -> list[str]:
+        self.batch_sizes.append(len(prompts))
+        return [self.generate(p, max_tokens=max_tokens, temperature=temperature, stop=stop) for p in prompts]
+
+
+def test_a_batching_generator_gets_each_batch_of_prompts_in_one_call(collection: Collection) -> None:
+    whole = generate_queries(collection, WordsGenerator(), examples=EXAMPLES, progress=False)
+    batching = BatchingWordsGenerator()
+    assert generate_queries(collection, batching, examples=EXAMPLES, batch_size=4, progress=False) == whole
+    assert batching.batch_sizes == [4, 4, 4]  # 12 documents, one prompt each
+
+
 def test_a_truncated_last_line_is_ignored(collection: Collection, tmp_path: Path) -> None:
     state = tmp_path / "state.jsonl"
     with pytest.raises(GenerationError):

