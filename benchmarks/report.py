@@ -314,6 +314,7 @@ def render(docs: list[dict[str, Any]]) -> str:
                          ("documents.json", "run_documents"),
                          ("posting-compression.json", "run_posting_compression"),
                          ("encoding-speed.json", "run_encoding_speed"),
+                         ("generation-speed.json", "run_generation_speed"),
                          ("papers-walkthrough.json", "run_papers_walkthrough")):
         path = REPO / "benchmarks" / "results" / name
         if path.is_file():

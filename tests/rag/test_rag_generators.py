@@ -523,6 +523,21 @@ def test_local_generate_many_batches_prompts_of_different_lengths(tiny_local: An
         LocalGenerator(model=str(tiny_gpt2), backend="transformers", precision="fp8")
 
 
+def test_the_int8_head_scales_each_batch_row_on_its_own(tiny_local: Any) -> None:
+    """Dynamic int8 quantisation picks one activation scale per call: rows sharing a call would change each other's
+    logits (so a batch of prompts generated other text than one at a time, seen with gemma-3-270m)."""
+    import torch
+
+    head = tiny_local._runner.model.get_output_embeddings()
+    assert type(head).__name__ == "RowByRow"
+    torch.manual_seed(0)
+    rows = torch.randn(2, 1, 32)
+    rows[1] *= 1000  # an outlier row: shared with it, row 0's scale would be 1000x coarser
+    alone = head.inner(rows[:1])
+    assert not torch.allclose(head.inner(rows)[:1], alone)  # the coupling the wrapper removes
+    assert torch.equal(head(rows)[:1], alone)
+
+
 def test_local_stream_closed_early_releases_the_model(tiny_local: Any) -> None:
     stream = tiny_local.stream("the lazy dog", max_tokens=50)
     assert next(stream)

