@@ -17,6 +17,9 @@ Hyperparameters: each (sharpness, l2) of the grid is trained on the dev set's do
 the best is then applied, unchanged, to every test set.
 
     python benchmarks/run_train_adapter.py      # the dev grid on squad-v1.1-dev, then the four test sets
+    python benchmarks/run_train_adapter.py --pseudo generated --choice 3,0.01 --tag generated
+        # pseudo queries written by the offline gemma-3-270m (few-shot, `generate_queries`) for --generated
+        # documents per set, with the (sharpness, l2) the self-supervised run chose on the dev set
 
 Writes benchmarks/results/train_adapter.json. Vectors come from the embedding cache (benchmarks/embed_corpora.py).
 """
@@ -99,6 +102,27 @@ def pseudo_queries(setup: SetUp, examples: int, seed: int) -> tuple[list[str], d
     return [t for _, t in texts], {n: sum(1 for m, _ in texts if m == n) for n in pools}
 
 
+_GENERATOR: list = []
+
+
+def generated_queries(setup: SetUp, documents: int, seed: int) -> tuple[list[str], dict[str, int]]:
+    """Queries the offline generator writes for ``documents`` of the set's documents (drawn under ``seed``), from
+    three hand-written examples on no evaluation set; the raw outputs are kept in a state file, so a rerun resumes."""
+    from run_generation_speed import EXAMPLES
+
+    from retrievekit.rag.generators.local import LocalGenerator
+    from retrievekit.training.synthetic import generate_queries
+
+    if not _GENERATOR:
+        _GENERATOR.append(LocalGenerator(backend="transformers"))
+    state = WORK / setup.name / f"generated-{documents}-{seed}.state.jsonl"
+    data = generate_queries(setup.collection, _GENERATOR[0], examples=EXAMPLES, limit=documents, seed=seed,
+                            max_tokens=24, state=state, batch_size=16, progress=True)
+    queries = [e.query for e in data]
+    return queries, {"generated": data.stats.get("generated", 0) + data.stats.get("resumed", 0),
+                     "kept": len(queries)}
+
+
 def teacher(setup: SetUp, texts: list[str], depth: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The collection's hybrid top ``depth`` per pseudo query: candidate rows, per-query z-scored scores, and which
     pseudo queries they are (those with a full ``depth`` of hits)."""
@@ -161,7 +185,10 @@ def run_set(setup: SetUp, args: argparse.Namespace, grid: list[tuple[float, floa
     from retrievekit.index.dense.embedding import embed_queries
 
     started = time.perf_counter()
-    texts, made = pseudo_queries(setup, args.examples, args.seed)
+    if args.pseudo == "generated":
+        texts, made = generated_queries(setup, args.generated, args.seed)
+    else:
+        texts, made = pseudo_queries(setup, args.examples, args.seed)
     if not texts:
         raise SystemExit(f"{setup.name}: no pseudo query could be built from its documents")
     rows, z, keep = teacher(setup, texts, args.depth)
@@ -201,6 +228,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--pseudo", choices=("self", "generated"), default="self",
+                        help="pseudo queries: inverse cloze, titles and crops, or written by the offline generator")
+    parser.add_argument("--generated", type=int, default=600, help="documents to generate a query for, per set")
+    parser.add_argument("--choice", help="SHARPNESS,L2 to use without the dev grid (e.g. an earlier run's choice)")
     args = parser.parse_args()
 
     from retrievekit.encoders import get_encoder
@@ -208,10 +239,15 @@ def main() -> None:
 
     encoder = get_encoder("minilm")
     cache = EmbeddingCache(default_cache_root(), encoder.spec())
-    dev = run_set(SetUp(args.dev_set, encoder, cache), args, GRID)
-    chosen = max(dev["trials"], key=lambda t: t["adapted"]["ndcg@10"])
-    choice = (chosen["sharpness"], chosen["l2"])
-    print(f"chosen on {args.dev_set}: sharpness={choice[0]} l2={choice[1]}", flush=True)
+    dev: dict = {"trials": []}
+    if args.choice:
+        sharpness, l2 = (float(v) for v in args.choice.split(","))
+        choice = (sharpness, l2)
+    else:
+        dev = run_set(SetUp(args.dev_set, encoder, cache), args, GRID)
+        chosen = max(dev["trials"], key=lambda t: t["adapted"]["ndcg@10"])
+        choice = (chosen["sharpness"], chosen["l2"])
+        print(f"chosen on {args.dev_set}: sharpness={choice[0]} l2={choice[1]}", flush=True)
     sets = {}
     for name in args.sets.split(","):
         sets[name] = run_set(SetUp(name, encoder, cache), args, [choice])
@@ -222,8 +258,11 @@ def main() -> None:
                     "python": platform.python_version()},
         "encoder": encoder.spec(),
         "recipe": {"examples": args.examples, "depth": args.depth, "epochs": args.epochs, "seed": args.seed,
-                   "student_scale": STUDENT_SCALE, "grid": GRID, "dev_set": args.dev_set,
-                   "chosen": {"sharpness": choice[0], "l2": choice[1]}},
+                   "student_scale": STUDENT_SCALE, "grid": [] if args.choice else GRID,
+                   "dev_set": None if args.choice else args.dev_set,
+                   "chosen": {"sharpness": choice[0], "l2": choice[1]}, "pseudo": args.pseudo,
+                   **({"generated_documents": args.generated, "choice_given": args.choice}
+                      if args.pseudo == "generated" else {})},
         "alpha": ALPHA,
         "dev": dev,
         "sets": sets,

@@ -170,11 +170,14 @@ def test_on_amx_a_fast_bf16_spares_the_int8_export_unless_it_is_cached(tiny: Pat
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 
-    def run_at(delay: float) -> object:
+    encoder = SentenceTransformerEncoder(str(tiny))
+    exact = dict(zip(TEXTS, encoder.encode_on("fp32", TEXTS)))
+
+    def taking(delay: float) -> object:  # exact vectors after a fixed delay: speeds far apart, no compute jitter
         def build(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
             def run(texts: list[str]) -> np.ndarray:
                 time.sleep(delay)
-                return encoder.encode_on("fp32", texts)
+                return np.stack([exact[t] for t in texts])
             return run
         return build
 
@@ -182,27 +185,26 @@ def test_on_amx_a_fast_bf16_spares_the_int8_export_unless_it_is_cached(tiny: Pat
 
     def int8(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
         built.append("int8")  # stands for the export and quantisation
-        return run_at(0.001)(encoder)  # type: ignore[operator]
+        return taking(0.0)(encoder)  # type: ignore[operator]
 
-    monkeypatch.setitem(auto.BUILDERS, "fp32", run_at(0.2))
-    monkeypatch.setitem(auto.BUILDERS, "bf16", run_at(0.02))  # ~10x fp32: enough
+    monkeypatch.setitem(auto.BUILDERS, "fp32", taking(0.6))
+    monkeypatch.setitem(auto.BUILDERS, "bf16", taking(0.1))  # ~6x fp32: enough
     monkeypatch.setitem(auto.BUILDERS, "onnx-int8", int8)
     monkeypatch.setattr(auto, "cpu_info", lambda **_: _cpu("avx2", "amx_tile", "amx_bf16", "amx_int8"))
     monkeypatch.setattr(auto, "_int8_export_cached", lambda encoder: False)
-    decision = auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS)
+    decision = auto.decide(encoder, TEXTS)
     assert decision.path == "bf16" and built == [] and "skipped" in decision.checks["onnx-int8"]
     assert "not tried: onnx-int8 (bf16 on AMX already" in decision.reason
     # with the export cached the trial is cheap, so it runs, and the faster int8 wins
     monkeypatch.setattr(auto, "_int8_export_cached", lambda encoder: True)
-    decision = auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS)
-    assert decision.path == "onnx-int8" and built == ["int8"]
-    # a bf16 below the bar leaves int8 its trial too; without AMX nothing is skipped
+    assert auto.decide(encoder, TEXTS).path == "onnx-int8" and built == ["int8"]
+    # a bf16 below the bar (~1.3x) leaves int8 its trial too; without AMX nothing is skipped
     monkeypatch.setattr(auto, "_int8_export_cached", lambda encoder: False)
-    monkeypatch.setitem(auto.BUILDERS, "bf16", run_at(0.15))
-    assert auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS).path == "onnx-int8" and len(built) == 2
-    monkeypatch.setitem(auto.BUILDERS, "bf16", run_at(0.02))
+    monkeypatch.setitem(auto.BUILDERS, "bf16", taking(0.45))
+    assert auto.decide(encoder, TEXTS).path == "onnx-int8" and len(built) == 2
+    monkeypatch.setitem(auto.BUILDERS, "bf16", taking(0.1))
     monkeypatch.setattr(auto, "cpu_info", lambda **_: _cpu("avx2", "avx512_vnni", "avx512_bf16"))
-    assert auto.decide(SentenceTransformerEncoder(str(tiny)), TEXTS).path == "onnx-int8" and len(built) == 3
+    assert auto.decide(encoder, TEXTS).path == "onnx-int8" and len(built) == 3
 
 
 @needs_st
