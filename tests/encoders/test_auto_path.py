@@ -9,6 +9,7 @@ import importlib.util
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,6 +60,23 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _cpu(*flags: str) -> CPUInfo:
     return CPUInfo(model="test CPU", flags=frozenset(flags), physical_cores=2, logical_cpus=2)
+
+
+def _exact_vectors(tiny: Path) -> dict[str, np.ndarray]:
+    from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
+
+    return dict(zip(TEXTS, SentenceTransformerEncoder(str(tiny), precision="fp32").encode_on("fp32", TEXTS)))
+
+
+def _taking(exact: dict[str, np.ndarray], delay: float) -> Any:
+    """A path builder whose runs return exact vectors after ``delay`` seconds: the check sees speeds far apart and
+    no compute, so a loaded machine cannot reorder the paths."""
+    def build(encoder: object) -> auto.PathRunner:
+        def run(texts: list[str]) -> np.ndarray:
+            time.sleep(delay)
+            return np.stack([exact[t] for t in texts])
+        return run
+    return build
 
 
 def test_cpuinfo_flags_and_physical_cores() -> None:
@@ -131,18 +149,10 @@ def test_the_fastest_passing_path_wins_and_the_choice_is_cached(tiny: Path, cach
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 
-    def slow_fp32(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
-        def run(texts: list[str]) -> np.ndarray:
-            time.sleep(0.05)
-            return encoder.encode_on("fp32", texts)
-        return run
-
-    def quick_exact(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
-        return lambda texts: encoder.encode_on("fp32", texts)
-
-    monkeypatch.setitem(auto.BUILDERS, "fp32", slow_fp32)
-    monkeypatch.setitem(auto.BUILDERS, "bf16", quick_exact)
-    monkeypatch.setitem(auto.BUILDERS, "onnx-int8", slow_fp32)  # passes the check, but is not faster
+    exact = _exact_vectors(tiny)
+    monkeypatch.setitem(auto.BUILDERS, "fp32", _taking(exact, 0.3))
+    monkeypatch.setitem(auto.BUILDERS, "bf16", _taking(exact, 0.0))
+    monkeypatch.setitem(auto.BUILDERS, "onnx-int8", _taking(exact, 0.6))  # passes the check, but is not faster
     monkeypatch.setattr(auto, "cpu_info", lambda **_: _cpu("avx2", "avx512_vnni", "avx512_bf16"))
     first = SentenceTransformerEncoder(str(tiny))
     first.encode(TEXTS)
@@ -171,21 +181,16 @@ def test_on_amx_a_fast_bf16_spares_the_int8_export_unless_it_is_cached(tiny: Pat
     from retrievekit.encoders.sentence_transformers import SentenceTransformerEncoder
 
     encoder = SentenceTransformerEncoder(str(tiny))
-    exact = dict(zip(TEXTS, encoder.encode_on("fp32", TEXTS)))
+    exact = _exact_vectors(tiny)
 
-    def taking(delay: float) -> object:  # exact vectors after a fixed delay: speeds far apart, no compute jitter
-        def build(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
-            def run(texts: list[str]) -> np.ndarray:
-                time.sleep(delay)
-                return np.stack([exact[t] for t in texts])
-            return run
-        return build
+    def taking(delay: float) -> Any:
+        return _taking(exact, delay)
 
     built: list[str] = []
 
     def int8(encoder: SentenceTransformerEncoder) -> auto.PathRunner:
         built.append("int8")  # stands for the export and quantisation
-        return taking(0.0)(encoder)  # type: ignore[operator]
+        return taking(0.0)(encoder)  # type: ignore[no-any-return]
 
     monkeypatch.setitem(auto.BUILDERS, "fp32", taking(0.6))
     monkeypatch.setitem(auto.BUILDERS, "bf16", taking(0.1))  # ~6x fp32: enough
