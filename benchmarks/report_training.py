@@ -83,6 +83,16 @@ def adapt_section(results: Path) -> list[str]:
     return lines
 
 
+def _adapter_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for name, s in r["sets"].items():
+        t = s["trials"][0]
+        rows.append([name, s["queries"], s["pseudo_queries"], f"{s['base']['ndcg@10']:.4f}",
+                     f"{t['adapted']['ndcg@10']:.4f}", f"{t['ndcg@10_delta']:+.4f}", f"{t['p_permutation']:.4f}",
+                     _verdict(t, r["alpha"]), f"{s['data_seconds'] + t['train_seconds']:.0f} s"])
+    return ["set", "queries", "pseudo queries", "MiniLM", "adapted", "Δ", "p", "verdict", "data + training"], rows
+
+
 def adapter_section(results: Path) -> list[str]:
     r = load_result(results / "train_adapter.json")
     if not r or not r.get("sets"):
@@ -91,15 +101,8 @@ def adapter_section(results: Path) -> list[str]:
     chosen = rec["chosen"]
     dev = r["dev"]
     grid = ", ".join(f"({t['sharpness']:g}, {t['l2']:g}): {t['ndcg@10_delta']:+.4f}" for t in dev["trials"])
-    rows = []
-    for name, s in r["sets"].items():
-        t = s["trials"][0]
-        verdict = _verdict(t, r["alpha"])
-        rows.append([name, s["queries"], s["pseudo_queries"], f"{s['base']['ndcg@10']:.4f}",
-                     f"{t['adapted']['ndcg@10']:.4f}", f"{t['ndcg@10_delta']:+.4f}", f"{t['p_permutation']:.4f}",
-                     verdict, f"{s['data_seconds'] + t['train_seconds']:.0f} s"])
-    header = ["set", "queries", "pseudo queries", "MiniLM", "adapted", "Δ", "p", "verdict", "data + training"]
-    return [
+    header, rows = _adapter_rows(r)
+    out = [
         "### Embedding-space adapter (documents only)", "",
         "`benchmarks/run_train_adapter.py`: MiniLM itself untouched; a linear map of its vectors (started at the "
         "identity, pulled back towards it) distilled from the collection's own hybrid ranking (top "
@@ -111,6 +114,20 @@ def adapter_section(results: Path) -> list[str]:
         f"{r['gains_significant']} of {len(r['sets'])}.", "",
         *markdown_table(header, rows), "",
     ]
+    generated = load_result(results / "train_adapter_generated.json")
+    if generated and generated.get("sets"):
+        rec = generated["recipe"]
+        header, rows = _adapter_rows(generated)
+        out += [
+            "The same adapter on queries written by the offline generator instead (`run_train_adapter.py --pseudo "
+            f"generated --choice {rec['choice_given']}`): gemma-3-270m base, few-shot from three hand-written "
+            f"examples on no evaluation set, one greedy query for each of {rec['generated_documents']} documents "
+            "per set (`generate_queries`: empty, copied and duplicate queries dropped), the setting chosen above "
+            f"for the self-supervised queries. Significant gains: {generated['gains_significant']} of "
+            f"{len(generated['sets'])}.", "",
+            *markdown_table(header, rows), "",
+        ]
+    return out
 
 
 def whitening_section(results: Path) -> list[str]:

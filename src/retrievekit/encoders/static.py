@@ -138,6 +138,7 @@ class WordLlamaEncoder(_StaticEncoder):
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         picked = ids[np.repeat(starts[rows] - indptr[:-1], lengths) + np.arange(indptr[-1])]
+        picked = np.minimum(picked, len(self._embedding) - 1)  # as the whole-text path: ids past the table clip
         counts = scipy.sparse.csr_matrix((np.ones(len(picked), dtype=np.float32), picked, indptr),
                                          shape=(len(rows), len(self._embedding)))
         return np.asarray(counts @ self._embedding) / np.maximum(lengths, 1)[:, None].astype(np.float32)
