@@ -175,13 +175,24 @@ def train_map(pseudo: np.ndarray, docs: np.ndarray, rows: np.ndarray, z: np.ndar
                               "best_epoch": best[3] + 1}
 
 
+def paired_outcome(adapted: list[float], base: list[float]) -> dict:
+    """Mean per-query nDCG@10 change, its paired randomization and t-test p-values, and whether it is a
+    significant gain at ``ALPHA``."""
+    from retrievekit.evaluation.significance import paired_t_test, permutation_test
+
+    delta = float(np.mean(adapted) - np.mean(base))
+    perm = permutation_test(adapted, base, n_permutations=10_000, seed=0)
+    return {"ndcg@10_delta": round(delta, 4), "p_permutation": perm.p_value,
+            "p_t_test": paired_t_test(adapted, base).p_value,
+            "significant_gain": bool(delta > 0 and perm.p_value < ALPHA)}
+
+
 def apply(weight: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
     y = x @ weight.T + bias
     return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
 
 
 def run_set(setup: SetUp, args: argparse.Namespace, grid: list[tuple[float, float]]) -> dict:
-    from retrievekit.evaluation.significance import paired_t_test, permutation_test
     from retrievekit.index.dense.embedding import embed_queries
 
     started = time.perf_counter()
@@ -205,17 +216,14 @@ def run_set(setup: SetUp, args: argparse.Namespace, grid: list[tuple[float, floa
                                       seed=args.seed)
         adapted = setup.per_query_ndcg(apply(weight, bias, setup.queries), apply(weight, bias, setup.docs))
         a = [adapted[q] for q in setup.qids]
-        perm, t = permutation_test(a, b, n_permutations=10_000, seed=0), paired_t_test(a, b)
-        delta = float(np.mean(a) - np.mean(b))
         trial = {"sharpness": sharpness, "l2": l2, **fit, "train_seconds": round(time.perf_counter() - t0, 1),
-                 "adapted": {"ndcg@10": round(float(np.mean(a)), 4)}, "ndcg@10_delta": round(delta, 4),
-                 "p_permutation": perm.p_value, "p_t_test": t.p_value,
-                 "significant_gain": bool(delta > 0 and perm.p_value < ALPHA),
+                 "adapted": {"ndcg@10": round(float(np.mean(a)), 4)}, **paired_outcome(a, b),
                  "per_query_ndcg@10": {"base": {q: round(v, 4) for q, v in base.items()},
                                        "adapted": {q: round(v, 4) for q, v in adapted.items()}}}
         out["trials"].append(trial)
         print(f"{setup.name} sharpness={sharpness} l2={l2}: {out['base']['ndcg@10']:.4f} -> "
-              f"{trial['adapted']['ndcg@10']:.4f} ({delta:+.4f}, p={perm.p_value:.4f})", flush=True)
+              f"{trial['adapted']['ndcg@10']:.4f} ({trial['ndcg@10_delta']:+.4f}, p={trial['p_permutation']:.4f})",
+              flush=True)
     return out
 
 

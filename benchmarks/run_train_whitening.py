@@ -30,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run_train_adapt import ALPHA, RESULTS, SETS  # noqa: E402 — the same sets and test as the other adaptation runs
-from run_train_adapter import DEV_SET, SetUp  # noqa: E402
+from run_train_adapter import DEV_SET, SetUp, paired_outcome  # noqa: E402
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -56,8 +56,6 @@ def transforms(docs: np.ndarray) -> dict[str, Transform]:
 
 
 def score(setup: SetUp) -> dict:
-    from retrievekit.evaluation.significance import paired_t_test, permutation_test
-
     base = setup.per_query_ndcg(setup.queries, setup.docs)
     b = [base[q] for q in setup.qids]
     out: dict = {"queries": len(setup.qids), "documents": len(setup.ids),
@@ -65,13 +63,9 @@ def score(setup: SetUp) -> dict:
     for name, transform in transforms(setup.docs).items():
         adapted = setup.per_query_ndcg(transform(setup.queries), transform(setup.docs))
         a = [adapted[q] for q in setup.qids]
-        delta = float(np.mean(a) - np.mean(b))
-        perm, t = permutation_test(a, b, n_permutations=10_000, seed=0), paired_t_test(a, b)
-        out["transforms"][name] = {"ndcg@10": round(float(np.mean(a)), 4), "ndcg@10_delta": round(delta, 4),
-                                   "p_permutation": perm.p_value, "p_t_test": t.p_value,
-                                   "significant_gain": bool(delta > 0 and perm.p_value < ALPHA)}
-        print(f"{setup.name} {name}: {out['base']['ndcg@10']:.4f} -> {a and np.mean(a):.4f} ({delta:+.4f}, "
-              f"p={perm.p_value:.4f})", flush=True)
+        row = out["transforms"][name] = {"ndcg@10": round(float(np.mean(a)), 4), **paired_outcome(a, b)}
+        print(f"{setup.name} {name}: {out['base']['ndcg@10']:.4f} -> {row['ndcg@10']:.4f} "
+              f"({row['ndcg@10_delta']:+.4f}, p={row['p_permutation']:.4f})", flush=True)
     return out
 
 
