@@ -234,7 +234,7 @@ def measure_backend(name: str, texts: list[str], flops: float, peaks: dict[str, 
                 os.environ["TOKENIZERS_PARALLELISM"] = kept
         if getattr(encoder, "_words", None) is not None:
             row["word_cache"] = True
-            row["whole_text_tokenize_seconds"] = _whole_text_tokenize(encoder, texts)
+            row["whole_text_tokenize_seconds"] = round(_whole_text_tokenize(encoder, texts), 3)
         if "model2vec" in name:
             row["distil_seconds"] = _DISTILLED.get("seconds")
     if name == INT8_DEFAULT:
@@ -267,23 +267,23 @@ def measure_quality(row: dict[str, Any], first: np.ndarray, all_texts: list[str]
 def _static_tokenize(encoder: Any, texts: list[str], encode_seconds: float) -> tuple[float, float]:
     """Seconds the static encoder's tokenisation takes alone on ``texts`` and that as a share of its encode: its
     word-by-word path from an empty word cache where it has one (WordLlama), else its whole-text tokenizer."""
-    prompted = [encoder.document_prompt + t for t in texts]
     words = getattr(encoder, "_words", None)
-    started = time.perf_counter()
-    if words is not None:
-        words._ids.clear()
-        encoder._tokenize(prompted)
+    if words is None:
+        spent = _whole_text_tokenize(encoder, texts)
     else:
-        encoder._tokenizer.encode_batch(prompted, add_special_tokens=False)
-    spent = time.perf_counter() - started
+        words._ids.clear()
+        started = time.perf_counter()
+        encoder._tokenize([encoder.document_prompt + t for t in texts])
+        spent = time.perf_counter() - started
     return round(spent, 3), round(spent / encode_seconds, 3)
 
 
 def _whole_text_tokenize(encoder: Any, texts: list[str]) -> float:
     """Seconds of the tokenizer run over whole texts, as the static encoders did before the word cache."""
+    prompted = [encoder.document_prompt + t for t in texts]
     started = time.perf_counter()
-    encoder._tokenizer.encode_batch([encoder.document_prompt + t for t in texts], add_special_tokens=False)
-    return round(time.perf_counter() - started, 3)
+    encoder._tokenizer.encode_batch(prompted, add_special_tokens=False)
+    return time.perf_counter() - started
 
 
 def budget_sweep(encoder: Any, texts: list[str], budgets: tuple[int, ...], passes: int) -> dict[str, float]:
@@ -350,6 +350,14 @@ def fresh_env(work: Path, **extra: str) -> dict[str, str]:
             "TQDM_DISABLE": "1", **extra}
 
 
+def index_run(source: Path, collection: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`retrievekit index SOURCE COLLECTION --dense` timed, with the ingest seconds the CLI reports itself."""
+    row = run([sys.executable, "-m", "retrievekit", "index", str(source), str(collection), "--dense", "--no-progress",
+               "--json"], env)
+    row["ingest_seconds"] = json.loads(row.pop("stdout"))["seconds"]
+    return row
+
+
 def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, Any]:
     from retrievekit import Collection
     from retrievekit.evaluation import evaluate
@@ -363,9 +371,7 @@ def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, A
             source = folder / "corpus.jsonl"
             lines = (DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:limit]
             source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        row = run([sys.executable, "-m", "retrievekit", "index", str(source), str(folder / "col"),
-                   "--dense", "--no-progress", "--json"], env)
-        row["ingest_seconds"] = json.loads(row.pop("stdout"))["seconds"]
+        row = index_run(source, folder / "col", env)
         col = Collection(folder / "col")
         queries = list(dataset.queries)
         results = col.search([dataset.queries[q] for q in queries], k=100, mode="dense")
@@ -384,9 +390,7 @@ def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, A
     for part in ("encoder-paths", "onnx"):
         if (work / "after" / "cache" / part).is_dir():
             shutil.copytree(work / "after" / "cache" / part, decided / "cache" / part)
-    row = run([sys.executable, "-m", "retrievekit", "index", str(source), str(decided / "col"), "--dense",
-               "--no-progress", "--json"], env)
-    row["ingest_seconds"] = json.loads(row.pop("stdout"))["seconds"]
+    row = index_run(source, decided / "col", env)
     out["after (auto, path decided before)"] = row
     print(json.dumps({"indexing": "after (auto, path decided before)", "seconds": row["seconds"],
                       "load_before": row["load_before"]}), flush=True)

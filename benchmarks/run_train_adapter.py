@@ -27,6 +27,7 @@ Writes benchmarks/results/train_adapter.json. Vectors come from the embedding ca
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -102,7 +103,12 @@ def pseudo_queries(setup: SetUp, examples: int, seed: int) -> tuple[list[str], d
     return [t for _, t in texts], {n: sum(1 for m, _ in texts if m == n) for n in pools}
 
 
-_GENERATOR: list = []
+@functools.cache
+def local_generator():  # type: ignore[no-untyped-def]
+    """The offline generator, loaded once for every set."""
+    from retrievekit.rag.generators.local import LocalGenerator
+
+    return LocalGenerator(backend="transformers")
 
 
 def generated_queries(setup: SetUp, documents: int, seed: int) -> tuple[list[str], dict[str, int]]:
@@ -110,13 +116,10 @@ def generated_queries(setup: SetUp, documents: int, seed: int) -> tuple[list[str
     three hand-written examples on no evaluation set; the raw outputs are kept in a state file, so a rerun resumes."""
     from run_generation_speed import EXAMPLES
 
-    from retrievekit.rag.generators.local import LocalGenerator
     from retrievekit.training.synthetic import generate_queries
 
-    if not _GENERATOR:
-        _GENERATOR.append(LocalGenerator(backend="transformers"))
     state = WORK / setup.name / f"generated-{documents}-{seed}.state.jsonl"
-    data = generate_queries(setup.collection, _GENERATOR[0], examples=EXAMPLES, limit=documents, seed=seed,
+    data = generate_queries(setup.collection, local_generator(), examples=EXAMPLES, limit=documents, seed=seed,
                             max_tokens=24, state=state, batch_size=16, progress=True)
     queries = [e.query for e in data]
     return queries, {"generated": data.stats.get("generated", 0) + data.stats.get("resumed", 0),

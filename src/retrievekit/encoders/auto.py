@@ -50,8 +50,8 @@ MIN_COSINE = 0.99
 MIN_COSINE_FLOOR = 0.98
 SAMPLE_TEXTS = 32
 #: on AMX, bf16 runs on the tile units while ONNX Runtime's int8 kernels do not (encoding-speed.json, 2 Xeon cores:
-#: bf16 3.15x fp32, the best int8 2.68x); once bf16 passes at this speed-up, the int8 trial is skipped unless its
-#: export is already cached, since exporting and quantising cost ~5 s, most of the first decision
+#: bf16 3.40x fp32, the best int8 2.88x); once bf16 passes at this speed-up, the int8 trial is skipped unless its
+#: export is already cached, since exporting and quantising are most of a first decision's time
 AMX_BF16_ENOUGH = 2.0
 #: encodes smaller than this never trigger a decision: the check costs seconds and the export more
 AUTO_MIN_TEXTS = 256
@@ -230,8 +230,8 @@ def decide(encoder: SentenceTransformerEncoder, sample: list[str], *, cpu: CPUIn
     for path in candidate_paths(cpu):
         if path == "fp32":
             continue
-        enough = [p for p in passed if p[1] == "bf16" and checks[p[1]]["speedup"] >= AMX_BF16_ENOUGH]
-        if path == "onnx-int8" and cpu.amx and enough and not _int8_export_cached(encoder):
+        if (path == "onnx-int8" and cpu.amx and any(p == "bf16" for _, p in passed)
+                and checks["bf16"]["speedup"] >= AMX_BF16_ENOUGH and not _int8_export_cached(encoder)):
             checks[path] = {"skipped": f"bf16 on AMX already {checks['bf16']['speedup']}x fp32 "
                                        f"(>= {AMX_BF16_ENOUGH}x) and no int8 export cached"}
             continue

@@ -120,7 +120,7 @@ class ONNXEncoder(Encoder):
         # Many batches (documents) run as that many batches at once, each on one core, through one single-threaded
         # session (its run is thread-safe and releases the GIL); a lone batch (a query) keeps every core. A batch
         # split across cores waits for the slowest at each of the graph's ~300 small ops: on 2 Xeon cores, int8
-        # MiniLM encoded SciFact passages 1.41x faster this way (benchmarks/results/encoding-speed.json).
+        # MiniLM encoded SciFact passages 1.42x faster this way (benchmarks/results/encoding-speed.json).
         self.parallel_batches = int(parallel_batches) if parallel_batches is not None else self.threads
         if self.parallel_batches < 1:
             raise RetrievekitError(f"parallel_batches must be at least 1, got {parallel_batches}")
@@ -223,7 +223,7 @@ class ONNXInt8Encoder(ONNXEncoder):
     Runtime's transformer optimizer (fused attention, embedding + LayerNorm, skip + LayerNorm, bias + GELU), so the
     graph runs QAttention; it was no faster on 2 Zen 4 cores (benchmarks/results/encoding-speed-amd-epyc.json: SciFact
     passages 54.1 vs 54.3 docs/s; the first demo, export included, 42.4 vs 36.3 s) nor on 2 Xeon cores with AMX
-    (encoding-speed.json: 85.5 vs 95.7 docs/s; 29.6 vs 25.2 s), so it is not the default."""
+    (encoding-speed.json: 91.9 vs 103.1 docs/s; 30.7 vs 26.3 s), so it is not the default."""
 
     backend = "onnx-int8"
 

@@ -22,6 +22,7 @@ model that a later run would load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -337,11 +338,9 @@ class _TransformersRunner:
         torch = self.torch
         rows = [self._encode(p)["input_ids"][0].tolist() for p in prompts]
         width = max(len(r) for r in rows)
-        if self.max_positions and width + max_tokens > self.max_positions:
-            raise GenerationError(f"the longest prompt has {width} tokens; with max_tokens={max_tokens} it exceeds "
-                                  f"the model's {self.max_positions}-token context")
         pad = int(self.tokenizer.pad_token_id)
-        # left padding, so every row's next token is generated at the same position
+        # left padding, so every row's next token is generated at the same position; _generate_kwargs checks the
+        # padded width against the model's context
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         kwargs = self._generate_kwargs({"input_ids": ids, "attention_mask": mask}, max_tokens, temperature, stop)
@@ -350,8 +349,6 @@ class _TransformersRunner:
         return [self.tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
 
     def _precision(self) -> Any:
-        import contextlib
-
         if self.bf16:
             return self.torch.autocast(self.device, dtype=self.torch.bfloat16)
         return contextlib.nullcontext()
