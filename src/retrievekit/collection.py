@@ -306,8 +306,8 @@ class Collection:
         finally:
             bar.close()
         seconds = time.perf_counter() - started
-        return {"documents": added, "seconds": seconds, "generation": self.snapshot().generation, "skipped": skipped,
-                "warnings": warnings}
+        return {"documents": added, "seconds": seconds, "encode_seconds": w.encode_seconds,
+                "generation": self.snapshot().generation, "skipped": skipped, "warnings": warnings}
 
     def _ingest_incremental(self, source: str | Path, format: str | None, progress: bool, batch_size: int,
                             workers: int | None, lock_timeout: float, reader_options: dict[str, Any]) -> dict[str, Any]:

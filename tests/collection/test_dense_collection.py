@@ -192,3 +192,26 @@ def test_evaluate_retriever_accepts_pipelines(col):
     for system in (bm25, dense, bm25 | dense, (bm25 + dense) % 3):
         result = evaluate_retriever(system, ds, ["ndcg@10", "recall@100"])
         assert result.mean["ndcg@10"] == pytest.approx(1.0)
+
+
+def test_ingest_reports_the_seconds_spent_encoding(tmp_path, monkeypatch):
+    """The report splits encoding from the rest of an ingest: at least the encoder's own (fixed) delay, never more
+    than the whole ingest; a collection without a model index spends none."""
+    import json
+    import time
+
+    source = tmp_path / "docs.jsonl"
+    # texts of this test only: the embedding cache would hand back vectors of texts other tests encoded
+    docs = [{"id": f"t{i}", "text": f"{tmp_path.name} timing document {i}"} for i in range(3)]
+    source.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    encode = ToyEncoder._encode_batch
+
+    def slow(self, texts):
+        time.sleep(0.3)
+        return encode(self, texts)
+
+    monkeypatch.setattr(ToyEncoder, "_encode_batch", slow)
+    dense = Collection.create(tmp_path / "dense", dense="toy:bow").ingest(source, progress=False, workers=1)
+    assert 0.3 <= dense["encode_seconds"] <= dense["seconds"]
+    plain = Collection.create(tmp_path / "plain").ingest(source, progress=False, workers=1)
+    assert plain["encode_seconds"] == 0.0 and plain["documents"] == len(docs)

@@ -334,6 +334,7 @@ def run_index(args: argparse.Namespace) -> int:
         "added": report["documents"],
         "seconds": round(report["seconds"], 3),
         "docs_per_second": round(report["documents"] / report["seconds"], 1) if report["seconds"] else None,
+        **({"encode_seconds": round(report["encode_seconds"], 3)} if "encode_seconds" in report else {}),
         "documents": info["documents"],
         "segments": info["segments"],
         "disk_bytes": info["disk_bytes"],

@@ -174,7 +174,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
         stamp.write_text(json.dumps({"index_seconds": seconds, "documents": len(col), "limit": args.limit,
                                      "corpus": DEMO_CORPUS, "encoder": dense}))
-        report.update(reused=False, documents=len(col), index_seconds=seconds)
+        report.update(reused=False, documents=len(col), index_seconds=seconds, encode_seconds=w.encode_seconds)
         if not args.json:
             print(f"Indexed {len(col):,} documents in {seconds:.2f} s ({len(col) / seconds:,.0f} docs/s, "
                   "docstring parsing" + (" and dense encoding" if dense else "") + " included)")

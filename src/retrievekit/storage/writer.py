@@ -11,6 +11,7 @@ import logging
 import math
 import secrets
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,9 @@ class CollectionWriter:
         self.max_segments = max_segments
         self.max_buffered_postings = max_buffered_postings
         self.progress = progress
+        #: seconds this writer's commits spent building model indexes (dense / learned-sparse encoding): what an
+        #: ingest report splits from the rest (reading, BM25, writing)
+        self.encode_seconds = 0.0
         self._reset()
         self.closed = False
 
@@ -407,9 +411,11 @@ class CollectionWriter:
         """Every index of every new segment, written before the manifest that publishes them."""
         for kind in model_indexes():
             for name, config in kind.indexes(self._manifest.config).items():
+                started = time.perf_counter()
                 encoder = self._encoders(kind.key, name, config)
                 for entry in self._finished:
                     self._encode(kind, entry.name, config, encoder, self._new_deleted.get(entry.name))
+                self.encode_seconds += time.perf_counter() - started
 
     @frees_space_when_full
     def add_index(self, kind_key: str, name: str, config: dict[str, Any]) -> int:
