@@ -14,6 +14,11 @@
 4. The first `retrievekit demo` (empty cache and home) with sentence-transformers fp32 (the demo's encoder when issue
    18 was filed), with the fused int8 recipe (RETRIEVEKIT_INT8_RECIPE=fused) and as it is (the default int8 export).
 
+The "before" measurements (the sentence-transformers fp32 row, indexing and the demo with fp32) run in their own
+processes with RETRIEVEKIT_MALLOC=default: glibc's allocator as it was before issue 18 (core/allocator.py). Every
+other row runs in this process, whose allocator thresholds are raised first, as retrievekit's encoders do; the
+"allocator" rows isolate that step (the same fp32 and bf16 encoders in their own processes, allocator left alone).
+
 The machine's load averages are recorded before and after each step (other work on the machine slows everything).
 
     python benchmarks/run_encoding_speed.py [--passages 1000] [--skip-quality] [--skip-indexing] [--skip-demo]
@@ -48,6 +53,11 @@ RESULTS = HERE / "results"
 MODEL = "minilm"
 INT8_DEFAULT = "onnx-int8 (default: plain recipe; 512-token batches; one batch per core)"
 INT8_IN_TURN = "onnx-int8 (default; batches in turn on all cores)"
+FP32_KEPT = "sentence-transformers fp32 (allocator thresholds raised)"
+BF16_DEFAULT_MALLOC = "sentence-transformers bf16 (allocator as before)"
+#: rows measured in a process of their own with glibc's allocator as it is (RETRIEVEKIT_MALLOC=default)
+OWN_PROCESS = ("sentence-transformers fp32", BF16_DEFAULT_MALLOC)
+BEFORE_ENV = {"RETRIEVEKIT_MALLOC": "default"}
 
 
 def load() -> list[float]:
@@ -149,6 +159,10 @@ def _backends() -> None:
 
     BACKENDS.update({
         "sentence-transformers fp32": (lambda: SentenceTransformerEncoder(MODEL, precision="fp32"), "fp32", "index"),
+        # the baseline's encoder in this process (allocator thresholds raised): what that step alone gives fp32
+        FP32_KEPT: (lambda: SentenceTransformerEncoder(MODEL, precision="fp32"), "fp32", "same as baseline"),
+        BF16_DEFAULT_MALLOC: (lambda: SentenceTransformerEncoder(MODEL, precision="bf16"), "bf16",
+                              "same as bf16"),
         "sentence-transformers bf16": (lambda: SentenceTransformerEncoder(MODEL, precision="bf16"), "bf16", "here"),
         "onnx fp32": (lambda: get_encoder("onnx:minilm"), "fp32", "here"),
         # as before issue 18: the unfused export, batches of 32 texts of up to 256 tokens
@@ -253,6 +267,19 @@ def measure_backend(name: str, texts: list[str], flops: float, peaks: dict[str, 
     return row, vectors
 
 
+def measure_in_own_process(name: str, passages: int, peaks: dict[str, Any]) -> dict[str, Any]:
+    """``measure_backend`` in a fresh process with glibc's allocator left alone (``--one-row``)."""
+    proc = subprocess.run([sys.executable, __file__, "--one-row", name, "--passages", str(passages)],
+                          capture_output=True, text=True, env={**os.environ, **BEFORE_ENV}, timeout=3600)
+    if proc.returncode != 0:
+        raise SystemExit(f"the row {name!r} failed in its own process:\n{proc.stderr[-3000:]}")
+    row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    peak = peak_for(peaks, row["precision"])
+    row.update({"own_process": True, "allocator_thresholds_raised": False, "peak_gops_for_precision": peak,
+                "fraction_of_peak": round(row["model_gflops_per_second"] / peak, 3) if peak else None})
+    return row
+
+
 def measure_quality(row: dict[str, Any], first: np.ndarray, all_texts: list[str], ids: list[str],
                     dataset: Any) -> None:
     """nDCG@10 and R@100 of a backend: the passages not yet encoded and the queries, by a fresh encoder."""
@@ -344,7 +371,8 @@ def run(args: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 def fresh_env(work: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RETRIEVEKIT_ENCODER_PATH", "RETRIEVEKIT_INT8_RECIPE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RETRIEVEKIT_ENCODER_PATH", "RETRIEVEKIT_INT8_RECIPE", "RETRIEVEKIT_MALLOC")}
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -366,7 +394,7 @@ def measure_indexing(work: Path, dataset: Any, limit: int | None) -> dict[str, A
     from retrievekit.evaluation import evaluate
 
     out: dict[str, Any] = {}
-    for label, extra in (("before (fp32)", {"RETRIEVEKIT_ENCODER_PATH": "fp32"}), ("after (auto)", {})):
+    for label, extra in (("before (fp32)", {"RETRIEVEKIT_ENCODER_PATH": "fp32", **BEFORE_ENV}), ("after (auto)", {})):
         folder = work / label.split()[0]
         env = fresh_env(folder, **extra)
         source = DATA / "corpus.jsonl"
@@ -412,7 +440,8 @@ def measure_demo(work: Path, limit: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, extra, model in (
             # the demo's encoder when issue 18 was filed: sentence-transformers MiniLM in fp32
-            ("before (sentence-transformers fp32)", {"RETRIEVEKIT_ENCODER_PATH": "fp32"}, ["--model", "minilm"]),
+            ("before (sentence-transformers fp32)", {"RETRIEVEKIT_ENCODER_PATH": "fp32", **BEFORE_ENV},
+             ["--model", "minilm"]),
             ("fused int8", {"RETRIEVEKIT_INT8_RECIPE": "fused"}, []),
             ("after (default int8)", {}, [])):
         env = fresh_env(work / label.split("(")[-1].split()[0].strip(")"), **extra)
@@ -513,7 +542,8 @@ def render(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['backend']} | {r['precision']} | {r['docs_per_second']:,.2f} | "
+        own = " (own process)" if r.get("own_process") else ""
+        lines.append(f"| {r['backend']}{own} | {r['precision']} | {r['docs_per_second']:,.2f} | "
                      f"{_f(r.get('speedup_vs_sentence_transformers'))}× | {r['model_gflops_per_second']:,.1f} | "
                      f"{_f(r.get('fraction_of_peak'), '{:.0%}')} | {_f(r.get('ndcg@10'), '{:.4f}')} | "
                      f"{_f(r.get('ndcg@10_delta'), '{:+.4f}')} | {_f(r.get('recall@100'), '{:.3f}')} |")
@@ -548,6 +578,16 @@ def render(result: dict[str, Any]) -> str:
                          f"{k}: {v:,.2f}" for k, v in st.get("token_budget_sweep", {}).items()) + " docs/s (100 "
                      "passages).")
     bf16 = by_name.get("sentence-transformers bf16")
+    kept, bf16_alone = by_name.get(FP32_KEPT), by_name.get(BF16_DEFAULT_MALLOC)
+    if st and kept and bf16 and bf16_alone:
+        notes.append(f"- glibc's allocator (core/allocator.py): the rows marked \"own process\" ran with its "
+                     f"thresholds left alone, as before issue 18; the others in a process where they are raised. "
+                     f"fp32 {st['docs_per_second']:,.2f} → {kept['docs_per_second']:,.2f} docs/s "
+                     f"({kept['docs_per_second'] / st['docs_per_second']:.2f}×), bf16 "
+                     f"{bf16_alone['docs_per_second']:,.2f} → {bf16['docs_per_second']:,.2f} "
+                     f"({bf16['docs_per_second'] / bf16_alone['docs_per_second']:.2f}×): the rest of the automatic "
+                     f"choice's factor is bf16's own ({bf16_alone['docs_per_second'] / st['docs_per_second']:.2f}× "
+                     "with the allocator as before).")
     if bf16 and "token_budget_sweep" in bf16:
         notes.append("- The bf16 model by padded tokens per batch: " + ", ".join(
             f"{k}: {v:,.2f}" for k, v in bf16["token_budget_sweep"].items()) + " docs/s (300 passages; bf16 batches "
@@ -657,7 +697,19 @@ def main() -> None:
     parser.add_argument("--backends", help="comma-separated subset of the backend names")
     parser.add_argument("--limit", type=int, help="index only this many documents (a quick check of the script)")
     parser.add_argument("--out", type=Path, default=RESULTS / "encoding-speed.json")
+    parser.add_argument("--one-row", metavar="BACKEND", help=argparse.SUPPRESS)  # measure_in_own_process's child
     args = parser.parse_args()
+    if args.one_row:
+        import torch
+
+        from retrievekit.core.cpu import physical_cores
+
+        _backends()
+        torch.set_num_threads(physical_cores())
+        texts = corpus()[1][: args.passages]
+        row, _ = measure_backend(args.one_row, texts, model_flops(texts), {})
+        print(json.dumps(row))
+        return
 
     import torch
 
@@ -668,6 +720,9 @@ def main() -> None:
     cpu = cpu_info(with_torch=True)
     threads = cpu.physical_cores
     torch.set_num_threads(threads)
+    from retrievekit.core.allocator import keep_freed_memory
+
+    raised = keep_freed_memory()  # what retrievekit's encoders do at their first encode; the matmul peaks gain too
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     load_start = load()
     print(f"CPU {cpu.model}: {cpu.summary()['features']}, {threads} cores; load {load_start}", flush=True)
@@ -684,6 +739,7 @@ def main() -> None:
         "machine": {"cpu": cpu.summary(), "platform": platform.platform(), "python": platform.python_version(),
                     "packages": {p: version(p) for p in ("onnxruntime", "torch", "sentence-transformers",
                                                          "transformers")}},
+        "allocator_thresholds_raised": raised,
         "limit": args.limit, "load_average_start": load_start, "load_average_end": None, "threads": threads,
         "passages": len(texts), "model_gflop_per_passage": round(flops / len(texts) / 1e9, 3),
         "matmul_peaks": peaks, "results": [], "indexing_scifact": None, "first_demo": None}
@@ -713,7 +769,10 @@ def main() -> None:
     os.environ["RETRIEVEKIT_CACHE"] = str(decisions)  # the ONNX exports are redone in it too (not timed)
     first_vectors = {}
     for name in names:
-        row, first_vectors[name] = measure_backend(name, texts, flops, peaks)
+        if name in OWN_PROCESS:
+            row = measure_in_own_process(name, len(texts), peaks)
+        else:
+            row, first_vectors[name] = measure_backend(name, texts, flops, peaks)
         out["results"].append(row)
     if INT8_IN_TURN in first_vectors and INT8_DEFAULT in first_vectors:
         in_turn = next(r for r in out["results"] if r["backend"] == INT8_IN_TURN)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from retrievekit.core.allocator import keep_freed_memory
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.encoders import auto
 from retrievekit.encoders.auto import PathDecision, requested_path
@@ -30,8 +31,9 @@ def resolve_model_path(model: str, card: ModelCard | None) -> str:
     return card.name if card is not None else model
 
 
-# the bf16 token_budget_sweep of benchmarks/results/encoding-speed.json (2 Xeon cores with AMX): on SciFact passages
-# (~240 tokens) 4,096 padded tokens a batch beat 8,192 by ~20%, and on the demo's docstrings (~56 tokens) by ~15%
+# the bf16 token_budget_sweep of benchmarks/results/encoding-speed.json (2 Xeon cores with AMX, SciFact passages):
+# 4,096 padded tokens a batch 111 docs/s, 8,192 109, 2,048 102 (with the allocator's thresholds raised; left alone,
+# bigger batches lose more: each batch's activations are mapped and page-faulted anew)
 BF16_TOKEN_BUDGET = 4096
 
 
@@ -103,13 +105,15 @@ class SentenceTransformerEncoder(Encoder):
 
     @property
     def token_budget(self) -> int | None:  # type: ignore[override]
-        """Padded tokens per batch on the active path: bf16 runs fastest in half the fp32 batches (its attention
-        kernel, not its matmuls, dominates on long texts); fp32 keeps ``batch_size`` texts of the full window."""
+        """Padded tokens per batch on the active path: bf16 runs fastest in half the fp32 batches; fp32 keeps
+        ``batch_size`` texts of the full window."""
         return BF16_TOKEN_BUDGET if self._active == "bf16" else None
 
     # -- numeric paths ---------------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: bool = False,
                desc: str = "encoding", token_budget: int | None = None) -> np.ndarray:
+        if str(self.model.device) == "cpu":
+            keep_freed_memory()  # once per process, before the path trials: batches reuse their activations' memory
         path = self.path_for(texts)
         if path == "onnx-int8":
             return np.asarray(self._int8.encode(texts, batch_size=batch_size, progress=progress, desc=desc,
