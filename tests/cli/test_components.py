@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import re
 from collections.abc import Iterator
 
@@ -72,3 +73,18 @@ def test_listing_imports_no_optional_library() -> None:
 
 def test_components_function_filters_kinds() -> None:
     assert list(components(["scorer"])) == ["scorer"]
+
+
+def test_encoder_paths_say_what_the_allocator_gets(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RETRIEVEKIT_MALLOC", "default")
+    assert main(["components", "--kind", "encoder", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoder paths"]["allocator"] == (
+        "malloc left as it is (RETRIEVEKIT_MALLOC=default)")
+    monkeypatch.delenv("RETRIEVEKIT_MALLOC")
+    assert main(["components", "--kind", "encoder"]) == 0
+    out = capsys.readouterr().out
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert "glibc malloc thresholds raised on the first CPU encode (mmap 64 MiB, trim 128 MiB" in out
+    else:
+        assert "malloc left as it is (not glibc)" in out

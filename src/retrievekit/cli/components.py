@@ -84,11 +84,13 @@ def encoder_paths() -> dict[str, Any]:
     a forced path if any, and the decisions cached so far (what was chosen for which model, and why)."""
     import os
 
+    from retrievekit.core import allocator
     from retrievekit.core.cpu import cpu_info
     from retrievekit.encoders.auto import PATH_ENV, cached_decisions, candidate_paths
 
     cpu = cpu_info()
     return {"cpu": cpu.summary(), "candidates": candidate_paths(cpu), "forced": os.environ.get(PATH_ENV) or None,
+            "allocator": allocator.describe(),
             "decisions": [{"model": d.model, "path": d.path, "reason": d.reason, "decided_at": d.decided_at}
                           for d in cached_decisions()]}
 
@@ -98,7 +100,8 @@ def render_encoder_paths(paths: dict[str, Any]) -> str:
     lines = [f"encoder paths on this CPU ({cpu['model']}, {cpu['physical_cores']} cores; "
              f"{', '.join(cpu['features']) or 'no AVX2/AVX-512 features'})",
              f"  measured against fp32 on first bulk encode: {', '.join(paths['candidates'])}"
-             + (f"; forced: {paths['forced']}" if paths["forced"] else "")]
+             + (f"; forced: {paths['forced']}" if paths["forced"] else ""),
+             f"  {paths['allocator']}"]
     for d in paths["decisions"]:
         lines.append(f"  {d['model']}: {d['reason']} ({d['decided_at']})")
     if not paths["decisions"]:

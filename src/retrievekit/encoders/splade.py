@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from retrievekit.core.allocator import keep_freed_memory
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.core.progress import progress_bar
 from retrievekit.core.registry import Registry, registry
@@ -146,6 +147,8 @@ class SpladeEncoder:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        if self.device == "cpu":
+            keep_freed_memory()  # batches reuse their activations' memory, as the bi-encoders' do
         with torch.inference_mode():
             logits = self.model(**batch).logits  # (batch, tokens, vocab)
             padding = batch["attention_mask"] == 0

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from retrievekit.core.allocator import keep_freed_memory
 from retrievekit.core.errors import RetrievekitError, require
 from retrievekit.retrieval.rerank.base import Reranker, check_blend
 
@@ -74,6 +75,8 @@ class CrossEncoderReranker(Reranker):
         """float32 score of each (query, document) pair."""
         if not pairs:
             return np.empty(0, dtype=np.float32)
+        if str(self.model.device) == "cpu":
+            keep_freed_memory()  # batches reuse their activations' memory, as the bi-encoders' do
         options: dict[str, Any] = {}
         if self.raw_scores:
             import torch
