@@ -69,9 +69,17 @@ def adapt_section(results: Path) -> list[str]:
         how = ("MarginMSE with the collection's own hybrid (z-scored BM25 + MiniLM) as teacher, 1 negative from "
                "hybrid's top 20" if teacher else
                f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})")
-        lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({rec['recipe']}), {how}, "
+        first = next(iter(r["sets"].values()))
+        windows = first.get("index_windows")
+        window = (f" Documents indexed at {windows['adapted']} tokens by the adapted model, {windows['base']} by "
+                  "MiniLM." if windows else
+                  f" This run predates the window fix: its adapted model also indexed documents at "
+                  f"{rec['max_length']} tokens, MiniLM at 256." if rec["max_length"] < 256 else "")
+        source = ("queries written by the offline gemma-3-270m (few-shot) for as many documents, each with its source "
+                  "document as the positive" if rec["recipe"] == "generated" else rec["recipe"])
+        lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({source}), {how}, "
                   f"{rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, training length {rec['max_length']} "
-                  f"tokens. Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
+                  f"tokens.{window} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
         rows = []
         for name, s in r["sets"].items():
             verdict = _verdict(s, r["alpha"])

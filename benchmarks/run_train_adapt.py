@@ -10,6 +10,9 @@ and a paired t-test. No test query or judgement is seen before scoring.
 
     python benchmarks/run_train_adapt.py                        # every set, the committed recipe
     python benchmarks/run_train_adapt.py --sets cranfield --examples 300 --tag pilot   # a quick look
+    python benchmarks/run_train_adapt.py --recipe generated --examples 500 --seed 1 --tag generated
+        # gemma-3-270m's queries for 500 documents per set (those of run_train_adapter.py --pseudo generated,
+        # reused from its state files; generated here otherwise, ~1 query/s on 2 cores)
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
@@ -53,10 +56,23 @@ def collection_for(name: str):  # type: ignore[no-untyped-def]
     return collection
 
 
-def build_data(collection, recipe: list[str], examples: int, seed: int):  # type: ignore[no-untyped-def]
+def build_data(collection, recipe: list[str], examples: int, seed: int, name: str = ""):  # type: ignore[no-untyped-def]
     """Self-supervised pairs: each builder of ``recipe`` over every document, then ``examples`` drawn at random
-    (an equal share per builder where each has enough)."""
+    (an equal share per builder where each has enough). ``generated`` instead: one query per document for
+    ``examples`` documents written by the offline gemma-3-270m (few-shot; the run_train_adapter.py outputs of the
+    same documents and seed are reused from its state file), each with its source document as the positive."""
     import random
+
+    if recipe == ["generated"]:
+        from run_generation_speed import EXAMPLES
+        from run_train_adapter import WORK as ADAPTER_WORK
+        from run_train_adapter import local_generator
+
+        from retrievekit.training.synthetic import generate_queries
+
+        state = ADAPTER_WORK / name / f"generated-{examples}-{seed}.state.jsonl"
+        return generate_queries(collection, local_generator(), examples=EXAMPLES, limit=examples, seed=seed,
+                                max_tokens=24, state=state, batch_size=16, progress=True)
 
     from retrievekit.training.builders import inverse_cloze, random_crops, title_body
     from retrievekit.training.data import TrainingSet
@@ -164,7 +180,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     dataset = load_beir(folder, split=split, corpus=corpus)
     collection = collection_for(name)
     started = time.perf_counter()
-    data = build_data(collection, args.recipe.split(","), args.examples, args.seed)
+    data = build_data(collection, args.recipe.split(","), args.examples, args.seed, name)
     if args.teacher == "hybrid":
         mined = hybrid_teacher(collection, data, depth=100, weight=0.5, seed=args.seed)
         full = list(mined)
@@ -189,6 +205,10 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     collection.add_dense_index(str(out), name=index, progress=True)
     encode_seconds = time.perf_counter() - started
+    # the window each index encoded documents with (the adapted model keeps MiniLM's: train_encoder's max_length
+    # shortens training only)
+    windows = {"base": collection.index_config("dense")["encoder"]["max_length"],
+               "adapted": collection.index_config("dense", index)["encoder"]["max_length"]}
     base = score(collection, dataset, "default")
     adapted = score(collection, dataset, index)
     qids = sorted(base["per_query"])
@@ -202,7 +222,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
         "queries": len(qids), "documents": collection.info().get("documents"), "examples": len(full),
         "data_stats": data.stats, "mining_stats": mined.stats, "data_seconds": round(data_seconds, 1),
         "train_seconds": round(train_seconds, 1), "steps": card["global_step"],
-        "encode_seconds": round(encode_seconds, 1),
+        "encode_seconds": round(encode_seconds, 1), "index_windows": windows,
         "base": {k: round(v, 4) for k, v in base.items() if k != "per_query"},
         "adapted": {k: round(v, 4) for k, v in adapted.items() if k != "per_query"},
         "ndcg@10_delta": round(delta, 4), "p_permutation": perm.p_value, "p_t_test": t.p_value,
@@ -215,7 +235,8 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--recipe", default="title,ict", help="builders to mix: title, ict, crop (default title,ict)")
+    parser.add_argument("--recipe", default="title,ict",
+                        help="builders to mix: title, ict, crop (default title,ict); or generated (gemma-3-270m)")
     parser.add_argument("--examples", type=int, default=1000, help="training examples per set (default 1000)")
     parser.add_argument("--miner", choices=("bm25", "dense", "hybrid"), default="hybrid")
     parser.add_argument("--negatives", type=int, default=1)

@@ -235,3 +235,13 @@ def test_short_negatives_with_teacher_scores() -> None:
     assert k == 1 and trimmed[0].negatives == ("a",) and trimmed[0].scores == (3.0, 1.0)  # scores cut alike
     with pytest.raises(TrainingError, match="at least one scored negative"):
         even_negatives(scored, 0, "error", loss="margin-mse")
+
+
+def test_max_length_shortens_training_not_the_saved_window(base: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    window = SentenceTransformer(str(base), device="cpu").max_seq_length
+    out = train_encoder(str(base), train_examples(), tmp_path / "short", epochs=1, max_length=8, **FAST)
+    assert read_card(out)["recipe"]["max_length"] == 8
+    assert window > 8 and SentenceTransformer(str(out), device="cpu").max_seq_length == window
+    assert get_encoder(str(out)).max_length == window

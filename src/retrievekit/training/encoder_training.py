@@ -80,6 +80,9 @@ def train_encoder(
     ``"pad"`` fills them up with random negatives (other examples' negatives, drawn under ``seed``). The model card
     records how many examples were dropped or padded.
 
+    ``max_length`` truncates texts while training (shorter trains faster); the saved model keeps the base model's
+    window, so it encodes documents as the model it replaces did.
+
     Checkpoints go to ``out/checkpoints`` each epoch; ``resume=True`` continues from the last one (``epochs`` is the
     total, so 1 then ``resume=True, epochs=2`` trains one more epoch). ``dev`` examples are evaluated each epoch
     (recall, MRR, nDCG of the positive among all dev texts) and the final figures go into the model card.
@@ -112,6 +115,7 @@ def train_encoder(
     device = resolve_device(device)
     transformers.set_seed(seed)
     model, _ = load_sentence_transformer(base, device=device)
+    window = model.max_seq_length
     if max_length is not None:
         model.max_seq_length = max_length
     if loss != "margin-mse" and not any(type(m).__name__ == "Normalize" for m in model):
@@ -146,6 +150,8 @@ def train_encoder(
     run_training(lambda: trainer.train(resume_from_checkpoint=checkpoint), batch_size=batch_size, cached_hint=hint)
     seconds = time.perf_counter() - started
     metrics = _metrics(evaluator(model)) if evaluator else {}
+    # max_length shortens training only: the saved model encodes with the base's window, as the index it replaces
+    model.max_seq_length = window
     model.save(str(work))
     write_card(work, run_card(
         trainer, checkpoint, kind="dense encoder", base=base, device=device, seconds=seconds, examples=len(records),
@@ -153,6 +159,7 @@ def train_encoder(
         data_notes=shortfall,
         recipe={"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                 "scale": scale, "seed": seed, "matryoshka_dims": matryoshka_dims, "short_negatives": short_negatives,
+                "max_length": max_length,
                 **({"mini_batch_size": min(mini_batch_size, batch_size)} if loss == "cached-mnrl" else {})}))
     return publish(work, out)
 
