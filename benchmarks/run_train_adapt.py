@@ -64,15 +64,9 @@ def build_data(collection, recipe: list[str], examples: int, seed: int, name: st
     import random
 
     if recipe == ["generated"]:
-        from run_generation_speed import EXAMPLES
-        from run_train_adapter import WORK as ADAPTER_WORK
-        from run_train_adapter import local_generator
+        from run_train_adapter import generated_set
 
-        from retrievekit.training.synthetic import generate_queries
-
-        state = ADAPTER_WORK / name / f"generated-{examples}-{seed}.state.jsonl"
-        return generate_queries(collection, local_generator(), examples=EXAMPLES, limit=examples, seed=seed,
-                                max_tokens=24, state=state, batch_size=16, progress=True)
+        return generated_set(collection, name, examples, seed)
 
     from retrievekit.training.builders import inverse_cloze, random_crops, title_body
     from retrievekit.training.data import TrainingSet
@@ -170,9 +164,22 @@ def score(collection, dataset, index: str) -> dict[str, float]:  # type: ignore[
             "per_query": result.per_query["ndcg@10"]}
 
 
+def paired_outcome(adapted: list[float], base: list[float]) -> dict:
+    """Mean per-query nDCG@10 change, its paired randomization and t-test p-values, and whether it is a
+    significant gain at ``ALPHA``."""
+    import numpy as np
+
+    from retrievekit.evaluation.significance import paired_t_test, permutation_test
+
+    delta = float(np.mean(adapted) - np.mean(base))
+    perm = permutation_test(adapted, base, n_permutations=10_000, seed=0)
+    return {"ndcg@10_delta": round(delta, 4), "p_permutation": perm.p_value,
+            "p_t_test": paired_t_test(adapted, base).p_value,
+            "significant_gain": bool(delta > 0 and perm.p_value < ALPHA)}
+
+
 def run_set(name: str, args: argparse.Namespace) -> dict:
     from retrievekit.evaluation import load_beir
-    from retrievekit.evaluation.significance import paired_t_test, permutation_test
     from retrievekit.training.encoder_training import train_encoder
     from retrievekit.training.mining import mine_negatives
 
@@ -214,8 +221,6 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     qids = sorted(base["per_query"])
     a = [adapted["per_query"][q] for q in qids]
     b = [base["per_query"][q] for q in qids]
-    perm, t = permutation_test(a, b, n_permutations=10_000, seed=0), paired_t_test(a, b)
-    delta = adapted["ndcg@10"] - base["ndcg@10"]
     collection.drop_dense_index(index)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return {
@@ -225,8 +230,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
         "encode_seconds": round(encode_seconds, 1), "index_windows": windows,
         "base": {k: round(v, 4) for k, v in base.items() if k != "per_query"},
         "adapted": {k: round(v, 4) for k, v in adapted.items() if k != "per_query"},
-        "ndcg@10_delta": round(delta, 4), "p_permutation": perm.p_value, "p_t_test": t.p_value,
-        "significant_gain": bool(delta > 0 and perm.p_value < ALPHA),
+        **paired_outcome(a, b),
         "per_query_ndcg@10": {"base": {q: round(base["per_query"][q], 4) for q in qids},
                               "adapted": {q: round(adapted["per_query"][q], 4) for q in qids}},
     }

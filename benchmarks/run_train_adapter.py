@@ -41,7 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from datasets_en import ENGLISH_SETS  # noqa: E402
-from run_train_adapt import ALPHA, RESULTS, SETS  # noqa: E402 — the same sets and test as the fine-tuning runs
+from run_train_adapt import ALPHA, RESULTS, SETS, paired_outcome  # noqa: E402 — the same sets and test as the fine-tuning runs
 
 WORK = HERE / "work" / "train_adapter"
 DEV_SET = "squad-v1.1-dev"
@@ -111,16 +111,22 @@ def local_generator():  # type: ignore[no-untyped-def]
     return LocalGenerator(backend="transformers")
 
 
-def generated_queries(setup: SetUp, documents: int, seed: int) -> tuple[list[str], dict[str, int]]:
-    """Queries the offline generator writes for ``documents`` of the set's documents (drawn under ``seed``), from
-    three hand-written examples on no evaluation set; the raw outputs are kept in a state file, so a rerun resumes."""
+def generated_set(collection, name: str, documents: int, seed: int):  # type: ignore[no-untyped-def]
+    """Queries the offline generator writes for ``documents`` of set ``name``'s documents (drawn under ``seed``,
+    whatever order ``collection`` stores them in), from three hand-written examples on no evaluation set, each with
+    its source document as the positive. The raw outputs are kept in a state file under this script's work folder,
+    so a rerun, or run_train_adapt.py on the same documents and seed, resumes instead of generating again."""
     from run_generation_speed import EXAMPLES
 
     from retrievekit.training.synthetic import generate_queries
 
-    state = WORK / setup.name / f"generated-{documents}-{seed}.state.jsonl"
-    data = generate_queries(setup.collection, local_generator(), examples=EXAMPLES, limit=documents, seed=seed,
+    state = WORK / name / f"generated-{documents}-{seed}.state.jsonl"
+    return generate_queries(collection, local_generator(), examples=EXAMPLES, limit=documents, seed=seed,
                             max_tokens=24, state=state, batch_size=16, progress=True)
+
+
+def generated_queries(setup: SetUp, documents: int, seed: int) -> tuple[list[str], dict[str, int]]:
+    data = generated_set(setup.collection, setup.name, documents, seed)
     queries = [e.query for e in data]
     return queries, {"generated": data.stats.get("generated", 0) + data.stats.get("resumed", 0),
                      "kept": len(queries)}
@@ -176,18 +182,6 @@ def train_map(pseudo: np.ndarray, docs: np.ndarray, rows: np.ndarray, z: np.ndar
             best = (held_kl, weight.detach().numpy().copy(), bias.detach().numpy().copy(), epoch)
     return best[1], best[2], {"held_out_kl_start": round(started, 4), "held_out_kl_best": round(best[0], 4),
                               "best_epoch": best[3] + 1}
-
-
-def paired_outcome(adapted: list[float], base: list[float]) -> dict:
-    """Mean per-query nDCG@10 change, its paired randomization and t-test p-values, and whether it is a
-    significant gain at ``ALPHA``."""
-    from retrievekit.evaluation.significance import paired_t_test, permutation_test
-
-    delta = float(np.mean(adapted) - np.mean(base))
-    perm = permutation_test(adapted, base, n_permutations=10_000, seed=0)
-    return {"ndcg@10_delta": round(delta, 4), "p_permutation": perm.p_value,
-            "p_t_test": paired_t_test(adapted, base).p_value,
-            "significant_gain": bool(delta > 0 and perm.p_value < ALPHA)}
 
 
 def apply(weight: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -29,8 +29,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run_train_adapt import ALPHA, RESULTS, SETS  # noqa: E402 — the same sets and test as the other adaptation runs
-from run_train_adapter import DEV_SET, SetUp, paired_outcome  # noqa: E402
+from run_train_adapt import ALPHA, RESULTS, SETS, paired_outcome  # noqa: E402 — the same sets and test as the other adaptation runs
+from run_train_adapter import DEV_SET, SetUp  # noqa: E402
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
