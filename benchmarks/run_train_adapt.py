@@ -13,6 +13,9 @@ and a paired t-test. No test query or judgement is seen before scoring.
     python benchmarks/run_train_adapt.py --recipe generated --examples 500 --seed 1 --tag generated
         # gemma-3-270m's queries for 500 documents per set (those of run_train_adapter.py --pseudo generated,
         # reused from its state files; generated here otherwise, ~1 query/s on 2 cores)
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --tag generated-1000
+        # the same for 1000 documents per set: the first 500 are the run above's (a larger sample under the same
+        # seed extends a smaller one), their queries taken from its state file; ~9 more minutes of generation per set
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """

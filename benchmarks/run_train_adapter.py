@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,11 @@ def generated_set(collection, name: str, documents: int, seed: int):  # type: ig
     from retrievekit.training.synthetic import generate_queries
 
     state = WORK / name / f"generated-{documents}-{seed}.state.jsonl"
+    if not state.exists():  # a larger sample under the same seed extends a smaller one's: start from its outputs
+        smaller = [(n, p) for p in state.parent.glob(f"generated-*-{seed}.state.jsonl")
+                   if (n := int(p.name.split("-")[1])) < documents]
+        if smaller:
+            shutil.copyfile(max(smaller)[1], state)
     return generate_queries(collection, local_generator(), examples=EXAMPLES, limit=documents, seed=seed,
                             max_tokens=24, state=state, batch_size=16, progress=True)
 
