@@ -16,6 +16,12 @@ and a paired t-test. No test query or judgement is seen before scoring.
     python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --tag generated-1000
         # the same for 1000 documents per set: the first 500 are the run above's (a larger sample under the same
         # seed extends a smaller one), their queries taken from its state file; ~9 more minutes of generation per set
+    for lr in 1e-5 3e-5; do for e in 1 3; do
+        python benchmarks/run_train_adapt.py --sets squad-v1.1-dev --recipe generated --examples 500 --seed 1
+            --learning-rate $lr --epochs $e --tag dev-squad-lr$lr-e$e; done; done      # (one command line)
+        # the recipe's learning rate and epochs scored on squad-v1.1-dev, none of the four sets (best: 1e-5, 3)
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --learning-rate 1e-5
+        --epochs 3 --tag generated-1000-chosen      # (one command line) the setting chosen there, on the four sets
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
