@@ -22,6 +22,9 @@ and a paired t-test. No test query or judgement is seen before scoring.
         # the recipe's learning rate and epochs scored on squad-v1.1-dev, none of the four sets (best: 1e-5, 3)
     python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --learning-rate 1e-5
         --epochs 3 --tag generated-1000-chosen      # (one command line) the setting chosen there, on the four sets
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --teacher hybrid
+        --learning-rate 2e-5 --tag generated-1000-teacher     # (one command line) GPL's shape on the same queries:
+        # MarginMSE from the collection's own hybrid, at the teacher recipe's committed rate (teacher-window256)
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
