@@ -149,6 +149,24 @@ def test_junk_outputs_are_rejected_and_counted(collection: Collection) -> None:
     assert {e.query_id for e in data} == {f"syn-d{i}-0" for i in range(3, 12)}
 
 
+def test_example_queries_and_loops_are_rejected(collection: Collection) -> None:
+    """A small model answering with one of the prompt's example queries, or looping, gives a query that is not about
+    the document: both are dropped and counted, and a query that merely shares words with an example is kept."""
+    def rule(document: str) -> str:
+        topic = document.split(" This note")[0].lower()
+        bad = {"solar panels": "Where to fly a KITE?", "river floods": "how to feed sourdough starter",
+               "bread baking": "the theory of the theory of the theory of the",
+               "chess openings": "where to fly a kite over chess boards"}
+        return bad.get(topic, title_query(document))
+
+    data = generate_queries(collection, WordsGenerator("chat", rule=rule), examples=EXAMPLES, temperature=0.0,
+                            progress=False)
+    stats = data.stats
+    assert (stats["rejected_example"], stats["rejected_repetitive"], stats["rejected"]) == (2, 1, 3)
+    assert {e.positive_id for e in data} == {f"d{i}" for i in range(3, 12)}
+    assert next(e.query for e in data if e.positive_id == "d3") == "where to fly a kite over chess boards"
+
+
 def test_default_temperature_depends_on_samples_per_document(collection: Collection) -> None:
     one, several = WordsGenerator(), WordsGenerator()
     generate_queries(collection, one, limit=1, progress=False)
