@@ -79,6 +79,13 @@ def adapt_section(results: Path) -> list[str]:
                   f"{rec['max_length']} tokens, MiniLM at 256." if rec["max_length"] < 256 else "")
         source = ("queries written by the offline gemma-3-270m (few-shot) for as many documents, each with its source "
                   "document as the positive" if rec["recipe"] == "generated" else rec["recipe"])
+        if rec["recipe"] == "generated":
+            stats = [s.get("data_stats", {}) for s in r["sets"].values()]
+            window += (" Its queries predate the filter on copies of the prompt's example queries and on loops." if
+                       any("rejected_example" not in st for st in stats) else
+                       f" Dropped as copies of the prompt's example queries: "
+                       f"{', '.join(str(st['rejected_example']) for st in stats)}; as loops: "
+                       f"{', '.join(str(st['rejected_repetitive']) for st in stats)} (per set, in table order).")
         lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({source}), {how}, "
                   f"{rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, training length {rec['max_length']} "
                   f"tokens.{window} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]

@@ -25,6 +25,11 @@ and a paired t-test. No test query or judgement is seen before scoring.
     python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --teacher hybrid
         --learning-rate 2e-5 --tag generated-1000-teacher     # (one command line) GPL's shape on the same queries:
         # MarginMSE from the collection's own hybrid, at the teacher recipe's committed rate (teacher-window256)
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --tag generated-1000-filtered
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --learning-rate 1e-5
+        --epochs 3 --tag generated-1000-filtered-chosen      # (one command line)
+        # generated-1000 and generated-1000-chosen again on the same outputs, once generate_queries dropped copies of
+        # the prompt's example queries and looping ones (the runs above predate that filter)
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
