@@ -57,7 +57,7 @@ def adapt_section(results: Path) -> list[str]:
     if not runs:
         return []
     dev = [(p, r) for p, r in runs if p.stem.startswith("train_adapt_dev-")]
-    runs = [(p, r) for p, r in runs if (p, r) not in dev]
+    runs = [(p, r) for p, r in runs if not p.stem.startswith("train_adapt_dev-")]
     lines = [
         "## Training: unsupervised domain adaptation (documents only)", "",
         "`benchmarks/run_train_adapt.py`: MiniLM fine-tuned on each corpus's own documents — no queries, no "
@@ -73,22 +73,22 @@ def adapt_section(results: Path) -> list[str]:
                f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})")
         first = next(iter(r["sets"].values()))
         windows = first.get("index_windows")
-        window = (f" Documents indexed at {windows['adapted']} tokens by the adapted model, {windows['base']} by "
-                  "MiniLM." if windows else
-                  f" This run predates the window fix: its adapted model also indexed documents at "
-                  f"{rec['max_length']} tokens, MiniLM at 256." if rec["max_length"] < 256 else "")
+        notes = (f" Documents indexed at {windows['adapted']} tokens by the adapted model, {windows['base']} by "
+                 "MiniLM." if windows else
+                 f" This run predates the window fix: its adapted model also indexed documents at "
+                 f"{rec['max_length']} tokens, MiniLM at 256." if rec["max_length"] < 256 else "")
         source = ("queries written by the offline gemma-3-270m (few-shot) for as many documents, each with its source "
                   "document as the positive" if rec["recipe"] == "generated" else rec["recipe"])
         if rec["recipe"] == "generated":
             stats = [s.get("data_stats", {}) for s in r["sets"].values()]
-            window += (" Its queries predate the filter on copies of the prompt's example queries and on loops." if
-                       any("rejected_example" not in st for st in stats) else
-                       f" Dropped as copies of the prompt's example queries: "
-                       f"{', '.join(str(st['rejected_example']) for st in stats)}; as loops: "
-                       f"{', '.join(str(st['rejected_repetitive']) for st in stats)} (per set, in table order).")
+            notes += (" Its queries predate the filter on copies of the prompt's example queries and on loops." if
+                      any("rejected_example" not in st for st in stats) else
+                      f" Dropped as copies of the prompt's example queries: "
+                      f"{', '.join(str(st['rejected_example']) for st in stats)}; as loops: "
+                      f"{', '.join(str(st['rejected_repetitive']) for st in stats)} (per set, in table order).")
         lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({source}), {how}, "
                   f"{rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, training length {rec['max_length']} "
-                  f"tokens.{window} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
+                  f"tokens.{notes} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
         rows = []
         for name, s in r["sets"].items():
             verdict = _verdict(s, r["alpha"])

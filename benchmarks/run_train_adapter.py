@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -115,20 +114,16 @@ def local_generator():  # type: ignore[no-untyped-def]
 def generated_set(collection, name: str, documents: int, seed: int):  # type: ignore[no-untyped-def]
     """Queries the offline generator writes for ``documents`` of set ``name``'s documents (drawn under ``seed``,
     whatever order ``collection`` stores them in), from three hand-written examples on no evaluation set, each with
-    its source document as the positive. The raw outputs are kept in a state file under this script's work folder,
-    so a rerun, or run_train_adapt.py on the same documents and seed, resumes instead of generating again."""
+    its source document as the positive. The raw outputs are kept in one state file per set and seed under this
+    script's work folder: a larger sample under the same seed extends a smaller one, so a rerun, a larger
+    ``documents`` or run_train_adapt.py on the same seed resumes from the outputs made so far."""
     from run_generation_speed import EXAMPLES
 
     from retrievekit.training.synthetic import generate_queries
 
-    state = WORK / name / f"generated-{documents}-{seed}.state.jsonl"
-    if not state.exists():  # a larger sample under the same seed extends a smaller one's: start from its outputs
-        smaller = [(n, p) for p in state.parent.glob(f"generated-*-{seed}.state.jsonl")
-                   if (n := int(p.name.split("-")[1])) < documents]
-        if smaller:
-            shutil.copyfile(max(smaller)[1], state)
     return generate_queries(collection, local_generator(), examples=EXAMPLES, limit=documents, seed=seed,
-                            max_tokens=24, state=state, batch_size=16, progress=True)
+                            max_tokens=24, state=WORK / name / f"generated-{seed}.state.jsonl", batch_size=16,
+                            progress=True)
 
 
 def generated_queries(setup: SetUp, documents: int, seed: int) -> tuple[list[str], dict[str, int]]:

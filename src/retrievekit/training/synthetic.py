@@ -345,11 +345,12 @@ def _rejection(query: str, document: str, seen: set[str], max_words: int, copy_m
     if len(query.split()) > max_words:
         return "too_long"
     words = _TOKEN.findall(query.casefold())
-    if len(words) >= copy_min_words and f" {' '.join(words)} " in f" {_normal(document)} ":
+    normal = " ".join(words)
+    if len(words) >= copy_min_words and f" {normal} " in f" {_normal(document)} ":
         return "copy"
     # a small model often answers with a query of the prompt's own examples: a positive pair for a document it is
     # not about (gemma-3-270m did so for 6-9% of the documents of three BEIR-style corpora)
-    if " ".join(words) in shown_queries:
+    if normal in shown_queries:
         return "example"
     pairs = Counter(pairwise(words))
     if pairs and max(pairs.values()) >= REPEATED_PAIR:
