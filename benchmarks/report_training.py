@@ -63,14 +63,19 @@ def adapt_section(results: Path) -> list[str]:
         "`benchmarks/run_train_adapt.py`: MiniLM fine-tuned on each corpus's own documents — no queries, no "
         "judgements — then dense retrieval scored with nDCG@10 on the set's test judgements; p = two-sided paired "
         "randomization test over queries (10,000 permutations). GPL reached 0.689 on SciFact with a T5 query "
-        "generator and a cross-encoder teacher. Each table is one recipe; every set run is shown.", "",
+        "generator and a cross-encoder teacher. Each table is one recipe; every set run is shown. Training times "
+        "are wall-clock on the 2 cores and a rough guide only: some sets trained while other benchmark jobs (query "
+        "generation) shared them.", "",
+        *_adapt_glance(runs),
     ]
     for path, r in runs:
         rec = r["recipe"]
         teacher = rec.get("teacher", "none") == "hybrid"
         how = ("MarginMSE with the collection's own hybrid (z-scored BM25 + MiniLM) as teacher, 1 negative from "
                "hybrid's top 20" if teacher else
-               f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})")
+               f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})"
+               if rec["negatives"] else
+               f"MNRL, in-batch negatives only (on the examples a 1-negative {rec['miner']} mining keeps)")
         first = next(iter(r["sets"].values()))
         windows = first.get("index_windows")
         notes = (f" Documents indexed at {windows['adapted']} tokens by the adapted model, {windows['base']} by "
@@ -86,6 +91,10 @@ def adapt_section(results: Path) -> list[str]:
                       f" Dropped as copies of the prompt's example queries: "
                       f"{', '.join(str(st['rejected_example']) for st in stats)}; as loops: "
                       f"{', '.join(str(st['rejected_repetitive']) for st in stats)} (per set, in table order).")
+        fewer = [f"{n} {s['data_stats']['documents']}" for n, s in r["sets"].items()
+                 if s.get("data_stats", {}).get("documents", rec["examples"]) < rec["examples"]]
+        if fewer:
+            source += f"; documents with text where a set has fewer: {', '.join(fewer)}"
         lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({source}), {how}, "
                   f"{rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, training length {rec['max_length']} "
                   f"tokens.{notes} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
@@ -98,6 +107,24 @@ def adapt_section(results: Path) -> list[str]:
         header = ["set", "queries", "pairs", "MiniLM", "adapted", "Δ", "p", "verdict", "training time"]
         lines += [*markdown_table(header, rows), ""]
     return lines + _adapt_dev_lines(dev)
+
+
+def _adapt_glance(runs: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """Every recipe's Δ nDCG@10 per set in one table (p in brackets; * a significant gain, − a significant loss),
+    with the caveat that many recipes were scored on the same test queries."""
+    names = list(dict.fromkeys(n for _, r in runs for n in r["sets"]))
+    rows = []
+    for path, r in runs:
+        cells = []
+        for n in names:
+            s = r["sets"].get(n)
+            mark = {"gain": " *", "loss": " −"}.get(_verdict(s, r["alpha"]), "") if s else ""
+            cells.append(f"{s['ndcg@10_delta']:+.4f} ({s['p_permutation']:.4f}){mark}" if s else "")
+        rows.append([f"`{path.name}`", *cells, f"{r.get('gains_significant', 0)} of {len(r['sets'])}"])
+    return ["All recipes at a glance (Δ nDCG@10 over MiniLM, p in brackets; * significant gain, − significant "
+            f"loss). {len(runs)} recipes were scored on the same test queries, so a single recipe's count of "
+            "significant gains is not corrected for the others having been tried.", "",
+            *markdown_table(["run", *names, "significant gains"], rows), ""]
 
 
 def _adapt_dev_lines(runs: list[tuple[Path, dict[str, Any]]]) -> list[str]:
