@@ -95,9 +95,10 @@ def adapt_section(results: Path) -> list[str]:
                  if s.get("data_stats", {}).get("documents", rec["examples"]) < rec["examples"]]
         if fewer:
             source += f"; documents with text where a set has fewer: {', '.join(fewer)}"
+        seed = f", training seed {rec['train_seed']}" if rec.get("train_seed") is not None else ""
         lines += [f"`{path.name}`: {rec['examples']} pseudo-queries per set ({source}), {how}, "
                   f"{rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, training length {rec['max_length']} "
-                  f"tokens.{notes} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
+                  f"tokens{seed}.{notes} Significant gains: {r.get('gains_significant', 0)} of {len(r['sets'])}.", ""]
         rows = []
         for name, s in r["sets"].items():
             verdict = _verdict(s, r["alpha"])

@@ -36,6 +36,10 @@ and a paired t-test. No test query or judgement is seen before scoring.
     python benchmarks/run_train_adapt.py --recipe generated --examples 2000 --seed 1 --negatives 0
         --tag generated-2000-inbatch      # (one command line) the same examples without their mined negative:
         # in-batch negatives only (GPL found mined negatives of generated queries often relevant, without a teacher)
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --negatives 0
+        --tag generated-1000-inbatch      # (one command line) the same comparison on generated-1000-filtered's data
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --negatives 0 --train-seed 2
+        --tag generated-1000-inbatch-trainseed2      # (one command line) that run again under another training seed
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
@@ -228,7 +232,8 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     loss = "margin-mse" if args.teacher == "hybrid" else "mnrl"
     train_encoder("minilm", full, out, loss=loss, epochs=args.epochs, batch_size=args.batch_size,
-                  learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed, overwrite=True,
+                  learning_rate=args.learning_rate, max_length=args.max_length, overwrite=True,
+                  seed=args.seed if args.train_seed is None else args.train_seed,
                   max_negatives=0 if args.negatives == 0 else None, progress=True)
     train_seconds = time.perf_counter() - started
     card = json.loads((out / "model_card.json").read_text())
@@ -280,6 +285,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-5)
     parser.add_argument("--max-length", type=int, default=128, help="training truncation (indexing keeps 256)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="training's seed (batch order, hard-negative padding) where it differs from --seed, "
+                        "which also draws the documents")
     parser.add_argument("--tag", default="", help="results file suffix and model folder name")
     args = parser.parse_args()
     args.tag = args.tag or "main"
