@@ -349,10 +349,11 @@ def test_timeouts_and_unreachable_servers(fresh: Any) -> None:
 
 class TrickleServer:
     """A raw HTTP server that answers with a status line and headers, then one byte every ``every`` seconds (at
-    most ``limit`` bytes, so a test that fails does not hang): httpx's per-read timeouts never trip on it."""
+    most ``limit`` bytes, so a test that fails does not hang): httpx's per-read timeouts never trip on it. ``hold``:
+    seconds of silence, the connection left open, after the last byte."""
 
-    def __init__(self, headers: bytes, body: bytes, every: float = 0.05, limit: int = 400) -> None:
-        self.headers, self.body, self.every, self.limit = headers, body, every, limit
+    def __init__(self, headers: bytes, body: bytes, every: float = 0.05, limit: int = 400, hold: float = 0.0) -> None:
+        self.headers, self.body, self.every, self.limit, self.hold = headers, body, every, limit, hold
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -377,6 +378,7 @@ class TrickleServer:
                 for byte in itertools.islice(itertools.cycle(self.body), self.limit):
                     conn.sendall(bytes([byte]))
                     time.sleep(self.every)
+                time.sleep(self.hold)
             except OSError:
                 return  # the client gave up: what the test wants
 
@@ -405,6 +407,23 @@ def test_the_timeout_is_a_deadline_for_the_whole_call(streamed: bool) -> None:
         assert caught.value.kind == "timeout" and server.url not in caught.value.public
         assert not streamed or pieces  # what arrived before the deadline was delivered
         assert server.connections == 1  # the deadline left no time for retries
+    finally:
+        server.close()
+
+
+def test_a_stream_that_goes_silent_times_out_at_the_deadline() -> None:
+    # Regression: the deadline shuts a blocked read's socket down, which httpx took for the end of the body, so a
+    # stream that went silent ended quietly at the deadline instead of saying it timed out (a flaky CI run)
+    event = b'data: {"choices": [{"delta": {"content": "la "}}]}\n\n'
+    server = TrickleServer(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n", event, every=0.0,
+                           limit=len(event), hold=5.0)
+    try:
+        pieces: list[str] = []
+        with _client(server.url, timeout=0.5, max_retries=3) as client, \
+                pytest.raises(GenerationError, match=r"timed out after 0.5s") as caught:
+            pieces.extend(client.stream("x"))
+        assert caught.value.kind == "timeout" and pieces == ["la "]
+        assert server.connections == 1
     finally:
         server.close()
 

@@ -260,6 +260,8 @@ class OpenAICompatibleGenerator(Generator):
         try:
             return json.loads(raw)
         except ValueError as exc:
+            if deadline.expired:  # a body cut short by the deadline's shutdown, not a bad answer
+                raise self._timed_out("did not finish sending its answer") from None
             raise GenerationError(f"{self.url} answered HTTP {response.status_code} with invalid JSON: "
                                   f"{raw[:200]!r}", kind="bad_answer") from exc
 
@@ -355,6 +357,8 @@ class OpenAICompatibleGenerator(Generator):
                 text = self._text_of(chunk, delta=True)
                 if text:
                     yield text
+            if deadline.expired:  # the deadline shut the socket down mid-read, which httpx reads as the body's end
+                raise self._timed_out("did not finish its stream")
         except (self._httpx.TimeoutException, self._httpx.TransportError) as exc:
             if deadline.expired:
                 raise self._timed_out("did not finish its stream") from None
