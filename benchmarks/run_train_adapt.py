@@ -40,6 +40,9 @@ and a paired t-test. No test query or judgement is seen before scoring.
         --tag generated-1000-inbatch      # (one command line) the same comparison on generated-1000-filtered's data
     python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --negatives 0 --train-seed 2
         --tag generated-1000-inbatch-trainseed2      # (one command line) that run again under another training seed
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 2 --negatives 0
+        --tag generated-1000-inbatch-seed2      # (one command line) the in-batch recipe on another 1000 documents
+        # per set (a fresh gemma sample, ~15 min per set): a replication that shares no generated query with it
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
