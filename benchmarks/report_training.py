@@ -71,20 +71,23 @@ def adapt_section(results: Path) -> list[str]:
     for path, r in runs:
         rec = r["recipe"]
         teacher = rec.get("teacher", "none") == "hybrid"
-        how = ("MarginMSE with the collection's own hybrid (z-scored BM25 + MiniLM) as teacher, 1 negative from "
-               "hybrid's top 20" if teacher else
-               f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})"
-               if rec["negatives"] else
-               f"MNRL, in-batch negatives only (on the examples a 1-negative {rec['miner']} mining keeps)")
+        if teacher:
+            how = ("MarginMSE with the collection's own hybrid (z-scored BM25 + MiniLM) as teacher, 1 negative from "
+                   "hybrid's top 20")
+        elif rec["negatives"]:
+            how = f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})"
+        else:
+            how = f"MNRL, in-batch negatives only (on the examples a 1-negative {rec['miner']} mining keeps)"
         first = next(iter(r["sets"].values()))
         windows = first.get("index_windows")
         notes = (f" Documents indexed at {windows['adapted']} tokens by the adapted model, {windows['base']} by "
                  "MiniLM." if windows else
                  f" This run predates the window fix: its adapted model also indexed documents at "
                  f"{rec['max_length']} tokens, MiniLM at 256." if rec["max_length"] < 256 else "")
-        source = ("queries written by the offline gemma-3-270m (few-shot) for as many documents, each with its source "
-                  "document as the positive" if rec["recipe"] == "generated" else rec["recipe"])
+        source = rec["recipe"]
         if rec["recipe"] == "generated":
+            source = ("queries written by the offline gemma-3-270m (few-shot) for as many documents, each with its "
+                      "source document as the positive")
             stats = [s.get("data_stats", {}) for s in r["sets"].values()]
             notes += (" Its queries predate the filter on copies of the prompt's example queries and on loops." if
                       any("rejected_example" not in st for st in stats) else
