@@ -1,6 +1,6 @@
 """BENCHMARKS.md sections for the training benchmarks (run_train_supervised.py, run_train_adapt.py,
-run_train_adapter.py, run_train_reranker.py): read their JSON results and render tables; a missing result file
-renders nothing."""
+run_train_adapter.py, run_train_reranker.py, run_train_teacher.py): read their JSON results and render tables; a
+missing result file renders nothing."""
 
 from __future__ import annotations
 
@@ -70,10 +70,13 @@ def adapt_section(results: Path) -> list[str]:
     ]
     for path, r in runs:
         rec = r["recipe"]
-        teacher = rec.get("teacher", "none") == "hybrid"
-        if teacher:
+        teacher = rec.get("teacher", "none")
+        if teacher == "hybrid":
             how = ("MarginMSE with the collection's own hybrid (z-scored BM25 + MiniLM) as teacher, 1 negative from "
                    "hybrid's top 20")
+        elif teacher == "cross-encoder":
+            how = (f"MarginMSE with a cross-encoder teacher trained here on SQuAD (`{rec['teacher_model']}`, see "
+                   f"below), {rec['negatives']} negatives from hybrid's top 20 per query, a row each")
         elif rec["negatives"]:
             how = f"MNRL, {rec['negatives']} {rec['miner']}-mined hard negative(s) (margin {rec['margin']})"
         else:
@@ -268,6 +271,38 @@ def reranker_section(results: Path) -> list[str]:
     ]
 
 
+def teacher_section(results: Path) -> list[str]:
+    r = load_result(results / "train_teacher.json")
+    if not r or "check_scifact_train" not in r:
+        return []
+    rec = r["recipe"]
+    rows = []
+    for label, check in (("SQuAD questions held out of training", r["check_squad_held_out"]),
+                         ("SciFact `train` queries (out of domain)", r["check_scifact_train"])):
+        rows.append([label, check["queries"], f"{check['dense_ndcg@10']:.4f}", f"{check['teacher_ndcg@10']:.4f}",
+                     f"{check['ndcg@10_delta']:+.4f}", f"{check['p_permutation']:.4f}"])
+    better = r["check_scifact_train"]["ndcg@10_delta"] > 0 and r["check_scifact_train"]["significant_gain"]
+    curve = r.get("loss_curve") or []
+    fifths = [sum(part) / len(part) for part in (curve[i * len(curve) // 5:(i + 1) * len(curve) // 5] for i in range(5))
+              if part] if len(curve) >= 5 else []
+    return [
+        "### A cross-encoder teacher for GPL, trained offline on SQuAD", "",
+        "`benchmarks/run_train_teacher.py`: GPL distils a cross-encoder trained on another dataset (MS MARCO); none "
+        "ships offline, so one is trained here from MiniLM's weights (a new score head) on "
+        f"{r.get('examples', '?')} SQuAD v1.1 dev questions, none of the four sets ({rec['negatives']} hybrid-mined "
+        f"negatives each, {rec['loss']}, {rec['epochs']:g} epoch, lr {rec['learning_rate']:g}, "
+        f"{rec['max_length']} tokens, {r.get('steps', '?')} steps, "
+        f"{_minutes(r['train_seconds']) if 'train_seconds' in r else '?'} of training; training loss "
+        + (f"averaged over each fifth of the run {', '.join(f'{v:.3f}' for v in fifths)}" if fifths else _curve(r))
+        + "). "
+        f"Checked before use: the teacher alone reranking MiniLM's top {r['check_scifact_train']['depth']}, against "
+        "MiniLM's own order (p: paired randomization test). A teacher is distilled only if it beats MiniLM "
+        "significantly out of domain: "
+        + ("it does." if better else "it does not, so GPL's recipe was not run with it."), "",
+        *markdown_table(["queries", "n", "MiniLM", "teacher alone", "Δ", "p"], rows), "",
+    ]
+
+
 def training_sections(results: Path) -> list[str]:
-    return (supervised_section(results) + adapt_section(results) + adapter_section(results)
-            + whitening_section(results) + reranker_section(results))
+    return (supervised_section(results) + adapt_section(results) + teacher_section(results)
+            + adapter_section(results) + whitening_section(results) + reranker_section(results))

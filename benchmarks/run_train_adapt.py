@@ -43,6 +43,10 @@ and a paired t-test. No test query or judgement is seen before scoring.
     python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 2 --negatives 0
         --tag generated-1000-inbatch-seed2      # (one command line) the in-batch recipe on another 1000 documents
         # per set (a fresh gemma sample, ~15 min per set): a replication that shares no generated query with it
+    python benchmarks/run_train_adapt.py --recipe generated --examples 1000 --seed 1 --teacher cross-encoder
+        --teacher-model DIR --negatives 3 --learning-rate 2e-5 --tag NAME      # (one command line) GPL itself: a
+        # cross-encoder's margins on 3 negatives per query. Not run here: the one cross-encoder trained offline
+        # (run_train_teacher.py) ranks below MiniLM out of domain; online, DIR may be any hub cross-encoder
 
 Writes benchmarks/results/train_adapt.json (or train_adapt_<tag>.json).
 """
@@ -116,13 +120,19 @@ def build_data(collection, recipe: list[str], examples: int, seed: int, name: st
     return TrainingSet(chosen, {f"built_{n}": len(p) for n, p in pools.items()})
 
 
-def hybrid_teacher(collection, data, *, depth: int, weight: float, seed: int):  # type: ignore[no-untyped-def]
-    """GPL's recipe with the collection's own hybrid retriever as the teacher instead of a cross-encoder: for each
-    pseudo-query, its source document (the whole indexed text) and one negative drawn from hybrid's top 20, the
-    teacher score is ``weight`` z(BM25) + (1 - weight) z(MiniLM) — each retriever's score z-normalised over that
-    query's top ``depth`` (the zscore convex fusion) — so the student learns the hybrid's margins: the lexical
-    signal BM25 has on these corpora and MiniLM lacks. Teacher margins are put on the student's cosine scale by
-    the least-squares factor between the teacher's and the untrained student's margins on the same pairs."""
+def distillation_set(collection, data, *, teacher: str, negatives: int, seed: int, depth: int = 100,  # type: ignore[no-untyped-def]
+                     weight: float = 0.5):
+    """GPL's recipe: for each pseudo-query, its source document (the whole indexed text) and ``negatives`` negatives
+    drawn from hybrid's top 20, one (query, positive, negative) row per negative, each pair scored by a teacher:
+
+    - ``hybrid``: the collection's own hybrid retriever instead of a cross-encoder, ``weight`` z(BM25) + (1 -
+      weight) z(MiniLM), each retriever's score z-normalised over that query's top ``depth`` (the zscore convex
+      fusion), so the student learns the lexical signal BM25 has on these corpora and MiniLM lacks;
+    - a folder: a cross-encoder, as in GPL (``run_train_teacher.py`` trains one offline on a set none of the four).
+
+    Teacher margins are put on the student's cosine scale by the least-squares factor between the teacher's and the
+    untrained student's margins on the same pairs: a cross-encoder's logits are on another scale, and MarginMSE on
+    unit vectors cannot reach margins beyond 2."""
     import random
 
     import numpy as np
@@ -132,55 +142,62 @@ def hybrid_teacher(collection, data, *, depth: int, weight: float, seed: int):  
     from retrievekit.index.dense.embedding import embed_documents, embed_queries
     from retrievekit.training.builders import document_text
     from retrievekit.training.data import TrainingExample, TrainingSet
+    from retrievekit.training.teacher import score_with_teacher
 
     rng = random.Random(seed)
     encoder = collection.encoder()
     cache = EmbeddingCache(default_cache_root(), encoder.spec())
     queries = list(dict.fromkeys(e.query for e in data))
-    bm25 = collection.search(queries, 1000, mode="bm25")  # deeper than depth: fewer documents fall off its list
-    dense = collection.search(queries, depth, mode="dense")
     hybrid = collection.search(queries, 21, mode="hybrid")
     row = {q: i for i, q in enumerate(queries)}
     qvec = embed_queries(encoder, queries, cache=cache)
     chosen = []
     for e in data:
-        i = row[e.query]
-        pool = [d for d, _ in hybrid.hits(i) if d != e.positive_id][:20]
-        if pool:
-            chosen.append((e, rng.choice(pool)))
+        pool = [d for d, _ in hybrid.hits(row[e.query]) if d != e.positive_id][:20]
+        if pool:  # one draw with choice keeps the single-negative runs' draws as they were
+            chosen += [(e, n) for n in ([rng.choice(pool)] if negatives == 1 else
+                                        rng.sample(pool, min(negatives, len(pool))))]
     ids = sorted({d for e, n in chosen for d in (e.positive_id, n)})
     docs = dict(zip(ids, collection.get_many(ids)))
     dvec = dict(zip(ids, embed_documents(encoder, [index_text(docs[d], ["title", "text"]) for d in ids],
                                          cache=cache)))
-    teacher, student, out = [], [], []
-    for e, neg in chosen:
-        i = row[e.query]
-        b_hits = dict(bm25.hits(i))
-        b_top = np.array([s for _, s in bm25.hits(i)][:depth] or [0.0])
-        d_top = np.array([s for _, s in dense.hits(i)] or [0.0])
-        floor = min(b_hits.values()) if b_hits else 0.0
+    out = [TrainingExample(query=e.query, positive=document_text(docs[e.positive_id]), positive_id=e.positive_id,
+                           negatives=[document_text(docs[n])], negative_ids=[n],
+                           source=f"{e.source}+{'hybrid' if teacher == 'hybrid' else 'cross-encoder'}-teacher")
+           for e, n in chosen]
+    student = [[float(qvec[row[e.query]] @ dvec[d]) for d in (e.positive_id, n)] for e, n in chosen]
+    if teacher == "hybrid":
+        bm25 = collection.search(queries, 1000, mode="bm25")  # deeper than depth: fewer documents fall off its list
+        dense = collection.search(queries, depth, mode="dense")
+        scores = []
+        for (e, n), s in zip(chosen, student):
+            i = row[e.query]
+            b_hits = dict(bm25.hits(i))
+            b_top = np.array([v for _, v in bm25.hits(i)][:depth] or [0.0])
+            d_top = np.array([v for _, v in dense.hits(i)] or [0.0])
+            floor = min(b_hits.values()) if b_hits else 0.0
 
-        def z(value: float, top: np.ndarray) -> float:
-            return float((value - top.mean()) / top.std()) if top.std() > 0 else 0.0
+            def z(value: float, top: np.ndarray) -> float:
+                return float((value - top.mean()) / top.std()) if top.std() > 0 else 0.0
 
-        t = []
-        s = []
-        for d in (e.positive_id, neg):
-            cos = float(qvec[i] @ dvec[d])
-            t.append(weight * z(b_hits.get(d, floor), b_top) + (1 - weight) * z(cos, d_top))
-            s.append(cos)
-        teacher.append(t)
-        student.append(s)
-        out.append(TrainingExample(query=e.query, positive=document_text(docs[e.positive_id]),
-                                   positive_id=e.positive_id, negatives=[document_text(docs[neg])],
-                                   negative_ids=[neg], source=f"{e.source}+hybrid-teacher"))
-    tm = np.array([a - b for a, b in teacher])
+            scores.append([weight * z(b_hits.get(d, floor), b_top) + (1 - weight) * z(cos, d_top)
+                           for d, cos in zip((e.positive_id, n), s)])
+    else:
+        from retrievekit.retrieval.rerank import get_reranker
+
+        reranker = get_reranker(teacher, blend=None, max_length=256)
+        scores = [list(e.teacher_scores or ()) for e in score_with_teacher(out, reranker, progress=True)]
+    tm = np.array([a - b for a, b in scores])
     sm = np.array([a - b for a, b in student])
     scale = float(tm @ sm / (tm @ tm)) if tm.any() else 1.0
-    for k, e in enumerate(out):
-        out[k] = dataclasses.replace(e, teacher_scores=[scale * x for x in teacher[k]])
+    if scale <= 0:
+        raise SystemExit(f"the teacher's margins run against the untrained student's (least-squares factor "
+                         f"{scale:.4f}; it prefers the positive on {np.mean(tm > 0):.0%} of pairs): not one to distil")
+    out = [dataclasses.replace(e, teacher_scores=[scale * x for x in t]) for e, t in zip(out, scores)]
     stats = {"examples": len(out), "teacher_scale": round(scale, 5),
-             "teacher_student_margin_corr": round(float(np.corrcoef(tm, sm)[0, 1]), 4)}
+             "teacher_student_margin_corr": round(float(np.corrcoef(tm, sm)[0, 1]), 4),
+             "teacher_prefers_positive": round(float(np.mean(tm > 0)), 4),
+             "student_prefers_positive": round(float(np.mean(sm > 0)), 4)}
     return TrainingSet(out, stats)
 
 
@@ -218,8 +235,9 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     collection = collection_for(name)
     started = time.perf_counter()
     data = build_data(collection, args.recipe.split(","), args.examples, args.seed, name)
-    if args.teacher == "hybrid":
-        mined = hybrid_teacher(collection, data, depth=100, weight=0.5, seed=args.seed)
+    if args.teacher != "none":
+        mined = distillation_set(collection, data, teacher=args.teacher_model or args.teacher,
+                                 negatives=max(args.negatives, 1), seed=args.seed)
         full = list(mined)
     else:
         # --negatives 0: the examples a 1-negative mining keeps (the source document retrieved, a candidate below the
@@ -233,7 +251,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
 
     out = WORK / name / f"model-{args.tag}"
     started = time.perf_counter()
-    loss = "margin-mse" if args.teacher == "hybrid" else "mnrl"
+    loss = "margin-mse" if args.teacher != "none" else "mnrl"
     train_encoder("minilm", full, out, loss=loss, epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.learning_rate, max_length=args.max_length, overwrite=True,
                   seed=args.seed if args.train_seed is None else args.train_seed,
@@ -271,6 +289,13 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     }
 
 
+def recipe_of(args: argparse.Namespace) -> dict:
+    """What a results file records of a run's arguments, and what a rerun on other sets must match to merge into
+    it. An unset --teacher-model stays out: the recipes of runs from before it existed compare equal."""
+    return ({k: v for k, v in vars(args).items() if k not in ("sets", "tag") and (k, v) != ("teacher_model", None)}
+            | {"base": "minilm", "loss": "margin-mse" if args.teacher != "none" else "mnrl"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default=",".join(SETS))
@@ -280,8 +305,10 @@ def main() -> None:
     parser.add_argument("--miner", choices=("bm25", "dense", "hybrid"), default="hybrid")
     parser.add_argument("--negatives", type=int, default=1,
                         help="mined hard negatives per example; 0: in-batch negatives only (default 1)")
-    parser.add_argument("--teacher", choices=("none", "hybrid"), default="none",
-                        help="hybrid: MarginMSE on the collection's own hybrid scores (GPL with a hybrid teacher)")
+    parser.add_argument("--teacher", choices=("none", "hybrid", "cross-encoder"), default="none",
+                        help="MarginMSE from a teacher (GPL): hybrid, the collection's own hybrid scores; "
+                        "cross-encoder, the folder --teacher-model (e.g. run_train_teacher.py's)")
+    parser.add_argument("--teacher-model", help="the cross-encoder folder of --teacher cross-encoder")
     parser.add_argument("--margin", type=float, default=0.05)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -293,14 +320,15 @@ def main() -> None:
                         "which also draws the documents")
     parser.add_argument("--tag", default="", help="results file suffix and model folder name")
     args = parser.parse_args()
+    if (args.teacher == "cross-encoder") != bool(args.teacher_model):
+        parser.error("--teacher cross-encoder and --teacher-model FOLDER go together")
     args.tag = args.tag or "main"
     load_at_start = round(os.getloadavg()[0], 2)  # other work on the cores slows training: say how much
 
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_average_at_start": load_at_start, "python": platform.python_version()},
-        "recipe": {k: v for k, v in vars(args).items() if k not in ("sets", "tag")}
-        | {"base": "minilm", "loss": "margin-mse" if args.teacher == "hybrid" else "mnrl"},
+        "recipe": recipe_of(args),
         "alpha": ALPHA, "sets": {},
     }
     name = "train_adapt.json" if args.tag == "main" else f"train_adapt_{args.tag}.json"
