@@ -255,7 +255,8 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     train_encoder("minilm", full, out, loss=loss, epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.learning_rate, max_length=args.max_length, overwrite=True,
                   seed=args.seed if args.train_seed is None else args.train_seed,
-                  max_negatives=0 if args.negatives == 0 else None, progress=True)
+                  max_negatives=0 if args.negatives == 0 else None, progress=True,
+                  teacher_scale=None)  # distillation_set's scores are on the student's scale already
     train_seconds = time.perf_counter() - started
     card = json.loads((out / "model_card.json").read_text())
 

@@ -245,3 +245,42 @@ def test_max_length_shortens_training_not_the_saved_window(base: Path, tmp_path:
     assert read_card(out)["recipe"]["max_length"] == 8
     assert window > 8 and SentenceTransformer(str(out), device="cpu").max_seq_length == window
     assert get_encoder(str(out)).max_length == window
+
+
+def test_margin_mse_puts_teacher_scores_on_a_unit_vector_models_scale(tmp_path: Path) -> None:
+    """A model with unit-length output has cosine margins within [-2, 2]: "auto" fits the factor that puts the
+    teacher's margins there, so teacher scores 50x the model's own come back at exactly 1/50, and a teacher ranking
+    against the model's own order fails instead of being distilled upside down."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
+    from retrievekit.training.data import TrainingExample
+
+    model = SentenceTransformer(str(tiny_bi_encoder(tmp_path / "plain")), device="cpu")
+    model.append(Normalize())
+    model.save(str(tmp_path / "unit"))
+    rows = train_examples()[:16]
+    q = model.encode([str(e["query"]) for e in rows])
+    texts = [model.encode([str(e["positive"]) for e in rows])] + [
+        model.encode([str(e["negatives"][j]) for e in rows]) for j in range(2)]
+    own = np.stack([(q * t).sum(axis=1) for t in texts], axis=1)
+
+    def scored(factor: float) -> list[TrainingExample]:
+        return [TrainingExample(str(e["query"]), str(e["positive"]), negatives=list(e["negatives"])[:2],
+                                teacher_scores=[factor * float(v) for v in own[i]]) for i, e in enumerate(rows)]
+
+    options = {**FAST, "loss": "margin-mse", "epochs": 1}
+    a = train_encoder(str(tmp_path / "unit"), scored(50.0), tmp_path / "a", **options)
+    assert read_card(a)["recipe"]["teacher_scale"] == pytest.approx(1 / 50, rel=1e-3)
+    b = train_encoder(str(tmp_path / "unit"), scored(5000.0), tmp_path / "b", **options)
+    assert read_card(b)["recipe"]["teacher_scale"] == pytest.approx(1 / 5000, rel=1e-3)
+    text = ["capital of peru"]  # the same targets after scaling: the same model
+    np.testing.assert_allclose(get_encoder(str(a)).encode(text), get_encoder(str(b)).encode(text), atol=1e-5)
+    raw = train_encoder(str(tmp_path / "unit"), scored(50.0), tmp_path / "raw", teacher_scale=None, **options)
+    assert "teacher_scale" not in read_card(raw)["recipe"]
+    with pytest.raises(TrainingError, match="run against the model's own"):
+        train_encoder(str(tmp_path / "unit"), scored(-50.0), tmp_path / "upside-down", **options)
+    assert not (tmp_path / "upside-down").exists()
+    # a model without Normalize scores by raw dot product, GPL's setting: the scores stay as they are
+    plain = train_encoder(str(tmp_path / "plain"), scored(50.0), tmp_path / "dot", **options)
+    assert read_card(plain)["recipe"]["teacher_scale"] == 1.0

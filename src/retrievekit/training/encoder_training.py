@@ -5,6 +5,7 @@ folder that every retrievekit entry point takes as a model name."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -57,6 +58,7 @@ def train_encoder(
     matryoshka_dims: list[int] | None = None,
     max_length: int | None = None,
     warmup_ratio: float = 0.1,
+    teacher_scale: float | Literal["auto"] | None = "auto",
     dev: Iterable[Any] | None = None,
     seed: int = 42,
     resume: bool = False,
@@ -79,6 +81,13 @@ def train_encoder(
     ("short") are handled by ``short_negatives``: ``"error"`` fails naming them, ``"drop"`` trains without them,
     ``"pad"`` fills them up with random negatives (other examples' negatives, drawn under ``seed``). The model card
     records how many examples were dropped or padded.
+
+    ``teacher_scale`` (``margin-mse``): a factor on the teacher's scores. A model whose vectors are unit length
+    (it ends in ``Normalize``, as all-MiniLM-L6-v2 does) scores by cosine, so its margins stay within [-2, 2],
+    while a cross-encoder's logit margins run to 10 and more: distilled raw, they ask for margins the model cannot
+    reach. ``"auto"`` fits, for such a model, the least-squares factor between the teacher's margins and the
+    untrained model's own on up to 512 examples (1 for a model without ``Normalize``: raw dot products have no
+    ceiling, GPL's setting); ``None`` keeps the scores raw. The card records the factor used.
 
     ``max_length`` truncates texts while training (shorter trains faster); the saved model keeps the base model's
     window, so it encodes documents as the model it replaces did.
@@ -129,6 +138,12 @@ def train_encoder(
         bad = [d for d in matryoshka_dims if not 0 < d <= full]
         if bad:
             raise TrainingError(f"matryoshka_dims {bad} outside 1..{full} (the model's dimension)")
+    factor = None
+    if loss == "margin-mse" and teacher_scale is not None:
+        factor = _teacher_scale(model, records, negatives, seed) if teacher_scale == "auto" else float(teacher_scale)
+        if not factor > 0:
+            raise TrainingError(f"teacher_scale must be > 0, got {factor}")
+        records = [dataclasses.replace(r, scores=tuple(factor * v for v in r.scores or ())) for r in records]
     dataset = _dataset(records, loss, negatives)
     train_loss = _loss(model, loss, scale=scale, mini_batch_size=min(mini_batch_size, batch_size),
                        matryoshka_dims=matryoshka_dims)
@@ -159,9 +174,39 @@ def train_encoder(
         data_notes=shortfall,
         recipe={"loss": loss, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                 "scale": scale, "seed": seed, "matryoshka_dims": matryoshka_dims, "short_negatives": short_negatives,
-                "max_length": max_length,
+                "max_length": max_length, **({"teacher_scale": factor} if factor is not None else {}),
                 **({"mini_batch_size": min(mini_batch_size, batch_size)} if loss == "cached-mnrl" else {})}))
     return publish(work, out)
+
+
+def _teacher_scale(model: Any, records: list[Example], k: int, seed: int, sample: int = 512) -> float:
+    """The least-squares factor f minimising |f * teacher margins - model margins|² on up to ``sample`` examples, for
+    a model with unit-length output; 1 for one without (see ``train_encoder``'s ``teacher_scale``)."""
+    import numpy as np
+
+    if not any(type(m).__name__ == "Normalize" for m in model):
+        return 1.0
+    chosen = records if len(records) <= sample else random.Random(seed).sample(records, sample)
+
+    def encode(texts: list[str]) -> Any:
+        return model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
+
+    q, p = encode([r.query for r in chosen]), encode([r.positive for r in chosen])
+    student, teacher = [], []
+    for j in range(k):
+        n = encode([r.negatives[j] for r in chosen])
+        student.append((q * p).sum(axis=1) - (q * n).sum(axis=1))
+        teacher.append(np.array([(r.scores or ())[0] - (r.scores or ())[1 + j] for r in chosen]))
+    sm, tm = np.concatenate(student), np.concatenate(teacher)
+    if not tm.any():
+        return 1.0
+    factor = float(tm @ sm / (tm @ tm))
+    if factor <= 0:
+        raise TrainingError(f"the teacher's margins run against the model's own (least-squares factor {factor:.4g} on "
+                            f"{len(chosen)} examples): check the teacher scores (the positive's first), or pass "
+                            "teacher_scale=FACTOR (None: raw scores) to distil them anyway")
+    logger.info("teacher scores scaled by %.4g to the model's cosine margins", factor)
+    return factor
 
 
 def _check_positive(**values: float) -> None:
