@@ -281,6 +281,9 @@ def test_margin_mse_puts_teacher_scores_on_a_unit_vector_models_scale(tmp_path: 
     with pytest.raises(TrainingError, match="run against the model's own"):
         train_encoder(str(tmp_path / "unit"), scored(-50.0), tmp_path / "upside-down", **options)
     assert not (tmp_path / "upside-down").exists()
+    for bad in (0, -1.0, "raw"):
+        with pytest.raises(TrainingError, match="teacher_scale must be"):
+            train_encoder(str(tmp_path / "unit"), scored(50.0), tmp_path / "bad", teacher_scale=bad, **options)
     # a model without Normalize scores by raw dot product, GPL's setting: the scores stay as they are
     plain = train_encoder(str(tmp_path / "plain"), scored(50.0), tmp_path / "dot", **options)
     assert read_card(plain)["recipe"]["teacher_scale"] == 1.0

@@ -109,6 +109,8 @@ def train_encoder(
         if temperature <= 0:
             raise TrainingError(f"temperature must be > 0, got {temperature}")
         scale = 1.0 / temperature
+    if teacher_scale not in ("auto", None) and not (isinstance(teacher_scale, (int, float)) and teacher_scale > 0):
+        raise TrainingError(f"teacher_scale must be 'auto', None or a number > 0, got {teacher_scale!r}")
     records = normalise_examples(examples, need_scores=loss == "margin-mse")
     # before the model loads: bad data fails in a second, not after minutes of loading
     records, negatives, shortfall = even_negatives(records, max_negatives, short_negatives, loss=loss, seed=seed)
@@ -141,8 +143,6 @@ def train_encoder(
     factor = None
     if loss == "margin-mse" and teacher_scale is not None:
         factor = _teacher_scale(model, records, negatives, seed) if teacher_scale == "auto" else float(teacher_scale)
-        if not factor > 0:
-            raise TrainingError(f"teacher_scale must be > 0, got {factor}")
         records = [dataclasses.replace(r, scores=tuple(factor * v for v in r.scores or ())) for r in records]
     dataset = _dataset(records, loss, negatives)
     train_loss = _loss(model, loss, scale=scale, mini_batch_size=min(mini_batch_size, batch_size),
