@@ -130,9 +130,10 @@ def distillation_set(collection, data, *, teacher: str, negatives: int, seed: in
       fusion), so the student learns the lexical signal BM25 has on these corpora and MiniLM lacks;
     - a folder: a cross-encoder, as in GPL (``run_train_teacher.py`` trains one offline on a set none of the four).
 
-    Teacher margins are put on the student's cosine scale by the least-squares factor between the teacher's and the
-    untrained student's margins on the same pairs: a cross-encoder's logits are on another scale, and MarginMSE on
-    unit vectors cannot reach margins beyond 2."""
+    Teacher margins are put on the student's cosine scale by ``margin_scale`` (the least-squares factor that
+    ``train_encoder(teacher_scale="auto")`` fits) against the untrained student's margins on the same pairs, here
+    from the cached vectors the index holds: a cross-encoder's logits are on another scale, and MarginMSE on unit
+    vectors cannot reach margins beyond 2."""
     import random
 
     import numpy as np
@@ -142,6 +143,7 @@ def distillation_set(collection, data, *, teacher: str, negatives: int, seed: in
     from retrievekit.index.dense.embedding import embed_documents, embed_queries
     from retrievekit.training.builders import document_text
     from retrievekit.training.data import TrainingExample, TrainingSet
+    from retrievekit.training.encoder_training import margin_scale
     from retrievekit.training.teacher import score_with_teacher
 
     rng = random.Random(seed)
@@ -169,6 +171,10 @@ def distillation_set(collection, data, *, teacher: str, negatives: int, seed: in
     if teacher == "hybrid":
         bm25 = collection.search(queries, 1000, mode="bm25")  # deeper than depth: fewer documents fall off its list
         dense = collection.search(queries, depth, mode="dense")
+
+        def z(value: float, top: np.ndarray) -> float:
+            return float((value - top.mean()) / top.std()) if top.std() > 0 else 0.0
+
         scores = []
         for (e, n), s in zip(chosen, student):
             i = row[e.query]
@@ -176,10 +182,6 @@ def distillation_set(collection, data, *, teacher: str, negatives: int, seed: in
             b_top = np.array([v for _, v in bm25.hits(i)][:depth] or [0.0])
             d_top = np.array([v for _, v in dense.hits(i)] or [0.0])
             floor = min(b_hits.values()) if b_hits else 0.0
-
-            def z(value: float, top: np.ndarray) -> float:
-                return float((value - top.mean()) / top.std()) if top.std() > 0 else 0.0
-
             scores.append([weight * z(b_hits.get(d, floor), b_top) + (1 - weight) * z(cos, d_top)
                            for d, cos in zip((e.positive_id, n), s)])
     else:
@@ -189,10 +191,7 @@ def distillation_set(collection, data, *, teacher: str, negatives: int, seed: in
         scores = [list(e.teacher_scores or ()) for e in score_with_teacher(out, reranker, progress=True)]
     tm = np.array([a - b for a, b in scores])
     sm = np.array([a - b for a, b in student])
-    scale = float(tm @ sm / (tm @ tm)) if tm.any() else 1.0
-    if scale <= 0:
-        raise SystemExit(f"the teacher's margins run against the untrained student's (least-squares factor "
-                         f"{scale:.4f}; it prefers the positive on {np.mean(tm > 0):.0%} of pairs): not one to distil")
+    scale = margin_scale(tm, sm)
     out = [dataclasses.replace(e, teacher_scores=[scale * x for x in t]) for e, t in zip(out, scores)]
     stats = {"examples": len(out), "teacher_scale": round(scale, 5),
              "teacher_student_margin_corr": round(float(np.corrcoef(tm, sm)[0, 1]), 4),

@@ -129,7 +129,7 @@ def train_encoder(
     window = model.max_seq_length
     if max_length is not None:
         model.max_seq_length = max_length
-    if loss != "margin-mse" and not any(type(m).__name__ == "Normalize" for m in model):
+    if loss != "margin-mse" and not _normalises(model):
         # the contrastive losses train cosine similarity; retrievekit's dense indexes score by inner product, which
         # is the same only on unit vectors: a Normalize module makes the saved model produce them
         from sentence_transformers.sentence_transformer.modules import Normalize
@@ -179,12 +179,17 @@ def train_encoder(
     return publish(work, out)
 
 
+def _normalises(model: Any) -> bool:
+    """Whether a sentence-transformers model's output is unit length (it ends in a ``Normalize`` module)."""
+    return any(type(m).__name__ == "Normalize" for m in model)
+
+
 def _teacher_scale(model: Any, records: list[Example], k: int, seed: int, sample: int = 512) -> float:
-    """The least-squares factor f minimising |f * teacher margins - model margins|² on up to ``sample`` examples, for
-    a model with unit-length output; 1 for one without (see ``train_encoder``'s ``teacher_scale``)."""
+    """:func:`margin_scale` of the teacher's margins against ``model``'s own on up to ``sample`` examples, for a
+    model with unit-length output; 1 for one without (see ``train_encoder``'s ``teacher_scale``)."""
     import numpy as np
 
-    if not any(type(m).__name__ == "Normalize" for m in model):
+    if not _normalises(model):
         return 1.0
     chosen = records if len(records) <= sample else random.Random(seed).sample(records, sample)
 
@@ -192,20 +197,32 @@ def _teacher_scale(model: Any, records: list[Example], k: int, seed: int, sample
         return model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
 
     q, p = encode([r.query for r in chosen]), encode([r.positive for r in chosen])
+    scores = [r.scores or () for r in chosen]
     student, teacher = [], []
     for j in range(k):
         n = encode([r.negatives[j] for r in chosen])
         student.append((q * p).sum(axis=1) - (q * n).sum(axis=1))
-        teacher.append(np.array([(r.scores or ())[0] - (r.scores or ())[1 + j] for r in chosen]))
-    sm, tm = np.concatenate(student), np.concatenate(teacher)
+        teacher.append(np.array([s[0] - s[1 + j] for s in scores]))
+    factor = margin_scale(np.concatenate(teacher), np.concatenate(student))
+    logger.info("teacher scores scaled by %.4g to the model's cosine margins", factor)
+    return factor
+
+
+def margin_scale(teacher_margins: Any, model_margins: Any) -> float:
+    """The least-squares factor f minimising |f * teacher margins - model margins|² (1 where every teacher margin is
+    0): what puts a teacher's score margins on a model's own scale. A factor <= 0, a teacher ranking against the
+    model's own order, fails rather than be distilled upside down."""
+    import numpy as np
+
+    tm, sm = np.asarray(teacher_margins, dtype=float), np.asarray(model_margins, dtype=float)
     if not tm.any():
         return 1.0
     factor = float(tm @ sm / (tm @ tm))
     if factor <= 0:
         raise TrainingError(f"the teacher's margins run against the model's own (least-squares factor {factor:.4g} on "
-                            f"{len(chosen)} examples): check the teacher scores (the positive's first), or pass "
-                            "teacher_scale=FACTOR (None: raw scores) to distil them anyway")
-    logger.info("teacher scores scaled by %.4g to the model's cosine margins", factor)
+                            f"{len(tm)} pairs; the teacher prefers the positive on {np.mean(tm > 0):.0%} of them): "
+                            "check the teacher scores (the positive's first), or pass teacher_scale=FACTOR (None: "
+                            "raw scores) to distil them anyway")
     return factor
 
 
